@@ -1,0 +1,84 @@
+#include "data/dataset.h"
+
+#include <cstdlib>
+#include <filesystem>
+
+#include "cae/error.h"
+
+namespace cae::data {
+
+namespace fs = std::filesystem;
+
+std::string data_dir(const std::string& override_dir) {
+  if (!override_dir.empty()) return override_dir;
+  if (const char* env = std::getenv("CAE_DATA"); env && *env) return env;
+  if (const char* home = std::getenv("HOME"); home && *home)
+    return std::string(home) + "/.local/share/cae";
+  return ".";
+}
+
+namespace {
+
+// The IDX file `stem` in dir, raw or gzip-compressed; "" when neither exists.
+std::string find_idx(const fs::path& dir, const std::string& stem) {
+  for (const std::string& name : {stem, stem + ".gz"})
+    if (fs::exists(dir / name)) return (dir / name).string();
+  return "";
+}
+
+bool has_pair(const fs::path& dir) {
+  return !find_idx(dir, "train-images-idx3-ubyte").empty() &&
+         !find_idx(dir, "t10k-images-idx3-ubyte").empty();
+}
+
+}  // namespace
+
+Dataset load_dataset(const std::string& name, const std::string& dir) {
+  std::vector<fs::path> candidates;
+  std::string hint;
+  if (name == "mnist") {
+    candidates = {fs::path(dir) / "mnist"};
+    hint = "run scripts/setup-data.sh to install MNIST";
+  } else if (name == "fashion-mnist") {
+    candidates = {fs::path(dir) / "fashion-mnist", "/usr/share/datasets/fashion-mnist"};
+    hint = "install Debian's dataset-fashion-mnist package";
+  } else {
+    candidates = {fs::path(name)};
+    hint = "a dataset is 'mnist', 'fashion-mnist' or a directory with IDX files";
+  }
+  for (const auto& candidate : candidates) {
+    if (!has_pair(candidate)) continue;
+    Dataset ds;
+    ds.name = name;
+    ds.train = read_idx_images(find_idx(candidate, "train-images-idx3-ubyte"));
+    ds.test = read_idx_images(find_idx(candidate, "t10k-images-idx3-ubyte"));
+    if (ds.train.h != ds.test.h || ds.train.w != ds.test.w || ds.train.c != ds.test.c)
+      throw Error("dataset '" + name + "' in " + candidate.string() +
+                  ": training and test images differ in shape");
+    return ds;
+  }
+  std::string looked;
+  for (const auto& c : candidates) looked += (looked.empty() ? "" : ", ") + c.string();
+  throw Error("dataset '" + name + "' not found (looked for train-images-idx3-ubyte and " +
+              "t10k-images-idx3-ubyte, raw or .gz, in " + looked + "): " + hint);
+}
+
+void to_nchw(const ImageSet& set, const int* indices, int count, float* out) {
+  const int hw = set.h * set.w, c = set.c;
+  const std::size_t image = set.image_size();
+#pragma omp parallel for schedule(static)
+  for (int b = 0; b < count; ++b) {
+    const std::uint8_t* src = set.image(indices[b]);
+    float* dst = out + std::size_t(b) * image;
+    for (int p = 0; p < hw; ++p)
+      for (int ch = 0; ch < c; ++ch) dst[std::size_t(ch) * hw + p] = src[p * c + ch] * (1.f / 255.f);
+  }
+}
+
+void truncate(ImageSet& set, int n) {
+  if (n <= 0 || n >= set.n) return;
+  set.n = n;
+  set.pixels.resize(set.image_size() * std::size_t(n));
+}
+
+}  // namespace cae::data

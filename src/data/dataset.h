@@ -1,0 +1,35 @@
+// Named datasets, where they live, and the per-batch conversion from bytes to floats. Images
+// stay as bytes in memory (47 MB for MNIST's training set) and become floats one batch at a time.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "data/idx.h"
+#include "ops/ops.h"
+
+namespace cae::data {
+
+struct Dataset {
+  std::string name;
+  ImageSet train, test;
+  ops::Dims dims() const { return {train.c, train.h, train.w}; }
+};
+
+// --data DIR if given, else $CAE_DATA, else $HOME/.local/share/cae (where scripts/setup-data.sh
+// installs MNIST).
+std::string data_dir(const std::string& override_dir);
+
+// "mnist" (<data_dir>/mnist), "fashion-mnist" (Debian's /usr/share/datasets/fashion-mnist, or
+// <data_dir>/fashion-mnist), or a directory holding train-images-idx3-ubyte[.gz] and
+// t10k-images-idx3-ubyte[.gz]. Throws cae::Error saying where it looked and how to install.
+Dataset load_dataset(const std::string& name, const std::string& data_dir);
+
+// Requires indices in range. Ensures out holds images indices[0..count) as NCHW floats byte/255.
+void to_nchw(const ImageSet& set, const int* indices, int count, float* out);
+
+// Keep only the first n images (n <= 0 keeps all).
+void truncate(ImageSet& set, int n);
+
+}  // namespace cae::data

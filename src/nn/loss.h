@@ -1,0 +1,25 @@
+// Losses on the network's output, in canonical NCHW, averaged over every element of the batch.
+#pragma once
+
+#include <cstddef>
+#include <string>
+
+namespace cae::nn {
+
+enum class LossKind {
+  bce,  // sigmoid cross-entropy with logits: the net outputs logits, the image is sigmoid(out)
+  mse,  // mean squared error: the net outputs the image itself
+};
+
+LossKind parse_loss(const std::string& name);  // "bce" | "mse"; throws otherwise
+const char* loss_name(LossKind kind);
+
+// Requires n > 0. Ensures the mean loss over n elements is returned and, when grad is not null,
+// grad[i] = d loss / d out[i] (already divided by n).
+double loss_and_grad(LossKind kind, const float* out, const float* target, std::size_t n,
+                     float* grad);
+
+// The image a network output stands for: sigmoid(out) for bce, clamp(out, 0, 1) for mse.
+void output_to_image(LossKind kind, const float* out, float* image, std::size_t n);
+
+}  // namespace cae::nn

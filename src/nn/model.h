@@ -1,0 +1,63 @@
+// A model: an architecture, the input shape it was built for, its loss (which says whether the
+// output is logits or an image) and its parameters in canonical layout. Executors for any batch
+// size are made from it; model files and checkpoints are read and written through it.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "io/model_file.h"
+#include "nn/loss.h"
+#include "nn/spec.h"
+#include "ops/ops.h"
+
+namespace cae::nn {
+
+class Model {
+ public:
+  // Requires a parsed architecture that builds for `input`. Ensures zero parameters (call
+  // init_glorot or load ones).
+  Model(Architecture arch, ops::Dims input, LossKind loss);
+
+  // tf.layers defaults: kernels Glorot-uniform, limit sqrt(6 / (fan_in + fan_out)) with
+  // fan = k·k·channels; biases zero. Deterministic in seed.
+  void init_glorot(std::uint64_t seed);
+
+  // The net for a batch size; make_executor(backend, net(b)) runs it.
+  ops::NetDesc net(int batch) const { return build_net(arch_, input_, batch); }
+
+  // An executor with this model's parameters loaded.
+  std::unique_ptr<ops::Executor> make_executor(ops::Backend backend, int batch) const;
+
+  const Architecture& arch() const { return arch_; }
+  ops::Dims input() const { return input_; }
+  ops::Dims output() const { return output_; }
+  LossKind loss() const { return loss_; }
+  const std::vector<ops::ParamInfo>& param_infos() const { return infos_; }
+  std::vector<std::vector<float>>& params() { return params_; }
+  const std::vector<std::vector<float>>& params() const { return params_; }
+  // "op<index>.<weight|bias>", the tensor names in model files.
+  std::string param_name(std::size_t i) const;
+
+  // Free-form facts stored with the model (the corruption it was trained for, epochs, ...).
+  std::vector<std::pair<std::string, std::string>>& meta() { return meta_; }
+  const std::vector<std::pair<std::string, std::string>>& meta() const { return meta_; }
+
+  // Model file of kind "model" (spec, input shape, loss, parameters, meta).
+  io::ModelFile to_file() const;
+  // Requires a file of kind "model" or "checkpoint"; throws cae::Error naming `what` and the
+  // missing or mismatched piece.
+  static Model from_file(const io::ModelFile& file, const std::string& what);
+
+ private:
+  Architecture arch_;
+  ops::Dims input_, output_;
+  LossKind loss_;
+  std::vector<ops::ParamInfo> infos_;
+  std::vector<std::vector<float>> params_;
+  std::vector<std::pair<std::string, std::string>> meta_;
+};
+
+}  // namespace cae::nn

@@ -1,0 +1,320 @@
+#include "nn/spec.h"
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <map>
+#include <sstream>
+
+#include "cae/error.h"
+
+namespace cae::nn {
+
+namespace {
+
+const std::map<std::string, std::string>& presets() {
+  // DESIGN.md §1: the TensorFlow tutorial's denoising autoencoder, and its transposed-conv twin.
+  static const std::map<std::string, std::string> table = {
+      {"seed",
+       "conv 32 relu\npool\nconv 32 relu\npool\nconv 16 relu\npool\n"
+       "resize mirror\nconv 16 relu\nresize mirror\nconv 32 relu\nresize mirror\nconv 32 relu\n"
+       "conv channels\n"},
+      {"seed-tconv",
+       "conv 32 relu\npool\nconv 32 relu\npool\nconv 16 relu\npool\n"
+       "tconv 16 s2 mirror relu\ntconv 32 s2 mirror relu\ntconv 32 s2 mirror relu\n"
+       "conv channels\n"},
+  };
+  return table;
+}
+
+[[noreturn]] void fail(int line, const std::string& token, const std::string& why) {
+  throw Error("architecture spec, line " + std::to_string(line) + ", token '" + token +
+              "': " + why);
+}
+
+bool parse_int(const std::string& s, int& out) {
+  auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+  return ec == std::errc() && ptr == s.data() + s.size();
+}
+
+int parse_positive(const std::string& digits, int line, const std::string& token,
+                   const char* what) {
+  int v = 0;
+  if (!parse_int(digits, v) || v < 1 || v > 65536)
+    fail(line, token, std::string(what) + " must be a whole number from 1 to 65536");
+  return v;
+}
+
+// "HxW" or "N" → (h, w)
+bool parse_size(const std::string& token, int& h, int& w) {
+  auto x = token.find('x');
+  if (x == std::string::npos) {
+    if (!parse_int(token, h) || h < 1) return false;
+    w = h;
+    return true;
+  }
+  return parse_int(token.substr(0, x), h) && parse_int(token.substr(x + 1), w) && h >= 1 &&
+         w >= 1;
+}
+
+LayerSpec parse_line(const std::vector<std::string>& tokens, int line) {
+  LayerSpec layer;
+  layer.line = line;
+  const std::string& head = tokens[0];
+  std::size_t next = 1;
+  if (head == "conv" || head == "tconv") {
+    layer.kind = head == "conv" ? LayerKind::conv : LayerKind::tconv;
+    layer.stride = head == "conv" ? 1 : 2;
+    if (tokens.size() < 2) fail(line, head, "needs an output channel count (a number or 'channels')");
+    if (tokens[1] != "channels")
+      layer.channels = parse_positive(tokens[1], line, tokens[1], "channel count");
+    next = 2;
+  } else if (head == "pool") {
+    layer.kind = LayerKind::pool;
+    layer.kernel = 2;
+    layer.stride = 2;
+  } else if (head == "resize") {
+    layer.kind = LayerKind::resize;
+    if (tokens.size() != 2) fail(line, head, "needs exactly one target: 'mirror', HxW or N");
+    if (tokens[1] == "mirror") {
+      layer.size = SizeRule::mirror;
+    } else if (parse_size(tokens[1], layer.out_h, layer.out_w)) {
+      layer.size = SizeRule::fixed;
+    } else {
+      fail(line, tokens[1], "expected 'mirror', HxW or N");
+    }
+    return layer;
+  } else if (head == "relu" || head == "sigmoid") {
+    layer.kind = head == "relu" ? LayerKind::relu : LayerKind::sigmoid;
+    if (tokens.size() > 1) fail(line, tokens[1], "'" + head + "' takes no options");
+    return layer;
+  } else {
+    fail(line, head, "unknown layer (expected conv, tconv, pool, resize, relu or sigmoid)");
+  }
+
+  const bool is_conv = layer.kind != LayerKind::pool;
+  for (; next < tokens.size(); ++next) {
+    const std::string& t = tokens[next];
+    if (t.size() > 1 && t[0] == 'k' && std::isdigit(static_cast<unsigned char>(t[1]))) {
+      layer.kernel = parse_positive(t.substr(1), line, t, "kernel size");
+    } else if (t.size() > 1 && t[0] == 's' && std::isdigit(static_cast<unsigned char>(t[1]))) {
+      layer.stride = parse_positive(t.substr(1), line, t, "stride");
+    } else if (t == "same") {
+      layer.size = SizeRule::same;
+    } else if (t == "valid" && layer.kind != LayerKind::tconv) {
+      layer.size = SizeRule::valid;
+    } else if (t == "mirror" && layer.kind == LayerKind::tconv) {
+      layer.size = SizeRule::mirror;
+    } else if (layer.kind == LayerKind::tconv && parse_size(t, layer.out_h, layer.out_w)) {
+      layer.size = SizeRule::fixed;
+    } else if (is_conv && (t == "relu" || t == "sigmoid" || t == "linear")) {
+      layer.act = t == "relu"      ? ops::Activation::relu
+                  : t == "sigmoid" ? ops::Activation::sigmoid
+                                   : ops::Activation::none;
+    } else if (is_conv && t == "nobias") {
+      layer.bias = false;
+    } else {
+      fail(line, t, "not an option of '" + head + "'");
+    }
+  }
+  return layer;
+}
+
+int same_out(int in, int stride) { return (in + stride - 1) / stride; }
+
+// TF 'same': pad_total = max((out-1)*s + k - in, 0), the odd cell after.
+void same_padding(int in, int out, int k, int s, int& before, int& after) {
+  int total = std::max((out - 1) * s + k - in, 0);
+  before = total / 2;
+  after = total - before;
+}
+
+std::string dims_text(ops::Dims d) {
+  return std::to_string(d.h) + "x" + std::to_string(d.w) + "x" + std::to_string(d.c);
+}
+
+}  // namespace
+
+Architecture parse_spec(const std::string& text) {
+  Architecture arch;
+  arch.text = text;
+  std::istringstream lines(text);
+  std::string raw;
+  int line_no = 0;
+  while (std::getline(lines, raw)) {
+    ++line_no;
+    if (auto hash = raw.find('#'); hash != std::string::npos) raw.resize(hash);
+    std::stringstream parts(raw);
+    std::string part;
+    while (std::getline(parts, part, ';')) {
+      std::istringstream words(part);
+      std::vector<std::string> tokens;
+      for (std::string w; words >> w;) tokens.push_back(w);
+      if (!tokens.empty()) arch.layers.push_back(parse_line(tokens, line_no));
+    }
+  }
+  if (arch.layers.empty()) throw Error("architecture spec is empty: it needs at least one layer");
+  return arch;
+}
+
+const std::string& preset_spec(const std::string& name) {
+  auto it = presets().find(name);
+  if (it == presets().end()) {
+    std::string known;
+    for (const auto& [key, _] : presets()) known += (known.empty() ? "" : ", ") + key;
+    throw Error("unknown preset '" + name + "' (known: " + known + ")");
+  }
+  return it->second;
+}
+
+std::vector<std::string> preset_names() {
+  std::vector<std::string> names;
+  for (const auto& [key, _] : presets()) names.push_back(key);
+  return names;
+}
+
+ops::NetDesc build_net(const Architecture& arch, ops::Dims input, int batch) {
+  if (batch < 1) throw Error("batch size must be at least 1, got " + std::to_string(batch));
+  if (input.c < 1 || input.h < 1 || input.w < 1)
+    throw Error("input shape " + dims_text(input) + " is empty");
+  ops::NetDesc net;
+  net.batch = batch;
+  net.input = input;
+  std::vector<ops::Dims> downsampled_from;  // stack for 'mirror'
+  ops::Dims cur = input;
+  for (std::size_t i = 0; i < arch.layers.size(); ++i) {
+    const LayerSpec& l = arch.layers[i];
+    const std::string where = "architecture spec, line " + std::to_string(l.line) + " (layer " +
+                              std::to_string(i + 1) + ", input " + dims_text(cur) + "): ";
+    auto pop_mirror = [&]() {
+      if (downsampled_from.empty())
+        throw Error(where + "'mirror' has no matching downsampling layer before it");
+      ops::Dims d = downsampled_from.back();
+      downsampled_from.pop_back();
+      return d;
+    };
+    ops::OpDesc op;
+    op.in = cur;
+    op.kernel = l.kernel;
+    op.stride = l.stride;
+    op.bias = l.bias;
+    op.act = l.act;
+    switch (l.kind) {
+      case LayerKind::conv:
+      case LayerKind::pool: {
+        op.kind = l.kind == LayerKind::conv ? ops::OpKind::conv : ops::OpKind::maxpool;
+        op.out.c = l.kind == LayerKind::pool ? cur.c : (l.channels ? l.channels : input.c);
+        if (l.size == SizeRule::same) {
+          op.out.h = same_out(cur.h, l.stride);
+          op.out.w = same_out(cur.w, l.stride);
+          same_padding(cur.h, op.out.h, l.kernel, l.stride, op.pad_top, op.pad_bottom);
+          same_padding(cur.w, op.out.w, l.kernel, l.stride, op.pad_left, op.pad_right);
+        } else {
+          if (cur.h < l.kernel || cur.w < l.kernel)
+            throw Error(where + "a 'valid' window of " + std::to_string(l.kernel) +
+                        " does not fit");
+          op.out.h = (cur.h - l.kernel) / l.stride + 1;
+          op.out.w = (cur.w - l.kernel) / l.stride + 1;
+        }
+        if (l.stride > 1) downsampled_from.push_back(cur);
+        break;
+      }
+      case LayerKind::tconv: {
+        op.kind = ops::OpKind::tconv;
+        op.out.c = l.channels ? l.channels : input.c;
+        int oh = cur.h * l.stride, ow = cur.w * l.stride;
+        if (l.size == SizeRule::mirror) {
+          ops::Dims d = pop_mirror();
+          oh = d.h;
+          ow = d.w;
+        } else if (l.size == SizeRule::fixed) {
+          oh = l.out_h;
+          ow = l.out_w;
+        }
+        // The padding of the forward conv that maps out → in (TF conv2d_transpose).
+        const int total_h = (cur.h - 1) * l.stride + l.kernel - oh;
+        const int total_w = (cur.w - 1) * l.stride + l.kernel - ow;
+        if (total_h < 0 || total_w < 0 || total_h >= l.kernel || total_w >= l.kernel ||
+            same_out(oh, l.stride) != cur.h || same_out(ow, l.stride) != cur.w)
+          throw Error(where + "a k" + std::to_string(l.kernel) + " s" + std::to_string(l.stride) +
+                      " transposed conv cannot produce " + std::to_string(oh) + "x" +
+                      std::to_string(ow));
+        op.pad_top = total_h / 2;
+        op.pad_bottom = total_h - op.pad_top;
+        op.pad_left = total_w / 2;
+        op.pad_right = total_w - op.pad_left;
+        op.out.h = oh;
+        op.out.w = ow;
+        break;
+      }
+      case LayerKind::resize: {
+        op.kind = ops::OpKind::resize;
+        op.kernel = op.stride = 1;
+        op.act = ops::Activation::none;
+        op.out.c = cur.c;
+        if (l.size == SizeRule::mirror) {
+          ops::Dims d = pop_mirror();
+          op.out.h = d.h;
+          op.out.w = d.w;
+        } else {
+          op.out.h = l.out_h;
+          op.out.w = l.out_w;
+        }
+        break;
+      }
+      case LayerKind::relu:
+      case LayerKind::sigmoid:
+        op.kind = l.kind == LayerKind::relu ? ops::OpKind::relu : ops::OpKind::sigmoid;
+        op.kernel = op.stride = 1;
+        op.act = ops::Activation::none;
+        op.out = cur;
+        break;
+    }
+    if (op.out.h < 1 || op.out.w < 1)
+      throw Error(where + "the output would be empty (" + dims_text(op.out) + ")");
+    net.ops.push_back(op);
+    cur = op.out;
+  }
+  return net;
+}
+
+std::string format_spec(const Architecture& arch) {
+  std::string out;
+  for (const LayerSpec& l : arch.layers) {
+    std::string line;
+    auto size_word = [&]() -> std::string {
+      switch (l.size) {
+        case SizeRule::same: return "same";
+        case SizeRule::valid: return "valid";
+        case SizeRule::mirror: return "mirror";
+        case SizeRule::fixed: return std::to_string(l.out_h) + "x" + std::to_string(l.out_w);
+      }
+      return "";
+    };
+    auto act_word = [&]() -> std::string {
+      return l.act == ops::Activation::relu      ? " relu"
+             : l.act == ops::Activation::sigmoid ? " sigmoid"
+                                                 : "";
+    };
+    switch (l.kind) {
+      case LayerKind::conv:
+      case LayerKind::tconv:
+        line = std::string(l.kind == LayerKind::conv ? "conv " : "tconv ") +
+               (l.channels ? std::to_string(l.channels) : "channels") + " k" +
+               std::to_string(l.kernel) + " s" + std::to_string(l.stride) + " " + size_word() +
+               act_word() + (l.bias ? "" : " nobias");
+        break;
+      case LayerKind::pool:
+        line = "pool k" + std::to_string(l.kernel) + " s" + std::to_string(l.stride) + " " +
+               size_word();
+        break;
+      case LayerKind::resize: line = "resize " + size_word(); break;
+      case LayerKind::relu: line = "relu"; break;
+      case LayerKind::sigmoid: line = "sigmoid"; break;
+    }
+    out += line + "\n";
+  }
+  return out;
+}
+
+}  // namespace cae::nn

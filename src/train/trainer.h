@@ -1,0 +1,72 @@
+// The training loop: shuffled epochs of (corrupted, clean) batches, one optimizer step per batch,
+// a test evaluation, a CSV row and an atomic checkpoint after every epoch, and resume from that
+// checkpoint to the same weights an uninterrupted run reaches.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "data/corrupt.h"
+#include "data/dataset.h"
+#include "nn/model.h"
+#include "nn/optimizer.h"
+#include "ops/ops.h"
+
+namespace cae::train {
+
+struct TrainConfig {
+  int epochs = 100;
+  int batch = 200;
+  nn::OptimizerConfig optimizer;  // Adam, lr 1e-3
+  data::Corruption corruption;    // Gaussian, sigma 0.5
+  std::uint64_t seed = 0;
+  ops::Backend backend = ops::Backend::dnnl;
+  std::string out_dir;  // checkpoint.cae, model.cae, losses.csv go here
+  bool resume = false;  // continue from out_dir/checkpoint.cae
+};
+
+struct EvalStats {
+  int images = 0;
+  double loss = 0;         // the model's loss on (output, clean), mean per element
+  double bce = 0;          // sigmoid cross-entropy of the output image against the clean one
+  double mse_noisy = 0, mse_output = 0;    // mean per element
+  double psnr_noisy = 0, psnr_output = 0;  // dB, mean over images of 10 log10(1 / MSE_image)
+};
+
+struct EpochStats {
+  int epoch = 0;  // 1-based
+  double train_loss = 0;  // mean of the epoch's batch losses
+  EvalStats test;
+  double seconds = 0;
+  double images_per_second = 0;  // training steps only
+};
+
+// What the loop reports; the CLI draws it. Defaults ignore everything.
+class Progress {
+ public:
+  virtual ~Progress() = default;
+  virtual void on_start(int /*first_epoch*/, int /*epochs*/, int /*batches_per_epoch*/) {}
+  virtual void on_batch(int /*epoch*/, int /*batch*/, int /*batches*/, double /*loss*/,
+                        double /*images_per_second*/) {}
+  virtual void on_epoch(const EpochStats&) {}
+};
+
+// Requires exec built for model's net at some batch size, holding the parameters to evaluate.
+// Ensures every image of test is scored (the last partial batch is padded and the padding
+// ignored), with noise fixed per test image by (seed, image index).
+EvalStats evaluate(const nn::Model& model, ops::Executor& exec, const data::ImageSet& test,
+                   const data::Corruption& corruption, std::uint64_t seed);
+
+// Trains model in place on data.train (the tutorial's way: n / batch full batches per epoch, the
+// remainder of the shuffled order unused), evaluates on data.test after each epoch, writes
+// checkpoint.cae, losses.csv and finally model.cae into config.out_dir. Returns every epoch's
+// stats, resumed history included. Throws cae::Error on divergence (NaN/Inf loss, naming epoch
+// and step; the last checkpoint stays) and on a checkpoint that does not match the run.
+std::vector<EpochStats> train(nn::Model& model, const data::Dataset& data,
+                              const TrainConfig& config, Progress& progress);
+
+// The CSV text of a run's history (header + one row per epoch).
+std::string history_csv(const std::vector<EpochStats>& history);
+
+}  // namespace cae::train

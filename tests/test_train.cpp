@@ -1,0 +1,215 @@
+// The training loop: reproducibility, resume equivalence, evaluation, model files of trained
+// models, and real learning on an MNIST subset.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+
+#include "cae/error.h"
+#include "core/rng.h"
+#include "data/dataset.h"
+#include "io/model_file.h"
+#include "nn/model.h"
+#include "support.h"
+#include "train/trainer.h"
+
+using namespace cae;
+using ::testing::HasSubstr;
+
+namespace {
+
+// n images of h×w with a few random bright rectangles on a dark background.
+data::ImageSet rectangles(int n, int h, int w, std::uint64_t seed) {
+  data::ImageSet set;
+  set.n = n;
+  set.h = h;
+  set.w = w;
+  set.c = 1;
+  set.pixels.assign(std::size_t(n) * h * w, 0);
+  Rng rng({seed});
+  for (int i = 0; i < n; ++i) {
+    std::uint8_t* img = set.pixels.data() + std::size_t(i) * h * w;
+    for (int r = 0; r < 2; ++r) {
+      int y0 = int(rng.below(h - 4)), x0 = int(rng.below(w - 4));
+      int y1 = y0 + 2 + int(rng.below(h - y0 - 2)), x1 = x0 + 2 + int(rng.below(w - x0 - 2));
+      for (int y = y0; y < y1; ++y)
+        for (int x = x0; x < x1; ++x) img[y * w + x] = 200;
+    }
+  }
+  return set;
+}
+
+data::Dataset small_dataset() {
+  data::Dataset ds;
+  ds.name = "rectangles";
+  ds.train = rectangles(120, 12, 12, 1);
+  ds.test = rectangles(30, 12, 12, 2);
+  return ds;
+}
+
+class Quiet : public train::Progress {};
+
+nn::Model seed_model(ops::Dims input, std::uint64_t seed) {
+  nn::Model m(nn::parse_spec(nn::preset_spec("seed")), input, nn::LossKind::bce);
+  m.init_glorot(seed);
+  return m;
+}
+
+train::TrainConfig small_config(const std::string& out, int epochs) {
+  train::TrainConfig c;
+  c.epochs = epochs;
+  c.batch = 20;
+  c.seed = 7;
+  c.out_dir = out;
+  return c;
+}
+
+}  // namespace
+
+TEST(Model, GlorotInitHasTheTfLimits) {
+  nn::Model m = seed_model({1, 28, 28}, 3);
+  ASSERT_EQ(m.param_infos().size(), 14u);  // 7 convs, weight + bias each
+  // op0: 1 → 32, k3: limit sqrt(6 / (9 + 288)).
+  const double limit0 = std::sqrt(6.0 / (9.0 * 1 + 9.0 * 32));
+  float lo = 1, hi = -1;
+  for (float x : m.params()[0]) lo = std::min(lo, x), hi = std::max(hi, x);
+  EXPECT_LE(hi, limit0);
+  EXPECT_GE(lo, -limit0);
+  EXPECT_GT(hi, 0.9 * limit0);  // 288 draws reach near the edge
+  for (float b : m.params()[1]) EXPECT_EQ(b, 0.f);
+  nn::Model again = seed_model({1, 28, 28}, 3);
+  EXPECT_EQ(again.params()[4], m.params()[4]);
+  nn::Model other = seed_model({1, 28, 28}, 4);
+  EXPECT_NE(other.params()[4], m.params()[4]);
+}
+
+TEST(Model, RefusesAnArchitectureThatChangesTheShape) {
+  EXPECT_THROW(nn::Model(nn::parse_spec("conv 4; pool"), {1, 8, 8}, nn::LossKind::bce), Error);
+}
+
+TEST(Model, FileRoundTripAndMismatches) {
+  nn::Model m = seed_model({1, 12, 12}, 1);
+  m.meta().emplace_back("corruption", "gaussian sigma=0.5");
+  const std::string path = test::scratch_dir() + "/m.cae";
+  io::write_model_file(path, m.to_file());
+  nn::Model back = nn::Model::from_file(io::read_model_file(path), path);
+  EXPECT_EQ(back.params(), m.params());
+  EXPECT_EQ(back.input(), m.input());
+  EXPECT_EQ(back.arch().text, m.arch().text);
+  ASSERT_EQ(back.meta().size(), 1u);
+
+  io::ModelFile bad = m.to_file();
+  bad.tensors[2].shape = {32, 32, 3, 3, 1};
+  EXPECT_THAT([&] { nn::Model::from_file(bad, "x.cae"); },
+              ::testing::ThrowsMessage<Error>(HasSubstr("tensor 'op2.weight' has shape")));
+  bad = m.to_file();
+  bad.tensors.pop_back();
+  EXPECT_THAT([&] { nn::Model::from_file(bad, "x.cae"); },
+              ::testing::ThrowsMessage<Error>(HasSubstr("is missing")));
+  bad = m.to_file();
+  bad.tensors[0].data[5] = std::nanf("");
+  EXPECT_THAT([&] { nn::Model::from_file(bad, "x.cae"); },
+              ::testing::ThrowsMessage<Error>(HasSubstr("NaN")));
+  bad = m.to_file();
+  bad.spec = "conv 3 wat";
+  EXPECT_THAT([&] { nn::Model::from_file(bad, "x.cae"); },
+              ::testing::ThrowsMessage<Error>(HasSubstr("token 'wat'")));
+}
+
+TEST(Train, SameSeedSameWeightsAndResumeEqualsUninterrupted) {
+  data::Dataset ds = small_dataset();
+  const std::string dir = test::scratch_dir();
+  Quiet quiet;
+
+  nn::Model full = seed_model(ds.dims(), 7);
+  auto h_full = train::train(full, ds, small_config(dir + "/full", 3), quiet);
+  ASSERT_EQ(h_full.size(), 3u);
+
+  nn::Model twin = seed_model(ds.dims(), 7);
+  train::train(twin, ds, small_config(dir + "/twin", 3), quiet);
+  EXPECT_EQ(twin.params(), full.params()) << "same seed, same threads: identical weights";
+
+  // Stop after 2 epochs, then resume to 3 from the checkpoint, starting from fresh weights.
+  nn::Model part = seed_model(ds.dims(), 7);
+  train::train(part, ds, small_config(dir + "/part", 2), quiet);
+  nn::Model resumed = seed_model(ds.dims(), 99);  // overwritten by the checkpoint
+  auto cfg = small_config(dir + "/part", 3);
+  cfg.resume = true;
+  auto h_resumed = train::train(resumed, ds, cfg, quiet);
+  ASSERT_EQ(h_resumed.size(), 3u);
+  EXPECT_NEAR(h_resumed[0].train_loss, h_full[0].train_loss, 1e-6);  // from the CSV history
+  EXPECT_EQ(resumed.params(), full.params()) << "resume must end with the uninterrupted weights";
+
+  nn::Model from_disk =
+      nn::Model::from_file(io::read_model_file(dir + "/part/model.cae"), "model.cae");
+  EXPECT_EQ(from_disk.params(), full.params());
+}
+
+TEST(Train, ResumeRefusesAnotherRunsCheckpoint) {
+  data::Dataset ds = small_dataset();
+  const std::string dir = test::scratch_dir();
+  Quiet quiet;
+  nn::Model m = seed_model(ds.dims(), 7);
+  train::train(m, ds, small_config(dir, 1), quiet);
+  auto cfg = small_config(dir, 2);
+  cfg.resume = true;
+  cfg.batch = 10;
+  EXPECT_THAT([&] { train::train(m, ds, cfg, quiet); },
+              ::testing::ThrowsMessage<Error>(HasSubstr("batch 20, this run asks for 10")));
+  cfg = small_config(dir + "/empty", 2);
+  cfg.resume = true;
+  EXPECT_THAT([&] { train::train(m, ds, cfg, quiet); },
+              ::testing::ThrowsMessage<Error>(HasSubstr("no checkpoint")));
+}
+
+TEST(Train, DivergenceStopsWithEpochAndStep) {
+  data::Dataset ds = small_dataset();
+  Quiet quiet;
+  nn::Model m = seed_model(ds.dims(), 7);
+  auto cfg = small_config(test::scratch_dir(), 2);
+  cfg.optimizer.kind = nn::OptimizerKind::sgd;
+  cfg.optimizer.lr = 1e30f;
+  EXPECT_THAT([&] { train::train(m, ds, cfg, quiet); },
+              ::testing::ThrowsMessage<Error>(HasSubstr("diverged")));
+}
+
+TEST(Evaluate, DoesNotDependOnTheBatchSize) {
+  data::Dataset ds = small_dataset();
+  nn::Model m = seed_model(ds.dims(), 5);
+  data::Corruption c;
+  auto e7 = m.make_executor(ops::Backend::dnnl, 7);  // 30 = 4·7 + 2: a padded last batch
+  auto e30 = m.make_executor(ops::Backend::dnnl, 30);
+  train::EvalStats a = train::evaluate(m, *e7, ds.test, c, 1);
+  train::EvalStats b = train::evaluate(m, *e30, ds.test, c, 1);
+  EXPECT_EQ(a.images, 30);
+  EXPECT_NEAR(a.loss, b.loss, 1e-6);
+  EXPECT_NEAR(a.psnr_output, b.psnr_output, 1e-4);
+  EXPECT_DOUBLE_EQ(a.psnr_noisy, b.psnr_noisy);
+  // Noise of σ 0.5 on mostly-dark images: the noisy PSNR is far below a perfect one.
+  EXPECT_GT(a.psnr_noisy, 5.0);
+  EXPECT_LT(a.psnr_noisy, 15.0);
+}
+
+TEST(Train, LearnsToDenoiseRealMnist) {
+  const std::string mnist = test::mnist_dir();
+  if (mnist.empty()) GTEST_SKIP() << "MNIST not installed (scripts/setup-data.sh)";
+  data::Dataset ds = data::load_dataset(mnist, "");
+  data::truncate(ds.train, 3000);
+  data::truncate(ds.test, 500);
+  Quiet quiet;
+  nn::Model m = seed_model(ds.dims(), 0);
+  auto e = m.make_executor(ops::Backend::dnnl, 100);
+  const train::EvalStats before = train::evaluate(m, *e, ds.test, {}, 0);
+  train::TrainConfig cfg;
+  cfg.epochs = 3;
+  cfg.batch = 100;
+  cfg.out_dir = test::scratch_dir();
+  auto history = train::train(m, ds, cfg, quiet);
+  const train::EvalStats& after = history.back().test;
+  // An untrained net outputs ~0.5 everywhere: BCE ≈ 0.69. Three short epochs reach well below.
+  EXPECT_GT(before.loss, 0.6);
+  EXPECT_LT(after.loss, 0.3);
+  EXPECT_LT(history.back().train_loss, history.front().train_loss);
+  EXPECT_GT(after.psnr_output, after.psnr_noisy + 3.0);
+}
