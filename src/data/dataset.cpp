@@ -58,7 +58,10 @@ Dataset load_dataset(const std::string& name, const std::string& dir) {
     return ds;
   }
   std::string looked;
-  for (const auto& c : candidates) looked += (looked.empty() ? "" : ", ") + c.string();
+  for (const auto& c : candidates) {
+    if (!looked.empty()) looked += ", ";
+    looked += c.string();
+  }
   throw Error("dataset '" + name + "' not found (looked for train-images-idx3-ubyte and " +
               "t10k-images-idx3-ubyte, raw or .gz, in " + looked + "): " + hint);
 }

@@ -96,9 +96,15 @@ Model Model::from_file(const io::ModelFile& file, const std::string& what) {
     if (!t) throw Error(what + ": tensor '" + name + "' is missing");
     const auto& shape = model.infos_[i].shape;
     if (t->shape != std::vector<std::int64_t>(shape.begin(), shape.end())) {
-      std::string expected, found;
-      for (int d : shape) expected += (expected.empty() ? "" : "x") + std::to_string(d);
-      for (auto d : t->shape) found += (found.empty() ? "" : "x") + std::to_string(d);
+      auto join = [](const auto& dims) {
+        std::string s;
+        for (auto d : dims) {
+          if (!s.empty()) s += "x";
+          s += std::to_string(d);
+        }
+        return s;
+      };
+      const std::string expected = join(shape), found = join(t->shape);
       throw Error(what + ": tensor '" + name + "' has shape " + found + ", the architecture needs " +
                   expected);
     }

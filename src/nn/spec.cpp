@@ -161,7 +161,10 @@ const std::string& preset_spec(const std::string& name) {
   auto it = presets().find(name);
   if (it == presets().end()) {
     std::string known;
-    for (const auto& [key, _] : presets()) known += (known.empty() ? "" : ", ") + key;
+    for (const auto& [key, _] : presets()) {
+      if (!known.empty()) known += ", ";
+      known += key;
+    }
     throw Error("unknown preset '" + name + "' (known: " + known + ")");
   }
   return it->second;

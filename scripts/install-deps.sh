@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs the Debian packages cae builds and runs with (README, "Dependencies", says why each is
+# there). Does nothing when they are all present; needs root (or sudo) otherwise.
+set -euo pipefail
+
+packages=(build-essential cmake pkg-config libdnnl-dev zlib1g-dev libpng-dev libcli11-dev
+          nlohmann-json3-dev libgtest-dev libgmock-dev)
+[[ "${CAE_WITH_TORCH:-0}" == 1 ]] && packages+=(python3-torch python3-numpy)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]} == 0)); then
+  echo "install-deps: all packages present"
+  exit 0
+fi
+sudo=""
+if [[ "$(id -u)" -ne 0 ]]; then
+  command -v sudo >/dev/null || { echo "install-deps: error: need root to install ${missing[*]}" >&2; exit 1; }
+  sudo=sudo
+fi
+echo "install-deps: installing ${missing[*]}"
+$sudo apt-get update -q >/dev/null
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The tests: set everything up (packages, MNIST, build), then run the whole suite with CTest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh
+scripts/setup-data.sh
+scripts/build.sh
+build=${BUILD_DIR:-build}
+ctest --test-dir "$build" --output-on-failure --timeout 900

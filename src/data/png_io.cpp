@@ -1,0 +1,215 @@
+#include "data/png_io.h"
+
+#include <png.h>
+
+#include <csetjmp>
+#include <cstdio>
+#include <cstring>
+
+#include "cae/error.h"
+#include "core/atomic_file.h"
+
+// libpng reports errors by longjmp (it is C, built without exception support, so a C++ throw
+// must not cross it). The pattern here: every C++ object libpng's work touches is owned by the
+// frame that calls setjmp and is declared before it; the helpers that call into libpng hold no
+// object with a destructor while they do; the setjmp branch turns the saved message into a
+// cae::Error.
+
+namespace cae::data {
+
+namespace {
+
+[[noreturn]] void fail(const std::string& path, const std::string& what) {
+  throw Error(path + ": " + what);
+}
+
+// Shared by reader and writer: where libpng's error message lands before the longjmp.
+struct PngState {
+  const std::uint8_t* in = nullptr;  // reader: the whole file
+  std::size_t in_size = 0, in_pos = 0;
+  std::vector<std::uint8_t>* out = nullptr;  // writer: the encoded bytes
+  char message[512] = "";                    // plain chars: longjmp must skip no destructor
+  char warning[256] = "";
+};
+
+void on_error(png_structp png, png_const_charp message) {
+  auto* state = static_cast<PngState*>(png_get_error_ptr(png));
+  // libpng often says why in a warning just before a generic error ("Image width is zero in
+  // IHDR", then "Invalid IHDR data"), so the last warning goes into the message.
+  std::snprintf(state->message, sizeof state->message, "%s%s%s%s",
+                message ? message : "unknown error", state->warning[0] ? " (" : "", state->warning,
+                state->warning[0] ? ")" : "");
+  png_longjmp(png, 1);
+}
+
+// The library never prints; warnings (bad ancillary chunk CRC, ...) do not stop the decode.
+void on_warning(png_structp png, png_const_charp message) {
+  auto* state = static_cast<PngState*>(png_get_error_ptr(png));
+  std::snprintf(state->warning, sizeof state->warning, "%s", message ? message : "");
+}
+
+void on_read(png_structp png, png_bytep dst, png_size_t n) {
+  auto* state = static_cast<PngState*>(png_get_io_ptr(png));
+  if (state->in_size - state->in_pos < n) png_error(png, "truncated file: unexpected end of data");
+  std::memcpy(dst, state->in + state->in_pos, n);
+  state->in_pos += n;
+}
+
+void on_write(png_structp png, png_bytep src, png_size_t n) {
+  auto* state = static_cast<PngState*>(png_get_io_ptr(png));
+  bool ok = true;
+  try {
+    state->out->insert(state->out->end(), src, src + n);
+  } catch (...) {
+    ok = false;
+  }
+  if (!ok) png_error(png, "out of memory while encoding");  // outside the catch: it longjmps
+}
+
+void on_flush(png_structp) {}
+
+struct ReadGuard {
+  png_structp png = nullptr;
+  png_infop info = nullptr;
+  ~ReadGuard() { png_destroy_read_struct(&png, info ? &info : nullptr, nullptr); }
+};
+
+struct WriteGuard {
+  png_structp png = nullptr;
+  png_infop info = nullptr;
+  ~WriteGuard() { png_destroy_write_struct(&png, info ? &info : nullptr); }
+};
+
+// Deflate never expands data by more than 1032:1, so the raw scanlines of an honest PNG fit in
+// this many bytes; a header claiming more is forged, and is refused before allocating for it.
+constexpr std::uint64_t kMaxDeflateRatio = 1032;
+
+// Reads the header, sets the transforms, sizes image and rows. May longjmp; may throw.
+void start_decode(const std::string& path, png_structp png, png_infop info, std::size_t file_size,
+                  Image& image, std::vector<png_bytep>& rows) {
+  png_read_info(png, info);
+  png_uint_32 width = 0, height = 0;
+  int bit_depth = 0, color_type = 0, interlace = 0;
+  png_get_IHDR(png, info, &width, &height, &bit_depth, &color_type, &interlace, nullptr, nullptr);
+
+  int channels = 0;
+  int bits_per_pixel = 0;  // as stored, to bound the raw data size
+  switch (color_type) {
+    case PNG_COLOR_TYPE_PALETTE:
+      // The palette index may be 1, 2, 4 or 8 bits; the palette entries are always 8-bit RGB.
+      // Expansion turns a tRNS chunk into an alpha channel, which is then dropped like any other.
+      png_set_palette_to_rgb(png);
+      png_set_strip_alpha(png);
+      channels = 3;
+      bits_per_pixel = bit_depth;
+      break;
+    case PNG_COLOR_TYPE_GRAY:
+    case PNG_COLOR_TYPE_GRAY_ALPHA:
+    case PNG_COLOR_TYPE_RGB:
+    case PNG_COLOR_TYPE_RGB_ALPHA: {
+      const bool rgb = color_type & PNG_COLOR_MASK_COLOR;
+      const bool alpha = color_type & PNG_COLOR_MASK_ALPHA;
+      if (bit_depth != 8)
+        fail(path, "unsupported PNG bit depth " + std::to_string(bit_depth) + " (" +
+                       (rgb ? "RGB" : "gray") + (alpha ? "+alpha" : "") +
+                       "), expected 8 bits per channel");
+      if (alpha) png_set_strip_alpha(png);
+      channels = rgb ? 3 : 1;
+      bits_per_pixel = 8 * ((rgb ? 3 : 1) + (alpha ? 1 : 0));
+      break;
+    }
+    default:
+      fail(path, "unsupported PNG color type " + std::to_string(color_type));
+  }
+  if (width == 0 || height == 0)  // libpng already refuses these; keep the contract local
+    fail(path, "PNG size " + std::to_string(width) + "×" + std::to_string(height) +
+                   ", expected width and height > 0");
+  const std::uint64_t raw_bytes =
+      std::uint64_t(height) * (1 + (std::uint64_t(width) * bits_per_pixel + 7) / 8);
+  if (raw_bytes > kMaxDeflateRatio * file_size + 1024)
+    fail(path, "PNG header says " + std::to_string(width) + "×" + std::to_string(height) +
+                   " pixels, more than a " + std::to_string(file_size) + "-byte file can hold");
+  png_set_interlace_handling(png);
+  png_read_update_info(png, info);
+  const std::size_t row_bytes = png_get_rowbytes(png, info);
+  if (row_bytes != std::size_t(width) * channels)
+    fail(path, "PNG decodes to " + std::to_string(row_bytes) + " bytes per row, expected " +
+                   std::to_string(std::size_t(width) * channels));
+
+  image.h = int(height);
+  image.w = int(width);
+  image.c = channels;
+  image.pixels.resize(std::size_t(height) * row_bytes);
+  rows.resize(height);
+  for (png_uint_32 y = 0; y < height; ++y) rows[y] = image.pixels.data() + y * row_bytes;
+}
+
+}  // namespace
+
+Image read_png(const std::string& path) {
+  const std::vector<std::uint8_t> bytes = read_file(path);
+  if (bytes.size() < 8 || png_sig_cmp(bytes.data(), 0, 8) != 0) {
+    std::string found;
+    for (std::size_t i = 0; i < std::min<std::size_t>(bytes.size(), 8); ++i) {
+      char hex[4];
+      std::snprintf(hex, sizeof hex, "%02x", bytes[i]);
+      if (i) found += ' ';
+      found += hex;
+    }
+    fail(path, "not a PNG file: expected the signature 89 50 4e 47 0d 0a 1a 0a, found " +
+                   (found.empty() ? std::string("an empty file") : found));
+  }
+
+  PngState state;
+  state.in = bytes.data();
+  state.in_size = bytes.size();
+  Image image;
+  std::vector<png_bytep> rows;
+  ReadGuard guard;
+  guard.png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &state, on_error, on_warning);
+  if (!guard.png) fail(path, "cannot create a PNG reader (out of memory)");
+  guard.info = png_create_info_struct(guard.png);
+  if (!guard.info) fail(path, "cannot create a PNG reader (out of memory)");
+  png_set_read_fn(guard.png, &state, on_read);
+
+  if (setjmp(png_jmpbuf(guard.png))) fail(path, std::string("invalid PNG: ") + state.message);
+  start_decode(path, guard.png, guard.info, bytes.size(), image, rows);
+  png_read_image(guard.png, rows.data());
+  // Reads up to IEND: a file cut after its pixel data, or a bad CRC there, is still an error.
+  png_read_end(guard.png, nullptr);
+  return image;
+}
+
+void write_png(const std::string& path, const Image& image) {
+  if (image.h <= 0 || image.w <= 0 || (image.c != 1 && image.c != 3))
+    fail(path, "cannot write a PNG of " + std::to_string(image.h) + "×" + std::to_string(image.w) +
+                   "×" + std::to_string(image.c) + ": expected h, w > 0 and c = 1 or 3");
+  const std::size_t row_bytes = std::size_t(image.w) * image.c;
+  if (image.pixels.size() != std::size_t(image.h) * row_bytes)
+    fail(path, "cannot write a PNG of " + std::to_string(image.h) + "×" + std::to_string(image.w) +
+                   "×" + std::to_string(image.c) + ": expected " +
+                   std::to_string(std::size_t(image.h) * row_bytes) + " bytes of pixels, found " +
+                   std::to_string(image.pixels.size()));
+
+  std::vector<std::uint8_t> encoded;
+  PngState state;
+  state.out = &encoded;
+  WriteGuard guard;
+  guard.png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &state, on_error, on_warning);
+  if (!guard.png) fail(path, "cannot create a PNG writer (out of memory)");
+  guard.info = png_create_info_struct(guard.png);
+  if (!guard.info) fail(path, "cannot create a PNG writer (out of memory)");
+  png_set_write_fn(guard.png, &state, on_write, on_flush);
+
+  if (setjmp(png_jmpbuf(guard.png))) fail(path, std::string("cannot encode PNG: ") + state.message);
+  png_set_IHDR(guard.png, guard.info, png_uint_32(image.w), png_uint_32(image.h), 8,
+               image.c == 3 ? PNG_COLOR_TYPE_RGB : PNG_COLOR_TYPE_GRAY, PNG_INTERLACE_NONE,
+               PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+  png_write_info(guard.png, guard.info);
+  for (int y = 0; y < image.h; ++y) png_write_row(guard.png, image.pixels.data() + y * row_bytes);
+  png_write_end(guard.png, nullptr);
+
+  write_file_atomic(path, encoded);
+}
+
+}  // namespace cae::data
