@@ -1,0 +1,106 @@
+#include "ops/ref/net_check.h"
+
+#include "cae/error.h"
+
+namespace cae::ops {
+namespace {
+
+const char* kind_name(OpKind kind) {
+  switch (kind) {
+    case OpKind::conv:
+      return "conv";
+    case OpKind::tconv:
+      return "tconv";
+    case OpKind::maxpool:
+      return "maxpool";
+    case OpKind::resize:
+      return "resize";
+    case OpKind::relu:
+      return "relu";
+    case OpKind::sigmoid:
+      return "sigmoid";
+  }
+  return "unknown";
+}
+
+bool positive(const Dims& d) { return d.c > 0 && d.h > 0 && d.w > 0; }
+
+[[noreturn]] void fail(int index, const OpDesc& op, const std::string& what) {
+  throw Error("net description: op " + std::to_string(index) + " (" + kind_name(op.kind) +
+              "): " + what);
+}
+
+void check_window(int index, const OpDesc& op) {
+  if (op.kernel < 1 || op.stride < 1)
+    fail(index, op,
+         "kernel and stride must be at least 1, found kernel " + std::to_string(op.kernel) +
+             ", stride " + std::to_string(op.stride));
+  if (op.pad_top < 0 || op.pad_left < 0 || op.pad_bottom < 0 || op.pad_right < 0)
+    fail(index, op, "padding must not be negative");
+}
+
+// The output dims an op must have, given its input and geometry.
+Dims expected_out(int index, const OpDesc& op) {
+  const Dims in = op.in;
+  const int k = op.kernel, s = op.stride;
+  const int rows = in.h + op.pad_top + op.pad_bottom, cols = in.w + op.pad_left + op.pad_right;
+  switch (op.kind) {
+    case OpKind::conv:
+    case OpKind::maxpool:
+      check_window(index, op);
+      if (rows < k || cols < k)
+        fail(index, op,
+             "padded input " + std::to_string(rows) + "x" + std::to_string(cols) +
+                 " is smaller than the kernel " + std::to_string(k));
+      if (op.kind == OpKind::maxpool &&
+          (op.pad_top >= k || op.pad_left >= k || op.pad_bottom >= k || op.pad_right >= k))
+        // A window of padding only would have no cell to take the maximum of.
+        fail(index, op, "padding must be smaller than the kernel " + std::to_string(k));
+      return {op.kind == OpKind::conv ? op.out.c : in.c, (rows - k) / s + 1, (cols - k) / s + 1};
+    case OpKind::tconv:
+      check_window(index, op);
+      return {op.out.c, (in.h - 1) * s + k - op.pad_top - op.pad_bottom,
+              (in.w - 1) * s + k - op.pad_left - op.pad_right};
+    case OpKind::resize:
+      return {in.c, op.out.h, op.out.w};
+    case OpKind::relu:
+    case OpKind::sigmoid:
+      return in;
+  }
+  fail(index, op, "unknown op kind " + std::to_string(int(op.kind)));
+}
+
+}  // namespace
+
+std::string dims_string(const Dims& d) {
+  return std::to_string(d.c) + "x" + std::to_string(d.h) + "x" + std::to_string(d.w);
+}
+
+void check_net_desc(const NetDesc& net) {
+  if (net.batch < 1)
+    throw Error("net description: batch must be at least 1, found " + std::to_string(net.batch));
+  if (!positive(net.input))
+    throw Error("net description: input dims must be positive, found " + dims_string(net.input));
+  if (net.ops.empty()) throw Error("net description: no ops");
+  Dims previous = net.input;
+  for (int i = 0; i < int(net.ops.size()); ++i) {
+    const OpDesc& op = net.ops[i];
+    if (op.in != previous)
+      fail(i, op,
+           "input dims expected " + dims_string(previous) + " (" +
+               (i ? "output of op " + std::to_string(i - 1) : std::string("net input")) +
+               "), found " + dims_string(op.in));
+    if (!positive(op.out))
+      fail(i, op, "output dims must be positive, found " + dims_string(op.out));
+    const Dims expected = expected_out(i, op);
+    if (op.out != expected)
+      fail(i, op,
+           "output dims expected " + dims_string(expected) + ", found " + dims_string(op.out));
+    if (op.act != Activation::none && op.kind != OpKind::conv && op.kind != OpKind::tconv)
+      // Only conv / tconv fuse an activation; elsewhere it would be silently dropped.
+      fail(i, op, "a fused activation is only allowed on conv and tconv");
+    previous = op.out;
+  }
+}
+
+}  // namespace cae::ops

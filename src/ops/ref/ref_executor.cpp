@@ -1,0 +1,178 @@
+#include "ops/ref/ref_executor.h"
+
+#include <algorithm>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "cae/error.h"
+#include "ops/ref/net_check.h"
+#include "ops/ref/ref_kernels.h"
+
+namespace cae::ops {
+namespace {
+
+constexpr std::size_t no_param = std::size_t(-1);
+
+// Runs a NetDesc with the naive kernels. Parameters live in one flat buffer that is already the
+// canonical tensors of param_infos() concatenated, so the canonical conversions only split and
+// join.
+class RefExecutor final : public Executor {
+ public:
+  explicit RefExecutor(const NetDesc& net) : net_(net), infos_(param_infos(net)) {
+    check_net_desc(net_);
+    weight_at_.assign(net_.ops.size(), no_param);
+    bias_at_.assign(net_.ops.size(), no_param);
+    std::size_t offset = 0;
+    for (const ParamInfo& info : infos_) {
+      (info.name == "weight" ? weight_at_ : bias_at_)[info.op] = offset;
+      offset += info.size();
+    }
+    params_.assign(offset, 0.f);
+    grads_.assign(offset, 0.f);
+    for (const OpDesc& op : net_.ops) acts_.emplace_back(batch_size(op.out), 0.f);
+  }
+
+  void forward(const float* x) override {
+    x_ = x;
+    for (int k = 0; k < int(net_.ops.size()); ++k) {
+      const OpDesc& op = net_.ops[k];
+      const float* in = k ? acts_[k - 1].data() : x;
+      float* out = acts_[k].data();
+      switch (op.kind) {
+        case OpKind::conv:
+          ref::conv_forward(op, net_.batch, in, weight(k), bias(k), out);
+          break;
+        case OpKind::tconv:
+          ref::tconv_forward(op, net_.batch, in, weight(k), bias(k), out);
+          break;
+        case OpKind::maxpool:
+          ref::maxpool_forward(op, net_.batch, in, out);
+          break;
+        case OpKind::resize:
+          ref::resize_forward(op, net_.batch, in, out);
+          break;
+        case OpKind::relu:
+          ref::relu_forward(batch_size(op.out), in, out);
+          break;
+        case OpKind::sigmoid:
+          ref::sigmoid_forward(batch_size(op.out), in, out);
+          break;
+      }
+      ref::activation_forward(op.act, batch_size(op.out), out);
+    }
+  }
+
+  const float* output() override { return acts_.back().data(); }
+
+  void read_activation(int k, float* out) override {
+    if (k < 0 || k >= int(acts_.size()))
+      throw Error("ref backend: read_activation: op index expected in [0, " +
+                  std::to_string(acts_.size()) + "), found " + std::to_string(k));
+    std::copy(acts_[k].begin(), acts_[k].end(), out);
+  }
+
+  void backward(const float* d_output, float* d_input) override {
+    if (!x_) throw Error("ref backend: backward() called before forward()");
+    std::vector<float> dy(d_output, d_output + acts_.back().size()), d_pre, dx;
+    for (int k = int(net_.ops.size()) - 1; k >= 0; --k) {
+      const OpDesc& op = net_.ops[k];
+      const float* in = k ? acts_[k - 1].data() : x_;
+      const float* out = acts_[k].data();
+      d_pre.resize(dy.size());
+      ref::activation_backward(op.act, dy.size(), out, dy.data(), d_pre.data());
+      dx.resize(batch_size(op.in));
+      // The first op's input gradient is only wanted when the caller asks for d_input.
+      const bool want_dx = k > 0 || d_input;
+      switch (op.kind) {
+        case OpKind::conv:
+          ref::conv_backward_weights(op, net_.batch, in, d_pre.data(), weight_grad(k),
+                                     bias_grad(k));
+          if (want_dx) ref::conv_backward_data(op, net_.batch, d_pre.data(), weight(k), dx.data());
+          break;
+        case OpKind::tconv:
+          ref::tconv_backward_weights(op, net_.batch, in, d_pre.data(), weight_grad(k),
+                                      bias_grad(k));
+          if (want_dx) ref::tconv_backward_data(op, net_.batch, d_pre.data(), weight(k), dx.data());
+          break;
+        case OpKind::maxpool:
+          ref::maxpool_backward(op, net_.batch, in, d_pre.data(), dx.data());
+          break;
+        case OpKind::resize:
+          ref::resize_backward(op, net_.batch, d_pre.data(), dx.data());
+          break;
+        case OpKind::relu:
+          ref::relu_backward(dx.size(), out, d_pre.data(), dx.data());
+          break;
+        case OpKind::sigmoid:
+          ref::sigmoid_backward(dx.size(), out, d_pre.data(), dx.data());
+          break;
+      }
+      std::swap(dy, dx);
+    }
+    if (d_input) std::copy(dy.begin(), dy.end(), d_input);
+  }
+
+  std::span<float> params() override { return params_; }
+  std::span<float> grads() override { return grads_; }
+
+  std::vector<std::vector<float>> to_canonical(std::span<const float> flat) override {
+    check_flat_size(flat.size(), "to_canonical");
+    std::vector<std::vector<float>> tensors;
+    for (const ParamInfo& info : infos_) {
+      tensors.emplace_back(flat.begin(), flat.begin() + info.size());
+      flat = flat.subspan(info.size());
+    }
+    return tensors;
+  }
+
+  void from_canonical(const std::vector<std::vector<float>>& tensors,
+                      std::span<float> flat) override {
+    check_flat_size(flat.size(), "from_canonical");
+    if (tensors.size() != infos_.size())
+      throw Error("ref backend: from_canonical: tensor count expected " +
+                  std::to_string(infos_.size()) + ", found " + std::to_string(tensors.size()));
+    for (std::size_t t = 0; t < infos_.size(); ++t) {
+      const ParamInfo& info = infos_[t];
+      if (tensors[t].size() != info.size())
+        throw Error("ref backend: from_canonical: op " + std::to_string(info.op) + " " + info.name +
+                    " size expected " + std::to_string(info.size()) + ", found " +
+                    std::to_string(tensors[t].size()));
+      std::copy(tensors[t].begin(), tensors[t].end(), flat.begin());
+      flat = flat.subspan(info.size());
+    }
+  }
+
+  const NetDesc& desc() const override { return net_; }
+
+ private:
+  std::size_t batch_size(const Dims& d) const { return std::size_t(net_.batch) * d.size(); }
+
+  void check_flat_size(std::size_t found, const char* where) const {
+    if (found != params_.size())
+      throw Error(std::string("ref backend: ") + where + ": flat buffer size expected " +
+                  std::to_string(params_.size()) + ", found " + std::to_string(found));
+  }
+
+  float* weight(int k) { return params_.data() + weight_at_[k]; }
+  float* bias(int k) { return bias_at_[k] == no_param ? nullptr : params_.data() + bias_at_[k]; }
+  float* weight_grad(int k) { return grads_.data() + weight_at_[k]; }
+  float* bias_grad(int k) {
+    return bias_at_[k] == no_param ? nullptr : grads_.data() + bias_at_[k];
+  }
+
+  NetDesc net_;
+  std::vector<ParamInfo> infos_;
+  std::vector<std::size_t> weight_at_, bias_at_;  // offsets into params_ per op, or no_param
+  std::vector<float> params_, grads_;
+  std::vector<std::vector<float>> acts_;  // acts_[k]: output of op k, NCHW
+  const float* x_ = nullptr;              // input of the last forward()
+};
+
+}  // namespace
+
+std::unique_ptr<Executor> make_ref_executor(const NetDesc& net) {
+  return std::make_unique<RefExecutor>(net);
+}
+
+}  // namespace cae::ops

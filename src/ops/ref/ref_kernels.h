@@ -1,0 +1,65 @@
+// The naive kernels behind the ref backend: one forward/backward pair of plain loops per op, in
+// canonical layouts (activations NCHW, conv weights OIHW, tconv weights IOHW). They are the
+// oracle the fast kernels are tested against, so every loop is the textbook formula; sums run in
+// double so that the oracle is more accurate than what it judges.
+//
+// Shapes: N = batch, C/H/W = op.in, O/P/Q = op.out (channels / height / width), K = op.kernel.
+// Every kernel overwrites its outputs (never accumulates into them) and requires the OpDesc to
+// have passed check_net_desc().
+#pragma once
+
+#include <cstddef>
+
+#include "ops/ops.h"
+
+namespace cae::ops::ref {
+
+// y[N][O][P][Q] = b[O] + sum_{c,ky,kx} x[N][C][H][W] at (p*s - pad_top + ky, q*s - pad_left + kx)
+//   * w[O][C][K][K]; out-of-range input cells read as zero. b may be null. No activation.
+void conv_forward(const OpDesc& op, int batch, const float* x, const float* w, const float* b,
+                  float* y);
+// dx[N][C][H][W] = d(sum dy ⊙ y)/dx for conv_forward, given dy[N][O][P][Q] and w[O][C][K][K].
+void conv_backward_data(const OpDesc& op, int batch, const float* dy, const float* w, float* dx);
+// dw[O][C][K][K] and db[O] (db may be null) from x[N][C][H][W] and dy[N][O][P][Q].
+void conv_backward_weights(const OpDesc& op, int batch, const float* x, const float* dy, float* dw,
+                           float* db);
+
+// Transposed conv (PyTorch / ONNX ConvTranspose): y[N][O][P][Q] = b[O] + the scatter
+// y[n][o][h*s - pad_top + ky][w*s - pad_left + kx] += x[n][c][h][w] * w[C][O][K][K] over
+// in-range targets. b may be null. No activation.
+void tconv_forward(const OpDesc& op, int batch, const float* x, const float* w, const float* b,
+                   float* y);
+// dx[N][C][H][W] from dy[N][O][P][Q] and w[C][O][K][K] (a plain conv of dy).
+void tconv_backward_data(const OpDesc& op, int batch, const float* dy, const float* w, float* dx);
+// dw[C][O][K][K] and db[O] (db may be null) from x[N][C][H][W] and dy[N][O][P][Q].
+void tconv_backward_weights(const OpDesc& op, int batch, const float* x, const float* dy, float* dw,
+                            float* db);
+
+// y[N][C][P][Q] = max over the in-range cells of the K×K window at (p*s - pad_top,
+// q*s - pad_left); padded cells never win.
+void maxpool_forward(const OpDesc& op, int batch, const float* x, float* y);
+// dx[N][C][H][W]: each dy goes to its window's argmax in x (the first maximum in row-major scan
+// order on ties), summed where windows overlap.
+void maxpool_backward(const OpDesc& op, int batch, const float* x, const float* dy, float* dx);
+
+// Nearest resize, TF1 map: source index of destination index dst on an axis of in -> out cells.
+int resize_source(int dst, int in, int out);
+// y[N][C][P][Q] = x[n][c][resize_source(p, H, P)][resize_source(q, W, Q)].
+void resize_forward(const OpDesc& op, int batch, const float* x, float* y);
+// dx[N][C][H][W] = sum of the dy cells whose source is that cell.
+void resize_backward(const OpDesc& op, int batch, const float* dy, float* dx);
+
+// Element-wise over n values; the backward passes take the forward output y, not its input.
+// relu: y = max(x, 0), dx = dy * [y > 0].
+void relu_forward(std::size_t n, const float* x, float* y);
+void relu_backward(std::size_t n, const float* y, const float* dy, float* dx);
+// sigmoid: y = 1 / (1 + exp(-x)), dx = dy * y * (1 - y).
+void sigmoid_forward(std::size_t n, const float* x, float* y);
+void sigmoid_backward(std::size_t n, const float* y, const float* dy, float* dx);
+
+// The fused activation of a conv / tconv, in place on y[n]; Activation::none leaves y alone.
+void activation_forward(Activation act, std::size_t n, float* y);
+// dx[n] = dy through the activation, from its output y; Activation::none copies dy.
+void activation_backward(Activation act, std::size_t n, const float* y, const float* dy, float* dx);
+
+}  // namespace cae::ops::ref
