@@ -7,5 +7,9 @@
 #include "ops/ops.h"
 
 namespace cae::ops {
+
+// Requires nothing. Ensures an executor whose primitives and buffers are all built for net.batch,
+// or throws cae::Error naming the op (index, kind, shapes) that check_net_desc or oneDNN rejected.
 std::unique_ptr<Executor> make_dnnl_executor(const NetDesc& net);
-}
+
+}  // namespace cae::ops

@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "cae/error.h"
-#include "ops/ref/net_check.h"
+#include "ops/net_check.h"
 #include "ops/ref/ref_kernels.h"
 
 namespace cae::ops {

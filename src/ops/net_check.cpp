@@ -1,4 +1,4 @@
-#include "ops/ref/net_check.h"
+#include "ops/net_check.h"
 
 #include "cae/error.h"
 

@@ -1,0 +1,748 @@
+// The oneDNN executor, after oneDNN's examples/cnn_training_f32.cpp: every primitive and memory
+// is created once in the constructor for the fixed batch; forward() and backward() run prebuilt
+// step lists through the C API (no allocation, no primitive creation per call).
+//
+// Layouts: convolutions choose theirs (format_tag::any); pooling, eltwise and resize follow their
+// input's, and a convolution after another op is asked to take that op's output as it is, so
+// activations are reordered only at the edges (x, output, d_output, d_input). Should oneDNN have
+// only its reference implementation for a forced layout, the builder falls back to its own choice
+// plus a reorder: slower, never wrong.
+//
+// Gradients of activations live in two ping-pong buffers: op i reads d(act i) and writes
+// d(act i-1), and nothing older is needed again.
+#include "ops/dnnl/dnnl_executor.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <deque>
+#include <dnnl.hpp>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include "cae/error.h"
+#include "ops/dnnl/resize_kernel.h"
+#include "ops/net_check.h"
+
+namespace cae::ops {
+namespace {
+
+using dnnl::memory;
+using dnnl_backend::BlockedView;
+using dnnl_backend::ResizePlan;
+using Md = memory::desc;
+using Tag = memory::format_tag;
+constexpr auto f32 = memory::data_type::f32;
+
+const char* kind_name(OpKind kind) {
+  switch (kind) {
+    case OpKind::conv:
+      return "conv";
+    case OpKind::tconv:
+      return "tconv";
+    case OpKind::maxpool:
+      return "maxpool";
+    case OpKind::resize:
+      return "resize";
+    case OpKind::relu:
+      return "relu";
+    case OpKind::sigmoid:
+      return "sigmoid";
+  }
+  return "?";
+}
+
+Md plain_md(int batch, Dims d) { return Md({batch, d.c, d.h, d.w}, f32, Tag::nchw); }
+Md any_md(const memory::dims& dims) { return Md(dims, f32, Tag::any); }
+
+// oneDNN's reference kernels are correct but one or two orders of magnitude slower; the builder
+// treats them as "this layout is not supported" and tries another.
+bool is_ref(const dnnl::primitive_desc_base& pd) {
+  return std::string_view(pd.impl_info_str()).starts_with("ref");
+}
+
+// A 64-byte aligned float buffer, zero-filled.
+class FloatBuffer {
+ public:
+  FloatBuffer() = default;
+  explicit FloatBuffer(std::size_t n) : size_(n) {
+    if (n == 0) return;
+    const std::size_t bytes = (n * sizeof(float) + 63) / 64 * 64;
+    data_.reset(static_cast<float*>(std::aligned_alloc(64, bytes)));
+    if (!data_)
+      throw Error("dnnl backend: out of memory allocating " + std::to_string(bytes) + " bytes");
+    std::memset(data_.get(), 0, bytes);
+  }
+  float* data() const { return data_.get(); }
+  std::size_t size() const { return size_; }
+
+ private:
+  struct Free {
+    void operator()(float* p) const { std::free(p); }
+  };
+  std::unique_ptr<float, Free> data_;
+  std::size_t size_ = 0;
+};
+
+// The [n][cb][h][w][ci] view of an activation layout, or nothing when it is outside that family.
+std::optional<BlockedView> blocked_view(const Md& md) {
+  const dnnl_memory_desc_t& d = md.data;
+  if (d.ndims != 4 || d.format_kind != dnnl_blocked) return std::nullopt;
+  const auto& b = d.format_desc.blocking;
+  BlockedView v;
+  v.n = int(d.dims[0]);
+  v.h = int(d.dims[2]);
+  v.w = int(d.dims[3]);
+  v.stride_n = b.strides[0];
+  v.stride_h = b.strides[2];
+  v.stride_w = b.strides[3];
+  if (b.inner_nblks == 0) {
+    const bool channels_last = b.strides[1] == 1;
+    v.cb = channels_last ? 1 : int(d.dims[1]);
+    v.ci = channels_last ? int(d.dims[1]) : 1;
+    v.stride_cb = channels_last ? 0 : b.strides[1];
+    return v;
+  }
+  if (b.inner_nblks == 1 && b.inner_idxs[0] == 1) {
+    v.ci = int(b.inner_blks[0]);
+    v.cb = int(d.padded_dims[1] / b.inner_blks[0]);
+    v.stride_cb = b.strides[1];
+    return v;
+  }
+  return std::nullopt;
+}
+
+// The layout `md` has, for other dims: the output of a resize keeps its input's layout.
+Md same_layout(const Md& md, const memory::dims& dims) {
+  const auto& b = md.data.format_desc.blocking;
+  if (b.inner_nblks == 1 && b.inner_idxs[0] == 1) {
+    switch (b.inner_blks[0]) {
+      case 16:
+        return Md(dims, f32, Tag::nChw16c);
+      case 8:
+        return Md(dims, f32, Tag::nChw8c);
+      case 4:
+        return Md(dims, f32, Tag::nChw4c);
+    }
+  } else if (b.inner_nblks == 0) {
+    return Md(dims, f32, b.strides[1] == 1 && md.data.dims[1] > 1 ? Tag::nhwc : Tag::nchw);
+  }
+  throw Error("activation layout outside the resize kernel's family");
+}
+
+// The oneDNN primitive kinds behind conv and tconv; their descriptors share one signature.
+struct ConvKinds {
+  using Fwd = dnnl::convolution_forward;
+  using BwdData = dnnl::convolution_backward_data;
+  using BwdWeights = dnnl::convolution_backward_weights;
+  static constexpr dnnl::algorithm alg = dnnl::algorithm::convolution_direct;
+};
+struct DeconvKinds {
+  using Fwd = dnnl::deconvolution_forward;
+  using BwdData = dnnl::deconvolution_backward_data;
+  using BwdWeights = dnnl::deconvolution_backward_weights;
+  static constexpr dnnl::algorithm alg = dnnl::algorithm::deconvolution_direct;
+};
+
+// One entry of a prebuilt list: a primitive with its arguments bound, or one of our kernels.
+struct Step {
+  int op = -1;  // for error messages; -1 at the edges
+  const char* name = "";
+  dnnl::primitive prim;
+  std::vector<memory> mems;  // keeps alive the memories `args` points at
+  std::vector<dnnl_exec_arg_t> args;
+  std::size_t scratchpad_bytes = 0;
+  std::function<void()> kernel;
+};
+
+struct ParamSlot {
+  Md md;                   // the backend's layout (oneDNN's choice for the forward primitive)
+  Md canonical;            // OIHW, IOHW or x
+  std::size_t offset = 0;  // into params_ / grads_, set by finish()
+  memory param, grad;      // views into params_ / grads_
+};
+
+class DnnlExecutor final : public Executor {
+ public:
+  explicit DnnlExecutor(const NetDesc& net);
+
+  void forward(const float* x) override;
+  const float* output() override { return output_ptr_; }
+  void read_activation(int k, float* out) override;
+  void backward(const float* d_output, float* d_input) override;
+  std::span<float> params() override { return {params_.data(), params_.size()}; }
+  std::span<float> grads() override { return {grads_.data(), grads_.size()}; }
+  std::vector<std::vector<float>> to_canonical(std::span<const float> flat) override;
+  void from_canonical(const std::vector<std::vector<float>>& tensors,
+                      std::span<float> flat) override;
+  const NetDesc& desc() const override { return net_; }
+
+ private:
+  template <class Kinds>
+  void build_conv(int i);
+  void build_pool(int i);
+  void build_eltwise(int i);
+  void build_resize(int i);
+  void finish();
+
+  // The memory holding the input of op i (x for op 0) and the one op i's backward writes to.
+  const memory& input_of(int i) const { return i == 0 ? x_user_ : act_[i - 1]; }
+  const memory& diff_input_of(int i) const { return i == 0 ? dx_user_ : dact_[i - 1]; }
+  // Op 0's d_input scratch may borrow ping-pong buffer 1 (op 0 reads d(act 0) from buffer 0);
+  // later ops' targets are ping-pong buffers themselves.
+  static int diff_scratch_buffer(int i) { return i == 0 ? 1 : -1; }
+  // Where op i's data-gradient steps go: op 0's run only when d_input is asked for.
+  std::vector<Step>& data_grad_steps(int i) { return i == 0 ? input_grad_steps_ : op_bwd_[i]; }
+
+  memory new_memory(const Md& md) { return memory(md, engine_); }
+  // The memory that receives d(act i): a ping-pong buffer, or d_output itself for the last op
+  // when it is already in the right layout and nothing writes it in place.
+  memory make_diff(int i, const Md& md, bool written_in_place);
+  // Returns `have` when it is already laid out as `want`, else a new memory that a reorder step
+  // (appended to `steps`) fills from it.
+  memory converted_input(const memory& have, const Md& want, std::vector<Step>& steps, int op);
+  // Returns `target` when it is laid out as `produced`, else a scratch memory for the primitive
+  // to write, with a reorder into `target` stored in `after` to run once the primitive has. The
+  // scratch is ping-pong buffer `ping_pong` when that is >= 0, else memory of its own.
+  memory converted_output(const memory& target, const Md& produced, Step& after, int op,
+                          int ping_pong = -1);
+  Step reorder_step(const memory& from, const memory& to, int op);
+  Step primitive_step(int op, const char* name, const dnnl::primitive& prim,
+                      const dnnl::primitive_desc_base& pd,
+                      std::initializer_list<std::pair<int, memory>> args);
+  ParamSlot& add_param(const Md& md, const Md& canonical);
+
+  void run(std::vector<Step>& steps);
+
+  NetDesc net_;
+  dnnl::engine engine_{dnnl::engine::kind::cpu, 0};
+  dnnl::stream stream_{engine_};
+  dnnl::primitive_attr attr_;  // user scratchpad, shared by all primitives
+
+  memory x_user_, d_output_user_, dx_user_;  // plain NCHW views of caller buffers
+  std::vector<memory> act_, dact_;
+  std::vector<std::pair<memory, int>> ping_pong_views_;  // (view, buffer index)
+  FloatBuffer ping_pong_[2];
+  const float* output_ptr_ = nullptr;
+
+  std::vector<ParamSlot> slots_;
+  std::size_t flat_size_ = 0;
+  FloatBuffer params_, grads_;
+
+  std::deque<ResizePlan> resize_plans_;  // deque: steps point into it
+  std::vector<std::vector<Step>> op_fwd_, op_bwd_;
+  std::vector<Step> forward_steps_, backward_steps_, input_grad_steps_;
+  memory scratchpad_;
+};
+
+DnnlExecutor::DnnlExecutor(const NetDesc& net) : net_(net) {
+  check_net_desc(net_);
+  attr_.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  const int n_ops = int(net_.ops.size());
+  x_user_ = memory(plain_md(net_.batch, net_.input), engine_, DNNL_MEMORY_NONE);
+  dx_user_ = memory(plain_md(net_.batch, net_.input), engine_, DNNL_MEMORY_NONE);
+  d_output_user_ = memory(plain_md(net_.batch, net_.output()), engine_, DNNL_MEMORY_NONE);
+  op_fwd_.resize(n_ops);
+  op_bwd_.resize(n_ops);
+  for (int i = 0; i < n_ops; ++i) {
+    const OpDesc& op = net_.ops[i];
+    try {
+      switch (op.kind) {
+        case OpKind::conv:
+          build_conv<ConvKinds>(i);
+          break;
+        case OpKind::tconv:
+          build_conv<DeconvKinds>(i);
+          break;
+        case OpKind::maxpool:
+          build_pool(i);
+          break;
+        case OpKind::resize:
+          build_resize(i);
+          break;
+        case OpKind::relu:
+        case OpKind::sigmoid:
+          build_eltwise(i);
+          break;
+      }
+    } catch (const dnnl::error& e) {
+      throw Error("dnnl backend: op " + std::to_string(i) + " (" + kind_name(op.kind) + ", " +
+                  dims_string(op.in) + " -> " + dims_string(op.out) + "): " + e.what());
+    } catch (const Error& e) {
+      throw Error("dnnl backend: op " + std::to_string(i) + " (" + kind_name(op.kind) +
+                  "): " + e.what());
+    }
+  }
+  try {
+    finish();
+  } catch (const dnnl::error& e) {
+    throw Error(std::string("dnnl backend: finishing the net: ") + e.what());
+  }
+}
+
+memory DnnlExecutor::make_diff(int i, const Md& md, bool written_in_place) {
+  const bool last = i == int(net_.ops.size()) - 1;
+  if (last && !written_in_place && md == d_output_user_.get_desc()) return d_output_user_;
+  memory m(md, engine_, DNNL_MEMORY_NONE);
+  ping_pong_views_.push_back({m, i % 2});
+  if (last) backward_steps_.push_back(reorder_step(d_output_user_, m, -1));
+  return m;
+}
+
+Step DnnlExecutor::reorder_step(const memory& from, const memory& to, int op) {
+  dnnl::reorder::primitive_desc pd(engine_, from.get_desc(), engine_, to.get_desc(), attr_);
+  return primitive_step(op, "reorder", dnnl::reorder(pd), pd,
+                        {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}});
+}
+
+Step DnnlExecutor::primitive_step(int op, const char* name, const dnnl::primitive& prim,
+                                  const dnnl::primitive_desc_base& pd,
+                                  std::initializer_list<std::pair<int, memory>> args) {
+  Step s;
+  s.op = op;
+  s.name = name;
+  s.prim = prim;
+  for (const auto& [arg, mem] : args) {
+    s.mems.push_back(mem);
+    s.args.push_back({arg, mem.get()});
+  }
+  s.scratchpad_bytes = pd.scratchpad_desc().get_size();
+  return s;
+}
+
+memory DnnlExecutor::converted_input(const memory& have, const Md& want, std::vector<Step>& steps,
+                                     int op) {
+  if (have.get_desc() == want) return have;
+  memory m = new_memory(want);
+  steps.push_back(reorder_step(have, m, op));
+  return m;
+}
+
+memory DnnlExecutor::converted_output(const memory& target, const Md& produced, Step& after, int op,
+                                      int ping_pong) {
+  if (target.get_desc() == produced) return target;
+  memory m = ping_pong < 0 ? new_memory(produced) : memory(produced, engine_, DNNL_MEMORY_NONE);
+  if (ping_pong >= 0) ping_pong_views_.push_back({m, ping_pong});
+  after = reorder_step(m, target, op);
+  return m;
+}
+
+ParamSlot& DnnlExecutor::add_param(const Md& md, const Md& canonical) {
+  ParamSlot s;
+  s.md = md;
+  s.canonical = canonical;
+  s.param = memory(md, engine_, DNNL_MEMORY_NONE);
+  s.grad = memory(md, engine_, DNNL_MEMORY_NONE);
+  slots_.push_back(s);
+  return slots_.back();
+}
+
+template <class Kinds>
+void DnnlExecutor::build_conv(int i) {
+  using Fwd = typename Kinds::Fwd;
+  using BwdData = typename Kinds::BwdData;
+  using BwdWeights = typename Kinds::BwdWeights;
+  const OpDesc& op = net_.ops[i];
+  const int batch = net_.batch;
+  const bool is_tconv = op.kind == OpKind::tconv;
+  const memory::dims src_dims{batch, op.in.c, op.in.h, op.in.w};
+  const memory::dims dst_dims{batch, op.out.c, op.out.h, op.out.w};
+  const memory::dims w_dims{op.out.c, op.in.c, op.kernel, op.kernel};
+  const memory::dims strides{op.stride, op.stride};
+  const memory::dims pad_l{op.pad_top, op.pad_left}, pad_r{op.pad_bottom, op.pad_right};
+  const Md bias_md({op.out.c}, f32, Tag::x);
+  const memory have = input_of(i);  // a copy: act_ grows below
+
+  // A fresh attr: primitive_attr is a shared handle, so a copy of attr_ would put the post-op
+  // on every later primitive.
+  dnnl::primitive_attr fwd_attr;
+  fwd_attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  dnnl::algorithm act_alg = dnnl::algorithm::undef, act_bwd_alg = dnnl::algorithm::undef;
+  if (op.act == Activation::relu) {
+    act_alg = dnnl::algorithm::eltwise_relu;
+    act_bwd_alg = dnnl::algorithm::eltwise_relu_use_dst_for_bwd;
+  } else if (op.act == Activation::sigmoid) {
+    act_alg = dnnl::algorithm::eltwise_logistic;
+    act_bwd_alg = dnnl::algorithm::eltwise_logistic_use_dst_for_bwd;
+  }
+  if (op.act != Activation::none) {
+    dnnl::post_ops po;
+    po.append_eltwise(1.f, act_alg, 0.f, 0.f);
+    fwd_attr.set_post_ops(po);
+  }
+
+  auto make_fwd = [&](const Md& src, const Md& dst) {
+    auto d = op.bias ? typename Fwd::desc(dnnl::prop_kind::forward_training, Kinds::alg, src,
+                                          any_md(w_dims), bias_md, dst, strides, pad_l, pad_r)
+                     : typename Fwd::desc(dnnl::prop_kind::forward_training, Kinds::alg, src,
+                                          any_md(w_dims), dst, strides, pad_l, pad_r);
+    return typename Fwd::primitive_desc(d, fwd_attr, engine_);
+  };
+  // Op 0 reads x, whose layout is ours to choose; later ops take their input as it lies.
+  auto fwd = make_fwd(i == 0 ? any_md(src_dims) : have.get_desc(), any_md(dst_dims));
+  if (i > 0 && is_ref(fwd)) {
+    auto own_choice = make_fwd(any_md(src_dims), any_md(dst_dims));
+    if (!is_ref(own_choice)) fwd = own_choice;
+  }
+  const bool feeds_resize = i + 1 < int(net_.ops.size()) && net_.ops[i + 1].kind == OpKind::resize;
+  if (feeds_resize && !blocked_view(fwd.dst_desc()))
+    fwd = make_fwd(fwd.src_desc(), Md(dst_dims, f32, Tag::nChw16c));
+
+  std::vector<Step>& fsteps = op_fwd_[i];
+  const memory src = converted_input(have, fwd.src_desc(), fsteps, i);
+  const memory dst = new_memory(fwd.dst_desc());
+  act_.push_back(dst);
+  ParamSlot& w_slot =
+      add_param(fwd.weights_desc(), Md(w_dims, f32, is_tconv ? Tag::iohw : Tag::oihw));
+  const memory weights = w_slot.param, d_weights = w_slot.grad;
+  memory bias, d_bias;
+  if (op.bias) {
+    ParamSlot& b_slot = add_param(bias_md, bias_md);
+    bias = b_slot.param;
+    d_bias = b_slot.grad;
+  }
+  if (op.bias)
+    fsteps.push_back(primitive_step(i, "forward", typename Fwd::primitive(fwd), fwd,
+                                    {{DNNL_ARG_SRC, src},
+                                     {DNNL_ARG_WEIGHTS, weights},
+                                     {DNNL_ARG_BIAS, bias},
+                                     {DNNL_ARG_DST, dst}}));
+  else
+    fsteps.push_back(
+        primitive_step(i, "forward", typename Fwd::primitive(fwd), fwd,
+                       {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_DST, dst}}));
+
+  // Backward. The fused activation's gradient is applied in place to d(dst), from the saved
+  // post-activation dst.
+  const memory d_dst = make_diff(i, fwd.dst_desc(), op.act != Activation::none);
+  dact_.push_back(d_dst);
+  std::vector<Step>& bsteps = op_bwd_[i];
+  if (op.act != Activation::none) {
+    dnnl::eltwise_forward::primitive_desc hint(
+        dnnl::eltwise_forward::desc(dnnl::prop_kind::forward_training, act_bwd_alg, fwd.dst_desc(),
+                                    0.f, 0.f),
+        attr_, engine_);
+    dnnl::eltwise_backward::primitive_desc pd(
+        dnnl::eltwise_backward::desc(act_bwd_alg, fwd.dst_desc(), fwd.dst_desc(), 0.f, 0.f), attr_,
+        engine_, hint);
+    bsteps.push_back(primitive_step(
+        i, "activation backward", dnnl::eltwise_backward(pd), pd,
+        {{DNNL_ARG_DIFF_DST, d_dst}, {DNNL_ARG_DST, dst}, {DNNL_ARG_DIFF_SRC, d_dst}}));
+  }
+
+  // Weight gradients go straight into grads() in the params' layout when oneDNN has a fast
+  // kernel for it (it does for conv); deconvolution wants its own and is reordered after.
+  auto make_bwd_w = [&](const Md& dw) {
+    auto d = op.bias ? typename BwdWeights::desc(Kinds::alg, fwd.src_desc(), dw, bias_md,
+                                                 fwd.dst_desc(), strides, pad_l, pad_r)
+                     : typename BwdWeights::desc(Kinds::alg, fwd.src_desc(), dw, fwd.dst_desc(),
+                                                 strides, pad_l, pad_r);
+    return typename BwdWeights::primitive_desc(d, attr_, engine_, fwd);
+  };
+  auto bwd_w = make_bwd_w(fwd.weights_desc());
+  if (is_ref(bwd_w)) {
+    auto own_choice = make_bwd_w(any_md(w_dims));
+    if (!is_ref(own_choice)) bwd_w = own_choice;
+  }
+  Step dw_reorder;
+  const memory dw = converted_output(d_weights, bwd_w.diff_weights_desc(), dw_reorder, i);
+  if (op.bias)
+    bsteps.push_back(primitive_step(i, "backward weights", typename BwdWeights::primitive(bwd_w),
+                                    bwd_w,
+                                    {{DNNL_ARG_SRC, src},
+                                     {DNNL_ARG_DIFF_DST, d_dst},
+                                     {DNNL_ARG_DIFF_WEIGHTS, dw},
+                                     {DNNL_ARG_DIFF_BIAS, d_bias}}));
+  else
+    bsteps.push_back(primitive_step(
+        i, "backward weights", typename BwdWeights::primitive(bwd_w), bwd_w,
+        {{DNNL_ARG_SRC, src}, {DNNL_ARG_DIFF_DST, d_dst}, {DNNL_ARG_DIFF_WEIGHTS, dw}}));
+  if (dw_reorder.prim) bsteps.push_back(std::move(dw_reorder));
+
+  // Data gradient. Its kernels want the weights in another block order than the forward
+  // (OIhw16o16i vs OIhw16i16o): a reorder of the small weight tensor, once per step.
+  const memory target = diff_input_of(i);
+  auto make_bwd_d = [&](const Md& diff_src) {
+    typename BwdData::desc d(Kinds::alg, diff_src, any_md(w_dims), fwd.dst_desc(), strides, pad_l,
+                             pad_r);
+    return typename BwdData::primitive_desc(d, attr_, engine_, fwd);
+  };
+  auto bwd_d = make_bwd_d(target.get_desc());
+  if (is_ref(bwd_d)) {
+    auto own_choice = make_bwd_d(any_md(src_dims));
+    if (!is_ref(own_choice)) bwd_d = own_choice;
+  }
+  std::vector<Step>& dsteps = data_grad_steps(i);
+  const memory bwd_weights = converted_input(weights, bwd_d.weights_desc(), dsteps, i);
+  Step dsrc_reorder;
+  const memory d_src =
+      converted_output(target, bwd_d.diff_src_desc(), dsrc_reorder, i, diff_scratch_buffer(i));
+  dsteps.push_back(primitive_step(
+      i, "backward data", typename BwdData::primitive(bwd_d), bwd_d,
+      {{DNNL_ARG_DIFF_DST, d_dst}, {DNNL_ARG_WEIGHTS, bwd_weights}, {DNNL_ARG_DIFF_SRC, d_src}}));
+  if (dsrc_reorder.prim) dsteps.push_back(std::move(dsrc_reorder));
+}
+
+void DnnlExecutor::build_pool(int i) {
+  const OpDesc& op = net_.ops[i];
+  const memory have = input_of(i);  // a copy: act_ grows below
+  const memory::dims dst_dims{net_.batch, op.out.c, op.out.h, op.out.w};
+  const memory::dims strides{op.stride, op.stride}, kernel{op.kernel, op.kernel};
+  const memory::dims pad_l{op.pad_top, op.pad_left}, pad_r{op.pad_bottom, op.pad_right};
+  dnnl::pooling_forward::primitive_desc fwd(
+      dnnl::pooling_forward::desc(dnnl::prop_kind::forward_training, dnnl::algorithm::pooling_max,
+                                  have.get_desc(), any_md(dst_dims), strides, kernel, pad_l, pad_r),
+      attr_, engine_);
+  const memory dst = new_memory(fwd.dst_desc());
+  const memory workspace = new_memory(fwd.workspace_desc());
+  act_.push_back(dst);
+  op_fwd_[i].push_back(
+      primitive_step(i, "forward", dnnl::pooling_forward(fwd), fwd,
+                     {{DNNL_ARG_SRC, have}, {DNNL_ARG_DST, dst}, {DNNL_ARG_WORKSPACE, workspace}}));
+
+  const memory d_dst = make_diff(i, fwd.dst_desc(), false);
+  dact_.push_back(d_dst);
+  const memory target = diff_input_of(i);
+  auto make_bwd = [&](const Md& diff_src) {
+    return dnnl::pooling_backward::primitive_desc(
+        dnnl::pooling_backward::desc(dnnl::algorithm::pooling_max, diff_src, fwd.dst_desc(),
+                                     strides, kernel, pad_l, pad_r),
+        attr_, engine_, fwd);
+  };
+  auto bwd = make_bwd(target.get_desc());
+  if (is_ref(bwd)) {
+    auto own_choice = make_bwd(any_md({net_.batch, op.in.c, op.in.h, op.in.w}));
+    if (!is_ref(own_choice)) bwd = own_choice;
+  }
+  Step reorder;
+  const memory d_src =
+      converted_output(target, bwd.diff_src_desc(), reorder, i, diff_scratch_buffer(i));
+  std::vector<Step>& dsteps = data_grad_steps(i);
+  dsteps.push_back(primitive_step(
+      i, "backward", dnnl::pooling_backward(bwd), bwd,
+      {{DNNL_ARG_DIFF_DST, d_dst}, {DNNL_ARG_WORKSPACE, workspace}, {DNNL_ARG_DIFF_SRC, d_src}}));
+  if (reorder.prim) dsteps.push_back(std::move(reorder));
+}
+
+void DnnlExecutor::build_eltwise(int i) {
+  const OpDesc& op = net_.ops[i];
+  const memory have = input_of(i);  // a copy: act_ grows below
+  const Md md = have.get_desc();
+  // The *_use_dst_for_bwd forms let backward read the saved output; no copy of the input kept.
+  const dnnl::algorithm alg = op.kind == OpKind::relu
+                                  ? dnnl::algorithm::eltwise_relu_use_dst_for_bwd
+                                  : dnnl::algorithm::eltwise_logistic_use_dst_for_bwd;
+  dnnl::eltwise_forward::primitive_desc fwd(
+      dnnl::eltwise_forward::desc(dnnl::prop_kind::forward_training, alg, md, 0.f, 0.f), attr_,
+      engine_);
+  const memory dst = new_memory(fwd.dst_desc());
+  act_.push_back(dst);
+  op_fwd_[i].push_back(primitive_step(i, "forward", dnnl::eltwise_forward(fwd), fwd,
+                                      {{DNNL_ARG_SRC, have}, {DNNL_ARG_DST, dst}}));
+
+  const memory d_dst = make_diff(i, fwd.dst_desc(), false);
+  dact_.push_back(d_dst);
+  dnnl::eltwise_backward::primitive_desc bwd(
+      dnnl::eltwise_backward::desc(alg, fwd.dst_desc(), fwd.dst_desc(), 0.f, 0.f), attr_, engine_,
+      fwd);
+  const memory target = diff_input_of(i);
+  Step reorder;
+  const memory d_src =
+      converted_output(target, bwd.diff_src_desc(), reorder, i, diff_scratch_buffer(i));
+  std::vector<Step>& dsteps = data_grad_steps(i);
+  dsteps.push_back(primitive_step(
+      i, "backward", dnnl::eltwise_backward(bwd), bwd,
+      {{DNNL_ARG_DIFF_DST, d_dst}, {DNNL_ARG_DST, dst}, {DNNL_ARG_DIFF_SRC, d_src}}));
+  if (reorder.prim) dsteps.push_back(std::move(reorder));
+}
+
+void DnnlExecutor::build_resize(int i) {
+  const OpDesc& op = net_.ops[i];
+  const memory have = input_of(i);  // a copy: act_ grows below
+  const Md src_md = have.get_desc();
+  const auto src_view = blocked_view(src_md);
+  if (!src_view) throw Error("input layout is outside the resize kernel's family");
+  const Md dst_md = same_layout(src_md, {net_.batch, op.out.c, op.out.h, op.out.w});
+  const memory dst = new_memory(dst_md);
+  act_.push_back(dst);
+  const ResizePlan& plan =
+      resize_plans_.emplace_back(dnnl_backend::make_resize_plan(*src_view, *blocked_view(dst_md)));
+  Step fwd;
+  fwd.op = i;
+  fwd.name = "forward";
+  fwd.kernel = [&plan, have, dst] {
+    dnnl_backend::resize_forward(plan, static_cast<const float*>(have.get_data_handle()),
+                                 static_cast<float*>(dst.get_data_handle()));
+  };
+  op_fwd_[i].push_back(std::move(fwd));
+
+  const memory d_dst = make_diff(i, dst_md, false);
+  dact_.push_back(d_dst);
+  // d(src) is written in the layout of src, which is the layout of whatever receives it.
+  const memory target = diff_input_of(i);
+  Step bwd;
+  bwd.op = i;
+  bwd.name = "backward";
+  bwd.kernel = [&plan, d_dst, target] {
+    dnnl_backend::resize_backward(plan, static_cast<const float*>(d_dst.get_data_handle()),
+                                  static_cast<float*>(target.get_data_handle()));
+  };
+  data_grad_steps(i).push_back(std::move(bwd));
+}
+
+void DnnlExecutor::finish() {
+  const int n_ops = int(net_.ops.size());
+  const memory& last = act_.back();
+  const Md out_md = plain_md(net_.batch, net_.output());
+  if (last.get_desc() == out_md) {
+    output_ptr_ = static_cast<const float*>(last.get_data_handle());
+  } else {
+    memory out = new_memory(out_md);
+    op_fwd_[n_ops - 1].push_back(reorder_step(last, out, -1));
+    output_ptr_ = static_cast<const float*>(out.get_data_handle());
+  }
+  for (auto& steps : op_fwd_)
+    for (auto& s : steps) forward_steps_.push_back(std::move(s));
+  for (int i = n_ops - 1; i >= 0; --i)
+    for (auto& s : op_bwd_[i]) backward_steps_.push_back(std::move(s));
+  op_fwd_.clear();
+  op_bwd_.clear();
+
+  std::size_t pp_floats = 0;
+  for (const auto& [view, index] : ping_pong_views_)
+    pp_floats = std::max(pp_floats, view.get_desc().get_size() / sizeof(float));
+  for (auto& buffer : ping_pong_) buffer = FloatBuffer(pp_floats);
+  for (const auto& [view, index] : ping_pong_views_) view.set_data_handle(ping_pong_[index].data());
+
+  // Weights first, then biases, packed without gaps: blocked weight sizes are multiples of 16
+  // floats, so every weight region stays 64-byte aligned, and every cell of grads() is written
+  // by backward().
+  for (bool weights : {true, false})
+    for (ParamSlot& s : slots_)
+      if ((s.md.data.ndims == 4) == weights) {
+        s.offset = flat_size_;
+        flat_size_ += s.md.get_size() / sizeof(float);
+      }
+  params_ = FloatBuffer(flat_size_);
+  grads_ = FloatBuffer(flat_size_);
+  for (const ParamSlot& s : slots_) {
+    s.param.set_data_handle(params_.data() + s.offset);
+    s.grad.set_data_handle(grads_.data() + s.offset);
+  }
+
+  std::size_t scratch_bytes = 0;
+  for (auto* list : {&forward_steps_, &backward_steps_, &input_grad_steps_})
+    for (const Step& s : *list) scratch_bytes = std::max(scratch_bytes, s.scratchpad_bytes);
+  if (scratch_bytes > 0) {
+    scratchpad_ =
+        memory(Md({dnnl::memory::dim(scratch_bytes)}, memory::data_type::u8, Tag::x), engine_);
+    for (auto* list : {&forward_steps_, &backward_steps_, &input_grad_steps_})
+      for (Step& s : *list)
+        if (s.scratchpad_bytes > 0) {
+          s.mems.push_back(scratchpad_);
+          s.args.push_back({DNNL_ARG_SCRATCHPAD, scratchpad_.get()});
+        }
+  }
+}
+
+void DnnlExecutor::run(std::vector<Step>& steps) {
+  for (Step& s : steps) {
+    if (s.kernel) {
+      s.kernel();
+      continue;
+    }
+    const dnnl_status_t status =
+        dnnl_primitive_execute(s.prim.get(), stream_.get(), int(s.args.size()), s.args.data());
+    if (status != dnnl_success)
+      throw Error("dnnl backend: op " + std::to_string(s.op) + " " + s.name +
+                  " failed with oneDNN status " + std::to_string(int(status)));
+  }
+  if (dnnl_stream_wait(stream_.get()) != dnnl_success)
+    throw Error("dnnl backend: waiting for the CPU stream failed");
+}
+
+void DnnlExecutor::forward(const float* x) {
+  // oneDNN only reads its sources; the const_cast lets x be bound without a copy.
+  x_user_.set_data_handle(const_cast<float*>(x));
+  run(forward_steps_);
+}
+
+void DnnlExecutor::backward(const float* d_output, float* d_input) {
+  d_output_user_.set_data_handle(const_cast<float*>(d_output));
+  run(backward_steps_);
+  if (d_input) {
+    dx_user_.set_data_handle(d_input);
+    run(input_grad_steps_);
+  }
+}
+
+void DnnlExecutor::read_activation(int k, float* out) {
+  if (k < 0 || k >= int(net_.ops.size()))
+    throw Error("dnnl backend: read_activation: op index " + std::to_string(k) + " outside [0, " +
+                std::to_string(net_.ops.size()) + ")");
+  try {
+    memory to(plain_md(net_.batch, net_.ops[k].out), engine_, out);
+    dnnl::reorder(act_[k], to).execute(stream_, act_[k], to);
+    stream_.wait();
+  } catch (const dnnl::error& e) {
+    throw Error("dnnl backend: read_activation(" + std::to_string(k) + "): " + e.what());
+  }
+}
+
+std::vector<std::vector<float>> DnnlExecutor::to_canonical(std::span<const float> flat) {
+  if (flat.size() != flat_size_)
+    throw Error("dnnl backend: to_canonical: flat buffer has " + std::to_string(flat.size()) +
+                " floats, expected " + std::to_string(flat_size_));
+  std::vector<std::vector<float>> tensors;
+  try {
+    for (const ParamSlot& s : slots_) {
+      std::vector<float>& t = tensors.emplace_back(s.canonical.get_size() / sizeof(float));
+      memory from(s.md, engine_, const_cast<float*>(flat.data()) + s.offset);
+      memory to(s.canonical, engine_, t.data());
+      dnnl::reorder(from, to).execute(stream_, from, to);
+    }
+    stream_.wait();
+  } catch (const dnnl::error& e) {
+    throw Error(std::string("dnnl backend: to_canonical: ") + e.what());
+  }
+  return tensors;
+}
+
+void DnnlExecutor::from_canonical(const std::vector<std::vector<float>>& tensors,
+                                  std::span<float> flat) {
+  if (flat.size() != flat_size_)
+    throw Error("dnnl backend: from_canonical: flat buffer has " + std::to_string(flat.size()) +
+                " floats, expected " + std::to_string(flat_size_));
+  if (tensors.size() != slots_.size())
+    throw Error("dnnl backend: from_canonical: got " + std::to_string(tensors.size()) +
+                " tensors, expected " + std::to_string(slots_.size()));
+  for (std::size_t k = 0; k < slots_.size(); ++k)
+    if (tensors[k].size() != slots_[k].canonical.get_size() / sizeof(float))
+      throw Error("dnnl backend: from_canonical: tensor " + std::to_string(k) + " has " +
+                  std::to_string(tensors[k].size()) + " floats, expected " +
+                  std::to_string(slots_[k].canonical.get_size() / sizeof(float)));
+  std::fill(flat.begin(), flat.end(), 0.f);
+  try {
+    for (std::size_t k = 0; k < slots_.size(); ++k) {
+      const ParamSlot& s = slots_[k];
+      memory from(s.canonical, engine_, const_cast<float*>(tensors[k].data()));
+      memory to(s.md, engine_, flat.data() + s.offset);
+      dnnl::reorder(from, to).execute(stream_, from, to);
+    }
+    stream_.wait();
+  } catch (const dnnl::error& e) {
+    throw Error(std::string("dnnl backend: from_canonical: ") + e.what());
+  }
+}
+
+}  // namespace
+
+std::unique_ptr<Executor> make_dnnl_executor(const NetDesc& net) {
+  return std::make_unique<DnnlExecutor>(net);
+}
+
+}  // namespace cae::ops

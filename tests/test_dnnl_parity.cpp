@@ -1,0 +1,548 @@
+// The oneDNN backend against the ref backend, op by op and on whole nets: outputs, every
+// activation, d_input and canonical gradients from the same canonical parameters. Buffers the
+// backend writes are poisoned with NaN first, so stale data cannot pass. Plus the properties the
+// optimizer and checkpoints rely on (flat layout round trips, zero padding, determinism), the
+// resize kernel on every layout of its family, and a few hand-computed cases.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <ostream>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "cae/error.h"
+#include "ops/dnnl/resize_kernel.h"
+#include "ops/ops.h"
+#include "support.h"
+
+namespace cae::ops {
+namespace {
+
+constexpr float nan_f = std::numeric_limits<float>::quiet_NaN();
+
+// ---- NetDesc builders (TF 'same' / 'valid' geometry, DESIGN.md §2) ----
+
+struct Pads {
+  int before = 0, after = 0;
+};
+
+Pads same_pads(int in, int kernel, int stride) {
+  const int out = (in + stride - 1) / stride;
+  const int total = std::max((out - 1) * stride + kernel - in, 0);
+  return {total / 2, total - total / 2};
+}
+
+OpDesc conv(Dims in, int c_out, int kernel, int stride, bool same, Activation act,
+            bool bias = true) {
+  OpDesc op;
+  op.kind = OpKind::conv;
+  op.in = in;
+  op.kernel = kernel;
+  op.stride = stride;
+  op.bias = bias;
+  op.act = act;
+  if (same) {
+    const Pads ph = same_pads(in.h, kernel, stride), pw = same_pads(in.w, kernel, stride);
+    op.pad_top = ph.before;
+    op.pad_bottom = ph.after;
+    op.pad_left = pw.before;
+    op.pad_right = pw.after;
+  }
+  op.out = {c_out, (in.h + op.pad_top + op.pad_bottom - kernel) / stride + 1,
+            (in.w + op.pad_left + op.pad_right - kernel) / stride + 1};
+  return op;
+}
+
+// Transposed conv with explicit padding of the equivalent forward conv.
+OpDesc tconv(Dims in, int c_out, int kernel, int stride, Pads ph, Pads pw, Activation act,
+             bool bias = true) {
+  OpDesc op;
+  op.kind = OpKind::tconv;
+  op.in = in;
+  op.kernel = kernel;
+  op.stride = stride;
+  op.bias = bias;
+  op.act = act;
+  op.pad_top = ph.before;
+  op.pad_bottom = ph.after;
+  op.pad_left = pw.before;
+  op.pad_right = pw.after;
+  op.out = {c_out, (in.h - 1) * stride + kernel - ph.before - ph.after,
+            (in.w - 1) * stride + kernel - pw.before - pw.after};
+  return op;
+}
+
+// TF conv2d_transpose 'same': out = in * stride; the padding is that of the forward conv
+// out -> in.
+OpDesc tconv_same(Dims in, int c_out, int kernel, int stride, Activation act, bool bias = true) {
+  return tconv(in, c_out, kernel, stride, same_pads(in.h * stride, kernel, stride),
+               same_pads(in.w * stride, kernel, stride), act, bias);
+}
+
+OpDesc maxpool_same(Dims in) {
+  OpDesc op;
+  op.kind = OpKind::maxpool;
+  op.in = in;
+  op.kernel = 2;
+  op.stride = 2;
+  const Pads ph = same_pads(in.h, 2, 2), pw = same_pads(in.w, 2, 2);
+  op.pad_top = ph.before;
+  op.pad_bottom = ph.after;
+  op.pad_left = pw.before;
+  op.pad_right = pw.after;
+  op.out = {in.c, (in.h + 1) / 2, (in.w + 1) / 2};
+  return op;
+}
+
+OpDesc resize(Dims in, int h, int w) {
+  OpDesc op;
+  op.kind = OpKind::resize;
+  op.in = in;
+  op.out = {in.c, h, w};
+  return op;
+}
+
+OpDesc eltwise(OpKind kind, Dims in) {
+  OpDesc op;
+  op.kind = kind;
+  op.in = in;
+  op.out = in;
+  return op;
+}
+
+NetDesc chain(int batch, Dims input, std::vector<OpDesc> ops) {
+  return {batch, input, std::move(ops)};
+}
+
+// DESIGN.md §1.
+NetDesc seed_net(int batch) {
+  const Activation relu = Activation::relu;
+  std::vector<OpDesc> ops;
+  auto add = [&](OpDesc op) { ops.push_back(op); };
+  add(conv({1, 28, 28}, 32, 3, 1, true, relu));
+  add(maxpool_same(ops.back().out));
+  add(conv(ops.back().out, 32, 3, 1, true, relu));
+  add(maxpool_same(ops.back().out));
+  add(conv(ops.back().out, 16, 3, 1, true, relu));
+  add(maxpool_same(ops.back().out));  // 4x4x16 latent
+  add(resize(ops.back().out, 7, 7));
+  add(conv(ops.back().out, 16, 3, 1, true, relu));
+  add(resize(ops.back().out, 14, 14));
+  add(conv(ops.back().out, 32, 3, 1, true, relu));
+  add(resize(ops.back().out, 28, 28));
+  add(conv(ops.back().out, 32, 3, 1, true, relu));
+  add(conv(ops.back().out, 1, 3, 1, true, Activation::none));
+  return chain(batch, {1, 28, 28}, ops);
+}
+
+// The seed with each decoder "resize + conv" replaced by a stride-2 transposed conv.
+NetDesc seed_tconv_net(int batch) {
+  NetDesc net = seed_net(batch);
+  net.ops.resize(6);
+  const Activation relu = Activation::relu;
+  net.ops.push_back(tconv(net.ops.back().out, 16, 3, 2, {1, 1}, {1, 1}, relu));  // 4 -> 7
+  net.ops.push_back(tconv_same(net.ops.back().out, 32, 3, 2, relu));             // 7 -> 14
+  net.ops.push_back(tconv_same(net.ops.back().out, 32, 3, 2, relu));             // 14 -> 28
+  net.ops.push_back(conv(net.ops.back().out, 1, 3, 1, true, Activation::none));
+  return net;
+}
+
+// ---- comparison ----
+
+// max |a - b| / max |b|, or infinity when a holds a NaN (an unwritten poisoned cell).
+double relative_error(const float* a, const float* b, std::size_t n) {
+  double diff = 0, scale = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (std::isnan(a[i]) || std::isnan(b[i])) return std::numeric_limits<double>::infinity();
+    diff = std::max(diff, std::abs(double(a[i]) - double(b[i])));
+    scale = std::max(scale, std::abs(double(b[i])));
+  }
+  return scale > 0 ? diff / scale : diff;
+}
+
+constexpr double tolerance = 1e-4;
+
+#define EXPECT_CLOSE(a, b, n, what)                    \
+  do {                                                 \
+    const double err_ = relative_error((a), (b), (n)); \
+    EXPECT_LE(err_, tolerance) << what;                \
+  } while (0)
+
+std::size_t batch_size(const NetDesc& net, Dims d) { return std::size_t(net.batch) * d.size(); }
+
+// Canonical parameters: Glorot-uniform weights, biases small but non-zero so they matter.
+std::vector<std::vector<float>> random_params(const NetDesc& net, std::uint64_t seed) {
+  std::vector<std::vector<float>> tensors;
+  for (const ParamInfo& info : param_infos(net)) {
+    const OpDesc& op = net.ops[info.op];
+    const float limit = info.name == "weight"
+                            ? std::sqrt(6.f / float(op.kernel * op.kernel * (op.in.c + op.out.c)))
+                            : 0.2f;
+    tensors.push_back(test::random_floats(info.size(), seed++, -limit, limit));
+  }
+  return tensors;
+}
+
+// Runs both backends on one net and compares everything the Executor exposes.
+void expect_parity(const NetDesc& net, std::uint64_t seed) {
+  auto ref = make_executor(Backend::ref, net);
+  auto fast = make_executor(Backend::dnnl, net);
+  ASSERT_EQ(fast->params().size(), fast->grads().size());
+
+  const auto tensors = random_params(net, seed);
+  ref->from_canonical(tensors, ref->params());
+  fast->from_canonical(tensors, fast->params());
+  const auto x = test::random_floats(batch_size(net, net.input), seed + 1000, -1.f, 1.f);
+  const auto dy = test::random_floats(batch_size(net, net.output()), seed + 2000, -1.f, 1.f);
+  const std::size_t n_out = batch_size(net, net.output());
+
+  std::vector<float> dx_ref(x.size());
+  ref->forward(x.data());
+  ref->backward(dy.data(), dx_ref.data());
+  const auto grads_ref = ref->to_canonical(ref->grads());
+
+  // output() is the backend's own buffer; poisoning it through the pointer proves forward()
+  // rewrites it.
+  std::fill_n(const_cast<float*>(fast->output()), n_out, nan_f);
+  fast->forward(x.data());
+  EXPECT_CLOSE(fast->output(), ref->output(), n_out, "output");
+  for (int k = 0; k < int(net.ops.size()); ++k) {
+    std::vector<float> a(batch_size(net, net.ops[k].out), nan_f), b(a.size());
+    fast->read_activation(k, a.data());
+    ref->read_activation(k, b.data());
+    EXPECT_CLOSE(a.data(), b.data(), a.size(), "activation after op " << k);
+  }
+
+  std::vector<float> dx(x.size(), nan_f);
+  std::ranges::fill(fast->grads(), nan_f);
+  fast->backward(dy.data(), dx.data());
+  EXPECT_CLOSE(dx.data(), dx_ref.data(), dx.size(), "d_input");
+  auto grads = fast->to_canonical(fast->grads());
+  ASSERT_EQ(grads.size(), grads_ref.size());
+  for (std::size_t t = 0; t < grads.size(); ++t) {
+    ASSERT_EQ(grads[t].size(), grads_ref[t].size());
+    EXPECT_CLOSE(grads[t].data(), grads_ref[t].data(), grads[t].size(), "grad tensor " << t);
+  }
+  // Every cell of grads() is written, padding as zero: the flat buffer survives a round trip.
+  std::vector<float> round_trip(fast->grads().size(), nan_f);
+  fast->from_canonical(grads, round_trip);
+  EXPECT_TRUE(std::ranges::equal(round_trip, fast->grads())) << "grads padding not zero";
+
+  // The training path: no d_input, same parameter gradients.
+  std::ranges::fill(fast->grads(), nan_f);
+  fast->backward(dy.data(), nullptr);
+  grads = fast->to_canonical(fast->grads());
+  for (std::size_t t = 0; t < grads.size(); ++t)
+    EXPECT_CLOSE(grads[t].data(), grads_ref[t].data(), grads[t].size(),
+                 "grad tensor " << t << " without d_input");
+}
+
+// ---- op by op ----
+
+struct Case {
+  std::string name;
+  NetDesc net;
+};
+
+std::vector<Case> op_cases() {
+  using A = Activation;
+  std::vector<Case> cases;
+  auto add = [&](std::string name, NetDesc net) { cases.push_back({std::move(name), net}); };
+  // Conv: padding, stride, kernel, activation, bias, channel counts.
+  add("conv_1to32_same_relu", chain(3, {1, 28, 28}, {conv({1, 28, 28}, 32, 3, 1, true, A::relu)}));
+  add("conv_32to32_same_relu",
+      chain(3, {32, 14, 14}, {conv({32, 14, 14}, 32, 3, 1, true, A::relu)}));
+  add("conv_32to1_same_none", chain(3, {32, 28, 28}, {conv({32, 28, 28}, 1, 3, 1, true, A::none)}));
+  add("conv_32to16_same_relu", chain(1, {32, 7, 7}, {conv({32, 7, 7}, 16, 3, 1, true, A::relu)}));
+  add("conv_3to5_same_sigmoid", chain(3, {3, 9, 9}, {conv({3, 9, 9}, 5, 3, 1, true, A::sigmoid)}));
+  add("conv_5to3_k5_s2_same_nobias",
+      chain(3, {5, 11, 11}, {conv({5, 11, 11}, 3, 5, 2, true, A::none, false)}));
+  add("conv_16to16_k1_valid_relu",
+      chain(3, {16, 7, 7}, {conv({16, 7, 7}, 16, 1, 1, false, A::relu)}));
+  add("conv_3to16_s2_valid_relu",
+      chain(3, {3, 10, 10}, {conv({3, 10, 10}, 16, 3, 2, false, A::relu)}));
+  add("conv_16to5_k5_valid_sigmoid_nobias",
+      chain(3, {16, 9, 9}, {conv({16, 9, 9}, 5, 5, 1, false, A::sigmoid, false)}));
+  add("conv_1to1_s2_same", chain(3, {1, 8, 8}, {conv({1, 8, 8}, 1, 3, 2, true, A::none)}));
+  add("conv_32to32_s2_same_relu",
+      chain(1, {32, 14, 14}, {conv({32, 14, 14}, 32, 3, 2, true, A::relu)}));
+  // A conv taking a blocked, channel-padded input as it lies (5 channels in 16-lane blocks).
+  {
+    const OpDesc a = conv({3, 9, 9}, 5, 3, 1, true, A::relu);
+    add("conv_chain_3to5to3", chain(3, {3, 9, 9}, {a, conv(a.out, 3, 3, 1, true, A::none)}));
+  }
+  // Transposed conv: the IOHW mapping shows with different c_in and c_out.
+  add("tconv_16to32_same_relu", chain(3, {16, 7, 7}, {tconv_same({16, 7, 7}, 32, 3, 2, A::relu)}));
+  add("tconv_3to5_same", chain(3, {3, 4, 4}, {tconv_same({3, 4, 4}, 5, 3, 2, A::none)}));
+  add("tconv_1to16_same_sigmoid_nobias",
+      chain(3, {1, 5, 5}, {tconv_same({1, 5, 5}, 16, 3, 2, A::sigmoid, false)}));
+  add("tconv_16to16_4to7",
+      chain(3, {16, 4, 4}, {tconv({16, 4, 4}, 16, 3, 2, {1, 1}, {1, 1}, A::relu)}));
+  // Pool, resize and element-wise ops on the plain input and after a conv (blocked layouts,
+  // padded channel blocks for 5 channels).
+  struct Shaped {
+    std::string name;
+    OpKind kind;
+    Dims in;
+    int h = 0, w = 0;
+  };
+  const std::vector<Shaped> shaped = {
+      {"maxpool_7to4", OpKind::maxpool, {5, 7, 7}},
+      {"maxpool_28to14", OpKind::maxpool, {32, 28, 28}},
+      {"maxpool_7to4_c16", OpKind::maxpool, {16, 7, 7}},
+      {"resize_4to7", OpKind::resize, {16, 4, 4}, 7, 7},
+      {"resize_7to14", OpKind::resize, {5, 7, 7}, 14, 14},
+      {"resize_14to28", OpKind::resize, {32, 14, 14}, 28, 28},
+      {"resize_7to4", OpKind::resize, {3, 7, 7}, 4, 4},
+      {"resize_4to7x5", OpKind::resize, {1, 4, 4}, 7, 5},
+      {"relu", OpKind::relu, {5, 6, 6}},
+      {"relu_c16", OpKind::relu, {16, 6, 6}},
+      {"sigmoid", OpKind::sigmoid, {5, 6, 6}},
+      {"sigmoid_c32", OpKind::sigmoid, {32, 6, 6}},
+  };
+  for (const Shaped& s : shaped) {
+    auto make = [&](Dims in) {
+      switch (s.kind) {
+        case OpKind::maxpool:
+          return maxpool_same(in);
+        case OpKind::resize:
+          return resize(in, s.h, s.w);
+        default:
+          return eltwise(s.kind, in);
+      }
+    };
+    add(s.name + "_plain", chain(3, s.in, {make(s.in)}));
+    const Dims pre_in{3, s.in.h, s.in.w};
+    add(s.name + "_after_conv",
+        chain(3, pre_in, {conv(pre_in, s.in.c, 3, 1, true, A::none), make(s.in)}));
+  }
+  // An op at the end of a conv chain whose output must be reordered back to NCHW.
+  add("resize_then_conv_1",
+      chain(3, {3, 4, 4},
+            {conv({3, 4, 4}, 16, 3, 1, true, A::relu), resize({16, 4, 4}, 7, 7),
+             conv({16, 7, 7}, 1, 3, 1, true, A::sigmoid)}));
+  return cases;
+}
+
+void PrintTo(const Case& c, std::ostream* os) { *os << c.name; }
+
+class DnnlOpParity : public ::testing::TestWithParam<Case> {};
+
+TEST_P(DnnlOpParity, MatchesRef) { expect_parity(GetParam().net, 17); }
+
+INSTANTIATE_TEST_SUITE_P(Ops, DnnlOpParity, ::testing::ValuesIn(op_cases()),
+                         [](const auto& info) { return info.param.name; });
+
+// ---- whole nets ----
+
+TEST(DnnlNetParity, SeedBatch1) { expect_parity(seed_net(1), 101); }
+TEST(DnnlNetParity, SeedBatch3) { expect_parity(seed_net(3), 102); }
+TEST(DnnlNetParity, SeedBatch200) { expect_parity(seed_net(200), 103); }
+TEST(DnnlNetParity, SeedTconvBatch3) { expect_parity(seed_tconv_net(3), 104); }
+
+// ---- properties of the flat buffers ----
+
+TEST(DnnlExecutor, ParamsAndGradsShareLayoutAndCoverCanonical) {
+  const NetDesc net = seed_net(2);
+  auto fast = make_executor(Backend::dnnl, net);
+  std::size_t canonical = 0;
+  for (const ParamInfo& info : param_infos(net)) canonical += info.size();
+  EXPECT_EQ(fast->params().size(), fast->grads().size());
+  EXPECT_GE(fast->params().size(), canonical);
+}
+
+TEST(DnnlExecutor, CanonicalRoundTripIsExact) {
+  for (const NetDesc& net : {seed_net(1), seed_tconv_net(1)}) {
+    auto fast = make_executor(Backend::dnnl, net);
+    const auto tensors = random_params(net, 5);
+    std::vector<float> flat(fast->params().size(), nan_f);
+    fast->from_canonical(tensors, flat);
+    EXPECT_TRUE(std::ranges::none_of(flat, [](float v) { return std::isnan(v); }))
+        << "from_canonical left padding cells unwritten";
+    EXPECT_EQ(fast->to_canonical(flat), tensors);
+  }
+}
+
+TEST(DnnlExecutor, RepeatedStepsAreBitwiseIdentical) {
+  const NetDesc net = seed_net(4);
+  auto fast = make_executor(Backend::dnnl, net);
+  fast->from_canonical(random_params(net, 9), fast->params());
+  const auto x = test::random_floats(batch_size(net, net.input), 10, 0.f, 1.f);
+  const auto dy = test::random_floats(batch_size(net, net.output()), 11);
+  auto step = [&] {
+    std::vector<float> dx(x.size());
+    fast->forward(x.data());
+    std::vector<float> out(fast->output(), fast->output() + batch_size(net, net.output()));
+    fast->backward(dy.data(), dx.data());
+    std::vector<float> g(fast->grads().begin(), fast->grads().end());
+    return std::vector<std::vector<float>>{out, dx, g};
+  };
+  const auto first = step();
+  EXPECT_EQ(step(), first);
+  EXPECT_EQ(step(), first);
+}
+
+TEST(DnnlExecutor, RejectsBadNetsAndBuffersWithCaeError) {
+  NetDesc broken = seed_net(1);
+  broken.ops[2].in.c = 31;
+  EXPECT_THROW(make_executor(Backend::dnnl, broken), Error);
+  EXPECT_THROW(make_executor(Backend::dnnl, NetDesc{1, {1, 4, 4}, {}}), Error);
+
+  const NetDesc net = seed_net(1);
+  auto fast = make_executor(Backend::dnnl, net);
+  std::vector<float> out(net.output().size());
+  EXPECT_THROW(fast->read_activation(int(net.ops.size()), out.data()), Error);
+  EXPECT_THROW(fast->read_activation(-1, out.data()), Error);
+  auto tensors = random_params(net, 3);
+  tensors[1].pop_back();
+  EXPECT_THROW(fast->from_canonical(tensors, fast->params()), Error);
+  std::vector<float> short_flat(fast->params().size() - 1);
+  EXPECT_THROW(fast->to_canonical(short_flat), Error);
+}
+
+// ---- hand-computed cases, independent of the ref backend ----
+
+// ONNX ConvTranspose on a 1x1 input with two channels x = {2, 3}, w[c][o][ky][kx] = 1..16:
+// y[o][ky][kx] = 2 w[0][o][ky][kx] + 3 w[1][o][ky][kx] + b[o], kernel unflipped.
+TEST(DnnlExecutor, TconvUsesIohwWeightsUnflipped) {
+  const NetDesc net =
+      chain(1, {2, 1, 1}, {tconv({2, 1, 1}, 2, 2, 1, {0, 0}, {0, 0}, Activation::none)});
+  auto fast = make_executor(Backend::dnnl, net);
+  std::vector<float> w(16);
+  for (int i = 0; i < 16; ++i) w[i] = float(i + 1);
+  fast->from_canonical({w, {10, 20}}, fast->params());
+  const float x[2] = {2, 3};
+  fast->forward(x);
+  const std::vector<float> expected = {39, 44, 49, 54, 69, 74, 79, 84};
+  EXPECT_EQ(std::vector<float>(fast->output(), fast->output() + 8), expected);
+}
+
+// 7 -> 4 max-pool 'same' pads one column and row after: with all inputs negative, a padded
+// zero winning would show as 0 in the last row and column.
+TEST(DnnlExecutor, MaxpoolPaddingNeverWins) {
+  const NetDesc net = chain(1, {1, 7, 7}, {maxpool_same({1, 7, 7})});
+  auto fast = make_executor(Backend::dnnl, net);
+  std::vector<float> x(49);
+  for (int i = 0; i < 49; ++i)
+    x[i] = -1.f - float(i);  // decreasing: each window's max is its first cell
+  fast->forward(x.data());
+  for (int y = 0; y < 4; ++y)
+    for (int xx = 0; xx < 4; ++xx)
+      EXPECT_EQ(fast->output()[y * 4 + xx], x[(2 * y) * 7 + 2 * xx]) << y << "," << xx;
+}
+
+// The TF1 floor map written out: 4 -> 7 reads rows {0,0,1,1,2,2,3}; 7 -> 4 reads {0,1,3,5}.
+TEST(DnnlExecutor, ResizeFollowsTfFloorMap) {
+  const std::vector<int> up = {0, 0, 1, 1, 2, 2, 3}, down = {0, 1, 3, 5};
+  for (const auto& [in, map] : {std::pair{4, up}, std::pair{7, down}}) {
+    const int out = int(map.size());
+    const NetDesc net = chain(1, {1, in, in}, {resize({1, in, in}, out, out)});
+    auto fast = make_executor(Backend::dnnl, net);
+    std::vector<float> x(in * in);
+    for (int i = 0; i < in * in; ++i) x[i] = float(i);
+    fast->forward(x.data());
+    for (int y = 0; y < out; ++y)
+      for (int xx = 0; xx < out; ++xx)
+        EXPECT_EQ(fast->output()[y * out + xx], float(map[y] * in + map[xx]));
+    // Backward of all-ones: each source cell gets (rows reading it) * (columns reading it).
+    std::vector<float> ones(out * out, 1.f), dx(in * in, nan_f);
+    fast->backward(ones.data(), dx.data());
+    for (int y = 0; y < in; ++y)
+      for (int xx = 0; xx < in; ++xx)
+        EXPECT_EQ(dx[y * in + xx], float(std::ranges::count(map, y) * std::ranges::count(map, xx)));
+  }
+}
+
+// ---- the resize kernel on each layout of its family ----
+
+struct Layout {
+  const char* name;
+  int block;  // 0: plain nchw, -1: nhwc, else nChw{block}c
+};
+
+// Where (n, c, h, w) lives in a layout, and the kernel's view of it.
+std::size_t offset(const Layout& l, int n, int c, int h, int w, int C, int H, int W) {
+  if (l.block == 0) return ((std::size_t(n) * C + c) * H + h) * W + w;
+  if (l.block < 0) return ((std::size_t(n) * H + h) * W + w) * C + c;
+  const int cb = (C + l.block - 1) / l.block;
+  return (((std::size_t(n) * cb + c / l.block) * H + h) * W + w) * l.block + c % l.block;
+}
+
+dnnl_backend::BlockedView view(const Layout& l, int N, int C, int H, int W) {
+  dnnl_backend::BlockedView v;
+  v.n = N;
+  v.h = H;
+  v.w = W;
+  if (l.block == 0) {
+    v.cb = C;
+    v.ci = 1;
+    v.stride_w = 1;
+    v.stride_h = W;
+    v.stride_cb = std::ptrdiff_t(H) * W;
+    v.stride_n = std::ptrdiff_t(C) * H * W;
+  } else if (l.block < 0) {
+    v.cb = 1;
+    v.ci = C;
+    v.stride_w = C;
+    v.stride_h = std::ptrdiff_t(W) * C;
+    v.stride_cb = 0;
+    v.stride_n = std::ptrdiff_t(H) * W * C;
+  } else {
+    v.cb = (C + l.block - 1) / l.block;
+    v.ci = l.block;
+    v.stride_w = l.block;
+    v.stride_h = std::ptrdiff_t(W) * l.block;
+    v.stride_cb = std::ptrdiff_t(H) * W * l.block;
+    v.stride_n = v.stride_cb * v.cb;
+  }
+  return v;
+}
+
+TEST(DnnlResizeKernel, EveryLayoutMatchesTheCanonicalMap) {
+  const int N = 2, C = 5, H = 4, W = 6, P = 7, Q = 4;
+  for (const Layout& l : {Layout{"nchw", 0}, Layout{"nhwc", -1}, Layout{"nChw8c", 8},
+                          Layout{"nChw16c", 16}, Layout{"nChw4c", 4}}) {
+    SCOPED_TRACE(l.name);
+    const auto sv = view(l, N, C, H, W), dv = view(l, N, C, P, Q);
+    const std::size_t src_n = std::size_t(sv.stride_n) * N, dst_n = std::size_t(dv.stride_n) * N;
+    // Padding lanes hold zero, as oneDNN keeps them.
+    std::vector<float> src(src_n, 0.f), dst(dst_n, nan_f), d_dst(dst_n, 0.f), d_src(src_n, nan_f);
+    const auto values = test::random_floats(std::size_t(N) * C * H * W, 1);
+    const auto grads = test::random_floats(std::size_t(N) * C * P * Q, 2);
+    for (int n = 0; n < N; ++n)
+      for (int c = 0; c < C; ++c) {
+        for (int h = 0; h < H; ++h)
+          for (int w = 0; w < W; ++w)
+            src[offset(l, n, c, h, w, C, H, W)] = values[((n * C + c) * H + h) * W + w];
+        for (int p = 0; p < P; ++p)
+          for (int q = 0; q < Q; ++q)
+            d_dst[offset(l, n, c, p, q, C, P, Q)] = grads[((n * C + c) * P + p) * Q + q];
+      }
+    const auto plan = dnnl_backend::make_resize_plan(sv, dv);
+    dnnl_backend::resize_forward(plan, src.data(), dst.data());
+    dnnl_backend::resize_backward(plan, d_dst.data(), d_src.data());
+    std::vector<double> expected_d_src(std::size_t(N) * C * H * W, 0.0);
+    for (int n = 0; n < N; ++n)
+      for (int c = 0; c < C; ++c)
+        for (int p = 0; p < P; ++p)
+          for (int q = 0; q < Q; ++q) {
+            const int h = std::min(p * H / P, H - 1), w = std::min(q * W / Q, W - 1);
+            EXPECT_EQ(dst[offset(l, n, c, p, q, C, P, Q)], values[((n * C + c) * H + h) * W + w]);
+            expected_d_src[((n * C + c) * H + h) * W + w] += grads[((n * C + c) * P + p) * Q + q];
+          }
+    for (int n = 0; n < N; ++n)
+      for (int c = 0; c < C; ++c)
+        for (int h = 0; h < H; ++h)
+          for (int w = 0; w < W; ++w)
+            EXPECT_NEAR(d_src[offset(l, n, c, h, w, C, H, W)],
+                        expected_d_src[((n * C + c) * H + h) * W + w], 1e-5);
+    EXPECT_TRUE(std::ranges::none_of(dst, [](float v) { return std::isnan(v); }));
+    EXPECT_TRUE(std::ranges::none_of(d_src, [](float v) { return std::isnan(v); }));
+  }
+}
+
+}  // namespace
+}  // namespace cae::ops
