@@ -1,9 +1,13 @@
 // Small helpers shared by the tests: deterministic random data and a scratch directory.
 #pragma once
 
+#include <gtest/gtest.h>
+
 #include <cstdint>
 #include <string>
 #include <vector>
+
+#include "cae/error.h"
 
 namespace cae::test {
 
@@ -15,5 +19,17 @@ std::string scratch_dir();
 
 // Where the setup step installed MNIST, or "" when it is not there (tests needing it skip).
 std::string mnist_dir();
+
+// Runs f, expecting a cae::Error; returns its message (a test failure when nothing is thrown).
+template <class F>
+std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const cae::Error& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << "expected a cae::Error";
+  return "";
+}
 
 }  // namespace cae::test

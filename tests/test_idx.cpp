@@ -21,6 +21,7 @@ namespace {
 
 using cae::data::ImageSet;
 using ::testing::HasSubstr;
+using cae::test::error_of;
 using Bytes = std::vector<std::uint8_t>;
 
 void put_u32(Bytes& out, std::uint32_t v) {
@@ -59,17 +60,6 @@ std::string write_gzip(const std::string& path, const Bytes& bytes, const char* 
   return path;
 }
 
-// Runs f, expecting a cae::Error; returns its message.
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const cae::Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected a cae::Error";
-  return "";
-}
 
 std::string images_error(const std::string& path) {
   return error_of([&] { cae::data::read_idx_images(path); });

@@ -21,18 +21,9 @@ namespace {
 
 using cae::data::Image;
 using ::testing::HasSubstr;
+using cae::test::error_of;
 using Bytes = std::vector<std::uint8_t>;
 
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const cae::Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected a cae::Error";
-  return "";
-}
 
 Bytes read_raw(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

@@ -6,6 +6,18 @@
 
 namespace cae::ops {
 
+const char* op_kind_name(OpKind kind) {
+  switch (kind) {
+    case OpKind::conv: return "conv";
+    case OpKind::tconv: return "tconv";
+    case OpKind::maxpool: return "maxpool";
+    case OpKind::resize: return "resize";
+    case OpKind::relu: return "relu";
+    case OpKind::sigmoid: return "sigmoid";
+  }
+  return "unknown";
+}
+
 std::size_t ParamInfo::size() const {
   std::size_t n = 1;
   for (int d : shape) n *= std::size_t(d);

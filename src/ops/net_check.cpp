@@ -5,28 +5,11 @@
 namespace cae::ops {
 namespace {
 
-const char* kind_name(OpKind kind) {
-  switch (kind) {
-    case OpKind::conv:
-      return "conv";
-    case OpKind::tconv:
-      return "tconv";
-    case OpKind::maxpool:
-      return "maxpool";
-    case OpKind::resize:
-      return "resize";
-    case OpKind::relu:
-      return "relu";
-    case OpKind::sigmoid:
-      return "sigmoid";
-  }
-  return "unknown";
-}
 
 bool positive(const Dims& d) { return d.c > 0 && d.h > 0 && d.w > 0; }
 
 [[noreturn]] void fail(int index, const OpDesc& op, const std::string& what) {
-  throw Error("net description: op " + std::to_string(index) + " (" + kind_name(op.kind) +
+  throw Error("net description: op " + std::to_string(index) + " (" + op_kind_name(op.kind) +
               "): " + what);
 }
 

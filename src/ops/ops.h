@@ -38,6 +38,8 @@ enum class OpKind {
   sigmoid,  // 1 / (1 + exp(-x))
 };
 
+const char* op_kind_name(OpKind kind);  // "conv", "tconv", ...
+
 enum class Activation { none, relu, sigmoid };
 
 // One op with all geometry resolved (the model's shape logic computes padding, not the backend).

@@ -38,23 +38,6 @@ using Md = memory::desc;
 using Tag = memory::format_tag;
 constexpr auto f32 = memory::data_type::f32;
 
-const char* kind_name(OpKind kind) {
-  switch (kind) {
-    case OpKind::conv:
-      return "conv";
-    case OpKind::tconv:
-      return "tconv";
-    case OpKind::maxpool:
-      return "maxpool";
-    case OpKind::resize:
-      return "resize";
-    case OpKind::relu:
-      return "relu";
-    case OpKind::sigmoid:
-      return "sigmoid";
-  }
-  return "?";
-}
 
 Md plain_md(int batch, Dims d) { return Md({batch, d.c, d.h, d.w}, f32, Tag::nchw); }
 Md any_md(const memory::dims& dims) { return Md(dims, f32, Tag::any); }
@@ -270,10 +253,10 @@ DnnlExecutor::DnnlExecutor(const NetDesc& net) : net_(net) {
           break;
       }
     } catch (const dnnl::error& e) {
-      throw Error("dnnl backend: op " + std::to_string(i) + " (" + kind_name(op.kind) + ", " +
+      throw Error("dnnl backend: op " + std::to_string(i) + " (" + op_kind_name(op.kind) + ", " +
                   dims_string(op.in) + " -> " + dims_string(op.out) + "): " + e.what());
     } catch (const Error& e) {
-      throw Error("dnnl backend: op " + std::to_string(i) + " (" + kind_name(op.kind) +
+      throw Error("dnnl backend: op " + std::to_string(i) + " (" + op_kind_name(op.kind) +
                   "): " + e.what());
     }
   }
