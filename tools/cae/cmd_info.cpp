@@ -1,0 +1,35 @@
+// cae info and cae presets: describe a model file; print the built-in specs.
+#include <cstdio>
+#include <memory>
+
+#include "commands.h"
+#include "io/model_file.h"
+#include "nn/spec.h"
+
+namespace cae::cli {
+
+void add_info_command(CLI::App& app) {
+  auto path = std::make_shared<std::string>();
+  CLI::App* cmd = app.add_subcommand("info", "describe a model or checkpoint file");
+  cmd->add_option("model", *path, "model file")->required();
+  cmd->final_callback([path] {
+    io::ModelFile file = io::read_model_file(*path);
+    nn::Model model = nn::Model::from_file(file, *path);
+    std::size_t params = 0;
+    for (const auto& p : model.params()) params += p.size();
+    std::printf("kind: %s\ninput: %dx%dx%d\nloss: %s\nparameters: %zu\n", file.kind.c_str(),
+                model.input().h, model.input().w, model.input().c, nn::loss_name(model.loss()),
+                params);
+    for (const auto& [key, value] : file.meta)
+      if (key != "history") std::printf("%s: %s\n", key.c_str(), value.c_str());
+    std::printf("spec:\n%s", file.spec.c_str());
+  });
+
+  CLI::App* presets = app.add_subcommand("presets", "print the built-in architecture specs");
+  presets->final_callback([] {
+    for (const auto& name : nn::preset_names())
+      std::printf("# %s\n%s\n", name.c_str(), nn::preset_spec(name).c_str());
+  });
+}
+
+}  // namespace cae::cli
