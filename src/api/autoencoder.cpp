@@ -1,0 +1,203 @@
+// The embedding API (include/cae/cae.h) over nn::Model and the executors. Encoding and decoding
+// run the model's op list split at the latent: the encoder is ops [0, split), the decoder ops
+// [split, end), each compiled as a net of its own with its share of the parameters, so no
+// internal type appears in the public header.
+#include <algorithm>
+#include <map>
+#include <mutex>
+
+#include "cae/cae.h"
+#include "core/atomic_file.h"
+#include "io/model_file.h"
+#include "nn/model.h"
+#include "train/figures.h"
+
+#ifndef CAE_VERSION
+#error "CAE_VERSION must be defined (cmake/onnx.cmake)"
+#endif
+
+namespace cae {
+
+namespace {
+
+// Images per executor call: bounds the activation memory of a large batch; a last partial chunk
+// is padded with zeros so that one compiled net serves every chunk.
+constexpr int kChunk = 64;
+
+enum class Part { whole, encoder, decoder };
+
+Shape shape_of(ops::Dims d) { return Shape{d.c, d.h, d.w}; }
+
+std::string shape_text(Shape s) {
+  return std::to_string(s.channels) + "x" + std::to_string(s.height) + "x" +
+         std::to_string(s.width);
+}
+
+bool is_upsampling(ops::OpKind kind) {
+  return kind == ops::OpKind::resize || kind == ops::OpKind::tconv;
+}
+
+}  // namespace
+
+struct Autoencoder::Impl {
+  nn::Model model;
+  std::vector<ops::OpDesc> ops;  // the model's ops, shapes resolved (batch-independent)
+  int split = -1;                // index of the first upsampling op, -1 when there is none
+  std::size_t encoder_params = 0;
+  std::mutex mutex;
+  std::map<std::pair<Part, int>, std::unique_ptr<ops::Executor>> executors;
+
+  explicit Impl(nn::Model m) : model(std::move(m)) {
+    ops = model.net(1).ops;
+    for (std::size_t i = 0; i < ops.size() && split < 0; ++i)
+      if (is_upsampling(ops[i].kind)) split = int(i);
+    if (split >= 0) {
+      ops::NetDesc encoder = part_net(Part::encoder, 1);
+      encoder_params = encoder.ops.empty() ? 0 : ops::param_infos(encoder).size();
+    }
+  }
+
+  ops::Dims latent() const { return split > 0 ? ops[split - 1].out : model.input(); }
+
+  ops::NetDesc part_net(Part part, int batch) const {
+    ops::NetDesc net;
+    net.batch = batch;
+    const std::size_t begin = part == Part::decoder ? split : 0;
+    const std::size_t end = part == Part::encoder ? split : ops.size();
+    net.input = part == Part::decoder ? latent() : model.input();
+    net.ops.assign(ops.begin() + begin, ops.begin() + end);
+    return net;
+  }
+
+  // Requires the lock held. The executor of a part for a batch size, made once.
+  ops::Executor& executor(Part part, int batch) {
+    auto& slot = executors[{part, batch}];
+    if (!slot) {
+      if (executors.size() > 8) {  // many distinct small batch sizes: start over
+        executors.clear();
+        return executor(part, batch);
+      }
+      slot = ops::make_executor(ops::Backend::dnnl, part_net(part, batch));
+      const auto& all = model.params();
+      const std::size_t first = part == Part::decoder ? encoder_params : 0;
+      const std::size_t last = part == Part::encoder ? encoder_params : all.size();
+      std::vector<std::vector<float>> mine(all.begin() + first, all.begin() + last);
+      slot->from_canonical(mine, slot->params());
+    }
+    return *slot;
+  }
+
+  // Runs a part over count inputs of in_size floats each, chunk by chunk; out receives
+  // out_size floats per input, as images when `image` (the model's output as an image).
+  std::vector<float> run(Part part, std::span<const float> in, int count, std::size_t in_size,
+                         std::size_t out_size, bool image) {
+    std::lock_guard lock(mutex);
+    std::vector<float> out(std::size_t(count) * out_size);
+    const int batch = std::min(count, kChunk);
+    std::vector<float> padded;
+    for (int first = 0; first < count; first += batch) {
+      const int n = std::min(batch, count - first);
+      const float* x = in.data() + std::size_t(first) * in_size;
+      if (n < batch) {
+        padded.assign(std::size_t(batch) * in_size, 0.f);
+        std::copy(x, x + std::size_t(n) * in_size, padded.begin());
+        x = padded.data();
+      }
+      ops::Executor& exec = executor(part, batch);
+      exec.forward(x);
+      float* y = out.data() + std::size_t(first) * out_size;
+      if (image)
+        nn::output_to_image(model.loss(), exec.output(), y, std::size_t(n) * out_size);
+      else
+        std::copy(exec.output(), exec.output() + std::size_t(n) * out_size, y);
+    }
+    return out;
+  }
+};
+
+namespace {
+
+void check_input(const char* what, std::size_t found, int count, Shape shape) {
+  if (count < 1)
+    throw Error(std::string(what) + ": count must be at least 1, found " + std::to_string(count));
+  const std::size_t expected = std::size_t(count) * shape.size();
+  if (found != expected)
+    throw Error(std::string(what) + ": " + std::to_string(count) + " of " + shape_text(shape) +
+                " need " + std::to_string(expected) + " values, found " + std::to_string(found));
+}
+
+}  // namespace
+
+std::string version() { return CAE_VERSION; }
+
+Autoencoder::Autoencoder(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Autoencoder::Autoencoder(Autoencoder&&) noexcept = default;
+Autoencoder& Autoencoder::operator=(Autoencoder&&) noexcept = default;
+Autoencoder::~Autoencoder() = default;
+
+Autoencoder Autoencoder::load(const std::string& path) { return load_bytes(read_file(path), path); }
+
+Autoencoder Autoencoder::load_bytes(std::span<const std::uint8_t> file, const std::string& what) {
+  return Autoencoder(
+      std::make_unique<Impl>(nn::Model::from_file(io::decode_model_file(file, what), what)));
+}
+
+Shape Autoencoder::image_shape() const { return shape_of(impl_->model.input()); }
+
+Shape Autoencoder::latent_shape() const {
+  if (impl_->split < 0)
+    throw Error("this model has no upsampling layer (resize or tconv), so no latent code");
+  return shape_of(impl_->latent());
+}
+
+std::vector<std::pair<std::string, std::string>> Autoencoder::metadata() const {
+  std::vector<std::pair<std::string, std::string>> meta = {
+      {"loss", nn::loss_name(impl_->model.loss())}};
+  for (const auto& entry : impl_->model.meta()) meta.push_back(entry);
+  return meta;
+}
+
+std::vector<float> Autoencoder::denoise(std::span<const float> images, int count) const {
+  const Shape s = image_shape();
+  check_input("denoise", images.size(), count, s);
+  return impl_->run(Part::whole, images, count, s.size(), s.size(), true);
+}
+
+std::vector<std::uint8_t> Autoencoder::denoise(std::span<const std::uint8_t> pixels,
+                                               int count) const {
+  const Shape s = image_shape();
+  check_input("denoise", pixels.size(), count, s);
+  const ops::Dims dims = impl_->model.input();
+  std::vector<float> x(pixels.size());
+  data::Image img;
+  img.h = dims.h;
+  img.w = dims.w;
+  img.c = dims.c;
+  for (int i = 0; i < count; ++i) {
+    const auto* p = pixels.data() + std::size_t(i) * s.size();
+    img.pixels.assign(p, p + s.size());
+    train::from_image(img, x.data() + std::size_t(i) * s.size());
+  }
+  const std::vector<float> y = impl_->run(Part::whole, x, count, s.size(), s.size(), true);
+  std::vector<std::uint8_t> out(pixels.size());
+  for (int i = 0; i < count; ++i) {
+    const data::Image o = train::to_image(y.data() + std::size_t(i) * s.size(), dims);
+    std::copy(o.pixels.begin(), o.pixels.end(), out.begin() + std::size_t(i) * s.size());
+  }
+  return out;
+}
+
+std::vector<float> Autoencoder::encode(std::span<const float> images, int count) const {
+  const Shape s = image_shape(), z = latent_shape();
+  check_input("encode", images.size(), count, s);
+  if (impl_->split == 0) return std::vector<float>(images.begin(), images.end());
+  return impl_->run(Part::encoder, images, count, s.size(), z.size(), false);
+}
+
+std::vector<float> Autoencoder::decode(std::span<const float> codes, int count) const {
+  const Shape s = image_shape(), z = latent_shape();
+  check_input("decode", codes.size(), count, z);
+  return impl_->run(Part::decoder, codes, count, z.size(), s.size(), true);
+}
+
+}  // namespace cae

@@ -1,0 +1,384 @@
+#include "io/onnx_export.h"
+
+#include <onnx/checker.h>
+#include <onnx/onnx_pb.h>
+#include <onnx/shape_inference/implementation.h>
+
+#include <bit>
+#include <cmath>
+#include <cstring>
+#include <exception>
+
+#include "cae/error.h"
+#include "core/atomic_file.h"
+#include "nn/model.h"
+
+#ifndef CAE_VERSION
+#error "CAE_VERSION must be defined (cmake/onnx.cmake)"
+#endif
+
+namespace cae::io {
+
+namespace {
+
+static_assert(std::endian::native == std::endian::little,
+              "TensorProto raw_data is little-endian; a big-endian host must swap bytes");
+
+const char* const kBatch = "batch";
+
+std::string dims_text(ops::Dims d) {
+  return std::to_string(d.c) + "x" + std::to_string(d.h) + "x" + std::to_string(d.w);
+}
+
+// What one op was, for messages: "op 3 (maxpool 7x7x32 -> 4x4x32)" in C x H x W.
+std::string op_text(int index, const ops::OpDesc& op) {
+  return "op " + std::to_string(index) + " (" + ops::op_kind_name(op.kind) + " " +
+         dims_text(op.in) + " -> " + dims_text(op.out) + ")";
+}
+
+// batch 0: the symbolic batch dimension.
+void set_nchw_type(onnx::ValueInfoProto* value, const std::string& name, int batch, ops::Dims d) {
+  value->set_name(name);
+  auto* tensor = value->mutable_type()->mutable_tensor_type();
+  tensor->set_elem_type(onnx::TensorProto::FLOAT);
+  auto* shape = tensor->mutable_shape();
+  if (batch > 0)
+    shape->add_dim()->set_dim_value(batch);
+  else
+    shape->add_dim()->set_dim_param(kBatch);
+  shape->add_dim()->set_dim_value(d.c);
+  shape->add_dim()->set_dim_value(d.h);
+  shape->add_dim()->set_dim_value(d.w);
+}
+
+void add_float_initializer(onnx::GraphProto* graph, const std::string& name,
+                           const std::vector<int>& shape, const std::vector<float>& data) {
+  onnx::TensorProto* t = graph->add_initializer();
+  t->set_name(name);
+  t->set_data_type(onnx::TensorProto::FLOAT);
+  for (int d : shape) t->add_dims(d);
+  t->set_raw_data(std::string(reinterpret_cast<const char*>(data.data()), data.size() * 4));
+}
+
+void add_int64_initializer(onnx::GraphProto* graph, const std::string& name,
+                           const std::vector<std::int64_t>& values) {
+  onnx::TensorProto* t = graph->add_initializer();
+  t->set_name(name);
+  t->set_data_type(onnx::TensorProto::INT64);
+  t->add_dims(std::int64_t(values.size()));
+  for (std::int64_t v : values) t->add_int64_data(v);
+}
+
+void add_ints(onnx::NodeProto* node, const char* name, const std::vector<std::int64_t>& values) {
+  onnx::AttributeProto* a = node->add_attribute();
+  a->set_name(name);
+  a->set_type(onnx::AttributeProto::INTS);
+  for (std::int64_t v : values) a->add_ints(v);
+}
+
+void add_int(onnx::NodeProto* node, const char* name, std::int64_t value) {
+  onnx::AttributeProto* a = node->add_attribute();
+  a->set_name(name);
+  a->set_type(onnx::AttributeProto::INT);
+  a->set_i(value);
+}
+
+void add_float(onnx::NodeProto* node, const char* name, float value) {
+  onnx::AttributeProto* a = node->add_attribute();
+  a->set_name(name);
+  a->set_type(onnx::AttributeProto::FLOAT);
+  a->set_f(value);
+}
+
+void add_string(onnx::NodeProto* node, const char* name, const std::string& value) {
+  onnx::AttributeProto* a = node->add_attribute();
+  a->set_name(name);
+  a->set_type(onnx::AttributeProto::STRING);
+  a->set_s(value);
+}
+
+onnx::NodeProto* add_node(onnx::GraphProto* graph, const std::string& type, const std::string& name,
+                          const std::vector<std::string>& inputs, const std::string& output) {
+  onnx::NodeProto* node = graph->add_node();
+  node->set_op_type(type);
+  node->set_name(name);
+  for (const auto& in : inputs) node->add_input(in);
+  node->add_output(output);
+  return node;
+}
+
+// Builds the graph op by op. Tensor names: the op's output is "op<i>", a fused activation's
+// input "op<i>.pre"; the last node writes kOnnxOutputName. fixed_batch > 0 builds the twin with
+// that batch size fixed, whose Resize sizes are constants, so that ONNX shape inference can
+// follow every op (it cannot see through the dynamic graph's computed sizes).
+class GraphBuilder {
+ public:
+  GraphBuilder(const nn::Model& model, onnx::GraphProto* graph, int fixed_batch)
+      : model_(model), graph_(graph), net_(model.net(1)), fixed_batch_(fixed_batch) {}
+
+  void build() {
+    graph_->set_name("cae");
+    set_nchw_type(graph_->add_input(), kOnnxInputName, fixed_batch_, net_.input);
+    set_nchw_type(graph_->add_output(), kOnnxOutputName, fixed_batch_, net_.output());
+    std::string x = kOnnxInputName;
+    for (std::size_t i = 0; i < net_.ops.size(); ++i) x = add_op(int(i), net_.ops[i], x);
+    add_output_image(x);
+    add_initializers();
+  }
+
+  const ops::NetDesc& net() const { return net_; }
+
+ private:
+  // The ONNX parameter name of op i's weight or bias: the cae model file's tensor name.
+  std::string param(int op, const char* which) const {
+    return "op" + std::to_string(op) + "." + which;
+  }
+
+  // Conv / ConvTranspose inputs: x, the weight and, when the op has one, the bias.
+  std::vector<std::string> weights(int i, const ops::OpDesc& op, const std::string& x) const {
+    std::vector<std::string> inputs = {x, param(i, "weight")};
+    if (op.bias) inputs.push_back(param(i, "bias"));
+    return inputs;
+  }
+
+  static void add_window(onnx::NodeProto* node, const ops::OpDesc& op) {
+    add_ints(node, "kernel_shape", {op.kernel, op.kernel});
+    add_ints(node, "strides", {op.stride, op.stride});
+    add_ints(node, "dilations", {1, 1});
+  }
+
+  // The fused activation of a conv / tconv as its own node, pre -> out (none: pre is out).
+  void add_activation(const ops::OpDesc& op, const std::string& name, const std::string& pre,
+                      const std::string& out) {
+    if (op.act == ops::Activation::none) return;
+    add_node(graph_, op.act == ops::Activation::relu ? "Relu" : "Sigmoid", name + " activation",
+             {pre}, out);
+  }
+
+  std::string add_op(int i, const ops::OpDesc& op, const std::string& x) {
+    const std::string out = "op" + std::to_string(i);
+    const std::string name = op_text(i, op);
+    switch (op.kind) {
+      case ops::OpKind::conv: {
+        const std::string pre = op.act != ops::Activation::none ? out + ".pre" : out;
+        onnx::NodeProto* node = add_node(graph_, "Conv", name, weights(i, op, x), pre);
+        add_window(node, op);
+        add_ints(node, "pads", {op.pad_top, op.pad_left, op.pad_bottom, op.pad_right});
+        add_activation(op, name, pre, out);
+        break;
+      }
+      case ops::OpKind::tconv: {
+        // cae's padding is that of the forward conv, out = (in-1)*s + k - before - after, which
+        // is ONNX's pads exactly. But OpenCV (4.6) refuses asymmetric ConvTranspose pads, and
+        // TF 'same' puts the odd cell after (7 -> 14 pads 0 before, 1 after). So: pads
+        // `before` on both sides, which keeps output cell o at full-output cell o + before,
+        // then a Slice drops the (after - before) extra cells at the end.
+        if (op.pad_bottom < op.pad_top || op.pad_right < op.pad_left)
+          throw Error(name + ": transposed-conv padding larger before than after (" +
+                      std::to_string(op.pad_top) + "," + std::to_string(op.pad_left) + " before, " +
+                      std::to_string(op.pad_bottom) + "," + std::to_string(op.pad_right) +
+                      " after) has no export");
+        const bool crop = op.pad_bottom != op.pad_top || op.pad_right != op.pad_left;
+        const bool fused = op.act != ops::Activation::none;
+        const std::string full = crop ? out + ".full" : fused ? out + ".pre" : out;
+        onnx::NodeProto* node = add_node(graph_, "ConvTranspose", name, weights(i, op, x), full);
+        add_window(node, op);
+        add_ints(node, "pads", {op.pad_top, op.pad_left, op.pad_top, op.pad_left});
+        std::string pre = full;
+        if (crop) {
+          pre = fused ? out + ".pre" : out;
+          const std::string prefix = out + ".crop";
+          add_int64_initializer(graph_, prefix + ".starts", {0, 0});
+          add_int64_initializer(graph_, prefix + ".ends", {op.out.h, op.out.w});
+          add_int64_initializer(graph_, prefix + ".axes", {2, 3});
+          add_node(graph_, "Slice", name + " crop",
+                   {full, prefix + ".starts", prefix + ".ends", prefix + ".axes"}, pre);
+        }
+        add_activation(op, name, pre, out);
+        break;
+      }
+      case ops::OpKind::maxpool: {
+        // ONNX MaxPool ignores padded cells, as cae's 'same' pooling does (7 -> 4 pads the
+        // bottom and right by one).
+        onnx::NodeProto* node = add_node(graph_, "MaxPool", name, {x}, out);
+        add_ints(node, "kernel_shape", {op.kernel, op.kernel});
+        add_ints(node, "strides", {op.stride, op.stride});
+        add_ints(node, "pads", {op.pad_top, op.pad_left, op.pad_bottom, op.pad_right});
+        break;
+      }
+      case ops::OpKind::resize: {
+        // Explicit sizes, not scales: 4 -> 7 has no exact float scale in general, and ONNX
+        // derives the coordinate map from sizes as dst * in / out, TF1's map. Sizes must have
+        // the input's rank, so the batch entry comes from the input's runtime shape.
+        const std::string sizes = out + ".sizes";
+        if (fixed_batch_ > 0) {
+          add_int64_initializer(graph_, sizes, {fixed_batch_, op.out.c, op.out.h, op.out.w});
+        } else {
+          const std::string chw = out + ".chw";
+          add_int64_initializer(graph_, chw, {op.out.c, op.out.h, op.out.w});
+          add_int(add_node(graph_, "Concat", name + " sizes", {batch_dim(), chw}, sizes), "axis",
+                  0);
+        }
+        onnx::NodeProto* node = add_node(graph_, "Resize", name, {x, "", "", sizes}, out);
+        add_string(node, "mode", "nearest");
+        add_string(node, "coordinate_transformation_mode", "asymmetric");
+        add_string(node, "nearest_mode", "floor");
+        break;
+      }
+      case ops::OpKind::relu:
+        add_node(graph_, "Relu", name, {x}, out);
+        break;
+      case ops::OpKind::sigmoid:
+        add_node(graph_, "Sigmoid", name, {x}, out);
+        break;
+      default:
+        throw Error(name + ": no ONNX form for this op");
+    }
+    return out;
+  }
+
+  // The runtime batch size as a 1-element int64 tensor, made once: Shape(input)[0:1].
+  std::string batch_dim() {
+    const std::string name = "batch_dim";
+    if (!batch_dim_made_) {
+      add_node(graph_, "Shape", "input shape", {kOnnxInputName}, "input_shape");
+      add_int64_initializer(graph_, "slice_starts", {0});
+      add_int64_initializer(graph_, "slice_ends", {1});
+      add_int64_initializer(graph_, "slice_axes", {0});
+      add_node(graph_, "Slice", "batch size",
+               {"input_shape", "slice_starts", "slice_ends", "slice_axes"}, name);
+      batch_dim_made_ = true;
+    }
+    return name;
+  }
+
+  // The model's image, not its raw output: what nn::output_to_image computes.
+  void add_output_image(const std::string& x) {
+    if (model_.loss() == nn::LossKind::bce) {
+      add_node(graph_, "Sigmoid", "logits to image", {x}, kOnnxOutputName);
+    } else {
+      // clamp(x, 0, 1). HardSigmoid with alpha 1, beta 0 is exactly that; Clip would say it
+      // too, but OpenCV (4.6) reads Clip only in its opset-6 form with min/max attributes.
+      onnx::NodeProto* node =
+          add_node(graph_, "HardSigmoid", "clamp to image", {x}, kOnnxOutputName);
+      add_float(node, "alpha", 1.f);
+      add_float(node, "beta", 0.f);
+    }
+  }
+
+  void add_initializers() {
+    const auto& infos = model_.param_infos();
+    for (std::size_t i = 0; i < infos.size(); ++i)
+      add_float_initializer(graph_, model_.param_name(i), infos[i].shape, model_.params()[i]);
+  }
+
+  const nn::Model& model_;
+  onnx::GraphProto* graph_;
+  ops::NetDesc net_;
+  int fixed_batch_;
+  bool batch_dim_made_ = false;
+};
+
+void add_meta(onnx::ModelProto& proto, const std::string& key, const std::string& value) {
+  for (const auto& entry : proto.metadata_props())
+    if (entry.key() == key) return;  // the first writer wins: cae's own keys come first
+  onnx::StringStringEntryProto* e = proto.add_metadata_props();
+  e->set_key(key);
+  e->set_value(value);
+}
+
+// The checker on the graph; on its fixed-batch twin also strict shape inference, which must
+// find for every op the shape cae computed (padding, kernel and sizes as ONNX reads them).
+void check_graph(const onnx::ModelProto& proto, onnx::ModelProto twin, const ops::NetDesc& net) {
+  try {
+    onnx::checker::check_model(proto);
+    onnx::checker::check_model(twin);
+  } catch (const std::exception& e) {
+    throw Error(std::string("the ONNX checker rejected the exported graph: ") + e.what());
+  }
+  try {
+    onnx::shape_inference::InferShapes(twin, onnx::OpSchemaRegistry::Instance(),
+                                       onnx::ShapeInferenceOptions(true, 1, false));
+  } catch (const std::exception& e) {
+    throw Error(std::string("ONNX shape inference rejected the exported graph: ") + e.what());
+  }
+  auto find = [&](const std::string& name) -> const onnx::ValueInfoProto* {
+    for (const auto& v : twin.graph().value_info())
+      if (v.name() == name) return &v;
+    for (const auto& v : twin.graph().output())
+      if (v.name() == name) return &v;
+    return nullptr;
+  };
+  for (std::size_t i = 0; i <= net.ops.size(); ++i) {
+    const bool last = i == net.ops.size();
+    const std::string name = last ? kOnnxOutputName : "op" + std::to_string(i);
+    const ops::Dims want = last ? net.output() : net.ops[i].out;
+    const std::string what = last ? std::string("the output") : op_text(int(i), net.ops[i]);
+    const onnx::ValueInfoProto* v = find(name);
+    if (!v || !v->type().tensor_type().has_shape())
+      throw Error("ONNX shape inference found no shape for " + what);
+    const auto& shape = v->type().tensor_type().shape();
+    const std::int64_t expect[4] = {1, want.c, want.h, want.w};
+    std::string found;
+    bool ok = shape.dim_size() == 4;
+    for (int d = 0; d < shape.dim_size(); ++d) {
+      const auto& dim = shape.dim(d);
+      if (d) found += 'x';
+      found += dim.has_dim_value() ? std::to_string(dim.dim_value()) : std::string("?");
+      ok = ok && d < 4 && dim.has_dim_value() && dim.dim_value() == expect[d];
+    }
+    if (!ok)
+      throw Error("ONNX shape inference disagrees with cae on " + what + ": ONNX finds " + found +
+                  " (NCHW), cae 1x" + dims_text(want));
+  }
+}
+
+// A ModelProto around the graph builder's graph, with opset, producer and metadata.
+onnx::ModelProto make_proto(const nn::Model& model, int fixed_batch, ops::NetDesc* net) {
+  onnx::ModelProto proto;
+  proto.set_ir_version(onnx::IR_VERSION);
+  proto.set_producer_name("cae");
+  proto.set_producer_version(CAE_VERSION);
+  proto.set_doc_string("cae denoising autoencoder: input '" + std::string(kOnnxInputName) +
+                       "' NCHW float in [0, 1], output '" + kOnnxOutputName + "' the same shape");
+  onnx::OperatorSetIdProto* opset = proto.add_opset_import();
+  opset->set_domain("");
+  opset->set_version(kOnnxOpset);
+
+  GraphBuilder builder(model, proto.mutable_graph(), fixed_batch);
+  builder.build();
+  if (net) *net = builder.net();
+
+  add_meta(proto, "cae_version", CAE_VERSION);
+  add_meta(proto, "loss", nn::loss_name(model.loss()));
+  add_meta(proto, "spec", model.arch().text);
+  for (const auto& [key, value] : model.meta())
+    if (key != "history") add_meta(proto, key, value);  // history is per-epoch CSV, not a fact
+  add_meta(proto, "corruption", "unknown");
+  return proto;
+}
+
+}  // namespace
+
+std::vector<std::uint8_t> encode_onnx(const nn::Model& model) {
+  // A model trained into NaN is not worth shipping; say so here rather than let a runtime
+  // return NaN images.
+  for (std::size_t i = 0; i < model.params().size(); ++i)
+    for (float v : model.params()[i])
+      if (!std::isfinite(v))
+        throw Error("cannot export: parameter '" + model.param_name(i) + "' holds NaN or Inf");
+  ops::NetDesc net;
+  const onnx::ModelProto proto = make_proto(model, 0, &net);
+  check_graph(proto, make_proto(model, 1, nullptr), net);
+
+  std::string bytes;
+  if (!proto.SerializeToString(&bytes)) throw Error("cannot serialize the ONNX model");
+  return std::vector<std::uint8_t>(bytes.begin(), bytes.end());
+}
+
+void export_onnx(const nn::Model& model, const std::string& path) {
+  const std::vector<std::uint8_t> bytes = encode_onnx(model);  // fails before touching path
+  write_file_atomic(path, bytes);
+}
+
+}  // namespace cae::io
