@@ -1,0 +1,310 @@
+// Data-parallel training: the executors' gradients-ready hook that lets gradient sums overlap the
+// backward pass, and the cae binary under mpirun — two ranks reach the weights one process
+// reaches on the same global batches, a run resumes with another number of ranks, and a rank
+// that dies stops the whole job with a clear message and a checkpoint that loads.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "core/rng.h"
+#include "data/idx.h"
+#include "io/model_file.h"
+#include "nn/model.h"
+#include "nn/spec.h"
+#include "support.h"
+
+extern char** environ;
+
+using namespace cae;
+using ::testing::HasSubstr;
+
+namespace {
+
+// --- the gradients-ready hook ---------------------------------------------------------------
+
+class GradsReady : public ::testing::TestWithParam<ops::Backend> {};
+
+// Every announced range must already hold its final values: grads() is filled with a sentinel
+// first, so a range announced before its op's backward ran would be caught holding it.
+TEST_P(GradsReady, RangesAreFinalDisjointAndCoverAllGradients) {
+  nn::Model model(nn::parse_spec(nn::preset_spec("seed")), {1, 12, 12}, nn::LossKind::bce);
+  model.init_glorot(3);
+  const int batch = 3;
+  auto exec = model.make_executor(GetParam(), batch);
+  const std::size_t n_in = batch * model.input().size();
+  const std::vector<float> x = test::random_floats(n_in, 1, 0.f, 1.f);
+  const std::vector<float> dy = test::random_floats(n_in, 2, -1e-3f, 1e-3f);
+
+  exec->forward(x.data());
+  exec->backward(dy.data(), nullptr);
+  const std::vector<float> plain(exec->grads().begin(), exec->grads().end());
+
+  struct Seen {
+    std::size_t offset;
+    std::vector<float> values;
+  };
+  std::vector<Seen> seen;
+  const float* base = exec->grads().data();
+  exec->set_grads_ready([&](std::span<float> ready) {
+    seen.push_back({std::size_t(ready.data() - base), {ready.begin(), ready.end()}});
+  });
+  std::fill(exec->grads().begin(), exec->grads().end(), 12345.f);
+  exec->forward(x.data());
+  exec->backward(dy.data(), nullptr);
+
+  // Announced while backward() still had work: one range per parameter tensor or per op.
+  EXPECT_GE(seen.size(), model.param_infos().size() / 2);
+  std::vector<int> covered(plain.size(), 0);
+  for (const Seen& s : seen) {
+    ASSERT_LE(s.offset + s.values.size(), plain.size());
+    for (std::size_t i = 0; i < s.values.size(); ++i) {
+      ++covered[s.offset + i];
+      ASSERT_EQ(s.values[i], plain[s.offset + i]) << "range at " << s.offset << ", element " << i;
+    }
+  }
+  for (std::size_t i = 0; i < covered.size(); ++i) ASSERT_EQ(covered[i], 1) << "element " << i;
+  // The hook changes nothing about the result.
+  for (std::size_t i = 0; i < plain.size(); ++i) ASSERT_EQ(exec->grads()[i], plain[i]);
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, GradsReady,
+                         ::testing::Values(ops::Backend::ref, ops::Backend::dnnl),
+                         [](const auto& info) { return ops::backend_name(info.param); });
+
+// --- cae under mpirun -------------------------------------------------------------------------
+
+#ifdef CAE_MPIRUN
+constexpr const char* kMpirun = CAE_MPIRUN;
+#else
+constexpr const char* kMpirun = nullptr;
+#endif
+
+struct Result {
+  int status = -1;
+  std::string output;  // stdout and stderr
+};
+
+Result shell(const std::string& cmd) {
+  Result r;
+  FILE* pipe = ::popen((cmd + " 2>&1").c_str(), "r");
+  if (!pipe) return r;
+  std::array<char, 4096> buf;
+  while (std::size_t n = std::fread(buf.data(), 1, buf.size(), pipe))
+    r.output.append(buf.data(), n);
+  const int raw = ::pclose(pipe);
+  r.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
+  return r;
+}
+
+// The tests run as root in CI; Open MPI refuses that without these.
+void allow_root() {
+  ::setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 1);
+  ::setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 1);
+}
+
+std::string mpirun(int ranks) {
+  return std::string(kMpirun) + " --allow-run-as-root --oversubscribe --bind-to none " +
+         "--mca btl self,vader -np " + std::to_string(ranks) + " ";
+}
+
+// Batches of 20 unless `more` says otherwise.
+std::string cae_train(const std::string& dataset, const std::string& out, const std::string& more) {
+  return std::string(CAE_EXE) + " train --dataset " + dataset + " --threads 1 --out " + out + " " +
+         (more.find("--batch") == std::string::npos ? "--batch 20 " : "") + more;
+}
+
+data::ImageSet noise_images(int n, int side, std::uint64_t seed) {
+  data::ImageSet set;
+  set.n = n;
+  set.h = set.w = side;
+  set.pixels.resize(std::size_t(n) * side * side);
+  Rng rng({seed});
+  for (auto& p : set.pixels) p = rng.uniform() < 0.3f ? 255 : 0;
+  return set;
+}
+
+std::string make_dataset(const std::string& dir, int train_images) {
+  std::filesystem::create_directories(dir + "/ds");
+  data::write_idx_images(dir + "/ds/train-images-idx3-ubyte", noise_images(train_images, 12, 1));
+  data::write_idx_images(dir + "/ds/t10k-images-idx3-ubyte", noise_images(15, 12, 2));
+  return dir + "/ds";
+}
+
+// The largest difference between the same tensors of two model files.
+double max_difference(const std::string& a_path, const std::string& b_path) {
+  const io::ModelFile a = io::read_model_file(a_path), b = io::read_model_file(b_path);
+  EXPECT_EQ(a.tensors.size(), b.tensors.size());
+  double worst = 0;
+  for (std::size_t t = 0; t < std::min(a.tensors.size(), b.tensors.size()); ++t) {
+    EXPECT_EQ(a.tensors[t].name, b.tensors[t].name);
+    EXPECT_EQ(a.tensors[t].data.size(), b.tensors[t].data.size());
+    for (std::size_t i = 0; i < std::min(a.tensors[t].data.size(), b.tensors[t].data.size()); ++i)
+      worst = std::max(worst, std::abs(double(a.tensors[t].data[i]) - b.tensors[t].data[i]));
+  }
+  return worst;
+}
+
+int count_of(const std::string& text, const std::string& what) {
+  int n = 0;
+  for (std::size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
+  return n;
+}
+
+// Sums taken in another order differ in their last bits, and Adam's normalised steps carry that
+// into the weights: about 5e-8 after six steps here, while one step of lr 1e-3 moves each weight
+// by up to 1e-3.
+constexpr double kWeightTolerance = 2e-6;
+
+TEST(Mpi, TwoRanksReachTheWeightsOfOneProcessOnTheSameBatches) {
+  if (!kMpirun) GTEST_SKIP() << "built without MPI";
+  allow_root();
+  const std::string dir = test::scratch_dir();
+  const std::string ds = make_dataset(dir, 60);  // 3 batches of 20 per epoch
+
+  const Result one = shell(cae_train(ds, dir + "/one", "--epochs 2"));
+  ASSERT_EQ(one.status, 0) << one.output;
+  const Result two = shell(mpirun(2) + cae_train(ds, dir + "/two", "--epochs 2"));
+  ASSERT_EQ(two.status, 0) << two.output;
+  const Result sync = shell(mpirun(2) + cae_train(ds, dir + "/sync", "--epochs 2 --sync-grads"));
+  ASSERT_EQ(sync.status, 0) << sync.output;
+
+  // Rank 0 alone speaks: one header, one metrics document, one final line per run.
+  EXPECT_EQ(count_of(two.output, "training on"), 1) << two.output;
+  EXPECT_EQ(count_of(two.output, "\"final_train_loss\""), 1) << two.output;
+  EXPECT_THAT(two.output, HasSubstr("x 2 ranks"));
+  EXPECT_THAT(two.output, HasSubstr("\"ranks\": 2"));
+
+  EXPECT_LT(max_difference(dir + "/one/model.cae", dir + "/two/model.cae"), kWeightTolerance);
+  EXPECT_LT(max_difference(dir + "/one/model.cae", dir + "/sync/model.cae"), kWeightTolerance);
+  EXPECT_LT(max_difference(dir + "/one/checkpoint.cae", dir + "/two/checkpoint.cae"),
+            kWeightTolerance);  // Adam's moments too
+
+  // The same losses, as the CSV prints them (8 significant digits): the second epoch's train
+  // loss agrees to its first 5.
+  auto epoch2_train_loss = [](const std::string& csv_path) {
+    std::ifstream csv(csv_path);
+    std::string line;
+    std::getline(csv, line);
+    std::getline(csv, line);
+    std::getline(csv, line);
+    return std::stod(line.substr(line.find(',') + 1));
+  };
+  EXPECT_NEAR(epoch2_train_loss(dir + "/one/losses.csv"),
+              epoch2_train_loss(dir + "/two/losses.csv"), 1e-5);
+
+  // Resume across rank counts: 1 epoch on two ranks, then the second on one process.
+  const Result part = shell(mpirun(2) + cae_train(ds, dir + "/switch", "--epochs 1"));
+  ASSERT_EQ(part.status, 0) << part.output;
+  // The tolerance means something: one epoch moves the weights by far more.
+  EXPECT_GT(max_difference(dir + "/one/model.cae", dir + "/switch/model.cae"),
+            100 * kWeightTolerance);
+  const Result rest = shell(cae_train(ds, dir + "/switch", "--epochs 2 --resume"));
+  ASSERT_EQ(rest.status, 0) << rest.output;
+  EXPECT_THAT(rest.output, HasSubstr("resuming at epoch 2 of 2"));
+  EXPECT_LT(max_difference(dir + "/one/model.cae", dir + "/switch/model.cae"), kWeightTolerance);
+
+  // A batch that does not split evenly is refused with a message, and the job ends.
+  const Result odd = shell(mpirun(2) + cae_train(ds, dir + "/odd", "--epochs 1 --batch 15"));
+  EXPECT_NE(odd.status, 0);
+  EXPECT_THAT(odd.output, HasSubstr("does not split evenly across 2 ranks"));
+
+  // An error on rank 1 alone (here: other data than rank 0's) ends rank 0 too, which waits for
+  // it in a collective, and names the rank.
+  const std::string mixed = mpirun(1) + cae_train(ds, dir + "/mixed", "--epochs 1 --limit 60") +
+                            " : -np 1 " + cae_train(ds, dir + "/mixed", "--epochs 1 --limit 40");
+  const Result lone = shell(mixed);
+  EXPECT_NE(lone.status, 0);
+  EXPECT_THAT(lone.output, HasSubstr("cae: error: rank 1 of 2: rank 1 has 40 training images"));
+}
+
+// The process whose parent is `parent` and that Open MPI started as `rank`, or 0.
+pid_t find_rank(pid_t parent, int rank) {
+  const std::string want = "OMPI_COMM_WORLD_RANK=" + std::to_string(rank);
+  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+    const std::string name = entry.path().filename();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream stat(entry.path() / "stat");
+    std::string line;
+    if (!std::getline(stat, line)) continue;
+    // pid (comm) state ppid ...: comm may hold spaces, so read after the last ')'.
+    std::istringstream rest(line.substr(line.rfind(')') + 2));
+    char state;
+    pid_t ppid = 0;
+    rest >> state >> ppid;
+    if (ppid != parent) continue;
+    std::ifstream env(entry.path() / "environ");
+    for (std::string var; std::getline(env, var, '\0');)
+      if (var == want) return pid_t(std::stoi(name));
+  }
+  return 0;
+}
+
+TEST(Mpi, ARankThatDiesStopsTheJobAndTheCheckpointLoads) {
+  if (!kMpirun) GTEST_SKIP() << "built without MPI";
+  allow_root();
+  const std::string dir = test::scratch_dir();
+  const std::string ds = make_dataset(dir, 200);
+  const std::string log = dir + "/job.log";
+  // Far more epochs than the test waits for: the job only ends early because a rank dies.
+  const std::string cmd =
+      "exec " + mpirun(2) + cae_train(ds, dir + "/run", "--epochs 500") + " >" + log + " 2>&1";
+  const char* argv[] = {"/bin/sh", "-c", cmd.c_str(), nullptr};
+  pid_t job = 0;
+  ASSERT_EQ(::posix_spawn(&job, "/bin/sh", nullptr, nullptr, const_cast<char**>(argv), environ), 0);
+
+  using Clock = std::chrono::steady_clock;
+  const auto deadline = Clock::now() + std::chrono::seconds(60);
+  const std::string checkpoint = dir + "/run/checkpoint.cae";
+  int raw = 0;
+  while (!std::filesystem::exists(checkpoint) && Clock::now() < deadline) {
+    if (::waitpid(job, &raw, WNOHANG) == job)
+      FAIL() << "the job ended before its first checkpoint:\n" << shell("cat " + log).output;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  const pid_t victim = find_rank(job, 1);
+  if (!std::filesystem::exists(checkpoint) || victim == 0) {
+    ::kill(job, SIGTERM);
+    ::waitpid(job, nullptr, 0);
+    FAIL() << "no checkpoint or no rank 1 to kill; log:\n" << shell("cat " + log).output;
+  }
+  ASSERT_EQ(::kill(victim, SIGKILL), 0);
+
+  pid_t done = 0;
+  while ((done = ::waitpid(job, &raw, WNOHANG)) == 0 && Clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  if (done == 0) {
+    ::kill(job, SIGKILL);
+    ::waitpid(job, nullptr, 0);
+    FAIL() << "the job went on after rank 1 died";
+  }
+  const std::string output = shell("cat " + log).output;
+  EXPECT_FALSE(WIFEXITED(raw) && WEXITSTATUS(raw) == 0) << output;
+  EXPECT_THAT(output, HasSubstr("cae: error: rank 0 was stopped by the MPI runtime"));
+  EXPECT_THAT(output, HasSubstr("--resume"));
+  EXPECT_EQ(count_of(output, "epoch 500/500"), 0);
+
+  // The last checkpoint is whole, and training continues from it as one process.
+  const io::ModelFile cp = io::read_model_file(checkpoint);
+  EXPECT_EQ(cp.kind, "checkpoint");
+  const int epoch = std::stoi(cp.meta_value("epoch"));
+  EXPECT_GE(epoch, 1);
+  const Result resumed =
+      shell(cae_train(ds, dir + "/run", "--epochs " + std::to_string(epoch + 1) + " --resume"));
+  ASSERT_EQ(resumed.status, 0) << resumed.output;
+  EXPECT_THAT(resumed.output, HasSubstr("resuming at epoch " + std::to_string(epoch + 1)));
+}
+
+}  // namespace
