@@ -1,31 +1,235 @@
 #include "data/corrupt.h"
 
 #include <algorithm>
+#include <cmath>
 #include <sstream>
+#include <vector>
+
+#include "cae/error.h"
 
 namespace cae::data {
 
 std::string Corruption::describe() const {
   std::ostringstream s;
-  s << "gaussian sigma=" << gaussian_sigma;
+  const char* sep = "";
+  auto next = [&]() -> std::ostringstream& {
+    s << sep;
+    sep = " + ";
+    return s;
+  };
+  if (gaussian_sigma > 0) next() << "gaussian sigma=" << gaussian_sigma;
+  if (speckle_sigma > 0) next() << "speckle sigma=" << speckle_sigma;
+  if (salt_pepper > 0) next() << "salt-pepper fraction=" << salt_pepper;
+  if (masks > 0)
+    next() << "masks count=" << masks << " min=" << mask_min << " max=" << mask_max
+           << " value=" << mask_value;
+  if (lines > 0)
+    next() << "lines count=" << lines << " thickness=" << line_thickness << " value=" << line_value;
+  if (crosshair)
+    next() << "crosshair thickness=" << line_thickness << " jitter=" << crosshair_jitter
+           << " value=" << line_value;
+  // The historical text of "no noise", so that such model files and checkpoints still match.
+  if (s.str().empty()) s << "gaussian sigma=" << gaussian_sigma;
   return s.str();
 }
 
-void corrupt(const Corruption& c, const float* clean, float* noisy, int count,
-             std::size_t image_size, std::uint64_t seed, Stream stream, std::uint64_t key,
-             std::uint64_t first_index) {
-  const float sigma = c.gaussian_sigma;
+namespace {
+
+void check_range(bool ok, const std::string& field, const std::string& range, double found) {
+  if (!ok) {
+    std::ostringstream s;
+    s << "corruption: " << field << " must be " << range << ", found " << found;
+    throw Error(s.str());
+  }
+}
+
+}  // namespace
+
+void Corruption::validate() const {
+  check_range(std::isfinite(gaussian_sigma) && gaussian_sigma >= 0, "gaussian sigma", ">= 0",
+              gaussian_sigma);
+  check_range(std::isfinite(speckle_sigma) && speckle_sigma >= 0, "speckle sigma", ">= 0",
+              speckle_sigma);
+  check_range(salt_pepper >= 0 && salt_pepper <= 1, "salt-pepper fraction", "in [0, 1]",
+              salt_pepper);
+  check_range(masks >= 0, "masks count", ">= 0", masks);
+  check_range(mask_min >= 1, "masks min", ">= 1", mask_min);
+  check_range(mask_max >= mask_min, "masks max", ">= min (" + std::to_string(mask_min) + ")",
+              mask_max);
+  check_range(mask_value >= 0 && mask_value <= 1, "masks value", "in [0, 1]", mask_value);
+  check_range(lines >= 0, "lines count", ">= 0", lines);
+  check_range(line_thickness >= 1, "line thickness", ">= 1", line_thickness);
+  check_range(crosshair_jitter >= 0, "crosshair jitter", ">= 0", crosshair_jitter);
+  check_range(line_value >= 0 && line_value <= 1, "line value", "in [0, 1]", line_value);
+}
+
+namespace {
+
+std::string trim(const std::string& s) {
+  const auto b = s.find_first_not_of(" \t\n");
+  if (b == std::string::npos) return "";
+  return s.substr(b, s.find_last_not_of(" \t\n") - b + 1);
+}
+
+double number(const std::string& model, const std::string& key, const std::string& value) {
+  std::size_t used = 0;
+  double v = 0;
+  try {
+    v = std::stod(value, &used);
+  } catch (const std::logic_error&) {
+    used = 0;
+  }
+  if (used == 0 || used != value.size() || !std::isfinite(v))
+    throw Error("corruption '" + model + "': " + key + "=" + value + " is not a number");
+  return v;
+}
+
+int integer(const std::string& model, const std::string& key, const std::string& value) {
+  const double v = number(model, key, value);
+  if (v != std::floor(v) || std::abs(v) > 1e9)
+    throw Error("corruption '" + model + "': " + key + "=" + value + " is not a whole number");
+  return int(v);
+}
+
+}  // namespace
+
+Corruption parse_corruption(const std::string& text) {
+  Corruption c;
+  c.gaussian_sigma = 0;  // models left out are off
+  std::vector<std::string> seen;
+  std::string part;
+  std::istringstream parts(text);
+  bool any = false;
+  while (std::getline(parts, part, '+')) {
+    std::istringstream words(trim(part));
+    std::string model;
+    if (!(words >> model)) throw Error("corruption '" + text + "': an empty model between '+'");
+    any = true;
+    if (std::find(seen.begin(), seen.end(), model) != seen.end())
+      throw Error("corruption '" + text + "': model '" + model + "' appears twice");
+    seen.push_back(model);
+    if (model == "none") continue;
+    if (model == "masks")
+      c.masks = 1;
+    else if (model == "lines")
+      c.lines = 1;
+    else if (model == "crosshair")
+      c.crosshair = true;
+    else if (model == "gaussian")
+      c.gaussian_sigma = 0.5f;
+    else if (model == "speckle")
+      c.speckle_sigma = 0.2f;
+    else if (model == "salt-pepper")
+      c.salt_pepper = 0.1f;
+    else
+      throw Error("corruption: unknown model '" + model +
+                  "' (expected gaussian, speckle, salt-pepper, masks, lines, crosshair or none)");
+    std::string word;
+    while (words >> word) {
+      const auto eq = word.find('=');
+      if (eq == std::string::npos || eq == 0)
+        throw Error("corruption '" + model + "': expected key=value, found '" + word + "'");
+      const std::string key = word.substr(0, eq), value = word.substr(eq + 1);
+      if ((model == "gaussian" || model == "speckle") && key == "sigma")
+        (model == "gaussian" ? c.gaussian_sigma : c.speckle_sigma) =
+            float(number(model, key, value));
+      else if (model == "salt-pepper" && key == "fraction")
+        c.salt_pepper = float(number(model, key, value));
+      else if (model == "masks" && key == "count")
+        c.masks = integer(model, key, value);
+      else if (model == "masks" && key == "min")
+        c.mask_min = integer(model, key, value);
+      else if (model == "masks" && key == "max")
+        c.mask_max = integer(model, key, value);
+      else if (model == "masks" && key == "value")
+        c.mask_value = float(number(model, key, value));
+      else if (model == "lines" && key == "count")
+        c.lines = integer(model, key, value);
+      else if ((model == "lines" || model == "crosshair") && key == "thickness")
+        c.line_thickness = integer(model, key, value);
+      else if ((model == "lines" || model == "crosshair") && key == "value")
+        c.line_value = float(number(model, key, value));
+      else if (model == "crosshair" && key == "jitter")
+        c.crosshair_jitter = integer(model, key, value);
+      else
+        throw Error("corruption '" + model + "': unknown key '" + key + "'");
+    }
+  }
+  if (!any) throw Error("corruption: empty description (use 'none' for no corruption)");
+  c.validate();
+  return c;
+}
+
+namespace {
+
+// Sets every channel of the rows [y0, y1) × columns [x0, x1) of one NCHW image to value.
+void fill(float* image, ops::Dims d, int y0, int y1, int x0, int x1, float value) {
+  y0 = std::max(y0, 0), x0 = std::max(x0, 0), y1 = std::min(y1, d.h), x1 = std::min(x1, d.w);
+  for (int ch = 0; ch < d.c; ++ch)
+    for (int y = y0; y < y1; ++y)
+      std::fill_n(image + (std::size_t(ch) * d.h + y) * d.w + x0, std::max(x1 - x0, 0), value);
+}
+
+// A start in [0, length - size] (0 when the band is as long as the image or longer).
+int place(Rng& rng, int length, int size) {
+  return length > size ? int(rng.below(std::uint64_t(length - size + 1))) : 0;
+}
+
+void corrupt_one(const Corruption& c, const float* src, float* dst, ops::Dims d, Rng& rng) {
+  const std::size_t n = d.size();
+  const std::size_t hw = std::size_t(d.h) * d.w;
+  std::copy(src, src + n, dst);
+  if (c.gaussian_sigma > 0)
+    for (std::size_t i = 0; i < n; ++i)
+      dst[i] = std::clamp(dst[i] + c.gaussian_sigma * rng.normal(), 0.f, 1.f);
+  if (c.speckle_sigma > 0)
+    for (std::size_t i = 0; i < n; ++i)
+      dst[i] = std::clamp(dst[i] + dst[i] * c.speckle_sigma * rng.normal(), 0.f, 1.f);
+  if (c.salt_pepper > 0)
+    for (std::size_t p = 0; p < hw; ++p) {
+      if (rng.uniform() >= c.salt_pepper) continue;
+      const float v = rng.uniform() < 0.5f ? 0.f : 1.f;
+      for (int ch = 0; ch < d.c; ++ch) dst[std::size_t(ch) * hw + p] = v;
+    }
+  for (int m = 0; m < c.masks; ++m) {
+    const int span = c.mask_max - c.mask_min + 1;
+    const int mh = std::min(d.h, c.mask_min + int(rng.below(std::uint64_t(span))));
+    const int mw = std::min(d.w, c.mask_min + int(rng.below(std::uint64_t(span))));
+    const int y = place(rng, d.h, mh), x = place(rng, d.w, mw);
+    fill(dst, d, y, y + mh, x, x + mw, c.mask_value);
+  }
+  const int t = c.line_thickness;
+  for (int l = 0; l < c.lines; ++l) {
+    if (rng.below(2) == 0) {
+      const int y = place(rng, d.h, t);
+      fill(dst, d, y, y + t, 0, d.w, c.line_value);
+    } else {
+      const int x = place(rng, d.w, t);
+      fill(dst, d, 0, d.h, x, x + t, c.line_value);
+    }
+  }
+  if (c.crosshair) {
+    const int j = c.crosshair_jitter;
+    auto centre = [&](int length) {
+      const int shift = j > 0 ? int(rng.below(std::uint64_t(2 * j + 1))) - j : 0;
+      return std::clamp((length - t) / 2 + shift, 0, std::max(length - t, 0));
+    };
+    const int y = centre(d.h), x = centre(d.w);
+    fill(dst, d, y, y + t, 0, d.w, c.line_value);
+    fill(dst, d, 0, d.h, x, x + t, c.line_value);
+  }
+}
+
+}  // namespace
+
+void corrupt(const Corruption& c, const float* clean, float* noisy, int count, ops::Dims dims,
+             std::uint64_t seed, Stream stream, std::uint64_t key, std::uint64_t first_index) {
+  c.validate();
+  const std::size_t image = dims.size();
 #pragma omp parallel for schedule(static)
   for (int b = 0; b < count; ++b) {
-    const float* src = clean + std::size_t(b) * image_size;
-    float* dst = noisy + std::size_t(b) * image_size;
-    if (sigma == 0.f) {
-      std::copy(src, src + image_size, dst);
-      continue;
-    }
     Rng rng = make_rng(seed, stream, key, first_index + std::uint64_t(b));
-    for (std::size_t i = 0; i < image_size; ++i)
-      dst[i] = std::clamp(src[i] + sigma * rng.normal(), 0.f, 1.f);
+    corrupt_one(c, clean + std::size_t(b) * image, noisy + std::size_t(b) * image, dims, rng);
   }
 }
 

@@ -1,5 +1,9 @@
 // Corruption models: what damage the autoencoder learns to undo. Each image's damage comes from
 // its own random stream, keyed by the caller, so results do not depend on threads or batching.
+//
+// The models combine; on each image they apply in this fixed order, all drawing from the image's
+// one stream: Gaussian, speckle, salt-and-pepper, masks, lines, crosshair. Noise is per element
+// (each channel its own draw); salt-and-pepper, masks and lines hit whole pixels (every channel).
 #pragma once
 
 #include <cstddef>
@@ -7,18 +11,43 @@
 #include <string>
 
 #include "core/rng.h"
+#include "ops/ops.h"
 
 namespace cae::data {
 
 struct Corruption {
   float gaussian_sigma = 0.5f;  // clip(x + sigma N(0,1), 0, 1); 0 disables it
-  std::string describe() const;  // stored in model files, e.g. "gaussian sigma=0.5"
+  float speckle_sigma = 0.f;    // clip(x + x sigma N(0,1), 0, 1); 0 disables it
+  float salt_pepper = 0.f;      // fraction of pixels set to 0 or 1 (even odds); 0 disables it
+  int masks = 0;                // rectangles filled with mask_value (inpainting); 0 disables them
+  int mask_min = 4, mask_max = 8;  // side lengths in pixels, uniform in [min, max], per side
+  float mask_value = 0.f;
+  int lines = 0;             // full-length horizontal or vertical lines (even odds), anywhere
+  bool crosshair = false;    // one horizontal and one vertical line through the centre
+  int line_thickness = 1;    // lines and crosshair
+  int crosshair_jitter = 2;  // the crosshair's centre moves uniformly by up to ± this, per axis
+  float line_value = 1.f;    // lines and crosshair
+
+  // "gaussian sigma=0.5" for the default; models joined by " + " in the order they apply, e.g.
+  // "gaussian sigma=0.3 + masks count=2 min=4 max=8 value=0"; "gaussian sigma=0" when nothing
+  // is on. Stored in model files (meta "corruption"); parse_corruption reads it back.
+  std::string describe() const;
+  // Throws cae::Error naming the field and its allowed range when a value is out of range.
+  void validate() const;
+  // True when masks, lines or the crosshair need the image's height and width.
+  bool spatial() const { return masks > 0 || lines > 0 || crosshair; }
 };
 
-// Requires clean and noisy of count*image_size floats (may not alias). Image b's noise comes
-// from make_rng(seed, stream, key, first_index + b).
-void corrupt(const Corruption& c, const float* clean, float* noisy, int count,
-             std::size_t image_size, std::uint64_t seed, Stream stream, std::uint64_t key,
-             std::uint64_t first_index);
+// Requires text in describe()'s form: models joined by '+', each a name (gaussian, speckle,
+// salt-pepper, masks, lines, crosshair, none) then key=value words; keys left out keep their
+// defaults, and models left out are off. Ensures parse_corruption(c.describe()).describe() ==
+// c.describe(). Throws cae::Error naming the model, key or value it could not read.
+Corruption parse_corruption(const std::string& text);
+
+// Requires clean and noisy of count·dims.size() NCHW floats in [0, 1] (may not alias), and a
+// valid c. Image b's damage comes from make_rng(seed, stream, key, first_index + b) alone, so it
+// is the same whatever the batch it is part of.
+void corrupt(const Corruption& c, const float* clean, float* noisy, int count, ops::Dims dims,
+             std::uint64_t seed, Stream stream, std::uint64_t key, std::uint64_t first_index);
 
 }  // namespace cae::data

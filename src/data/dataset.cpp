@@ -4,6 +4,7 @@
 #include <filesystem>
 
 #include "cae/error.h"
+#include "data/folder.h"
 
 namespace cae::data {
 
@@ -33,7 +34,14 @@ bool has_pair(const fs::path& dir) {
 
 }  // namespace
 
-Dataset load_dataset(const std::string& name, const std::string& dir) {
+Fit parse_fit(const std::string& name) {
+  if (name == "resize") return Fit::resize;
+  if (name == "crop") return Fit::crop;
+  throw Error("unknown fit '" + name + "', expected resize or crop");
+}
+
+Dataset load_dataset(const std::string& name, const std::string& dir,
+                     const FolderOptions& folder) {
   std::vector<fs::path> candidates;
   std::string hint;
   if (name == "mnist") {
@@ -44,7 +52,9 @@ Dataset load_dataset(const std::string& name, const std::string& dir) {
     hint = "install Debian's dataset-fashion-mnist package";
   } else {
     candidates = {fs::path(name)};
-    hint = "a dataset is 'mnist', 'fashion-mnist' or a directory with IDX files";
+    hint = "a dataset is 'mnist', 'fashion-mnist', a directory with IDX files or a folder of "
+           "PNG/JPEG images";
+    if (!has_pair(name) && is_image_folder(name)) return load_image_folder(name, folder);
   }
   for (const auto& candidate : candidates) {
     if (!has_pair(candidate)) continue;

@@ -17,14 +17,31 @@ struct Dataset {
   ops::Dims dims() const { return {train.c, train.h, train.w}; }
 };
 
+// How a folder of images becomes a set of one working size.
+enum class Fit {
+  resize,  // scale each image to h×w (aspect not kept): area averaging down, bilinear up
+  crop,    // cut the centred h×w window; an image smaller than that is an error
+};
+
+// Requires "resize" or "crop"; throws cae::Error otherwise.
+Fit parse_fit(const std::string& name);
+
+struct FolderOptions {
+  int h = 0, w = 0;  // the working size; 0 = the images' own size, which must then be common
+  Fit fit = Fit::resize;
+};
+
 // --data DIR if given, else $CAE_DATA, else $HOME/.local/share/cae (where scripts/setup-data.sh
 // installs MNIST).
 std::string data_dir(const std::string& override_dir);
 
 // "mnist" (<data_dir>/mnist), "fashion-mnist" (Debian's /usr/share/datasets/fashion-mnist, or
 // <data_dir>/fashion-mnist), or a directory holding train-images-idx3-ubyte[.gz] and
-// t10k-images-idx3-ubyte[.gz]. Throws cae::Error saying where it looked and how to install.
-Dataset load_dataset(const std::string& name, const std::string& data_dir);
+// t10k-images-idx3-ubyte[.gz], or a folder of PNG/JPEG images (data/folder.h says how it is
+// split and sized; folder options apply to it only). Throws cae::Error saying where it looked
+// and how to install.
+Dataset load_dataset(const std::string& name, const std::string& data_dir,
+                     const FolderOptions& folder = {});
 
 // Requires indices in range. Ensures out holds images indices[0..count) as NCHW floats byte/255.
 void to_nchw(const ImageSet& set, const int* indices, int count, float* out);

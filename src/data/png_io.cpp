@@ -2,6 +2,7 @@
 
 #include <png.h>
 
+#include <bit>
 #include <csetjmp>
 #include <cstdio>
 #include <cstring>
@@ -84,9 +85,14 @@ struct WriteGuard {
 // this many bytes; a header claiming more is forged, and is refused before allocating for it.
 constexpr std::uint64_t kMaxDeflateRatio = 1032;
 
-// Reads the header, sets the transforms, sizes image and rows. May longjmp; may throw.
+// Reads the header, sets the transforms, sizes image and rows. 8-bit Pixel: only 8-bit gray and
+// RGB (and palettes) are accepted, as stored; 16-bit Pixel: every depth, scaled to 16 bits. May
+// longjmp; may throw.
+template <class Img>
 void start_decode(const std::string& path, png_structp png, png_infop info, std::size_t file_size,
-                  Image& image, std::vector<png_bytep>& rows) {
+                  Img& image, std::vector<png_bytep>& rows) {
+  using Pixel = typename decltype(image.pixels)::value_type;
+  constexpr bool wide = sizeof(Pixel) == 2;
   png_read_info(png, info);
   png_uint_32 width = 0, height = 0;
   int bit_depth = 0, color_type = 0, interlace = 0;
@@ -109,17 +115,24 @@ void start_decode(const std::string& path, png_structp png, png_infop info, std:
     case PNG_COLOR_TYPE_RGB_ALPHA: {
       const bool rgb = color_type & PNG_COLOR_MASK_COLOR;
       const bool alpha = color_type & PNG_COLOR_MASK_ALPHA;
-      if (bit_depth != 8)
+      if (bit_depth != 8 && !wide)
         fail(path, "unsupported PNG bit depth " + std::to_string(bit_depth) + " (" +
                        (rgb ? "RGB" : "gray") + (alpha ? "+alpha" : "") +
                        "), expected 8 bits per channel");
+      if (bit_depth < 8) png_set_expand_gray_1_2_4_to_8(png);
       if (alpha) png_set_strip_alpha(png);
       channels = rgb ? 3 : 1;
-      bits_per_pixel = 8 * ((rgb ? 3 : 1) + (alpha ? 1 : 0));
+      bits_per_pixel = bit_depth * ((rgb ? 3 : 1) + (alpha ? 1 : 0));
       break;
     }
     default:
       fail(path, "unsupported PNG color type " + std::to_string(color_type));
+  }
+  if constexpr (wide) {
+    // Scales every depth to 16 bits by bit replication (exact: 8-bit v becomes 257 v); samples
+    // come big-endian, and are swapped to the host's order.
+    png_set_expand_16(png);
+    if constexpr (std::endian::native == std::endian::little) png_set_swap(png);
   }
   if (width == 0 || height == 0)  // libpng already refuses these; keep the contract local
     fail(path, "PNG size " + std::to_string(width) + "×" + std::to_string(height) +
@@ -132,21 +145,22 @@ void start_decode(const std::string& path, png_structp png, png_infop info, std:
   png_set_interlace_handling(png);
   png_read_update_info(png, info);
   const std::size_t row_bytes = png_get_rowbytes(png, info);
-  if (row_bytes != std::size_t(width) * channels)
+  const std::size_t row_samples = std::size_t(width) * channels;
+  if (row_bytes != row_samples * sizeof(Pixel))
     fail(path, "PNG decodes to " + std::to_string(row_bytes) + " bytes per row, expected " +
-                   std::to_string(std::size_t(width) * channels));
+                   std::to_string(row_samples * sizeof(Pixel)));
 
   image.h = int(height);
   image.w = int(width);
   image.c = channels;
-  image.pixels.resize(std::size_t(height) * row_bytes);
+  image.pixels.resize(std::size_t(height) * row_samples);
   rows.resize(height);
-  for (png_uint_32 y = 0; y < height; ++y) rows[y] = image.pixels.data() + y * row_bytes;
+  for (png_uint_32 y = 0; y < height; ++y)
+    rows[y] = reinterpret_cast<png_bytep>(image.pixels.data() + y * row_samples);
 }
 
-}  // namespace
-
-Image read_png(const std::string& path) {
+template <class Img>
+Img decode_png(const std::string& path) {
   const std::vector<std::uint8_t> bytes = read_file(path);
   if (bytes.size() < 8 || png_sig_cmp(bytes.data(), 0, 8) != 0) {
     std::string found;
@@ -159,11 +173,22 @@ Image read_png(const std::string& path) {
     fail(path, "not a PNG file: expected the signature 89 50 4e 47 0d 0a 1a 0a, found " +
                    (found.empty() ? std::string("an empty file") : found));
   }
+  // libpng refuses a size beyond PNG's 2^31 - 1 only as "PNG unsigned integer out of range";
+  // say which field and what it claims (IHDR is always the first chunk: width at 16, height 20).
+  if (bytes.size() >= 24 && std::memcmp(bytes.data() + 12, "IHDR", 4) == 0)
+    for (const auto& [offset, field] : {std::pair{16, "width"}, std::pair{20, "height"}}) {
+      const std::uint8_t* b = bytes.data() + offset;
+      const std::uint32_t v = std::uint32_t(b[0]) << 24 | std::uint32_t(b[1]) << 16 |
+                              std::uint32_t(b[2]) << 8 | b[3];
+      if (v > 0x7fffffffu)
+        fail(path, std::string("PNG header says ") + field + " " + std::to_string(v) +
+                       ", more than PNG's limit of 2147483647");
+    }
 
   PngState state;
   state.in = bytes.data();
   state.in_size = bytes.size();
-  Image image;
+  Img image;
   std::vector<png_bytep> rows;
   ReadGuard guard;
   guard.png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &state, on_error, on_warning);
@@ -180,15 +205,19 @@ Image read_png(const std::string& path) {
   return image;
 }
 
-void write_png(const std::string& path, const Image& image) {
+template <class Img>
+void encode_png(const std::string& path, const Img& image) {
+  using Pixel = typename decltype(image.pixels)::value_type;
+  const int depth = 8 * int(sizeof(Pixel));
   if (image.h <= 0 || image.w <= 0 || (image.c != 1 && image.c != 3))
     fail(path, "cannot write a PNG of " + std::to_string(image.h) + "×" + std::to_string(image.w) +
                    "×" + std::to_string(image.c) + ": expected h, w > 0 and c = 1 or 3");
-  const std::size_t row_bytes = std::size_t(image.w) * image.c;
-  if (image.pixels.size() != std::size_t(image.h) * row_bytes)
+  const std::size_t row_samples = std::size_t(image.w) * image.c;
+  if (image.pixels.size() != std::size_t(image.h) * row_samples)
     fail(path, "cannot write a PNG of " + std::to_string(image.h) + "×" + std::to_string(image.w) +
                    "×" + std::to_string(image.c) + ": expected " +
-                   std::to_string(std::size_t(image.h) * row_bytes) + " bytes of pixels, found " +
+                   std::to_string(std::size_t(image.h) * row_samples) +
+                   (depth == 8 ? " bytes of pixels, found " : " samples, found ") +
                    std::to_string(image.pixels.size()));
 
   std::vector<std::uint8_t> encoded;
@@ -202,14 +231,38 @@ void write_png(const std::string& path, const Image& image) {
   png_set_write_fn(guard.png, &state, on_write, on_flush);
 
   if (setjmp(png_jmpbuf(guard.png))) fail(path, std::string("cannot encode PNG: ") + state.message);
-  png_set_IHDR(guard.png, guard.info, png_uint_32(image.w), png_uint_32(image.h), 8,
+  png_set_IHDR(guard.png, guard.info, png_uint_32(image.w), png_uint_32(image.h), depth,
                image.c == 3 ? PNG_COLOR_TYPE_RGB : PNG_COLOR_TYPE_GRAY, PNG_INTERLACE_NONE,
                PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
   png_write_info(guard.png, guard.info);
-  for (int y = 0; y < image.h; ++y) png_write_row(guard.png, image.pixels.data() + y * row_bytes);
+  if (depth == 16 && std::endian::native == std::endian::little) png_set_swap(guard.png);
+  for (int y = 0; y < image.h; ++y)
+    png_write_row(guard.png,
+                  reinterpret_cast<png_const_bytep>(image.pixels.data() + y * row_samples));
   png_write_end(guard.png, nullptr);
 
   write_file_atomic(path, encoded);
+}
+
+}  // namespace
+
+Image read_png(const std::string& path) { return decode_png<Image>(path); }
+
+void write_png(const std::string& path, const Image& image) { encode_png(path, image); }
+
+Image16 read_png16(const std::string& path) { return decode_png<Image16>(path); }
+
+void write_png16(const std::string& path, const Image16& image) { encode_png(path, image); }
+
+Image to_8bit(const Image16& image) {
+  Image out;
+  out.h = image.h;
+  out.w = image.w;
+  out.c = image.c;
+  out.pixels.resize(image.pixels.size());
+  for (std::size_t i = 0; i < image.pixels.size(); ++i)
+    out.pixels[i] = std::uint8_t((std::uint32_t(image.pixels[i]) * 255 + 32767) / 65535);
+  return out;
 }
 
 }  // namespace cae::data

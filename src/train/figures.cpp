@@ -2,9 +2,15 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <numeric>
+#include <sstream>
 
 #include "cae/error.h"
+#include "core/atomic_file.h"
 #include "data/dataset.h"
 #include "data/grid.h"
 
@@ -19,8 +25,8 @@ data::Image to_image(const float* nchw, ops::Dims d) {
   const int hw = d.h * d.w;
   for (int p = 0; p < hw; ++p)
     for (int c = 0; c < d.c; ++c)
-      img.pixels[std::size_t(p) * d.c + c] = std::uint8_t(
-          std::lround(std::clamp(nchw[std::size_t(c) * hw + p], 0.f, 1.f) * 255.f));
+      img.pixels[std::size_t(p) * d.c + c] =
+          std::uint8_t(std::lround(std::clamp(nchw[std::size_t(c) * hw + p], 0.f, 1.f) * 255.f));
   return img;
 }
 
@@ -60,7 +66,7 @@ data::Image denoising_figure(const nn::Model& model, ops::Backend backend,
   std::iota(indices.begin(), indices.end(), 0);
   std::vector<float> clean(count * image), noisy(count * image), out(count * image);
   data::to_nchw(set, indices.data(), count, clean.data());
-  data::corrupt(corruption, clean.data(), noisy.data(), count, image, seed, Stream::test_noise, 0,
+  data::corrupt(corruption, clean.data(), noisy.data(), count, dims, seed, Stream::test_noise, 0,
                 0);
   auto exec = model.make_executor(backend, count);
   exec->forward(noisy.data());
@@ -72,6 +78,155 @@ data::Image denoising_figure(const nn::Model& model, ops::Backend backend,
     rows[2].push_back(upscale(to_image(clean.data() + b * image, dims), scale));
   }
   return data::make_grid(rows, 2 * scale, 255);
+}
+
+namespace {
+
+// Nearest-neighbour resampling of one plane of floats to an h×w gray image, v/scale_max → byte.
+data::Image plane_image(const float* plane, int ph, int pw, int h, int w, float scale_max) {
+  data::Image img;
+  img.h = h;
+  img.w = w;
+  img.c = 1;
+  img.pixels.resize(std::size_t(h) * w);
+  for (int y = 0; y < h; ++y)
+    for (int x = 0; x < w; ++x) {
+      const float v = plane[std::size_t(y * ph / h) * pw + x * pw / w];
+      img.pixels[std::size_t(y) * w + x] =
+          std::uint8_t(std::lround(std::clamp(v / scale_max, 0.f, 1.f) * 255.f));
+    }
+  return img;
+}
+
+}  // namespace
+
+data::Image latent_figure(const nn::Model& model, ops::Backend backend, const data::ImageSet& set,
+                          const data::Corruption& corruption, std::uint64_t seed, int count,
+                          int scale) {
+  if (count < 1 || count > set.n)
+    throw Error("latent figure: asked for " + std::to_string(count) + " images, the set has " +
+                std::to_string(set.n));
+  if (scale < 1 || scale > 32) throw Error("latent figure: scale must be 1 to 32");
+  const ops::Dims dims = model.input();
+  const std::size_t image = dims.size();
+  const ops::NetDesc net = model.net(count);
+  int latent = 0;
+  for (int k = 0; k < int(net.ops.size()); ++k)
+    if (std::size_t(net.ops[k].out.h) * net.ops[k].out.w <
+        std::size_t(net.ops[latent].out.h) * net.ops[latent].out.w)
+      latent = k;
+  const ops::Dims code = net.ops[latent].out;
+  std::vector<int> indices(count);
+  std::iota(indices.begin(), indices.end(), 0);
+  std::vector<float> clean(count * image), noisy(count * image), codes(count * code.size());
+  data::to_nchw(set, indices.data(), count, clean.data());
+  data::corrupt(corruption, clean.data(), noisy.data(), count, dims, seed, Stream::test_noise, 0,
+                0);
+  auto exec = model.make_executor(backend, count);
+  exec->forward(noisy.data());
+  exec->read_activation(latent, codes.data());
+  const std::size_t plane = std::size_t(code.h) * code.w;
+  std::vector<float> channel_max(code.c, 1e-12f);
+  for (int b = 0; b < count; ++b)
+    for (int c = 0; c < code.c; ++c)
+      for (std::size_t p = 0; p < plane; ++p)
+        channel_max[c] = std::max(channel_max[c], codes[(b * code.c + c) * plane + p]);
+  const int h = dims.h * scale;
+  const int w = std::max(1, int(std::lround(double(h) * code.w / code.h)));
+  std::vector<std::vector<data::Image>> rows(count);
+  for (int b = 0; b < count; ++b) {
+    rows[b].push_back(upscale(to_image(noisy.data() + b * image, dims), scale));
+    for (int c = 0; c < code.c; ++c)
+      rows[b].push_back(plane_image(codes.data() + (b * code.c + c) * plane, code.h, code.w, h, w,
+                                    channel_max[c]));
+  }
+  return data::make_grid(rows, std::max(2, scale), 255);
+}
+
+data::Image comparison_figure(const std::vector<const nn::Model*>& models, ops::Backend backend,
+                              const data::ImageSet& set, const data::Corruption& corruption,
+                              std::uint64_t seed, int count, int scale, float gain) {
+  if (count < 1 || count > set.n)
+    throw Error("figure: asked for " + std::to_string(count) + " images, the set has " +
+                std::to_string(set.n));
+  if (scale < 1 || scale > 32) throw Error("figure: scale must be 1 to 32");
+  const ops::Dims dims{set.c, set.h, set.w};
+  const std::size_t image = dims.size();
+  std::vector<int> indices(count);
+  std::iota(indices.begin(), indices.end(), 0);
+  std::vector<float> clean(count * image), noisy(count * image), out(count * image);
+  data::to_nchw(set, indices.data(), count, clean.data());
+  data::corrupt(corruption, clean.data(), noisy.data(), count, dims, seed, Stream::test_noise, 0,
+                0);
+  std::vector<std::vector<data::Image>> rows(models.size() + 3);
+  for (int b = 0; b < count; ++b) {
+    rows.front().push_back(upscale(to_image(noisy.data() + b * image, dims), scale));
+    rows[models.size() + 1].push_back(upscale(to_image(clean.data() + b * image, dims), scale));
+  }
+  std::vector<float> flat(image, 0.5f), flat_out(image);
+  for (std::size_t m = 0; m < models.size(); ++m) {
+    if (!(models[m]->input() == dims)) throw Error("figure: a model takes another image shape");
+    auto exec = models[m]->make_executor(backend, count);
+    exec->forward(noisy.data());
+    nn::output_to_image(models[m]->loss(), exec->output(), out.data(), count * image);
+    for (int b = 0; b < count; ++b)
+      rows[m + 1].push_back(upscale(to_image(out.data() + b * image, dims), scale));
+    auto one = models[m]->make_executor(backend, 1);
+    one->forward(flat.data());
+    nn::output_to_image(models[m]->loss(), one->output(), flat_out.data(), image);
+    const double mean = std::accumulate(flat_out.begin(), flat_out.end(), 0.0) / double(image);
+    for (float& v : flat_out) v = float(0.5 + gain * (v - mean));
+    rows.back().push_back(upscale(to_image(flat_out.data(), dims), scale));
+  }
+  return data::make_grid(rows, 2 * scale, 255);
+}
+
+void plot_losses(const std::string& losses_csv, const std::string& png_path,
+                 const std::string& title) {
+  namespace fs = std::filesystem;
+  for (const std::string* s : {&losses_csv, &png_path, &title})
+    if (s->find_first_of("'\n") != std::string::npos)
+      throw Error("plot: '" + *s + "' holds a quote or newline, which gnuplot cannot take");
+  {
+    std::ifstream in(losses_csv);
+    std::string header, row;
+    if (!std::getline(in, header) || !std::getline(in, row) ||
+        header.rfind("epoch,train_loss,test_loss", 0) != 0)
+      throw Error(losses_csv + ": expected a losses.csv with a header and at least one epoch");
+  }
+  char dir_template[] = "/tmp/cae-plot-XXXXXX";
+  if (!::mkdtemp(dir_template)) throw Error("plot: cannot make a temporary directory in /tmp");
+  const fs::path dir = dir_template;
+  const std::string script = (dir / "plot.gp").string(), png = (dir / "plot.png").string(),
+                    log = (dir / "gnuplot.log").string();
+  {
+    std::ofstream gp(script);
+    gp << "set terminal pngcairo size 900,540 font 'sans,11'\n"
+       << "set output '" << png << "'\n"
+       << "set datafile separator ','\n"
+       << "set title '" << title << "'\n"
+       << "set xlabel 'epoch'\nset ylabel 'loss (mean per pixel)'\n"
+       << "set y2label 'test PSNR of the output (dB)'\nset ytics nomirror\nset y2tics\n"
+       << "set grid\nset key top center\n"
+       << "plot '" << losses_csv << "' skip 1 using 1:2 with linespoints lw 2 title 'train loss', "
+       << "'' skip 1 using 1:3 with linespoints lw 2 title 'test loss', "
+       << "'' skip 1 using 1:6 axes x1y2 with lines dt 2 lw 2 title 'test PSNR (right)'\n";
+  }
+  const std::string command = "gnuplot '" + script + "' > '" + log + "' 2>&1";
+  const int status = std::system(command.c_str());
+  std::string message;
+  if (status != 0 || !fs::exists(png)) {
+    std::ifstream in(log);
+    std::getline(in, message, '\0');
+  }
+  std::vector<std::uint8_t> bytes;
+  if (status == 0 && fs::exists(png)) bytes = read_file(png);
+  std::error_code ec;
+  fs::remove_all(dir, ec);
+  if (bytes.empty())
+    throw Error("plot: gnuplot failed (status " + std::to_string(status) + "; install Debian's " +
+                "gnuplot-nox): " + message);
+  write_file_atomic(png_path, bytes);
 }
 
 }  // namespace cae::train

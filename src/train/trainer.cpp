@@ -1,8 +1,10 @@
 #include "train/trainer.h"
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <iomanip>
 #include <sstream>
@@ -11,12 +13,27 @@
 #include "core/atomic_file.h"
 #include "core/rng.h"
 #include "io/model_file.h"
+#include "train/fused_epoch.h"
 
 namespace cae::train {
 
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+// The first piece of training state holding a NaN or Inf ("weights", "optimizer state"), or
+// nullptr when all is finite.
+const char* non_finite_state(ops::Executor& exec, nn::Optimizer& opt) {
+  auto finite = [](std::span<const float> values) {
+    for (float x : values)
+      if (!std::isfinite(x)) return false;
+    return true;
+  };
+  if (!finite(exec.params())) return "weights";
+  for (const auto& slot : opt.slots())
+    if (!finite(slot)) return "optimizer state";
+  return nullptr;
+}
 
 double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
@@ -147,6 +164,126 @@ Checkpoint read_checkpoint(const std::string& path, nn::Model& model, ops::Execu
   return cp;
 }
 
+// What EvalStats' means are made of, over some of the test images, so that ranks can add their
+// shares.
+struct EvalSums {
+  enum { images, loss, bce, se_noisy, se_output, psnr_noisy, psnr_output, count };
+  std::array<double, count> v{};
+};
+
+EvalSums evaluate_sums(const nn::Model& model, ops::Executor& exec, const data::ImageSet& test,
+                       int begin, int end, const data::Corruption& corruption,
+                       std::uint64_t seed) {
+  const int batch = exec.desc().batch;
+  const std::size_t image = model.input().size();
+  std::vector<float> clean(batch * image), noisy(batch * image), image_out(batch * image);
+  std::vector<int> indices(batch);
+  EvalSums sums;
+  auto& v = sums.v;
+  for (int first = begin; first < end; first += batch) {
+    const int count = std::min(batch, end - first);
+    for (int b = 0; b < count; ++b) indices[b] = first + b;
+    data::to_nchw(test, indices.data(), count, clean.data());
+    data::corrupt(corruption, clean.data(), noisy.data(), count, model.input(), seed,
+                  Stream::test_noise, 0, std::uint64_t(first));
+    std::fill(noisy.begin() + count * image, noisy.end(), 0.f);  // padding of the last batch
+    exec.forward(noisy.data());
+    const float* out = exec.output();
+    const std::size_t n = count * image;
+    v[EvalSums::loss] +=
+        nn::loss_and_grad(model.loss(), out, clean.data(), n, nullptr) * double(n);
+    nn::output_to_image(model.loss(), out, image_out.data(), n);
+    v[EvalSums::bce] += image_bce(image_out.data(), clean.data(), n);
+    for (int b = 0; b < count; ++b) {
+      double se_noisy = 0, se_out = 0;
+      for (std::size_t i = b * image; i < (b + 1) * image; ++i) {
+        const double dn = noisy[i] - clean[i], dout = image_out[i] - clean[i];
+        se_noisy += dn * dn;
+        se_out += dout * dout;
+      }
+      v[EvalSums::se_noisy] += se_noisy;
+      v[EvalSums::se_output] += se_out;
+      v[EvalSums::psnr_noisy] += psnr(se_noisy / double(image));
+      v[EvalSums::psnr_output] += psnr(se_out / double(image));
+    }
+    v[EvalSums::images] += count;
+  }
+  return sums;
+}
+
+EvalStats eval_stats(const EvalSums& sums, std::size_t image) {
+  const auto& v = sums.v;
+  EvalStats st;
+  st.images = int(v[EvalSums::images]);
+  const double elements = v[EvalSums::images] * double(image);
+  st.loss = v[EvalSums::loss] / elements;
+  st.bce = v[EvalSums::bce] / elements;
+  st.mse_noisy = v[EvalSums::se_noisy] / elements;
+  st.mse_output = v[EvalSums::se_output] / elements;
+  st.psnr_noisy = v[EvalSums::psnr_noisy] / v[EvalSums::images];
+  st.psnr_output = v[EvalSums::psnr_output] / v[EvalSums::images];
+  return st;
+}
+
+void broadcast_floats(dist::Communicator& comm, std::span<float> data) {
+  comm.broadcast(std::as_writable_bytes(data));
+}
+
+// Ranks must agree on what they train, or their collective calls stop matching: the same data
+// sizes, and the same parameter layout, as they add gradients element by element in it (oneDNN
+// picks blocked layouts by CPU, so hosts with different instruction sets may differ). A flat
+// buffer made from canonical tensors that hold their own index shows the layout.
+void check_ranks_agree(const nn::Model& model, ops::Executor& exec, const data::Dataset& data,
+                       dist::Communicator& comm) {
+  std::vector<std::vector<float>> probe = model.params();
+  std::uint32_t index = 0;
+  for (auto& tensor : probe)
+    for (float& x : tensor) x = float(++index % 16777216u);  // exact in a float
+  std::vector<float> flat(exec.params().size());
+  exec.from_canonical(probe, flat);
+  std::uint64_t layout = 1469598103934665603ull ^ flat.size();  // FNV-1a over the floats' bits
+  for (float x : flat) {
+    std::uint32_t bits;
+    std::memcpy(&bits, &x, sizeof bits);
+    layout = (layout ^ bits) * 1099511628211ull;
+  }
+  const std::uint64_t mine[3] = {std::uint64_t(data.train.n), std::uint64_t(data.test.n), layout};
+  std::uint64_t rank0[3] = {mine[0], mine[1], mine[2]};
+  comm.broadcast(std::as_writable_bytes(std::span<std::uint64_t>(rank0)));
+  const std::string who = "rank " + std::to_string(comm.rank());
+  for (int k = 0; k < 2; ++k)
+    if (mine[k] != rank0[k])
+      throw Error(who + " has " + std::to_string(mine[k]) + (k ? " test" : " training") +
+                  " images, rank 0 has " + std::to_string(rank0[k]) +
+                  ": every host needs the same dataset");
+  if (mine[2] != rank0[2])
+    throw Error(who + " lays out the parameters unlike rank 0 (hosts with different CPUs?); "
+                "data-parallel training needs the same layout on every rank: try --backend ref");
+}
+
+// Makes every rank hold rank 0's parameters and optimizer state. Ranks that add the same sums
+// take the same steps, but an MPI sum over more than two ranks need not round alike on each:
+// sharing once an epoch keeps them from drifting apart, and rank 0's copy is the one saved.
+void share_weights(dist::Communicator& comm, ops::Executor& exec, nn::Optimizer& opt) {
+  broadcast_floats(comm, exec.params());
+  for (auto& slot : opt.slots()) broadcast_floats(comm, slot);
+}
+
+// Makes every rank hold rank 0's parameters, optimizer state, position and history.
+void share_state(dist::Communicator& comm, ops::Executor& exec, nn::Optimizer& opt,
+                 int& first_epoch, std::vector<EpochStats>& history) {
+  share_weights(comm, exec, opt);
+  std::int64_t counters[3] = {first_epoch, opt.steps(), 0};
+  std::string csv = history_csv(history);
+  counters[2] = std::int64_t(csv.size());
+  comm.broadcast(std::as_writable_bytes(std::span<std::int64_t>(counters)));
+  first_epoch = int(counters[0]);
+  opt.set_steps(counters[1]);
+  csv.resize(std::size_t(counters[2]));
+  comm.broadcast(std::as_writable_bytes(std::span<char>(csv)));
+  if (comm.rank() != 0) history = parse_history(csv);
+}
+
 }  // namespace
 
 std::string history_csv(const std::vector<EpochStats>& history) {
@@ -163,47 +300,8 @@ std::string history_csv(const std::vector<EpochStats>& history) {
 
 EvalStats evaluate(const nn::Model& model, ops::Executor& exec, const data::ImageSet& test,
                    const data::Corruption& corruption, std::uint64_t seed) {
-  const int batch = exec.desc().batch;
-  const std::size_t image = model.input().size();
-  std::vector<float> clean(batch * image), noisy(batch * image), image_out(batch * image);
-  std::vector<int> indices(batch);
-  EvalStats st;
-  double loss_sum = 0, bce_sum = 0;
-  for (int first = 0; first < test.n; first += batch) {
-    const int count = std::min(batch, test.n - first);
-    for (int b = 0; b < count; ++b) indices[b] = first + b;
-    data::to_nchw(test, indices.data(), count, clean.data());
-    data::corrupt(corruption, clean.data(), noisy.data(), count, image, seed,
-                  Stream::test_noise, 0, std::uint64_t(first));
-    std::fill(noisy.begin() + count * image, noisy.end(), 0.f);  // padding of the last batch
-    exec.forward(noisy.data());
-    const float* out = exec.output();
-    const std::size_t n = count * image;
-    loss_sum += nn::loss_and_grad(model.loss(), out, clean.data(), n, nullptr) * double(n);
-    nn::output_to_image(model.loss(), out, image_out.data(), n);
-    bce_sum += image_bce(image_out.data(), clean.data(), n);
-    for (int b = 0; b < count; ++b) {
-      double se_noisy = 0, se_out = 0;
-      for (std::size_t i = b * image; i < (b + 1) * image; ++i) {
-        const double dn = noisy[i] - clean[i], dout = image_out[i] - clean[i];
-        se_noisy += dn * dn;
-        se_out += dout * dout;
-      }
-      st.mse_noisy += se_noisy;
-      st.mse_output += se_out;
-      st.psnr_noisy += psnr(se_noisy / double(image));
-      st.psnr_output += psnr(se_out / double(image));
-    }
-    st.images += count;
-  }
-  const double elements = double(st.images) * double(image);
-  st.loss = loss_sum / elements;
-  st.bce = bce_sum / elements;
-  st.mse_noisy /= elements;
-  st.mse_output /= elements;
-  st.psnr_noisy /= st.images;
-  st.psnr_output /= st.images;
-  return st;
+  return eval_stats(evaluate_sums(model, exec, test, 0, test.n, corruption, seed),
+                    model.input().size());
 }
 
 std::vector<EpochStats> train(nn::Model& model, const data::Dataset& data,
@@ -216,26 +314,49 @@ std::vector<EpochStats> train(nn::Model& model, const data::Dataset& data,
     throw Error("batch size " + std::to_string(config.batch) + " needs 1 to " +
                 std::to_string(data.train.n) + " training images");
   if (config.epochs < 1) throw Error("epochs must be at least 1");
-  std::filesystem::create_directories(config.out_dir);
+  dist::LocalCommunicator alone;
+  dist::Communicator& comm = config.comm ? *config.comm : alone;
+  const int ranks = comm.size(), rank = comm.rank();
+  const bool writer = rank == 0;  // rank 0 alone writes files
+  if (config.batch % ranks != 0)
+    throw Error("batch size " + std::to_string(config.batch) + " does not split evenly across " +
+                std::to_string(ranks) + " ranks: use a multiple of " + std::to_string(ranks));
+  if (writer) std::filesystem::create_directories(config.out_dir);
   const std::string checkpoint_path = config.out_dir + "/checkpoint.cae";
 
-  auto exec = model.make_executor(config.backend, config.batch);
+  // Each rank runs its shard of every batch: images [rank, rank + 1) * local_batch of it.
+  const int local_batch = config.batch / ranks;
+  auto exec = model.make_executor(config.backend, local_batch);
   nn::Optimizer opt(config.optimizer, exec->params().size());
   std::vector<EpochStats> history;
   int first_epoch = 1;
-  if (config.resume) {
+  if (config.resume && writer) {
     if (!std::filesystem::exists(checkpoint_path))
       throw Error("--resume: no checkpoint at " + checkpoint_path);
     Checkpoint cp = read_checkpoint(checkpoint_path, model, *exec, opt, config);
     history = cp.history;
     first_epoch = cp.epoch + 1;
   }
+  if (ranks > 1) {
+    check_ranks_agree(model, *exec, data, comm);
+    share_state(comm, *exec, opt, first_epoch, history);
+  }
 
   const int batch = config.batch;
   const int batches = data.train.n / batch;
   const std::size_t image = model.input().size();
-  const std::size_t n = std::size_t(batch) * image;
+  const std::size_t n = std::size_t(local_batch) * image;
   std::vector<float> clean(n), noisy(n), d_out(n);
+  // Each rank's gradient is of its shard's mean loss; scaled by 1/ranks, they add up to the
+  // gradient of the whole batch's mean loss.
+  const float shard_weight = 1.f / float(ranks);
+  double batch_loss = 0;      // summed across ranks: the whole batch's mean loss
+  std::size_t announced = 0;  // floats of grads() handed to comm during this backward()
+  if (ranks > 1 && config.overlap_grads)
+    exec->set_grads_ready([&](std::span<float> ready) {
+      comm.start_sum(ready);
+      announced += ready.size();
+    });
   progress.on_start(first_epoch, config.epochs, batches);
 
   for (int epoch = first_epoch; epoch <= config.epochs; ++epoch) {
@@ -244,21 +365,51 @@ std::vector<EpochStats> train(nn::Model& model, const data::Dataset& data,
     const std::vector<int> order = permutation(data.train.n, shuffle_rng);
     double loss_sum = 0;
     double train_seconds = 0;
-    for (int b = 0; b < batches; ++b) {
+    // A backend that runs whole steps on its device (cuda) takes the epoch's batches itself.
+    StepTotals fused;
+    // (Not across ranks: a fused epoch has no place to sum gradients.)
+    const bool fused_epoch =
+        ranks == 1 && run_fused_epoch(*exec, opt, model, data.train, order, config, epoch,
+                                      progress, checkpoint_path, fused);
+    if (fused_epoch) {
+      loss_sum = fused.loss_sum;
+      train_seconds = fused.seconds;
+    }
+    for (int b = 0; b < batches && !fused_epoch; ++b) {
       const auto step_start = Clock::now();
-      const int* idx = order.data() + std::size_t(b) * batch;
-      data::to_nchw(data.train, idx, batch, clean.data());
-      data::corrupt(config.corruption, clean.data(), noisy.data(), batch, image, config.seed,
-                    Stream::train_noise, std::uint64_t(epoch), std::uint64_t(b) * batch);
+      // Noise is keyed by the image's place in the whole batch, so it does not depend on ranks.
+      const std::size_t first = std::size_t(b) * batch + std::size_t(rank) * local_batch;
+      data::to_nchw(data.train, order.data() + first, local_batch, clean.data());
+      data::corrupt(config.corruption, clean.data(), noisy.data(), local_batch, model.input(),
+                    config.seed, Stream::train_noise, std::uint64_t(epoch), first);
       exec->forward(noisy.data());
-      const double loss = nn::loss_and_grad(model.loss(), exec->output(), clean.data(), n,
-                                            d_out.data());
+      double loss = nn::loss_and_grad(model.loss(), exec->output(), clean.data(), n,
+                                      d_out.data());
       if (!std::isfinite(loss))
         throw Error("training diverged: the loss is " + std::to_string(loss) + " at epoch " +
                     std::to_string(epoch) + ", step " + std::to_string(b + 1) +
                     "; the last good checkpoint is " + checkpoint_path);
+      if (ranks > 1) {
+        for (float& g : d_out) g *= shard_weight;
+        batch_loss = loss / ranks;
+        comm.start_sum(std::span<double>(&batch_loss, 1));
+        announced = 0;
+      }
       exec->backward(d_out.data(), nullptr);
-      opt.step(exec->params(), exec->grads());
+      // Taken once: a device backend copies its gradients to the host on each grads() call.
+      const std::span<float> grads = exec->grads();
+      if (ranks > 1) {
+        // Without the overlap, or on a backend that announces no ranges, sum everything now.
+        if (announced == 0) comm.start_sum(grads);
+        comm.wait();
+        if (announced != 0 && announced != grads.size())
+          throw Error("the " + std::string(ops::backend_name(config.backend)) +
+                      " backend handed " + std::to_string(announced) + " of " +
+                      std::to_string(grads.size()) +
+                      " gradient values to the gradient sums during backward()");
+        loss = batch_loss;
+      }
+      opt.step(exec->params(), grads);
       loss_sum += loss;
       train_seconds += seconds_since(step_start);
       progress.on_batch(epoch, b + 1, batches, loss, double(b + 1) * batch / train_seconds);
@@ -267,22 +418,40 @@ std::vector<EpochStats> train(nn::Model& model, const data::Dataset& data,
     st.epoch = epoch;
     st.train_loss = loss_sum / batches;
     st.images_per_second = double(batches) * batch / train_seconds;
-    st.test = evaluate(model, *exec, data.test, config.corruption, config.seed);
+    if (ranks > 1) share_weights(comm, *exec, opt);
+    {
+      // Each rank scores its share of the test images; the sums add up to the whole set's.
+      const int begin = int(std::int64_t(data.test.n) * rank / ranks);
+      const int end = int(std::int64_t(data.test.n) * (rank + 1) / ranks);
+      EvalSums sums = evaluate_sums(model, *exec, data.test, begin, end, config.corruption,
+                                    config.seed);
+      comm.sum(std::span<double>(sums.v));
+      st.test = eval_stats(sums, image);
+    }
     if (!std::isfinite(st.test.loss))
       throw Error("training diverged: the test loss is not finite after epoch " +
                   std::to_string(epoch) + "; the last good checkpoint is " + checkpoint_path);
+    // A finite loss does not prove finite weights: ReLU and max pooling can drop a NaN before it
+    // reaches the loss. One pass over the state per epoch costs little next to the epoch and
+    // keeps a poisoned state out of the checkpoint.
+    if (const char* what = non_finite_state(*exec, opt))
+      throw Error("training diverged: the " + std::string(what) + " hold NaN or Inf after epoch " +
+                  std::to_string(epoch) + ", step " + std::to_string(batches) +
+                  "; the last good checkpoint is " + checkpoint_path);
     st.seconds = seconds_since(t0);
     history.push_back(st);
-    write_checkpoint(checkpoint_path, model, *exec, opt, config, epoch, history);
-    const std::string csv = history_csv(history);
-    write_file_atomic(config.out_dir + "/losses.csv",
-                      {reinterpret_cast<const std::uint8_t*>(csv.data()), csv.size()});
+    if (writer) {
+      write_checkpoint(checkpoint_path, model, *exec, opt, config, epoch, history);
+      const std::string csv = history_csv(history);
+      write_file_atomic(config.out_dir + "/losses.csv",
+                        {reinterpret_cast<const std::uint8_t*>(csv.data()), csv.size()});
+    }
     progress.on_epoch(st);
   }
   model.params() = exec->to_canonical(exec->params());
   model.meta().emplace_back("corruption", config.corruption.describe());
   model.meta().emplace_back("epochs", std::to_string(config.epochs));
-  io::write_model_file(config.out_dir + "/model.cae", model.to_file());
+  if (writer) io::write_model_file(config.out_dir + "/model.cae", model.to_file());
   return history;
 }
 

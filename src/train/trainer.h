@@ -9,6 +9,7 @@
 
 #include "data/corrupt.h"
 #include "data/dataset.h"
+#include "dist/communicator.h"
 #include "nn/model.h"
 #include "nn/optimizer.h"
 #include "ops/ops.h"
@@ -24,6 +25,12 @@ struct TrainConfig {
   ops::Backend backend = ops::Backend::dnnl;
   std::string out_dir;  // checkpoint.cae, model.cae, losses.csv go here
   bool resume = false;  // continue from out_dir/checkpoint.cae
+  // Data-parallel training (docs/distributed.md): the ranks of comm split every batch of `batch`
+  // images evenly, add their gradients, and take the same optimizer step; rank 0 alone writes
+  // files. Null: one process. Not owned.
+  dist::Communicator* comm = nullptr;
+  // Start summing each layer's gradients as backward() finishes it; false: after backward().
+  bool overlap_grads = true;
 };
 
 struct EvalStats {

@@ -1,0 +1,96 @@
+#include "train/tiling.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numbers>
+
+#include "cae/error.h"
+
+namespace cae::train {
+
+std::vector<int> tile_starts(int length, int tile, int overlap) {
+  if (tile < 1 || overlap < 0 || overlap >= tile)
+    throw Error("tiling: overlap " + std::to_string(overlap) + " must be 0 to tile size " +
+                std::to_string(tile) + " − 1");
+  if (length <= tile) return {0};
+  const int n = (length - overlap + (tile - overlap) - 1) / (tile - overlap);
+  std::vector<int> starts(std::max(n, 2));
+  const int last = length - tile;
+  for (int k = 0; k < int(starts.size()); ++k)
+    starts[k] = int((std::int64_t(k) * last + (starts.size() - 1) / 2) / (starts.size() - 1));
+  return starts;
+}
+
+std::vector<float> tile_weights(const std::vector<int>& starts, int k, int tile) {
+  std::vector<float> w(tile, 1.f);
+  const int s = starts[k];
+  if (k > 0) {  // rising across [s, end of the previous tile)
+    const int len = starts[k - 1] + tile - s;
+    for (int i = 0; i < len && i < tile; ++i) {
+      const double t = std::sin(std::numbers::pi / 2 * (i + 0.5) / len);
+      w[i] *= float(t * t);
+    }
+  }
+  if (k + 1 < int(starts.size())) {  // falling across [start of the next tile, s + tile)
+    const int from = starts[k + 1] - s, len = tile - from;
+    for (int i = 0; i < len; ++i) {
+      const double t = std::cos(std::numbers::pi / 2 * (i + 0.5) / len);
+      w[from + i] *= float(t * t);
+    }
+  }
+  return w;
+}
+
+std::vector<float> denoise_tiled(const nn::Model& model, const float* image, ops::Dims d,
+                                 const TileOptions& options) {
+  const ops::Dims t = model.input();
+  if (d.c != t.c)
+    throw Error("tiling: the image has " + std::to_string(d.c) + " channels, the model takes " +
+                std::to_string(t.c));
+  if (d.h < 1 || d.w < 1) throw Error("tiling: the image is empty");
+  const int overlap_y = options.overlap >= 0 ? options.overlap : t.h / 4;
+  const int overlap_x = options.overlap >= 0 ? options.overlap : t.w / 4;
+  const std::vector<int> ys = tile_starts(d.h, t.h, std::min(overlap_y, t.h - 1));
+  const std::vector<int> xs = tile_starts(d.w, t.w, std::min(overlap_x, t.w - 1));
+  const int tiles = int(ys.size() * xs.size());
+  const int batch = std::clamp(options.batch, 1, tiles);
+  auto exec = model.make_executor(options.backend, batch);
+
+  const std::size_t plane = std::size_t(d.h) * d.w, tile_size = t.size();
+  const std::size_t tile_plane = std::size_t(t.h) * t.w;
+  std::vector<float> sum(d.size(), 0.f), weight(plane, 0.f);
+  std::vector<float> x(batch * tile_size), y(batch * tile_size);
+  for (int first = 0; first < tiles; first += batch) {
+    const int count = std::min(batch, tiles - first);
+    for (int b = 0; b < count; ++b) {
+      const int y0 = ys[(first + b) / xs.size()], x0 = xs[(first + b) % xs.size()];
+      float* dst = x.data() + b * tile_size;
+      for (int c = 0; c < t.c; ++c)
+        for (int r = 0; r < t.h; ++r)
+          for (int q = 0; q < t.w; ++q)  // beyond a small image's edge: its last row/column
+            dst[c * tile_plane + r * t.w + q] =
+                image[c * plane + std::size_t(std::min(y0 + r, d.h - 1)) * d.w +
+                      std::min(x0 + q, d.w - 1)];
+    }
+    std::fill(x.begin() + count * tile_size, x.end(), 0.f);
+    exec->forward(x.data());
+    nn::output_to_image(model.loss(), exec->output(), y.data(), count * tile_size);
+    for (int b = 0; b < count; ++b) {
+      const int ky = (first + b) / int(xs.size()), kx = (first + b) % int(xs.size());
+      const std::vector<float> wy = tile_weights(ys, ky, t.h), wx = tile_weights(xs, kx, t.w);
+      const float* src = y.data() + b * tile_size;
+      for (int r = 0; r < t.h && ys[ky] + r < d.h; ++r)
+        for (int q = 0; q < t.w && xs[kx] + q < d.w; ++q) {
+          const float w = wy[r] * wx[q];
+          const std::size_t p = std::size_t(ys[ky] + r) * d.w + xs[kx] + q;
+          weight[p] += w;
+          for (int c = 0; c < t.c; ++c) sum[c * plane + p] += w * src[c * tile_plane + r * t.w + q];
+        }
+    }
+  }
+  for (int c = 0; c < d.c; ++c)
+    for (std::size_t p = 0; p < plane; ++p) sum[c * plane + p] /= weight[p];
+  return sum;
+}
+
+}  // namespace cae::train

@@ -1,0 +1,36 @@
+// Denoising images of any size with a model trained on one size: the image is cut into tiles of
+// the model's input size that overlap, each tile is run through the model, and the outputs are
+// blended with weights that ramp smoothly (sin², cos²) across each overlap, so no seam shows.
+// A pixel covered by one tile only takes that tile's output unchanged (weight exactly 1).
+#pragma once
+
+#include <vector>
+
+#include "nn/model.h"
+#include "ops/ops.h"
+
+namespace cae::train {
+
+struct TileOptions {
+  int overlap = -1;  // pixels shared by neighbouring tiles; -1: a quarter of the tile
+  int batch = 32;    // tiles per forward pass
+  ops::Backend backend = ops::Backend::dnnl;
+};
+
+// Requires tile >= 1 and 0 <= overlap < tile. Ensures the starts of the tiles along an axis of
+// `length`: {0} when length <= tile; otherwise n = ceil((length − overlap) / (tile − overlap))
+// tiles spread evenly from 0 to length − tile, so neighbours share at least `overlap` pixels.
+std::vector<int> tile_starts(int length, int tile, int overlap);
+
+// Ensures the blend weight of each of the tile's `tile` positions along the axis: 1 outside its
+// overlaps with the previous and next tile, sin² rising across the overlap with the previous,
+// cos² falling across the overlap with the next (so two neighbours' weights sum to 1 there).
+std::vector<float> tile_weights(const std::vector<int>& starts, int k, int tile);
+
+// Requires image: dims.size() NCHW floats in [0, 1], dims.c == model.input().c. Ensures the
+// model's output image (NCHW, dims) assembled from tiles of the model's input size; an image
+// smaller than a tile along an axis is padded by repeating its edge, and the padding dropped.
+std::vector<float> denoise_tiled(const nn::Model& model, const float* image, ops::Dims dims,
+                                 const TileOptions& options);
+
+}  // namespace cae::train

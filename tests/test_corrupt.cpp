@@ -1,0 +1,281 @@
+// Corruption models: the statistics of each kind of damage, clipping, determinism per image,
+// and the text form stored in model files.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "data/corrupt.h"
+#include "support.h"
+
+using namespace cae;
+using ::testing::HasSubstr;
+
+namespace {
+
+data::Corruption off() {
+  data::Corruption c;
+  c.gaussian_sigma = 0;
+  return c;
+}
+
+std::vector<float> run(const data::Corruption& c, const std::vector<float>& clean, int count,
+                       ops::Dims d, std::uint64_t seed = 7, std::uint64_t first = 0) {
+  std::vector<float> noisy(clean.size());
+  data::corrupt(c, clean.data(), noisy.data(), count, d, seed, Stream::train_noise, 3, first);
+  return noisy;
+}
+
+struct Moments {
+  double mean = 0, var = 0;
+};
+
+Moments moments(const std::vector<float>& x) {
+  Moments m;
+  for (float v : x) m.mean += v;
+  m.mean /= double(x.size());
+  for (float v : x) m.var += (v - m.mean) * (v - m.mean);
+  m.var /= double(x.size());
+  return m;
+}
+
+}  // namespace
+
+TEST(Corrupt, GaussianIsTheKeyedStreamClippedPerElement) {
+  // The historical rule, worked here from the stream directly: clip(x + sigma N, 0, 1).
+  const ops::Dims d{1, 5, 4};
+  std::vector<float> clean = test::random_floats(2 * d.size(), 1, 0.f, 1.f);
+  data::Corruption c;
+  c.gaussian_sigma = 0.3f;
+  const auto noisy = run(c, clean, 2, d, 11, 40);
+  for (int b = 0; b < 2; ++b) {
+    Rng rng = make_rng(11, Stream::train_noise, 3, 40 + b);
+    for (std::size_t i = 0; i < d.size(); ++i) {
+      const std::size_t k = b * d.size() + i;
+      EXPECT_EQ(noisy[k], std::clamp(clean[k] + 0.3f * rng.normal(), 0.f, 1.f)) << k;
+    }
+  }
+}
+
+TEST(Corrupt, GaussianMeanAndVariance) {
+  const ops::Dims d{1, 100, 100};
+  std::vector<float> clean(d.size(), 0.5f);
+  data::Corruption c;
+  c.gaussian_sigma = 0.1f;  // clipping at 5 sigma touches ~6e-7 of the draws
+  const Moments m = moments(run(c, clean, 1, d));
+  // 10^4 draws: the mean's standard error is 0.001, the variance's about 1.4e-4.
+  EXPECT_NEAR(m.mean, 0.5, 0.004);
+  EXPECT_NEAR(m.var, 0.01, 0.0006);
+}
+
+TEST(Corrupt, GaussianClipsToTheUnitInterval) {
+  const ops::Dims d{1, 100, 100};
+  std::vector<float> clean(d.size(), 0.f);
+  data::Corruption c;
+  c.gaussian_sigma = 0.5f;
+  const auto noisy = run(c, clean, 1, d);
+  int zeros = 0;
+  for (float v : noisy) {
+    ASSERT_GE(v, 0.f);
+    ASSERT_LE(v, 1.f);
+    zeros += v == 0.f;
+  }
+  // Half of N(0, 0.25) is negative and clips to exactly 0.
+  EXPECT_NEAR(zeros / double(d.size()), 0.5, 0.02);
+  // Mean of clip(0.5 Z, 0, 1) = 0.5 (phi(0) - phi(2)) + P(Z > 2) = 0.5 (0.39894 - 0.05399) +
+  // 0.02275 = 0.19523.
+  EXPECT_NEAR(moments(noisy).mean, 0.19523, 0.006);
+}
+
+TEST(Corrupt, SpeckleScalesWithTheSignal) {
+  const ops::Dims d{1, 100, 100};
+  std::vector<float> clean(d.size(), 0.5f);
+  clean[0] = 0.f;
+  data::Corruption c = off();
+  c.speckle_sigma = 0.2f;
+  auto noisy = run(c, clean, 1, d);
+  EXPECT_EQ(noisy[0], 0.f);  // no signal, no speckle
+  noisy.erase(noisy.begin());
+  const Moments m = moments(noisy);
+  EXPECT_NEAR(m.mean, 0.5, 0.004);
+  EXPECT_NEAR(m.var, 0.01, 0.0006);  // (0.5 * 0.2)^2
+}
+
+TEST(Corrupt, SaltAndPepperHitsTheFractionOfWholePixels) {
+  const ops::Dims d{3, 100, 100};
+  std::vector<float> clean(d.size(), 0.5f);
+  data::Corruption c = off();
+  c.salt_pepper = 0.2f;
+  const auto noisy = run(c, clean, 1, d);
+  const std::size_t hw = 100 * 100;
+  int salt = 0, pepper = 0;
+  for (std::size_t p = 0; p < hw; ++p) {
+    const float v = noisy[p];
+    ASSERT_TRUE(v == 0.5f || v == 0.f || v == 1.f) << v;
+    ASSERT_EQ(noisy[hw + p], v) << "every channel of a pixel changes together";
+    ASSERT_EQ(noisy[2 * hw + p], v);
+    salt += v == 1.f;
+    pepper += v == 0.f;
+  }
+  // 10^4 pixels: the hit fraction's standard error is 0.004.
+  EXPECT_NEAR((salt + pepper) / double(hw), 0.2, 0.016);
+  EXPECT_NEAR(salt / double(salt + pepper), 0.5, 0.05);
+}
+
+TEST(Corrupt, OneMaskCoversExactlyItsRectangle) {
+  const ops::Dims d{2, 20, 20};
+  std::vector<float> clean(d.size(), 0.5f);
+  data::Corruption c = off();
+  c.masks = 1;
+  c.mask_min = c.mask_max = 5;
+  c.mask_value = 0.f;
+  for (std::uint64_t seed = 0; seed < 20; ++seed) {
+    const auto noisy = run(c, clean, 1, d, seed);
+    int count = 0, y0 = 99, y1 = -1, x0 = 99, x1 = -1;
+    for (int y = 0; y < 20; ++y)
+      for (int x = 0; x < 20; ++x) {
+        const float v = noisy[y * 20 + x];
+        ASSERT_EQ(noisy[400 + y * 20 + x], v);
+        if (v == 0.f) {
+          ++count;
+          y0 = std::min(y0, y), y1 = std::max(y1, y), x0 = std::min(x0, x), x1 = std::max(x1, x);
+        } else {
+          ASSERT_EQ(v, 0.5f);
+        }
+      }
+    EXPECT_EQ(count, 25) << "masked fraction 25/400";
+    EXPECT_EQ(y1 - y0, 4);
+    EXPECT_EQ(x1 - x0, 4);
+  }
+}
+
+TEST(Corrupt, ManyMasksCoverTheExpectedFraction) {
+  // Side lengths uniform in [2, 4]: mean area E[h] E[w] = 9. Four rectangles on 32x32 overlap
+  // little, so the masked fraction over 4000 images lies a little below 4 * 9 / 1024 = 0.0352.
+  const ops::Dims d{1, 32, 32};
+  const int n = 4000;
+  std::vector<float> clean(n * d.size(), 1.f);
+  data::Corruption c = off();
+  c.masks = 4;
+  c.mask_min = 2, c.mask_max = 4;
+  const auto noisy = run(c, clean, n, d);
+  const double fraction = std::count(noisy.begin(), noisy.end(), 0.f) / double(noisy.size());
+  EXPECT_LT(fraction, 0.0352);
+  EXPECT_GT(fraction, 0.030);
+}
+
+TEST(Corrupt, CrosshairWithoutJitterCrossesTheCentre) {
+  const ops::Dims d{1, 9, 9};
+  std::vector<float> clean(d.size(), 0.f);
+  data::Corruption c = off();
+  c.crosshair = true;
+  c.crosshair_jitter = 0;
+  c.line_value = 0.75f;
+  const auto noisy = run(c, clean, 1, d);
+  for (int y = 0; y < 9; ++y)
+    for (int x = 0; x < 9; ++x)
+      EXPECT_EQ(noisy[y * 9 + x], (y == 4 || x == 4) ? 0.75f : 0.f) << y << "," << x;
+}
+
+TEST(Corrupt, CrosshairJitterAndThicknessStayInRange) {
+  const ops::Dims d{1, 16, 16};
+  std::vector<float> clean(d.size(), 0.f);
+  data::Corruption c = off();
+  c.crosshair = true;
+  c.crosshair_jitter = 2;
+  c.line_thickness = 2;
+  std::vector<int> rows_seen(16, 0);
+  for (std::uint64_t seed = 0; seed < 200; ++seed) {
+    const auto noisy = run(c, clean, 1, d, seed);
+    // A full row set to 1 is the horizontal band; the centre band starts at (16 - 2) / 2 = 7.
+    std::vector<int> full_rows;
+    for (int y = 0; y < 16; ++y)
+      if (std::all_of(noisy.begin() + y * 16, noisy.begin() + y * 16 + 16,
+                      [](float v) { return v == 1.f; }))
+        full_rows.push_back(y);
+    ASSERT_EQ(full_rows.size(), 2u);
+    ASSERT_EQ(full_rows[1], full_rows[0] + 1);
+    ASSERT_GE(full_rows[0], 5);
+    ASSERT_LE(full_rows[0], 9);
+    ++rows_seen[full_rows[0]];
+  }
+  for (int y = 5; y <= 9; ++y) EXPECT_GT(rows_seen[y], 20) << "offset " << y - 7;
+}
+
+TEST(Corrupt, LinesSpanTheImage) {
+  const ops::Dims d{1, 12, 10};
+  std::vector<float> clean(d.size(), 0.f);
+  data::Corruption c = off();
+  c.lines = 1;
+  for (std::uint64_t seed = 0; seed < 30; ++seed) {
+    const auto noisy = run(c, clean, 1, d, seed);
+    const auto ones = std::count(noisy.begin(), noisy.end(), 1.f);
+    EXPECT_TRUE(ones == 10 || ones == 12) << ones;  // one full row or one full column
+  }
+}
+
+TEST(Corrupt, EachImageDependsOnlyOnItsOwnIndex) {
+  const ops::Dims d{3, 8, 8};
+  std::vector<float> clean = test::random_floats(5 * d.size(), 2, 0.f, 1.f);
+  data::Corruption c = data::parse_corruption(
+      "gaussian sigma=0.2 + speckle sigma=0.1 + salt-pepper fraction=0.05 + masks count=2 + "
+      "lines count=1 + crosshair");
+  const auto all = run(c, clean, 5, d, 9, 100);
+  std::vector<float> third(clean.begin() + 2 * d.size(), clean.begin() + 3 * d.size());
+  const auto alone = run(c, third, 1, d, 9, 102);
+  EXPECT_TRUE(std::equal(alone.begin(), alone.end(), all.begin() + 2 * d.size()));
+  const auto other_seed = run(c, third, 1, d, 10, 102);
+  EXPECT_FALSE(std::equal(alone.begin(), alone.end(), other_seed.begin()));
+}
+
+TEST(Corrupt, DescribeKeepsTheHistoricalGaussianText) {
+  EXPECT_EQ(data::Corruption{}.describe(), "gaussian sigma=0.5");
+  EXPECT_EQ(off().describe(), "gaussian sigma=0");
+  data::Corruption c;
+  c.gaussian_sigma = 0.3f;
+  EXPECT_EQ(c.describe(), "gaussian sigma=0.3");
+}
+
+TEST(Corrupt, TextRoundTrips) {
+  data::Corruption c;
+  c.gaussian_sigma = 0.25f;
+  c.speckle_sigma = 0.1f;
+  c.salt_pepper = 0.05f;
+  c.masks = 3, c.mask_min = 2, c.mask_max = 6, c.mask_value = 1.f;
+  c.lines = 2, c.crosshair = true, c.line_thickness = 2, c.crosshair_jitter = 3;
+  c.line_value = 0.5f;
+  const std::string text = c.describe();
+  EXPECT_EQ(text,
+            "gaussian sigma=0.25 + speckle sigma=0.1 + salt-pepper fraction=0.05 + masks count=3 "
+            "min=2 max=6 value=1 + lines count=2 thickness=2 value=0.5 + crosshair thickness=2 "
+            "jitter=3 value=0.5");
+  const data::Corruption back = data::parse_corruption(text);
+  EXPECT_EQ(back.describe(), text);
+  EXPECT_EQ(back.masks, 3);
+  EXPECT_EQ(back.crosshair_jitter, 3);
+  EXPECT_EQ(data::parse_corruption("gaussian sigma=0.5").describe(), "gaussian sigma=0.5");
+  EXPECT_EQ(data::parse_corruption("none").describe(), "gaussian sigma=0");
+  EXPECT_EQ(data::parse_corruption("masks").masks, 1);
+  EXPECT_EQ(data::parse_corruption("masks").gaussian_sigma, 0.f);
+}
+
+TEST(Corrupt, BadTextIsRejectedWithTheReason) {
+  using test::error_of;
+  EXPECT_THAT(error_of([] { data::parse_corruption("gausian sigma=0.5"); }),
+              HasSubstr("unknown model 'gausian'"));
+  EXPECT_THAT(error_of([] { data::parse_corruption("gaussian sigma=abc"); }),
+              HasSubstr("sigma=abc is not a number"));
+  EXPECT_THAT(error_of([] { data::parse_corruption("masks count=1.5"); }),
+              HasSubstr("not a whole number"));
+  EXPECT_THAT(error_of([] { data::parse_corruption("masks size=3"); }),
+              HasSubstr("unknown key 'size'"));
+  EXPECT_THAT(error_of([] { data::parse_corruption("masks min=5 max=3"); }),
+              HasSubstr("masks max must be >= min (5), found 3"));
+  EXPECT_THAT(error_of([] { data::parse_corruption("salt-pepper fraction=1.5"); }),
+              HasSubstr("salt-pepper fraction must be in [0, 1], found 1.5"));
+  EXPECT_THAT(error_of([] { data::parse_corruption("gaussian + gaussian"); }),
+              HasSubstr("appears twice"));
+  EXPECT_THAT(error_of([] { data::parse_corruption(""); }), HasSubstr("empty"));
+}

@@ -1,0 +1,131 @@
+// Tiled denoising: where the tiles fall, how they are weighted, and that a pixel covered by one
+// tile comes back exactly as that tile's own forward pass gives it.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "nn/model.h"
+#include "nn/spec.h"
+#include "support.h"
+#include "train/tiling.h"
+
+using namespace cae;
+
+namespace {
+
+nn::Model small_model() {
+  nn::Model m(nn::parse_spec(nn::preset_spec("seed")), ops::Dims{1, 12, 12}, nn::LossKind::bce);
+  m.init_glorot(3);
+  return m;
+}
+
+// The model's output image for one tile cut at (y0, x0) out of an h×w single-channel image.
+std::vector<float> tile_output(const nn::Model& m, const std::vector<float>& image, int w, int y0,
+                               int x0) {
+  std::vector<float> tile(144), out(144);
+  for (int r = 0; r < 12; ++r)
+    for (int q = 0; q < 12; ++q) tile[r * 12 + q] = image[(y0 + r) * w + x0 + q];
+  auto exec = m.make_executor(ops::Backend::ref, 1);
+  exec->forward(tile.data());
+  nn::output_to_image(m.loss(), exec->output(), out.data(), 144);
+  return out;
+}
+
+}  // namespace
+
+TEST(Tiling, StartsCoverTheAxisEvenly) {
+  EXPECT_EQ(train::tile_starts(12, 12, 3), (std::vector<int>{0}));
+  EXPECT_EQ(train::tile_starts(5, 12, 3), (std::vector<int>{0}));
+  // (30 − 3) / (12 − 3) = 3 tiles from 0 to 18: 0, 9, 18.
+  EXPECT_EQ(train::tile_starts(30, 12, 3), (std::vector<int>{0, 9, 18}));
+  // (31 − 3) / 9 → 4 tiles spread over 0..19: 0, 6.33, 12.67, 19 rounded.
+  EXPECT_EQ(train::tile_starts(31, 12, 3), (std::vector<int>{0, 6, 13, 19}));
+  EXPECT_EQ(train::tile_starts(13, 12, 3), (std::vector<int>{0, 1}));
+  EXPECT_THAT(test::error_of([] { train::tile_starts(30, 12, 12); }),
+              ::testing::HasSubstr("overlap 12"));
+}
+
+TEST(Tiling, WeightsRampAcrossOverlapsAndSumToOne) {
+  const std::vector<int> starts = {0, 9, 18};
+  const auto w0 = train::tile_weights(starts, 0, 12), w1 = train::tile_weights(starts, 1, 12);
+  const auto w2 = train::tile_weights(starts, 2, 12);
+  for (int i = 0; i < 9; ++i) EXPECT_EQ(w0[i], 1.f);
+  for (int i = 3; i < 9; ++i) EXPECT_EQ(w1[i], 1.f);
+  // Overlap of tiles 0 and 1: positions 9, 10, 11; sin²(π/2 (i + ½) / 3) rising in tile 1.
+  EXPECT_NEAR(w1[0], 0.0669873, 1e-6);  // sin²(π/12)
+  EXPECT_NEAR(w1[1], 0.5, 1e-6);        // sin²(π/4)
+  EXPECT_NEAR(w1[2], 0.9330127, 1e-6);  // sin²(5π/12)
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_NEAR(w0[9 + i] + w1[i], 1.f, 1e-6);
+    EXPECT_NEAR(w1[9 + i] + w2[i], 1.f, 1e-6);
+  }
+  for (int i = 3; i < 12; ++i) EXPECT_EQ(w2[i], 1.f);
+}
+
+TEST(Tiling, OneTileImageIsThePlainForwardPass) {
+  const nn::Model m = small_model();
+  const auto image = test::random_floats(144, 4, 0.f, 1.f);
+  train::TileOptions opt;
+  opt.backend = ops::Backend::ref;
+  const auto tiled = train::denoise_tiled(m, image.data(), ops::Dims{1, 12, 12}, opt);
+  EXPECT_EQ(tiled, tile_output(m, image, 12, 0, 0));
+}
+
+TEST(Tiling, PixelsOfOneTileAreThatTilesOutputExactly) {
+  // 21×30 with tiles of 12 and overlap 3: rows start at 0, 9; columns at 0, 9, 18.
+  const nn::Model m = small_model();
+  const int h = 21, w = 30;
+  const auto image = test::random_floats(h * w, 5, 0.f, 1.f);
+  train::TileOptions opt;
+  opt.backend = ops::Backend::ref;
+  opt.overlap = 3;
+  opt.batch = 4;  // two batches, the second one padded
+  const auto tiled = train::denoise_tiled(m, image.data(), ops::Dims{1, h, w}, opt);
+  const std::vector<int> ys = {0, 9}, xs = {0, 9, 18};
+  int exact = 0;
+  for (std::size_t ky = 0; ky < ys.size(); ++ky)
+    for (std::size_t kx = 0; kx < xs.size(); ++kx) {
+      const auto own = tile_output(m, image, w, ys[ky], xs[kx]);
+      for (int r = 0; r < 12; ++r)
+        for (int q = 0; q < 12; ++q) {
+          const int y = ys[ky] + r, x = xs[kx] + q;
+          const bool shared_row = y >= 9 && y < 12,
+                     shared_col = (x >= 9 && x < 12) || (x >= 18 && x < 21);
+          if (shared_row || shared_col) continue;
+          ASSERT_EQ(tiled[y * w + x], own[r * 12 + q]) << y << "," << x;
+          ++exact;
+        }
+    }
+  EXPECT_EQ(exact, (21 - 3) * (30 - 6));
+  // In an overlap the result is a convex blend of the two tiles' outputs.
+  const auto a = tile_output(m, image, w, 0, 0), b = tile_output(m, image, w, 0, 9);
+  for (int r = 0; r < 9; ++r)
+    for (int x = 9; x < 12; ++x) {
+      const float lo = std::min(a[r * 12 + x], b[r * 12 + x - 9]);
+      const float hi = std::max(a[r * 12 + x], b[r * 12 + x - 9]);
+      EXPECT_GE(tiled[r * w + x], lo - 1e-6f);
+      EXPECT_LE(tiled[r * w + x], hi + 1e-6f);
+    }
+}
+
+TEST(Tiling, SmallImagesArePaddedAndCropped) {
+  const nn::Model m = small_model();
+  const auto image = test::random_floats(7 * 5, 6, 0.f, 1.f);
+  train::TileOptions opt;
+  opt.backend = ops::Backend::ref;
+  const auto out = train::denoise_tiled(m, image.data(), ops::Dims{1, 7, 5}, opt);
+  ASSERT_EQ(out.size(), 35u);
+  // The padded tile repeats the last row and column; its top-left 7×5 is the answer.
+  std::vector<float> padded(144);
+  for (int r = 0; r < 12; ++r)
+    for (int q = 0; q < 12; ++q) padded[r * 12 + q] = image[std::min(r, 6) * 5 + std::min(q, 4)];
+  const auto own = tile_output(m, padded, 12, 0, 0);
+  for (int r = 0; r < 7; ++r)
+    for (int q = 0; q < 5; ++q) EXPECT_EQ(out[r * 5 + q], own[r * 12 + q]);
+  EXPECT_THAT(test::error_of([&] {
+                train::denoise_tiled(m, image.data(), ops::Dims{3, 7, 5}, opt);
+              }),
+              ::testing::HasSubstr("3 channels, the model takes 1"));
+}
