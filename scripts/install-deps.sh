@@ -5,6 +5,9 @@ set -euo pipefail
 
 packages=(build-essential cmake pkg-config libdnnl-dev zlib1g-dev libpng-dev libcli11-dev
           nlohmann-json3-dev libgtest-dev libgmock-dev)
+packages+=(libopenmpi-dev openmpi-bin)  # data-parallel training (docs/distributed.md)
+packages+=(libjpeg-dev libopencv-dev gnuplot-nox)  # JPEG, eval baselines, loss plots (docs/evaluation.md)
+packages+=(libonnx-dev libprotobuf-dev libopencv-dev)  # ONNX export; OpenCV DNN checks it in tests
 [[ "${CAE_WITH_TORCH:-0}" == 1 ]] && packages+=(python3-torch python3-numpy)
 
 missing=()

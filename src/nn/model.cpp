@@ -89,13 +89,16 @@ Model Model::from_file(const io::ModelFile& file, const std::string& what) {
   }
   ops::Dims input{parse_dim(file, "input_channels", what), parse_dim(file, "input_height", what),
                   parse_dim(file, "input_width", what)};
-  Model model(std::move(arch), input, parse_loss(file.meta_value("loss")));
-  for (std::size_t i = 0; i < model.infos_.size(); ++i) {
-    const std::string name = model.param_name(i);
+  // Every parameter the spec asks for must be in the file, with its shape, before the model
+  // allocates them: a forged spec ("conv 65536 k1" twice) must not make a small file allocate
+  // gigabytes.
+  const std::vector<ops::ParamInfo> infos = ops::param_infos(build_net(arch, input, 1));
+  std::vector<const io::NamedTensor*> tensors;
+  for (const ops::ParamInfo& info : infos) {
+    const std::string name = "op" + std::to_string(info.op) + "." + info.name;
     const io::NamedTensor* t = file.find_tensor(name);
     if (!t) throw Error(what + ": tensor '" + name + "' is missing");
-    const auto& shape = model.infos_[i].shape;
-    if (t->shape != std::vector<std::int64_t>(shape.begin(), shape.end())) {
+    if (t->shape != std::vector<std::int64_t>(info.shape.begin(), info.shape.end())) {
       auto join = [](const auto& dims) {
         std::string s;
         for (auto d : dims) {
@@ -104,10 +107,16 @@ Model Model::from_file(const io::ModelFile& file, const std::string& what) {
         }
         return s;
       };
-      const std::string expected = join(shape), found = join(t->shape);
+      const std::string expected = join(info.shape), found = join(t->shape);
       throw Error(what + ": tensor '" + name + "' has shape " + found + ", the architecture needs " +
                   expected);
     }
+    tensors.push_back(t);
+  }
+  Model model(std::move(arch), input, parse_loss(file.meta_value("loss")));
+  for (std::size_t i = 0; i < model.infos_.size(); ++i) {
+    const io::NamedTensor* t = tensors[i];
+    const std::string name = model.param_name(i);
     for (float x : t->data)
       if (!std::isfinite(x)) throw Error(what + ": tensor '" + name + "' holds NaN or Inf");
     model.params_[i] = t->data;

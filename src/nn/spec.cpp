@@ -95,6 +95,9 @@ LayerSpec parse_line(const std::vector<std::string>& tokens, int line) {
   const bool is_conv = layer.kind != LayerKind::pool;
   for (; next < tokens.size(); ++next) {
     const std::string& t = tokens[next];
+    // A later size word overrides an earlier HxW: forget its numbers, so that format_spec's text
+    // parses back to the same layer.
+    if (t == "same" || t == "valid" || t == "mirror") layer.out_h = layer.out_w = 0;
     if (t.size() > 1 && t[0] == 'k' && std::isdigit(static_cast<unsigned char>(t[1]))) {
       layer.kernel = parse_positive(t.substr(1), line, t, "kernel size");
     } else if (t.size() > 1 && t[0] == 's' && std::isdigit(static_cast<unsigned char>(t[1]))) {

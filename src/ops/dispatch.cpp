@@ -3,6 +3,9 @@
 #include "cae/error.h"
 #include "ops/dnnl/dnnl_executor.h"
 #include "ops/ref/ref_executor.h"
+#ifdef CAE_HAVE_CUDA
+#include "ops/cuda/cuda_executor.h"
+#endif
 
 namespace cae::ops {
 
@@ -40,22 +43,59 @@ std::vector<ParamInfo> param_infos(const NetDesc& net) {
   return infos;
 }
 
+// The CPU backends have no fused step: the caller runs the step's pieces itself.
+bool Executor::fused_begin(const FusedStepConfig&, std::span<const float>, std::span<const float>,
+                           std::int64_t) {
+  return false;
+}
+
+double Executor::fused_step(const float*, const float*, const NoiseKey&) {
+  throw Error("fused_step: the backend has no fused training step (fused_begin returned false)");
+}
+
+double Executor::fused_end(std::span<float>, std::span<float>) {
+  throw Error("fused_end: the backend has no fused training step (fused_begin returned false)");
+}
+
 std::unique_ptr<Executor> make_executor(Backend backend, const NetDesc& net) {
   switch (backend) {
     case Backend::ref:
       return make_ref_executor(net);
     case Backend::dnnl:
       return make_dnnl_executor(net);
+    case Backend::cuda:
+#ifdef CAE_HAVE_CUDA
+      return make_cuda_executor(net);
+#else
+      throw Error("cuda backend: " + backend_unavailable_reason(backend));
+#endif
   }
   throw Error("unknown backend");
+}
+
+std::string backend_unavailable_reason(Backend backend) {
+  if (backend != Backend::cuda) return "";
+#ifdef CAE_HAVE_CUDA
+  return cuda_unavailable_reason();
+#else
+  return "built without CUDA (configure with a CUDA toolkit and cuDNN found, -DCAE_CUDA=ON)";
+#endif
 }
 
 Backend parse_backend(const std::string& name) {
   if (name == "ref") return Backend::ref;
   if (name == "dnnl") return Backend::dnnl;
-  throw Error("unknown backend '" + name + "' (expected 'ref' or 'dnnl')");
+  if (name == "cuda") return Backend::cuda;
+  throw Error("unknown backend '" + name + "' (expected 'ref', 'dnnl' or 'cuda')");
 }
 
-const char* backend_name(Backend backend) { return backend == Backend::ref ? "ref" : "dnnl"; }
+const char* backend_name(Backend backend) {
+  switch (backend) {
+    case Backend::ref: return "ref";
+    case Backend::dnnl: return "dnnl";
+    case Backend::cuda: return "cuda";
+  }
+  return "unknown";
+}
 
 }  // namespace cae::ops

@@ -15,9 +15,12 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace cae::ops {
@@ -74,6 +77,20 @@ struct ParamInfo {
 // The parameter tensors of a net in order: for each op with parameters, weight then bias.
 std::vector<ParamInfo> param_infos(const NetDesc& net);
 
+// The settings of a training step that a backend runs whole (Executor::fused_begin).
+struct FusedStepConfig {
+  bool bce = true;           // loss: sigmoid cross-entropy on logits, else mean squared error
+  float noise_sigma = 0.5f;  // noise drawn by the backend: input = clip(clean + sigma N(0,1), 0, 1)
+  float lr = 1e-3f, beta1 = 0.9f, beta2 = 0.999f, epsilon = 1e-8f;  // TF1 Adam
+  bool operator==(const FusedStepConfig&) const = default;
+};
+
+// What noise drawn by the backend is a function of: row b of the batch is image first_index + b
+// of the stream (seed, stream, epoch), from a counter-based generator, whatever the batching.
+struct NoiseKey {
+  std::uint64_t seed = 0, stream = 0, epoch = 0, first_index = 0;
+};
+
 class Executor {
  public:
   virtual ~Executor() = default;
@@ -95,7 +112,9 @@ class Executor {
   // not null, d_input receives d loss / d x (NCHW).
   virtual void backward(const float* d_output, float* d_input) = 0;
 
-  // Flat parameter and gradient buffers, same length and layout (the backend's).
+  // Flat parameter and gradient buffers, same length and layout (the backend's). A backend on a
+  // device copies them to the host on each call; writes through params() reach the device at the
+  // next forward(), backward() or fused_begin(), so call params() again after those.
   virtual std::span<float> params() = 0;
   virtual std::span<float> grads() = 0;
 
@@ -107,14 +126,45 @@ class Executor {
                               std::span<float> flat) = 0;
 
   virtual const NetDesc& desc() const = 0;
+
+  // Optional: whole training steps run by the backend (noise, forward, loss, backward, Adam), so
+  // that a device backend moves only the batch across the bus and queues steps ahead. A backend
+  // without them returns false from fused_begin and changes nothing; the caller then corrupts,
+  // runs forward, the loss, backward and its own optimizer.
+  //
+  // fused_begin requires m and v (Adam's state) of params().size() in the flat layout and t, the
+  // Adam steps taken so far; it ensures the backend holds them and returns true.
+  virtual bool fused_begin(const FusedStepConfig& config, std::span<const float> m,
+                           std::span<const float> v, std::int64_t t);
+  // Requires fused_begin(). Queues one step on clean (NCHW, host; copied before return) with
+  // noisy as the input, or, when noisy is null, noise the backend draws by key. Returns the mean
+  // loss of the previous fused_step's batch since fused_begin (NaN for the first one). Only
+  // fused_step and fused_end may be called until fused_end.
+  virtual double fused_step(const float* clean, const float* noisy, const NoiseKey& key);
+  // Requires fused_begin(). Waits for the queued steps, writes Adam's state into m and v and
+  // returns the last step's mean loss (NaN when there was none); params() then shows the steps.
+  virtual double fused_end(std::span<float> m, std::span<float> v);
+
+  // Called by backward() with each range of grads() as soon as its values are final, while the
+  // rest of backward() runs on: ranges disjoint, together all of grads(). Data-parallel training
+  // starts reducing a layer's gradients across processes from here. Empty: not called.
+  using GradsReady = std::function<void(std::span<float> ready)>;
+  void set_grads_ready(GradsReady callback) { grads_ready_ = std::move(callback); }
+
+ protected:
+  GradsReady grads_ready_;
 };
 
-enum class Backend { ref, dnnl };
+enum class Backend { ref, dnnl, cuda };
 
 // The single dispatch seam. Throws cae::Error when the backend cannot run the net.
 std::unique_ptr<Executor> make_executor(Backend backend, const NetDesc& net);
 
-Backend parse_backend(const std::string& name);  // "ref" | "dnnl"; throws on anything else
+Backend parse_backend(const std::string& name);  // "ref" | "dnnl" | "cuda"; throws otherwise
 const char* backend_name(Backend backend);
+
+// Requires nothing. Returns "" when make_executor(backend, ...) can run here, else why not
+// ("built without CUDA", "no CUDA device or driver (...)").
+std::string backend_unavailable_reason(Backend backend);
 
 }  // namespace cae::ops

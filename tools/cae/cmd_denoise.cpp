@@ -1,5 +1,6 @@
-// cae denoise: apply a model to PNG files or to a whole IDX set.
+// cae denoise: apply a model to image files of any size (in tiles) or to a whole IDX set.
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
@@ -7,8 +8,10 @@
 #include "cae/error.h"
 #include "commands.h"
 #include "data/idx.h"
+#include "data/image_io.h"
 #include "data/png_io.h"
 #include "train/figures.h"
+#include "train/tiling.h"
 
 namespace cae::cli {
 
@@ -18,6 +21,7 @@ struct DenoiseOptions {
   CommonOptions common;
   std::string model_path, idx_in, out;
   std::vector<std::string> inputs;
+  int overlap = -1, depth = 8;
 };
 
 std::string dims_text(int h, int w, int c) {
@@ -62,21 +66,39 @@ void run(const DenoiseOptions& o) {
   const ops::Backend backend = o.common.apply();
   nn::Model model = load_model(o.model_path);
   if (!o.idx_in.empty()) return denoise_idx(model, backend, o.idx_in, o.out);
-  if (o.inputs.empty()) throw Error("denoise: give PNG files or --idx FILE");
+  if (o.inputs.empty()) throw Error("denoise: give PNG/JPEG files or --idx FILE");
   const ops::Dims dims = model.input();
   std::filesystem::create_directories(o.out);
-  auto exec = model.make_executor(backend, 1);
-  std::vector<float> x(dims.size()), y(dims.size());
+  train::TileOptions tiles;
+  tiles.overlap = o.overlap;
+  tiles.backend = backend;
   for (const auto& path : o.inputs) {
-    data::Image img = data::read_png(path);
-    check_shape(path, img.h, img.w, img.c, dims);
+    data::Image img = data::read_image(path);
+    if (img.c != dims.c)
+      throw Error(path + ": the image has " + std::to_string(img.c) +
+                  " channel(s), the model takes " + std::to_string(dims.c));
+    const ops::Dims image_dims{img.c, img.h, img.w};
+    std::vector<float> x(image_dims.size());
     train::from_image(img, x.data());
-    exec->forward(x.data());
-    nn::output_to_image(model.loss(), exec->output(), y.data(), dims.size());
-    const std::string target =
-        (std::filesystem::path(o.out) / std::filesystem::path(path).filename()).string();
-    data::write_png(target, train::to_image(y.data(), dims));
-    std::fprintf(stderr, "%s -> %s\n", path.c_str(), target.c_str());
+    // An image of the model's size is one tile: the plain forward pass.
+    const std::vector<float> y = train::denoise_tiled(model, x.data(), image_dims, tiles);
+    std::filesystem::path target =
+        std::filesystem::path(o.out) / std::filesystem::path(path).filename();
+    target.replace_extension(".png");
+    if (o.depth == 16) {
+      data::Image16 wide;
+      wide.h = img.h, wide.w = img.w, wide.c = img.c;
+      wide.pixels.resize(y.size());
+      const std::size_t hw = std::size_t(img.h) * img.w;
+      for (std::size_t p = 0; p < hw; ++p)
+        for (int c = 0; c < img.c; ++c)
+          wide.pixels[p * img.c + c] =
+              std::uint16_t(std::lround(std::clamp(y[c * hw + p], 0.f, 1.f) * 65535.f));
+      data::write_png16(target.string(), wide);
+    } else {
+      data::write_png(target.string(), train::to_image(y.data(), image_dims));
+    }
+    std::fprintf(stderr, "%s (%dx%d) -> %s\n", path.c_str(), img.w, img.h, target.string().c_str());
   }
 }
 
@@ -87,7 +109,14 @@ void add_denoise_command(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("denoise", "apply a model to PNG files or an IDX set");
   o->common.add(cmd);
   cmd->add_option("-m,--model", o->model_path, "model file")->required();
-  cmd->add_option("inputs", o->inputs, "PNG files (8-bit gray or RGB, the model's size)");
+  cmd->add_option("inputs", o->inputs,
+                  "PNG (any depth) or JPEG files with the model's channels, any size: larger "
+                  "images are denoised in overlapping tiles of the model's size");
+  cmd->add_option("--overlap", o->overlap,
+                  "pixels neighbouring tiles share (default: a quarter of the tile)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--depth", o->depth, "bits per sample of the output PNGs: 8 or 16")
+      ->check(CLI::IsMember({8, 16}));
   cmd->add_option("--idx", o->idx_in, "an IDX image file to denoise as a whole");
   cmd->add_option("-o,--out", o->out, "output directory for PNGs, or output IDX file with --idx")
       ->required();

@@ -4,11 +4,13 @@
 
 #include <chrono>
 #include <cmath>
+#include <csignal>
 #include <cstdio>
 #include <memory>
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
+#include "dist/communicator.h"
 #include "nn/spec.h"
 #include "train/trainer.h"
 
@@ -30,6 +32,7 @@ std::string format_duration(double seconds) {
 class ConsoleProgress : public train::Progress {
  public:
   ConsoleProgress() : tty_(::isatty(2)) {}
+  int first_epoch() const { return first_epoch_; }
 
   void on_start(int first_epoch, int epochs, int /*batches*/) override {
     first_epoch_ = first_epoch;
@@ -75,14 +78,42 @@ nlohmann::json eval_json(const train::EvalStats& s) {
 struct TrainOptions {
   CommonOptions common;
   DataOptions data;
+  CorruptionOptions corruption;
   train::TrainConfig config;
   std::string preset = "seed", spec, loss = "bce", optimizer = "adam";
   int limit = 0, test_limit = 0;
+  bool sync_grads = false;
 };
 
-void run(TrainOptions& o) {
+// Under mpirun, a rank that dies makes the runtime stop the others with SIGTERM. Rank 0 then says
+// what that means for the run before it goes (async-signal-safe calls only in the handler).
+char terminated_message[1024];
+std::size_t terminated_length = 0;
+
+extern "C" void on_terminate(int) {
+  [[maybe_unused]] const ssize_t written = ::write(2, terminated_message, terminated_length);
+  ::_exit(128 + SIGTERM);
+}
+
+void explain_termination(const std::string& out_dir) {
+  const int n = std::snprintf(
+      terminated_message, sizeof terminated_message,
+      "\ncae: error: rank 0 was stopped by the MPI runtime: another rank failed or the job was "
+      "interrupted (mpirun says which). Completed epochs are saved in %s/checkpoint.cae; "
+      "continue with --resume, with any number of ranks.\n",
+      out_dir.c_str());
+  terminated_length = std::min<std::size_t>(std::max(n, 0), sizeof terminated_message - 1);
+  std::signal(SIGTERM, on_terminate);
+}
+
+// One rank's part of a run (the whole run without mpirun): only rank 0 prints and writes.
+void run_rank(TrainOptions& o, dist::Communicator& comm) {
   train::TrainConfig& config = o.config;
+  config.comm = &comm;
+  config.overlap_grads = !o.sync_grads;
+  const bool lead = comm.rank() == 0;
   config.backend = o.common.apply();
+  config.corruption = o.corruption.apply(config.corruption);
   config.optimizer.kind = nn::parse_optimizer(o.optimizer);
   std::string spec_text;
   if (o.spec.empty())
@@ -96,16 +127,39 @@ void run(TrainOptions& o) {
   data::truncate(ds.test, o.test_limit);
   nn::Model model(nn::parse_spec(spec_text), ds.dims(), nn::parse_loss(o.loss));
   model.init_glorot(config.seed);
-  std::fprintf(stderr,
-               "training on %s: %d train / %d test images of %dx%dx%d, %d epochs, batch %d, %s "
-               "backend, %d threads\n",
-               ds.name.c_str(), ds.train.n, ds.test.n, ds.train.h, ds.train.w, ds.train.c,
-               config.epochs, config.batch, ops::backend_name(config.backend),
-               omp_get_max_threads());
-  ConsoleProgress progress;
+  if (lead)
+    std::fprintf(stderr,
+                 "training on %s: %d train / %d test images of %dx%dx%d, %d epochs, batch %d, %s "
+                 "backend, %d threads%s\n",
+                 ds.name.c_str(), ds.train.n, ds.test.n, ds.train.h, ds.train.w, ds.train.c,
+                 config.epochs, config.batch, ops::backend_name(config.backend),
+                 omp_get_max_threads(),
+                 comm.size() > 1 ? (" x " + std::to_string(comm.size()) + " ranks").c_str() : "");
+  if (lead && comm.size() > 1) explain_termination(config.out_dir);
+  ConsoleProgress console;
+  train::Progress silent;
+  train::Progress& progress = lead ? console : silent;
   const auto t0 = std::chrono::steady_clock::now();
   auto history = train::train(model, ds, config, progress);
   const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (!lead) return;
+  // Where this run's training steps spent their time (rank 0; a rank's blocked time also counts
+  // the once-an-epoch broadcast and test sums).
+  const long steps_per_epoch = ds.train.n / config.batch;
+  double train_seconds = 0;
+  long steps = 0;
+  for (const auto& e : history)
+    if (e.epoch >= console.first_epoch()) {
+      train_seconds += double(steps_per_epoch) * config.batch / e.images_per_second;
+      steps += steps_per_epoch;
+    }
+  auto ms_per_step = [&](double seconds) { return steps > 0 ? 1e3 * seconds / steps : 0.0; };
+  if (comm.size() > 1)
+    std::fprintf(stderr,
+                 "%d ranks: %.2f ms per step, of which %.2f ms blocked in communication (rank 0, "
+                 "gradient sums %s)\n",
+                 comm.size(), ms_per_step(train_seconds), ms_per_step(comm.blocked_seconds()),
+                 config.overlap_grads ? "overlapping backward" : "after backward");
   const auto& last = history.back();
   nlohmann::json metrics = {
       {"dataset", ds.name},
@@ -124,12 +178,29 @@ void run(TrainOptions& o) {
       {"test", eval_json(last.test)},
       {"psnr_gain_db", last.test.psnr_output - last.test.psnr_noisy},
       {"train_images_per_second", last.images_per_second},
+      {"ranks", comm.size()},
+      {"ms_per_step", ms_per_step(train_seconds)},
+      {"ms_blocked_in_communication_per_step", ms_per_step(comm.blocked_seconds())},
       {"wall_seconds_this_run", wall},
   };
   write_text(config.out_dir + "/metrics.json", metrics.dump(2) + "\n");
   std::printf("%s\n", metrics.dump(2).c_str());
   std::fprintf(stderr, "wrote %s/{model.cae,checkpoint.cae,losses.csv,metrics.json}\n",
                config.out_dir.c_str());
+}
+
+void run(TrainOptions& o) {
+  // Under mpirun this process is one rank of a data-parallel job; otherwise the only one.
+  std::unique_ptr<dist::Communicator> comm = dist::make_world_communicator();
+  try {
+    run_rank(o, *comm);
+  } catch (const std::exception& e) {
+    if (comm->size() == 1) throw;
+    // The other ranks may wait in a collective for this one: end the whole job, saying why.
+    std::fprintf(stderr, "cae: error: rank %d of %d: %s\n", comm->rank(), comm->size(), e.what());
+    std::fflush(stderr);
+    comm->abort(1);
+  }
 }
 
 }  // namespace
@@ -154,9 +225,7 @@ void add_train_command(CLI::App& app) {
       ->check(CLI::Range(0.0, 1.0));
   cmd->add_option("--loss", o->loss, "bce (sigmoid cross-entropy on logits) or mse")
       ->check(CLI::IsMember({"bce", "mse"}));
-  cmd->add_option("--noise", o->config.corruption.gaussian_sigma,
-                  "Gaussian noise sigma, clipped to [0,1] (default 0.5)")
-      ->check(CLI::Range(0.0, 100.0));
+  o->corruption.add(cmd);  // --noise (default 0.5), --masks, ... (corruption_options.cpp)
   cmd->add_option("--seed", o->config.seed, "seed of every random draw (default 0)");
   cmd->add_option("--out", o->config.out_dir, "output directory (default runs/seed)");
   cmd->add_flag("--resume", o->config.resume, "continue from OUT/checkpoint.cae");
@@ -164,6 +233,8 @@ void add_train_command(CLI::App& app) {
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--test-limit", o->test_limit, "use only the first N test images")
       ->check(CLI::NonNegativeNumber);
+  cmd->add_flag("--sync-grads", o->sync_grads,
+                "under mpirun: sum gradients after backward instead of during it (to measure)");
   cmd->final_callback([o] { run(*o); });
 }
 

@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 #include <string>
 
+#include "data/corrupt.h"
 #include "data/dataset.h"
 #include "nn/model.h"
 #include "ops/ops.h"
@@ -15,22 +16,43 @@ void add_train_command(CLI::App& app);
 void add_denoise_command(CLI::App& app);
 void add_show_command(CLI::App& app);
 void add_info_command(CLI::App& app);
+void add_export_command(CLI::App& app);
+void add_eval_command(CLI::App& app);
+void add_plot_command(CLI::App& app);
+void add_checkerboard_command(CLI::App& app);
 
 // Options several commands share.
 struct CommonOptions {
   int threads = 0;
   std::string backend = "dnnl";
+  std::string device = "cpu";  // cuda: the cuda backend, whatever --backend says
   void add(CLI::App* cmd);
-  // Sets the thread count; returns the backend.
+  // Sets the thread count; returns the backend. Throws cae::Error saying why when the backend
+  // cannot run here (no GPU, or built without CUDA).
   ops::Backend apply() const;
 };
 
 struct DataOptions {
   std::string dataset = "mnist";
   std::string data_dir;
+  std::string size, fit = "resize";  // folder datasets: working size HxW, resize or crop
   void add(CLI::App* cmd);
   data::Dataset load() const;
 };
+
+// --corruption TEXT and one flag per model (corruption_options.cpp); flags override the text,
+// and both override the base (the default for training, the model's own for eval and show).
+struct CorruptionOptions {
+  std::string text;
+  float noise = -1, speckle = -1, salt_pepper = -1, mask_value = -1, line_value = -1;
+  int masks = -1, mask_min = -1, mask_max = -1, lines = -1, thickness = -1, jitter = -1;
+  bool crosshair = false;
+  void add(CLI::App* cmd);
+  data::Corruption apply(data::Corruption base) const;
+};
+
+// The corruption a model file says it was trained for (meta "corruption"), else the default.
+data::Corruption model_corruption(const nn::Model& model);
 
 nn::Model load_model(const std::string& path);
 std::string read_text(const std::string& path);

@@ -3,8 +3,10 @@
 #include <algorithm>
 #include <thread>
 
+#include "cae/error.h"
 #include "commands.h"
 #include "core/atomic_file.h"
+#include "data/folder.h"
 #include "io/model_file.h"
 
 namespace cae::cli {
@@ -12,25 +14,39 @@ namespace cae::cli {
 void CommonOptions::add(CLI::App* cmd) {
   cmd->add_option("--threads", threads, "worker threads (default: all cores)")
       ->check(CLI::Range(1, 1024));
-  cmd->add_option("--backend", backend, "kernels: dnnl (oneDNN) or ref (naive reference)")
-      ->check(CLI::IsMember({"dnnl", "ref"}));
+  cmd->add_option("--backend", backend,
+                  "kernels: dnnl (oneDNN), ref (naive reference) or cuda (cuDNN on the GPU)")
+      ->check(CLI::IsMember({"dnnl", "ref", "cuda"}));
+  cmd->add_option("--device", device,
+                  "cpu (the --backend kernels) or cuda (same as --backend cuda)")
+      ->check(CLI::IsMember({"cpu", "cuda"}));
 }
 
 ops::Backend CommonOptions::apply() const {
   omp_set_num_threads(threads > 0 ? threads
                                   : int(std::max(1u, std::thread::hardware_concurrency())));
-  return ops::parse_backend(backend);
+  const ops::Backend chosen = ops::parse_backend(device == "cuda" ? "cuda" : backend);
+  // Said before any data is read, rather than after a minute of loading.
+  if (const std::string why = ops::backend_unavailable_reason(chosen); !why.empty())
+    throw Error(std::string(ops::backend_name(chosen)) + " backend: " + why);
+  return chosen;
 }
 
 void DataOptions::add(CLI::App* cmd) {
   cmd->add_option("--dataset", dataset,
-                  "mnist, fashion-mnist, or a directory of IDX files "
-                  "(train-/t10k-images-idx3-ubyte[.gz])");
+                  "mnist, fashion-mnist, a directory of IDX files "
+                  "(train-/t10k-images-idx3-ubyte[.gz]) or a folder of PNG/JPEG images");
   cmd->add_option("--data", data_dir, "data directory (default: $CAE_DATA or ~/.local/share/cae)");
+  cmd->add_option("--size", size, "image folders: working size HxW (default: the images' own)");
+  cmd->add_option("--fit", fit, "image folders: resize (default) or crop (centred) to --size")
+      ->check(CLI::IsMember({"resize", "crop"}));
 }
 
 data::Dataset DataOptions::load() const {
-  return data::load_dataset(dataset, data::data_dir(data_dir));
+  data::FolderOptions folder;
+  if (!size.empty()) data::parse_size(size, folder.h, folder.w);
+  folder.fit = data::parse_fit(fit);
+  return data::load_dataset(dataset, data::data_dir(data_dir), folder);
 }
 
 nn::Model load_model(const std::string& path) {

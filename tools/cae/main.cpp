@@ -15,6 +15,10 @@ int main(int argc, char** argv) {
   cae::cli::add_denoise_command(app);
   cae::cli::add_show_command(app);
   cae::cli::add_info_command(app);
+  cae::cli::add_export_command(app);
+  cae::cli::add_eval_command(app);
+  cae::cli::add_plot_command(app);
+  cae::cli::add_checkerboard_command(app);
   try {
     app.parse(argc, argv);  // runs the chosen subcommand's callback
   } catch (const CLI::ParseError& e) {

@@ -13,6 +13,7 @@
 #include "ops/dnnl/dnnl_executor.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <deque>
@@ -20,12 +21,14 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
 
 #include "cae/error.h"
 #include "ops/dnnl/resize_kernel.h"
+#include "ops/dnnl/thin_conv.h"
 #include "ops/net_check.h"
 
 namespace cae::ops {
@@ -34,6 +37,8 @@ namespace {
 using dnnl::memory;
 using dnnl_backend::BlockedView;
 using dnnl_backend::ResizePlan;
+using dnnl_backend::ThinConvGeom;
+using dnnl_backend::ThinConvPlan;
 using Md = memory::desc;
 using Tag = memory::format_tag;
 constexpr auto f32 = memory::data_type::f32;
@@ -164,12 +169,18 @@ class DnnlExecutor final : public Executor {
                       std::span<float> flat) override;
   const NetDesc& desc() const override { return net_; }
 
+  // One forward and backward with every step timed on its own (see profile_dnnl_steps).
+  void profile(const float* x, const float* d_output, std::vector<StepTime>& acc);
+
  private:
   template <class Kinds>
   void build_conv(int i);
   void build_pool(int i);
   void build_eltwise(int i);
   void build_resize(int i);
+  // Our direct kernel for a 1 -> 16k or 16k -> 1 conv (thin_conv.h); false when op i is outside
+  // its family or its neighbours' layouts do not fit, and oneDNN builds it.
+  bool build_thin_conv(int i);
   void finish();
 
   // The memory holding the input of op i (x for op 0) and the one op i's backward writes to.
@@ -199,7 +210,9 @@ class DnnlExecutor final : public Executor {
                       std::initializer_list<std::pair<int, memory>> args);
   ParamSlot& add_param(const Md& md, const Md& canonical);
 
-  void run(std::vector<Step>& steps);
+  void run(std::span<Step> steps);
+  // backward_steps_ in pieces, announcing each op's gradients to grads_ready_ once final.
+  void run_announcing_grads();
 
   NetDesc net_;
   dnnl::engine engine_{dnnl::engine::kind::cpu, 0};
@@ -217,6 +230,9 @@ class DnnlExecutor final : public Executor {
   FloatBuffer params_, grads_;
 
   std::deque<ResizePlan> resize_plans_;  // deque: steps point into it
+  std::deque<ThinConvPlan> thin_plans_;  // likewise
+  // CAE_THIN_CONV=dnnl keeps oneDNN's kernels for the thin convs too (for comparison).
+  bool direct_thin_ = true;
   std::vector<std::vector<Step>> op_fwd_, op_bwd_;
   std::vector<Step> forward_steps_, backward_steps_, input_grad_steps_;
   memory scratchpad_;
@@ -224,6 +240,7 @@ class DnnlExecutor final : public Executor {
 
 DnnlExecutor::DnnlExecutor(const NetDesc& net) : net_(net) {
   check_net_desc(net_);
+  if (const char* thin = std::getenv("CAE_THIN_CONV")) direct_thin_ = std::string_view(thin) != "dnnl";
   attr_.set_scratchpad_mode(dnnl::scratchpad_mode::user);
   const int n_ops = int(net_.ops.size());
   x_user_ = memory(plain_md(net_.batch, net_.input), engine_, DNNL_MEMORY_NONE);
@@ -236,7 +253,7 @@ DnnlExecutor::DnnlExecutor(const NetDesc& net) : net_(net) {
     try {
       switch (op.kind) {
         case OpKind::conv:
-          build_conv<ConvKinds>(i);
+          if (!build_thin_conv(i)) build_conv<ConvKinds>(i);
           break;
         case OpKind::tconv:
           build_conv<DeconvKinds>(i);
@@ -470,6 +487,100 @@ void DnnlExecutor::build_conv(int i) {
   if (dsrc_reorder.prim) dsteps.push_back(std::move(dsrc_reorder));
 }
 
+bool DnnlExecutor::build_thin_conv(int i) {
+  const OpDesc& op = net_.ops[i];
+  const bool widen = op.in.c == 1 && op.out.c % 16 == 0;
+  const bool narrow = op.out.c == 1 && op.in.c % 16 == 0;
+  if (!direct_thin_ || !(widen || narrow) || op.stride != 1 ||
+      (op.act != Activation::none && op.act != Activation::relu))
+    return false;
+  ThinConvGeom g;
+  g.n = net_.batch;
+  g.c = widen ? op.out.c : op.in.c;
+  g.h = op.in.h;
+  g.w = op.in.w;
+  g.oh = op.out.h;
+  g.ow = op.out.w;
+  g.k = op.kernel;
+  g.pad_top = op.pad_top;
+  g.pad_left = op.pad_left;
+  g.relu = op.act == Activation::relu;
+  if (!dnnl_backend::thin_conv_supported(g)) return false;
+  const memory::dims src_dims{net_.batch, op.in.c, op.in.h, op.in.w};
+  const memory::dims dst_dims{net_.batch, op.out.c, op.out.h, op.out.w};
+  // The thin side is plain, the wide side dense nChw16c; the producer of the input must already
+  // give that layout (then its gradient buffer has it too), or oneDNN takes the op.
+  const memory have = input_of(i);
+  const Md want_src = widen ? plain_md(net_.batch, op.in) : Md(src_dims, f32, Tag::nChw16c);
+  if (have.get_desc() != want_src) return false;
+  const Md dst_md = widen ? Md(dst_dims, f32, Tag::nChw16c) : plain_md(net_.batch, op.out);
+  const memory::dims w_dims{op.out.c, op.in.c, op.kernel, op.kernel};
+  // [kh][kw][c]: hwio for 1 -> c, ohwi for c -> 1.
+  ParamSlot& w_slot = add_param(Md(w_dims, f32, widen ? Tag::hwio : Tag::ohwi),
+                                Md(w_dims, f32, Tag::oihw));
+  const memory weights = w_slot.param, d_weights = w_slot.grad;
+  memory bias, d_bias;
+  if (op.bias) {
+    const Md bias_md({op.out.c}, f32, Tag::x);
+    ParamSlot& b_slot = add_param(bias_md, bias_md);
+    bias = b_slot.param;
+    d_bias = b_slot.grad;
+  }
+  const memory dst = new_memory(dst_md);
+  act_.push_back(dst);
+  ThinConvPlan& plan = thin_plans_.emplace_back(dnnl_backend::make_thin_conv_plan(g));
+  auto ptr = [](const memory& m) { return static_cast<float*>(m.get_data_handle()); };
+  auto maybe = [ptr](const memory& m) { return m ? ptr(m) : nullptr; };
+
+  Step fwd;
+  fwd.op = i;
+  fwd.name = "forward (direct)";
+  fwd.kernel = [&plan, widen, have, weights, bias, dst, ptr, maybe] {
+    (widen ? dnnl_backend::widen_forward : dnnl_backend::narrow_forward)(
+        plan, ptr(have), ptr(weights), maybe(bias), ptr(dst));
+  };
+  op_fwd_[i].push_back(std::move(fwd));
+
+  // widen masks d(dst) in place by the ReLU; narrow only reads it.
+  const memory d_dst = make_diff(i, dst_md, widen && g.relu);
+  dact_.push_back(d_dst);
+  const memory target = diff_input_of(i);
+  Step bwd;
+  bwd.op = i;
+  bwd.name = "backward weights (direct)";
+  if (widen) {
+    bwd.kernel = [&plan, have, dst, d_dst, d_weights, d_bias, ptr, maybe] {
+      dnnl_backend::widen_backward_weights(plan, ptr(have), ptr(dst), ptr(d_dst), ptr(d_weights),
+                                           maybe(d_bias));
+    };
+    Step data;
+    data.op = i;
+    data.name = "backward data (direct)";
+    data.kernel = [&plan, d_dst, weights, target, ptr] {
+      dnnl_backend::widen_backward_data(plan, ptr(d_dst), ptr(weights), ptr(target));
+    };
+    op_bwd_[i].push_back(std::move(bwd));
+    data_grad_steps(i).push_back(std::move(data));
+    return true;
+  }
+  // narrow: weights and data gradients in one pass over the input. Op 0's data gradient is only
+  // wanted on request, so there the pass runs without it, and again with it when asked.
+  auto narrow_step = [&, ptr, maybe](const char* name, bool with_dx) {
+    Step s;
+    s.op = i;
+    s.name = name;
+    s.kernel = [&plan, have, dst, d_dst, weights, target, d_weights, d_bias, with_dx, ptr, maybe] {
+      dnnl_backend::narrow_backward(plan, ptr(have), ptr(dst), ptr(d_dst), ptr(weights),
+                                    with_dx ? ptr(target) : nullptr, ptr(d_weights),
+                                    maybe(d_bias));
+    };
+    return s;
+  };
+  op_bwd_[i].push_back(narrow_step("backward (direct)", i > 0));
+  if (i == 0) input_grad_steps_.push_back(narrow_step("backward data (direct)", true));
+  return true;
+}
+
 void DnnlExecutor::build_pool(int i) {
   const OpDesc& op = net_.ops[i];
   const memory have = input_of(i);  // a copy: act_ grows below
@@ -632,7 +743,7 @@ void DnnlExecutor::finish() {
   }
 }
 
-void DnnlExecutor::run(std::vector<Step>& steps) {
+void DnnlExecutor::run(std::span<Step> steps) {
   for (Step& s : steps) {
     if (s.kernel) {
       s.kernel();
@@ -648,6 +759,26 @@ void DnnlExecutor::run(std::vector<Step>& steps) {
     throw Error("dnnl backend: waiting for the CPU stream failed");
 }
 
+void DnnlExecutor::profile(const float* x, const float* d_output, std::vector<StepTime>& acc) {
+  x_user_.set_data_handle(const_cast<float*>(x));
+  d_output_user_.set_data_handle(const_cast<float*>(d_output));
+  std::size_t k = 0;
+  for (auto* list : {&forward_steps_, &backward_steps_}) {
+    const bool fwd = list == &forward_steps_;
+    for (Step& s : *list) {
+      std::vector<Step> one;
+      one.push_back(s);
+      const auto t0 = std::chrono::steady_clock::now();
+      run(one);
+      const double ms =
+          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+      if (acc.size() <= k)
+        acc.push_back({s.op, std::string(fwd ? "fwd " : "bwd ") + s.name, 0.0});
+      acc[k++].ms += ms;
+    }
+  }
+}
+
 void DnnlExecutor::forward(const float* x) {
   // oneDNN only reads its sources; the const_cast lets x be bound without a copy.
   x_user_.set_data_handle(const_cast<float*>(x));
@@ -656,11 +787,35 @@ void DnnlExecutor::forward(const float* x) {
 
 void DnnlExecutor::backward(const float* d_output, float* d_input) {
   d_output_user_.set_data_handle(const_cast<float*>(d_output));
-  run(backward_steps_);
+  if (grads_ready_)
+    run_announcing_grads();
+  else
+    run(backward_steps_);
   if (d_input) {
     dx_user_.set_data_handle(d_input);
     run(input_grad_steps_);
   }
+}
+
+void DnnlExecutor::run_announcing_grads() {
+  // slots_ follow param_infos() order, which names each slot's op. An op's weight and bias are
+  // apart in grads() (weights are packed first), so each is its own range.
+  const std::vector<ParamInfo> infos = param_infos(net_);
+  std::vector<std::size_t> end_of_op(net_.ops.size(), 0);
+  for (std::size_t j = 0; j < backward_steps_.size(); ++j)
+    if (backward_steps_[j].op >= 0) end_of_op[backward_steps_[j].op] = j + 1;
+  const std::span<Step> steps(backward_steps_);
+  std::size_t done = 0;
+  for (std::size_t j = 0; j < steps.size(); ++j) {
+    const int op = steps[j].op;
+    if (op < 0 || end_of_op[op] != j + 1) continue;
+    run(steps.subspan(done, j + 1 - done));
+    done = j + 1;
+    for (std::size_t k = 0; k < slots_.size(); ++k)
+      if (infos[k].op == op)
+        grads_ready_({grads_.data() + slots_[k].offset, slots_[k].md.get_size() / sizeof(float)});
+  }
+  run(steps.subspan(done));
 }
 
 void DnnlExecutor::read_activation(int k, float* out) {
@@ -726,6 +881,19 @@ void DnnlExecutor::from_canonical(const std::vector<std::vector<float>>& tensors
 
 std::unique_ptr<Executor> make_dnnl_executor(const NetDesc& net) {
   return std::make_unique<DnnlExecutor>(net);
+}
+
+std::vector<StepTime> profile_dnnl_steps(Executor& exec, const float* x, const float* d_output,
+                                         int reps) {
+  auto* dnnl_exec = dynamic_cast<DnnlExecutor*>(&exec);
+  if (!dnnl_exec) throw Error("profile_dnnl_steps: the executor is not the dnnl backend's");
+  if (reps < 1) throw Error("profile_dnnl_steps: reps must be at least 1");
+  std::vector<StepTime> acc;
+  dnnl_exec->profile(x, d_output, acc);  // warm-up, not counted
+  for (StepTime& t : acc) t.ms = 0;
+  for (int r = 0; r < reps; ++r) dnnl_exec->profile(x, d_output, acc);
+  for (StepTime& t : acc) t.ms /= reps;
+  return acc;
 }
 
 }  // namespace cae::ops

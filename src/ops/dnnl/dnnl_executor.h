@@ -3,6 +3,8 @@
 #pragma once
 
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "ops/ops.h"
 
@@ -11,5 +13,28 @@ namespace cae::ops {
 // Requires nothing. Ensures an executor whose primitives and buffers are all built for net.batch,
 // or throws cae::Error naming the op (index, kind, shapes) that check_net_desc or oneDNN rejected.
 std::unique_ptr<Executor> make_dnnl_executor(const NetDesc& net);
+
+// The time of one step of an executor's prebuilt lists (for bench/, never the hot path).
+struct StepTime {
+  int op = -1;       // -1: a reorder at the edges
+  std::string name;  // "fwd forward", "bwd backward weights", "bwd reorder", ...
+  double ms = 0;     // mean per run
+};
+
+// Requires exec from make_dnnl_executor, x and d_output of its net's sizes (NCHW). Runs forward
+// and backward (without d_input) reps times after one warm-up, each step timed on its own.
+// Ensures one entry per step in execution order. Throws cae::Error for another backend.
+std::vector<StepTime> profile_dnnl_steps(Executor& exec, const float* x, const float* d_output,
+                                         int reps);
+
+// The bare oneDNN primitives of one conv (forward training with its bias and activation fused,
+// backward data, backward weights; layouts format_tag::any), as in DESIGN.md §5.
+struct BareConvTime {
+  double fwd_ms = 0, bwd_data_ms = 0, bwd_weights_ms = 0;  // median of reps
+  std::string impl;                                         // oneDNN's forward implementation
+};
+
+// Requires op.kind == conv. Ensures the medians of reps timed runs after one warm-up.
+BareConvTime time_bare_conv(const OpDesc& op, int batch, int reps);
 
 }  // namespace cae::ops

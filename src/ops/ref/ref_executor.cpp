@@ -23,10 +23,12 @@ class RefExecutor final : public Executor {
     check_net_desc(net_);
     weight_at_.assign(net_.ops.size(), no_param);
     bias_at_.assign(net_.ops.size(), no_param);
+    params_end_.assign(net_.ops.size(), 0);
     std::size_t offset = 0;
     for (const ParamInfo& info : infos_) {
       (info.name == "weight" ? weight_at_ : bias_at_)[info.op] = offset;
       offset += info.size();
+      params_end_[info.op] = offset;
     }
     params_.assign(offset, 0.f);
     grads_.assign(offset, 0.f);
@@ -108,6 +110,10 @@ class RefExecutor final : public Executor {
           ref::sigmoid_backward(dx.size(), out, d_pre.data(), dx.data());
           break;
       }
+      // An op's weight and bias lie side by side, weight first: one range.
+      if (grads_ready_ && weight_at_[k] != no_param)
+        grads_ready_(
+            std::span<float>(grads_).subspan(weight_at_[k], params_end_[k] - weight_at_[k]));
       std::swap(dy, dx);
     }
     if (d_input) std::copy(dy.begin(), dy.end(), d_input);
@@ -164,6 +170,7 @@ class RefExecutor final : public Executor {
   NetDesc net_;
   std::vector<ParamInfo> infos_;
   std::vector<std::size_t> weight_at_, bias_at_;  // offsets into params_ per op, or no_param
+  std::vector<std::size_t> params_end_;            // one past an op's last parameter
   std::vector<float> params_, grads_;
   std::vector<std::vector<float>> acts_;  // acts_[k]: output of op k, NCHW
   const float* x_ = nullptr;              // input of the last forward()

@@ -1,0 +1,433 @@
+#include "ops/dnnl/thin_conv.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cstddef>
+#include <cstring>
+
+namespace cae::ops::dnnl_backend {
+namespace {
+
+constexpr int K = 3;         // the one kernel size compiled (the seed's); others go to oneDNN
+constexpr int kMaxW = 512;   // widest row the stack buffers hold
+constexpr int L = 16;        // lanes: the channels of one nChw16c block
+constexpr int B = 4;         // output columns computed together (independent FMA chains)
+
+using std::size_t;
+
+struct Range {
+  int begin, end;
+};
+
+// Rows [begin, end) of thread tid out of nthr: a fixed split, so sums run in a fixed order.
+Range share(int total, int tid, int nthr) {
+  const int base = total / nthr, extra = total % nthr;
+  const int begin = tid * base + std::min(tid, extra);
+  return {begin, begin + base + (tid < extra ? 1 : 0)};
+}
+
+// Strides of the wide nChw16c side for an h x w image.
+struct Wide {
+  size_t cb, n;
+  Wide(const ThinConvGeom& g, int h, int w) : cb(size_t(h) * w * L), n(cb * (g.c / L)) {}
+};
+
+// The kernels' bodies are always_inline so that each wrapper below compiles them for its own
+// instruction set (AVX-512 where the CPU has it, the build's baseline otherwise).
+#define CAE_INLINE [[gnu::always_inline]] inline
+
+// xpad[kh][j] = x[oy - pad_top + kh][j - pad_left], zero outside the image.
+CAE_INLINE void padded_rows(const ThinConvGeom& g, const float* x_n, int oy, float* xpad, int wp) {
+  for (int kh = 0; kh < K; ++kh) {
+    float* row = xpad + kh * wp;
+    std::fill(row, row + wp, 0.f);
+    const int iy = oy - g.pad_top + kh;
+    if (iy < 0 || iy >= g.h) continue;
+    const float* src = x_n + size_t(iy) * g.w;
+    for (int j = 0; j < wp; ++j) {
+      const int ix = j - g.pad_left;
+      if (ix >= 0 && ix < g.w) row[j] = src[ix];
+    }
+  }
+}
+
+CAE_INLINE void widen_forward_rows(const ThinConvGeom& g, const float* x, const float* w,
+                                   const float* b, float* y, Range rows) {
+  const int wp = g.ow + K - 1;
+  float xpad[K * (kMaxW + K + B)];
+  const Wide ys(g, g.oh, g.ow);
+  for (int r = rows.begin; r < rows.end; ++r) {
+    const int n = r / g.oh, oy = r % g.oh;
+    padded_rows(g, x + size_t(n) * g.h * g.w, oy, xpad, wp + B);
+    for (int cb = 0; cb < g.c / L; ++cb) {
+      float* yr = y + n * ys.n + cb * ys.cb + size_t(oy) * g.ow * L;
+      const float* wc = w + cb * L;
+      // B columns at once: B independent FMA chains instead of one (latency, not throughput,
+      // bounds a single chain of K*K FMAs). Columns past ow read zero padding and are dropped.
+      for (int ox0 = 0; ox0 < g.ow; ox0 += B) {
+        float acc[B][L];
+        #pragma GCC unroll 16
+        for (int j = 0; j < B; ++j)
+#pragma omp simd
+          for (int l = 0; l < L; ++l) acc[j][l] = b ? b[cb * L + l] : 0.f;
+        #pragma GCC unroll 16
+        for (int kh = 0; kh < K; ++kh)
+          #pragma GCC unroll 16
+          for (int kw = 0; kw < K; ++kw) {
+            const float* wv = wc + (kh * K + kw) * g.c;
+            const float* xs = xpad + kh * (wp + B) + ox0 + kw;
+            #pragma GCC unroll 16
+            for (int j = 0; j < B; ++j)
+#pragma omp simd
+              for (int l = 0; l < L; ++l) acc[j][l] += wv[l] * xs[j];
+          }
+        const int nb = std::min(B, g.ow - ox0);
+        #pragma GCC unroll 16
+        for (int j = 0; j < nb; ++j)
+#pragma omp simd
+          for (int l = 0; l < L; ++l)
+            yr[(ox0 + j) * L + l] = g.relu ? std::max(acc[j][l], 0.f) : acc[j][l];
+      }
+    }
+  }
+}
+
+CAE_INLINE void widen_backward_weights_rows(const ThinConvGeom& g, const float* x, const float* y,
+                                            float* dy, float* pw, float* pb, Range rows) {
+  const int wp = g.ow + K - 1;
+  float xpad[K * (kMaxW + K)];
+  const Wide ys(g, g.oh, g.ow);
+  for (int r = rows.begin; r < rows.end; ++r) {
+    const int n = r / g.oh, oy = r % g.oh;
+    padded_rows(g, x + size_t(n) * g.h * g.w, oy, xpad, wp);
+    for (int cb = 0; cb < g.c / L; ++cb) {
+      const size_t at = n * ys.n + cb * ys.cb + size_t(oy) * g.ow * L;
+      float* dyr = dy + at;
+      if (g.relu) {
+        const float* yr = y + at;
+#pragma omp simd
+        for (int i = 0; i < g.ow * L; ++i) dyr[i] = yr[i] > 0.f ? dyr[i] : 0.f;
+      }
+      float acc[K * K][L] = {}, bacc[L] = {};
+      for (int ox = 0; ox < g.ow; ++ox) {
+        const float* d = dyr + ox * L;
+#pragma omp simd
+        for (int l = 0; l < L; ++l) bacc[l] += d[l];
+        #pragma GCC unroll 16
+        for (int kh = 0; kh < K; ++kh)
+          #pragma GCC unroll 16
+          for (int kw = 0; kw < K; ++kw) {
+            const float xs = xpad[kh * wp + ox + kw];
+#pragma omp simd
+            for (int l = 0; l < L; ++l) acc[kh * K + kw][l] += d[l] * xs;
+          }
+      }
+      #pragma GCC unroll 16
+      for (int t = 0; t < K * K; ++t)
+#pragma omp simd
+        for (int l = 0; l < L; ++l) pw[t * g.c + cb * L + l] += acc[t][l];
+#pragma omp simd
+      for (int l = 0; l < L; ++l) pb[cb * L + l] += bacc[l];
+    }
+  }
+}
+
+CAE_INLINE void widen_backward_data_rows(const ThinConvGeom& g, const float* dy, const float* w,
+                                         float* dx, Range rows) {
+  const Wide ys(g, g.oh, g.ow);
+  for (int r = rows.begin; r < rows.end; ++r) {
+    const int n = r / g.h, iy = r % g.h;
+    for (int ix = 0; ix < g.w; ++ix) {
+      float acc[L] = {};
+      #pragma GCC unroll 16
+      for (int kh = 0; kh < K; ++kh) {
+        const int oy = iy + g.pad_top - kh;
+        if (oy < 0 || oy >= g.oh) continue;
+        #pragma GCC unroll 16
+        for (int kw = 0; kw < K; ++kw) {
+          const int ox = ix + g.pad_left - kw;
+          if (ox < 0 || ox >= g.ow) continue;
+          for (int cb = 0; cb < g.c / L; ++cb) {
+            const float* d = dy + n * ys.n + cb * ys.cb + (size_t(oy) * g.ow + ox) * L;
+            const float* wv = w + (kh * K + kw) * g.c + cb * L;
+#pragma omp simd
+            for (int l = 0; l < L; ++l) acc[l] += wv[l] * d[l];
+          }
+        }
+      }
+      float s = 0.f;
+#pragma omp simd reduction(+ : s)
+      for (int l = 0; l < L; ++l) s += acc[l];
+      dx[(size_t(n) * g.h + iy) * g.w + ix] = s;
+    }
+  }
+}
+
+// One output cell of c -> 1 with bounds checks: for the border columns.
+CAE_INLINE float narrow_cell(const ThinConvGeom& g, const float* x_n, const float* w, size_t x_cb,
+                             int oy, int ox) {
+  float acc[L] = {};
+  #pragma GCC unroll 16
+  for (int kh = 0; kh < K; ++kh) {
+    const int iy = oy - g.pad_top + kh;
+    if (iy < 0 || iy >= g.h) continue;
+    #pragma GCC unroll 16
+    for (int kw = 0; kw < K; ++kw) {
+      const int ix = ox - g.pad_left + kw;
+      if (ix < 0 || ix >= g.w) continue;
+      for (int cb = 0; cb < g.c / L; ++cb) {
+        const float* xv = x_n + cb * x_cb + (size_t(iy) * g.w + ix) * L;
+        const float* wv = w + (kh * K + kw) * g.c + cb * L;
+#pragma omp simd
+        for (int l = 0; l < L; ++l) acc[l] += wv[l] * xv[l];
+      }
+    }
+  }
+  float s = 0.f;
+#pragma omp simd reduction(+ : s)
+  for (int l = 0; l < L; ++l) s += acc[l];
+  return s;
+}
+
+CAE_INLINE void narrow_forward_rows(const ThinConvGeom& g, const float* x, const float* w,
+                                    const float* b, float* y, Range rows) {
+  const Wide xs(g, g.h, g.w);
+  // Interior columns: every kw tap inside the row, so B columns go without checks.
+  const int lo = std::min(g.ow, g.pad_left), hi = std::max(lo, std::min(g.ow, g.w - K + 1 + g.pad_left));
+  for (int r = rows.begin; r < rows.end; ++r) {
+    const int n = r / g.oh, oy = r % g.oh;
+    const float* x_n = x + n * xs.n;
+    float* yr = y + (size_t(n) * g.oh + oy) * g.ow;
+    float cell[kMaxW];
+    for (int ox = 0; ox < lo; ++ox) cell[ox] = narrow_cell(g, x_n, w, xs.cb, oy, ox);
+    for (int ox = hi; ox < g.ow; ++ox) cell[ox] = narrow_cell(g, x_n, w, xs.cb, oy, ox);
+    int ox0 = lo;
+    for (; ox0 + B <= hi; ox0 += B) {
+      float acc[B][L] = {};
+      #pragma GCC unroll 16
+      for (int kh = 0; kh < K; ++kh) {
+        const int iy = oy - g.pad_top + kh;
+        if (iy < 0 || iy >= g.h) continue;
+        for (int cb = 0; cb < g.c / L; ++cb) {
+          const float* xrow = x_n + cb * xs.cb + (size_t(iy) * g.w + ox0 - g.pad_left) * L;
+          #pragma GCC unroll 16
+          for (int kw = 0; kw < K; ++kw) {
+            const float* wv = w + (kh * K + kw) * g.c + cb * L;
+            #pragma GCC unroll 16
+            for (int j = 0; j < B; ++j)
+#pragma omp simd
+              for (int l = 0; l < L; ++l) acc[j][l] += wv[l] * xrow[(j + kw) * L + l];
+          }
+        }
+      }
+      #pragma GCC unroll 16
+      for (int j = 0; j < B; ++j) {
+        float s = 0.f;
+#pragma omp simd reduction(+ : s)
+        for (int l = 0; l < L; ++l) s += acc[j][l];
+        cell[ox0 + j] = s;
+      }
+    }
+    for (int ox = ox0; ox < hi; ++ox) cell[ox] = narrow_cell(g, x_n, w, xs.cb, oy, ox);
+    const float bias = b ? b[0] : 0.f;
+    for (int ox = 0; ox < g.ow; ++ox) {
+      const float v = cell[ox] + bias;
+      yr[ox] = g.relu ? std::max(v, 0.f) : v;
+    }
+  }
+}
+
+// Over input rows (n, iy): dx of the row and its share of dw, reading x once. dpad[kh][j] holds
+// the (masked) dy of output row iy + pad_top - kh at column j - (K - 1), zero outside.
+CAE_INLINE void narrow_backward_rows(const ThinConvGeom& g, const float* x, const float* y,
+                                     const float* dy, const float* w, float* dx, float* pw,
+                                     Range rows) {
+  const Wide xs(g, g.h, g.w);
+  const int wp = std::max(g.ow, g.w) + 2 * (K - 1) + B;
+  float dpad[K * (kMaxW + 2 * K + B)];
+  for (int r = rows.begin; r < rows.end; ++r) {
+    const int n = r / g.h, iy = r % g.h;
+    #pragma GCC unroll 16
+    for (int kh = 0; kh < K; ++kh) {
+      float* row = dpad + kh * wp;
+      std::fill(row, row + wp, 0.f);
+      const int oy = iy + g.pad_top - kh;
+      if (oy < 0 || oy >= g.oh) continue;
+      const size_t at = (size_t(n) * g.oh + oy) * g.ow;
+      for (int ox = 0; ox < g.ow; ++ox)
+        row[ox + K - 1] = g.relu && !(y[at + ox] > 0.f) ? 0.f : dy[at + ox];
+    }
+    for (int cb = 0; cb < g.c / L; ++cb) {
+      const float* xr = x + n * xs.n + cb * xs.cb + size_t(iy) * g.w * L;
+      float* dxr = dx ? dx + n * xs.n + cb * xs.cb + size_t(iy) * g.w * L : nullptr;
+      float acc[K * K][L] = {};
+      // B input columns at once; a column past w gets x = 0, so it adds nothing to dw, and its
+      // dx is not stored.
+      for (int ix0 = 0; ix0 < g.w; ix0 += B) {
+        float dxv[B][L] = {};
+        const int nb = std::min(B, g.w - ix0);
+        float xv[B][L];
+        #pragma GCC unroll 16
+        for (int j = 0; j < B; ++j)
+#pragma omp simd
+          for (int l = 0; l < L; ++l) xv[j][l] = j < nb ? xr[(ix0 + j) * L + l] : 0.f;
+        #pragma GCC unroll 16
+        for (int kh = 0; kh < K; ++kh)
+          #pragma GCC unroll 16
+          for (int kw = 0; kw < K; ++kw) {
+            // output column ox = ix + pad_left - kw sits at ox + K - 1 in dpad
+            const float* d = dpad + kh * wp + ix0 + g.pad_left - kw + K - 1;
+            const float* wv = w + (kh * K + kw) * g.c + cb * L;
+            #pragma GCC unroll 16
+            for (int j = 0; j < B; ++j)
+#pragma omp simd
+              for (int l = 0; l < L; ++l) {
+                dxv[j][l] += wv[l] * d[j];
+                acc[kh * K + kw][l] += xv[j][l] * d[j];
+              }
+          }
+        if (dxr)
+          #pragma GCC unroll 16
+          for (int j = 0; j < nb; ++j)
+#pragma omp simd
+            for (int l = 0; l < L; ++l) dxr[(ix0 + j) * L + l] = dxv[j][l];
+      }
+      #pragma GCC unroll 16
+      for (int t = 0; t < K * K; ++t)
+#pragma omp simd
+        for (int l = 0; l < L; ++l) pw[t * g.c + cb * L + l] += acc[t][l];
+    }
+  }
+}
+
+CAE_INLINE float narrow_bias_rows(const ThinConvGeom& g, const float* y, const float* dy,
+                                  Range rows) {
+  float s = 0.f;
+  for (int r = rows.begin; r < rows.end; ++r) {
+    const size_t at = size_t(r) * g.ow;
+    for (int ox = 0; ox < g.ow; ++ox)
+      s += g.relu && !(y[at + ox] > 0.f) ? 0.f : dy[at + ox];
+  }
+  return s;
+}
+
+// Each kernel twice: for AVX-512 and for the baseline; chosen once per process.
+#define CAE_AVX512 __attribute__((target("avx512f,avx512vl,avx512dq,avx512bw,fma")))
+#define CAE_TWICE(ret, name, params, args)          \
+  CAE_AVX512 ret name##_avx512 params { return name args; } \
+  ret name##_base params { return name args; }
+
+CAE_TWICE(void, widen_forward_rows,
+          (const ThinConvGeom& g, const float* x, const float* w, const float* b, float* y, Range r),
+          (g, x, w, b, y, r))
+CAE_TWICE(void, widen_backward_weights_rows,
+          (const ThinConvGeom& g, const float* x, const float* y, float* dy, float* pw, float* pb,
+           Range r),
+          (g, x, y, dy, pw, pb, r))
+CAE_TWICE(void, widen_backward_data_rows,
+          (const ThinConvGeom& g, const float* dy, const float* w, float* dx, Range r),
+          (g, dy, w, dx, r))
+CAE_TWICE(void, narrow_forward_rows,
+          (const ThinConvGeom& g, const float* x, const float* w, const float* b, float* y, Range r),
+          (g, x, w, b, y, r))
+CAE_TWICE(void, narrow_backward_rows,
+          (const ThinConvGeom& g, const float* x, const float* y, const float* dy, const float* w,
+           float* dx, float* pw, Range r),
+          (g, x, y, dy, w, dx, pw, r))
+
+bool has_avx512() {
+  static const bool yes = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+                          __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw");
+  return yes;
+}
+
+int threads_for(const ThinConvPlan& p) { return std::max(1, std::min(omp_get_max_threads(), p.threads)); }
+
+// Sums the per-thread partials in thread order into dw (k*k*c) and db (c, or 1 when c_out is 1).
+void reduce_partials(const ThinConvPlan& p, int nthr, float* dw, float* db, int bias_size) {
+  const size_t wsize = size_t(K) * K * p.g.c, stride = wsize + p.g.c;
+  std::copy(p.partials.begin(), p.partials.begin() + wsize, dw);
+  for (int t = 1; t < nthr; ++t)
+    for (size_t i = 0; i < wsize; ++i) dw[i] += p.partials[t * stride + i];
+  if (!db) return;
+  for (int i = 0; i < bias_size; ++i) {
+    float s = 0.f;
+    for (int t = 0; t < nthr; ++t) s += p.partials[t * stride + wsize + i];
+    db[i] = s;
+  }
+}
+
+}  // namespace
+
+bool thin_conv_supported(const ThinConvGeom& g) {
+  return g.k == K && g.c > 0 && g.c % L == 0 && g.n > 0 && g.h > 0 && g.w > 0 && g.w <= kMaxW &&
+         g.ow <= kMaxW && g.pad_top >= 0 && g.pad_top < K && g.pad_left >= 0 && g.pad_left < K &&
+         g.oh >= 1 && g.ow >= 1 && g.oh <= g.h + K - 1 && g.ow <= g.w + K - 1;
+}
+
+ThinConvPlan make_thin_conv_plan(const ThinConvGeom& g) {
+  ThinConvPlan p;
+  p.g = g;
+  p.threads = std::max(1, omp_get_max_threads());
+  p.partials.assign(size_t(p.threads) * (size_t(K) * K * g.c + g.c), 0.f);
+  return p;
+}
+
+void widen_forward(const ThinConvPlan& p, const float* x, const float* w, const float* b,
+                   float* y) {
+  const auto rows = has_avx512() ? widen_forward_rows_avx512 : widen_forward_rows_base;
+#pragma omp parallel num_threads(threads_for(p))
+  rows(p.g, x, w, b, y, share(p.g.n * p.g.oh, omp_get_thread_num(), omp_get_num_threads()));
+}
+
+void widen_backward_weights(ThinConvPlan& p, const float* x, const float* y, float* dy, float* dw,
+                            float* db) {
+  const auto rows = has_avx512() ? widen_backward_weights_rows_avx512
+                                 : widen_backward_weights_rows_base;
+  const size_t wsize = size_t(K) * K * p.g.c, stride = wsize + p.g.c;
+  const int nthr = threads_for(p);
+  int used = 1;
+#pragma omp parallel num_threads(nthr)
+  {
+    const int tid = omp_get_thread_num();
+    if (tid == 0) used = omp_get_num_threads();
+    float* pw = p.partials.data() + tid * stride;
+    std::fill(pw, pw + stride, 0.f);
+    rows(p.g, x, y, dy, pw, pw + wsize, share(p.g.n * p.g.oh, tid, omp_get_num_threads()));
+  }
+  reduce_partials(p, used, dw, db, p.g.c);
+}
+
+void widen_backward_data(const ThinConvPlan& p, const float* dy, const float* w, float* dx) {
+  const auto rows = has_avx512() ? widen_backward_data_rows_avx512 : widen_backward_data_rows_base;
+#pragma omp parallel num_threads(threads_for(p))
+  rows(p.g, dy, w, dx, share(p.g.n * p.g.h, omp_get_thread_num(), omp_get_num_threads()));
+}
+
+void narrow_forward(const ThinConvPlan& p, const float* x, const float* w, const float* b,
+                    float* y) {
+  const auto rows = has_avx512() ? narrow_forward_rows_avx512 : narrow_forward_rows_base;
+#pragma omp parallel num_threads(threads_for(p))
+  rows(p.g, x, w, b, y, share(p.g.n * p.g.oh, omp_get_thread_num(), omp_get_num_threads()));
+}
+
+void narrow_backward(ThinConvPlan& p, const float* x, const float* y, const float* dy,
+                     const float* w, float* dx, float* dw, float* db) {
+  const auto rows = has_avx512() ? narrow_backward_rows_avx512 : narrow_backward_rows_base;
+  const size_t wsize = size_t(K) * K * p.g.c, stride = wsize + p.g.c;
+  const int nthr = threads_for(p);
+  int used = 1;
+#pragma omp parallel num_threads(nthr)
+  {
+    const int tid = omp_get_thread_num(), nt = omp_get_num_threads();
+    if (tid == 0) used = nt;
+    float* pw = p.partials.data() + tid * stride;
+    std::fill(pw, pw + stride, 0.f);
+    rows(p.g, x, y, dy, w, dx, pw, share(p.g.n * p.g.h, tid, nt));
+    pw[wsize] = narrow_bias_rows(p.g, y, dy, share(p.g.n * p.g.oh, tid, nt));
+  }
+  reduce_partials(p, used, dw, db, 1);
+}
+
+}  // namespace cae::ops::dnnl_backend
