@@ -57,6 +57,7 @@ def main():
     ap.add_argument("--batch", type=int, default=200)
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--steps", type=int, default=0, help="stop each epoch after this many batches (0: all)")
     ap.add_argument("--data", default=os.path.join(os.environ.get("CAE_DATA", os.path.expanduser("~/.local/share/cae")), "mnist"))
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
@@ -72,7 +73,7 @@ def main():
         perm = torch.randperm(train.shape[0])
         losses = []
         model.train()
-        for b in range(train.shape[0] // a.batch):
+        for b in range(min(a.steps or train.shape[0], train.shape[0] // a.batch)):
             clean = train[perm[b * a.batch:(b + 1) * a.batch]].contiguous(memory_format=torch.channels_last)
             noisy = (clean + 0.5 * torch.randn_like(clean)).clamp(0, 1)
             loss = F.binary_cross_entropy_with_logits(model(noisy), clean)
@@ -94,7 +95,7 @@ def main():
         n = test.shape[0]
         print(json.dumps({"epoch": epoch, "train_loss": sum(losses) / len(losses), "test_bce": bce / (n * 784),
                           "psnr_noisy_db": psnr_in / n, "psnr_output_db": psnr_out / n,
-                          "train_seconds": seconds, "images_per_second": train.shape[0] // a.batch * a.batch / seconds}), flush=True)
+                          "train_seconds": seconds, "images_per_second": len(losses) * a.batch / seconds}), flush=True)
 
 
 if __name__ == "__main__":
