@@ -2,9 +2,15 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <random>
+
+#include "core/rng.h"
 
 namespace cae::test {
 
@@ -35,6 +41,30 @@ std::string mnist_dir() {
   for (const auto& dir : candidates)
     if (std::filesystem::exists(dir + "/train-images-idx3-ubyte")) return dir;
   return "";
+}
+
+CommandResult run_shell(const std::string& command) {
+  CommandResult r;
+  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
+  if (!pipe) return r;
+  std::array<char, 4096> buf;
+  while (std::size_t n = std::fread(buf.data(), 1, buf.size(), pipe))
+    r.output.append(buf.data(), n);
+  const int raw = ::pclose(pipe);
+  r.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
+  return r;
+}
+
+CommandResult run_cae(const std::string& args) { return run_shell(std::string(CAE_EXE) + " " + args); }
+
+data::ImageSet binary_noise_images(int n, int side, std::uint64_t seed) {
+  data::ImageSet set;
+  set.n = n;
+  set.h = set.w = side;
+  set.pixels.resize(std::size_t(n) * side * side);
+  Rng rng({seed});
+  for (auto& p : set.pixels) p = rng.uniform() < 0.3f ? 255 : 0;
+  return set;
 }
 
 }  // namespace cae::test

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "cae/error.h"
+#include "data/idx.h"
 
 namespace cae::test {
 
@@ -19,6 +20,19 @@ std::string scratch_dir();
 
 // Where the setup step installed MNIST, or "" when it is not there (tests needing it skip).
 std::string mnist_dir();
+
+struct CommandResult {
+  int status = -1;     // exit status, -1 when killed by a signal or not started
+  std::string output;  // stdout and stderr together
+};
+
+// Runs a shell command line; stdout and stderr are captured together.
+CommandResult run_shell(const std::string& command);
+// Runs the cae binary under test with the given arguments.
+CommandResult run_cae(const std::string& args);
+
+// n side×side gray images, each pixel 255 with probability 0.3 else 0, fixed by seed.
+data::ImageSet binary_noise_images(int n, int side, std::uint64_t seed);
 
 // Runs f, expecting a cae::Error; returns its message (a test failure when nothing is thrown).
 template <class F>

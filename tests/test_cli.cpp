@@ -18,34 +18,9 @@ using namespace cae;
 using ::testing::HasSubstr;
 
 namespace {
-
-struct Result {
-  int status = -1;
-  std::string output;  // stdout and stderr
-};
-
-Result run(const std::string& args) {
-  Result r;
-  const std::string cmd = std::string(CAE_EXE) + " " + args + " 2>&1";
-  FILE* pipe = ::popen(cmd.c_str(), "r");
-  if (!pipe) return r;
-  std::array<char, 4096> buf;
-  while (std::size_t n = std::fread(buf.data(), 1, buf.size(), pipe)) r.output.append(buf.data(), n);
-  const int raw = ::pclose(pipe);
-  r.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
-  return r;
-}
-
-data::ImageSet noise_images(int n, int side, std::uint64_t seed) {
-  data::ImageSet set;
-  set.n = n;
-  set.h = set.w = side;
-  set.pixels.resize(std::size_t(n) * side * side);
-  Rng rng({seed});
-  for (auto& p : set.pixels) p = rng.uniform() < 0.3f ? 255 : 0;
-  return set;
-}
-
+using Result = test::CommandResult;
+const auto& run = test::run_cae;
+const auto& noise_images = test::binary_noise_images;
 }  // namespace
 
 TEST(Cli, TrainInfoShowDenoise) {

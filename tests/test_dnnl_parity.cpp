@@ -16,6 +16,7 @@
 #include "cae/error.h"
 #include "ops/dnnl/resize_kernel.h"
 #include "ops/ops.h"
+#include "net_builders.h"
 #include "support.h"
 
 namespace cae::ops {
@@ -23,132 +24,8 @@ namespace {
 
 constexpr float nan_f = std::numeric_limits<float>::quiet_NaN();
 
-// ---- NetDesc builders (TF 'same' / 'valid' geometry, DESIGN.md §2) ----
+using namespace cae::ops::test_nets;
 
-struct Pads {
-  int before = 0, after = 0;
-};
-
-Pads same_pads(int in, int kernel, int stride) {
-  const int out = (in + stride - 1) / stride;
-  const int total = std::max((out - 1) * stride + kernel - in, 0);
-  return {total / 2, total - total / 2};
-}
-
-OpDesc conv(Dims in, int c_out, int kernel, int stride, bool same, Activation act,
-            bool bias = true) {
-  OpDesc op;
-  op.kind = OpKind::conv;
-  op.in = in;
-  op.kernel = kernel;
-  op.stride = stride;
-  op.bias = bias;
-  op.act = act;
-  if (same) {
-    const Pads ph = same_pads(in.h, kernel, stride), pw = same_pads(in.w, kernel, stride);
-    op.pad_top = ph.before;
-    op.pad_bottom = ph.after;
-    op.pad_left = pw.before;
-    op.pad_right = pw.after;
-  }
-  op.out = {c_out, (in.h + op.pad_top + op.pad_bottom - kernel) / stride + 1,
-            (in.w + op.pad_left + op.pad_right - kernel) / stride + 1};
-  return op;
-}
-
-// Transposed conv with explicit padding of the equivalent forward conv.
-OpDesc tconv(Dims in, int c_out, int kernel, int stride, Pads ph, Pads pw, Activation act,
-             bool bias = true) {
-  OpDesc op;
-  op.kind = OpKind::tconv;
-  op.in = in;
-  op.kernel = kernel;
-  op.stride = stride;
-  op.bias = bias;
-  op.act = act;
-  op.pad_top = ph.before;
-  op.pad_bottom = ph.after;
-  op.pad_left = pw.before;
-  op.pad_right = pw.after;
-  op.out = {c_out, (in.h - 1) * stride + kernel - ph.before - ph.after,
-            (in.w - 1) * stride + kernel - pw.before - pw.after};
-  return op;
-}
-
-// TF conv2d_transpose 'same': out = in * stride; the padding is that of the forward conv
-// out -> in.
-OpDesc tconv_same(Dims in, int c_out, int kernel, int stride, Activation act, bool bias = true) {
-  return tconv(in, c_out, kernel, stride, same_pads(in.h * stride, kernel, stride),
-               same_pads(in.w * stride, kernel, stride), act, bias);
-}
-
-OpDesc maxpool_same(Dims in) {
-  OpDesc op;
-  op.kind = OpKind::maxpool;
-  op.in = in;
-  op.kernel = 2;
-  op.stride = 2;
-  const Pads ph = same_pads(in.h, 2, 2), pw = same_pads(in.w, 2, 2);
-  op.pad_top = ph.before;
-  op.pad_bottom = ph.after;
-  op.pad_left = pw.before;
-  op.pad_right = pw.after;
-  op.out = {in.c, (in.h + 1) / 2, (in.w + 1) / 2};
-  return op;
-}
-
-OpDesc resize(Dims in, int h, int w) {
-  OpDesc op;
-  op.kind = OpKind::resize;
-  op.in = in;
-  op.out = {in.c, h, w};
-  return op;
-}
-
-OpDesc eltwise(OpKind kind, Dims in) {
-  OpDesc op;
-  op.kind = kind;
-  op.in = in;
-  op.out = in;
-  return op;
-}
-
-NetDesc chain(int batch, Dims input, std::vector<OpDesc> ops) {
-  return {batch, input, std::move(ops)};
-}
-
-// DESIGN.md §1.
-NetDesc seed_net(int batch) {
-  const Activation relu = Activation::relu;
-  std::vector<OpDesc> ops;
-  auto add = [&](OpDesc op) { ops.push_back(op); };
-  add(conv({1, 28, 28}, 32, 3, 1, true, relu));
-  add(maxpool_same(ops.back().out));
-  add(conv(ops.back().out, 32, 3, 1, true, relu));
-  add(maxpool_same(ops.back().out));
-  add(conv(ops.back().out, 16, 3, 1, true, relu));
-  add(maxpool_same(ops.back().out));  // 4x4x16 latent
-  add(resize(ops.back().out, 7, 7));
-  add(conv(ops.back().out, 16, 3, 1, true, relu));
-  add(resize(ops.back().out, 14, 14));
-  add(conv(ops.back().out, 32, 3, 1, true, relu));
-  add(resize(ops.back().out, 28, 28));
-  add(conv(ops.back().out, 32, 3, 1, true, relu));
-  add(conv(ops.back().out, 1, 3, 1, true, Activation::none));
-  return chain(batch, {1, 28, 28}, ops);
-}
-
-// The seed with each decoder "resize + conv" replaced by a stride-2 transposed conv.
-NetDesc seed_tconv_net(int batch) {
-  NetDesc net = seed_net(batch);
-  net.ops.resize(6);
-  const Activation relu = Activation::relu;
-  net.ops.push_back(tconv(net.ops.back().out, 16, 3, 2, {1, 1}, {1, 1}, relu));  // 4 -> 7
-  net.ops.push_back(tconv_same(net.ops.back().out, 32, 3, 2, relu));             // 7 -> 14
-  net.ops.push_back(tconv_same(net.ops.back().out, 32, 3, 2, relu));             // 14 -> 28
-  net.ops.push_back(conv(net.ops.back().out, 1, 3, 1, true, Activation::none));
-  return net;
-}
 
 // ---- comparison ----
 

@@ -28,23 +28,9 @@ namespace {
 
 const std::string kShapes = std::string(CAE_SOURCE_DIR) + "/tests/data/shapes";
 
-struct Result {
-  int status = -1;
-  std::string output;
-};
 
-Result run(const std::string& args) {
-  Result r;
-  const std::string cmd = std::string(CAE_EXE) + " " + args + " 2>&1";
-  FILE* pipe = ::popen(cmd.c_str(), "r");
-  if (!pipe) return r;
-  std::array<char, 4096> buf;
-  while (std::size_t n = std::fread(buf.data(), 1, buf.size(), pipe))
-    r.output.append(buf.data(), n);
-  const int raw = ::pclose(pipe);
-  r.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
-  return r;
-}
+using Result = test::CommandResult;
+const auto& run = test::run_cae;
 
 data::Image pattern(int h, int w, int c) {
   data::Image img;

@@ -92,22 +92,10 @@ constexpr const char* kMpirun = CAE_MPIRUN;
 constexpr const char* kMpirun = nullptr;
 #endif
 
-struct Result {
-  int status = -1;
-  std::string output;  // stdout and stderr
-};
 
-Result shell(const std::string& cmd) {
-  Result r;
-  FILE* pipe = ::popen((cmd + " 2>&1").c_str(), "r");
-  if (!pipe) return r;
-  std::array<char, 4096> buf;
-  while (std::size_t n = std::fread(buf.data(), 1, buf.size(), pipe))
-    r.output.append(buf.data(), n);
-  const int raw = ::pclose(pipe);
-  r.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
-  return r;
-}
+using Result = test::CommandResult;
+const auto& shell = test::run_shell;
+const auto& noise_images = test::binary_noise_images;
 
 // The tests run as root in CI; Open MPI refuses that without these.
 void allow_root() {
@@ -126,15 +114,6 @@ std::string cae_train(const std::string& dataset, const std::string& out, const 
          (more.find("--batch") == std::string::npos ? "--batch 20 " : "") + more;
 }
 
-data::ImageSet noise_images(int n, int side, std::uint64_t seed) {
-  data::ImageSet set;
-  set.n = n;
-  set.h = set.w = side;
-  set.pixels.resize(std::size_t(n) * side * side);
-  Rng rng({seed});
-  for (auto& p : set.pixels) p = rng.uniform() < 0.3f ? 255 : 0;
-  return set;
-}
 
 std::string make_dataset(const std::string& dir, int train_images) {
   std::filesystem::create_directories(dir + "/ds");
