@@ -8,6 +8,7 @@ packages=(build-essential cmake pkg-config libdnnl-dev zlib1g-dev libpng-dev lib
 packages+=(libopenmpi-dev openmpi-bin)  # data-parallel training (docs/distributed.md)
 packages+=(libjpeg-dev libopencv-dev gnuplot-nox)  # JPEG, eval baselines, loss plots (docs/evaluation.md)
 packages+=(libonnx-dev libprotobuf-dev libopencv-dev)  # ONNX export; OpenCV DNN checks it in tests
+packages+=(clang libclang-rt-14-dev libomp-14-dev llvm-14)  # fuzzers, sanitizer reports (docs/reliability.md)
 [[ "${CAE_WITH_TORCH:-0}" == 1 ]] && packages+=(python3-torch python3-numpy)
 
 missing=()

@@ -7,3 +7,4 @@ scripts/setup-data.sh
 scripts/build.sh
 build=${BUILD_DIR:-build}
 ctest --test-dir "$build" --output-on-failure --timeout 900
+scripts/hardening.sh  # the suite again under ASan + UBSan, then a bounded fuzz run (docs/reliability.md)

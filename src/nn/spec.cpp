@@ -45,16 +45,20 @@ int parse_positive(const std::string& digits, int line, const std::string& token
   return v;
 }
 
-// "HxW" or "N" → (h, w)
+// Every spatial size, given or computed, stays within this, so that shape arithmetic (a size
+// times a stride, both at most 65536) cannot overflow, done in 64 bits.
+constexpr int kMaxSize = 65536;
+
+// "HxW" or "N" → (h, w), each 1 to kMaxSize
 bool parse_size(const std::string& token, int& h, int& w) {
   auto x = token.find('x');
   if (x == std::string::npos) {
-    if (!parse_int(token, h) || h < 1) return false;
+    if (!parse_int(token, h) || h < 1 || h > kMaxSize) return false;
     w = h;
     return true;
   }
   return parse_int(token.substr(0, x), h) && parse_int(token.substr(x + 1), w) && h >= 1 &&
-         w >= 1;
+         w >= 1 && h <= kMaxSize && w <= kMaxSize;
 }
 
 LayerSpec parse_line(const std::vector<std::string>& tokens, int line) {
@@ -81,7 +85,7 @@ LayerSpec parse_line(const std::vector<std::string>& tokens, int line) {
     } else if (parse_size(tokens[1], layer.out_h, layer.out_w)) {
       layer.size = SizeRule::fixed;
     } else {
-      fail(line, tokens[1], "expected 'mirror', HxW or N");
+      fail(line, tokens[1], "expected 'mirror', HxW or N (sizes from 1 to 65536)");
     }
     return layer;
   } else if (head == "relu" || head == "sigmoid") {
@@ -183,6 +187,8 @@ ops::NetDesc build_net(const Architecture& arch, ops::Dims input, int batch) {
   if (batch < 1) throw Error("batch size must be at least 1, got " + std::to_string(batch));
   if (input.c < 1 || input.h < 1 || input.w < 1)
     throw Error("input shape " + dims_text(input) + " is empty");
+  if (input.c > kMaxSize || input.h > kMaxSize || input.w > kMaxSize)
+    throw Error("input shape " + dims_text(input) + " is larger than 65536 in some dimension");
   ops::NetDesc net;
   net.batch = batch;
   net.input = input;
@@ -228,7 +234,7 @@ ops::NetDesc build_net(const Architecture& arch, ops::Dims input, int batch) {
       case LayerKind::tconv: {
         op.kind = ops::OpKind::tconv;
         op.out.c = l.channels ? l.channels : input.c;
-        int oh = cur.h * l.stride, ow = cur.w * l.stride;
+        std::int64_t oh = std::int64_t(cur.h) * l.stride, ow = std::int64_t(cur.w) * l.stride;
         if (l.size == SizeRule::mirror) {
           ops::Dims d = pop_mirror();
           oh = d.h;
@@ -238,19 +244,20 @@ ops::NetDesc build_net(const Architecture& arch, ops::Dims input, int batch) {
           ow = l.out_w;
         }
         // The padding of the forward conv that maps out → in (TF conv2d_transpose).
-        const int total_h = (cur.h - 1) * l.stride + l.kernel - oh;
-        const int total_w = (cur.w - 1) * l.stride + l.kernel - ow;
-        if (total_h < 0 || total_w < 0 || total_h >= l.kernel || total_w >= l.kernel ||
-            same_out(oh, l.stride) != cur.h || same_out(ow, l.stride) != cur.w)
+        const std::int64_t total_h = std::int64_t(cur.h - 1) * l.stride + l.kernel - oh;
+        const std::int64_t total_w = std::int64_t(cur.w - 1) * l.stride + l.kernel - ow;
+        if (oh > kMaxSize || ow > kMaxSize || total_h < 0 || total_w < 0 ||
+            total_h >= l.kernel || total_w >= l.kernel || same_out(int(oh), l.stride) != cur.h ||
+            same_out(int(ow), l.stride) != cur.w)
           throw Error(where + "a k" + std::to_string(l.kernel) + " s" + std::to_string(l.stride) +
                       " transposed conv cannot produce " + std::to_string(oh) + "x" +
                       std::to_string(ow));
-        op.pad_top = total_h / 2;
-        op.pad_bottom = total_h - op.pad_top;
-        op.pad_left = total_w / 2;
-        op.pad_right = total_w - op.pad_left;
-        op.out.h = oh;
-        op.out.w = ow;
+        op.pad_top = int(total_h / 2);
+        op.pad_bottom = int(total_h) - op.pad_top;
+        op.pad_left = int(total_w / 2);
+        op.pad_right = int(total_w) - op.pad_left;
+        op.out.h = int(oh);
+        op.out.w = int(ow);
         break;
       }
       case LayerKind::resize: {

@@ -1,0 +1,20 @@
+// JPEG reader (src/data/jpeg_io.cpp, libjpeg underneath; issue 4): any bytes in, an image or a
+// cae::Error out. Built only when src/data/jpeg_io.cpp exists (cmake/fuzz.cmake).
+#include <cstdint>
+#include <cstdlib>
+
+#include "cae/error.h"
+#include "data/jpeg_io.h"
+#include "fuzz_input.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  static cae::fuzz::MemFile file;
+  try {
+    const cae::data::Image image = cae::data::read_jpeg(file.hold(data, size));
+    if (image.h <= 0 || image.w <= 0 || (image.c != 1 && image.c != 3) ||
+        image.pixels.size() != std::size_t(image.h) * image.w * image.c)
+      std::abort();
+  } catch (const cae::Error&) {
+  }
+  return 0;
+}
