@@ -5,7 +5,7 @@
 // which stops the parse right there. (Replacing the subcommands' callbacks instead would free the
 // option storage those callbacks own: the first finding of this target, a harness bug.)
 // An input is an argument list, arguments separated by NUL bytes (the corpus files read like
-// argv). Keep the add_*_command list in step with tools/cae/main.cpp.
+// argv).
 #include <CLI/CLI.hpp>
 #include <cstdint>
 #include <string>
@@ -20,14 +20,7 @@ struct ParsedOnly {};  // thrown when parsing is done, before any command runs
 void build_app(CLI::App& app) {
   app.require_subcommand(1);
   app.set_version_flag("--version", "cae fuzz");
-  cae::cli::add_train_command(app);
-  cae::cli::add_denoise_command(app);
-  cae::cli::add_show_command(app);
-  cae::cli::add_info_command(app);
-  cae::cli::add_export_command(app);
-  cae::cli::add_eval_command(app);
-  cae::cli::add_plot_command(app);
-  cae::cli::add_checkerboard_command(app);
+  cae::cli::add_all_commands(app);
   app.parse_complete_callback([] { throw ParsedOnly{}; });
 }
 

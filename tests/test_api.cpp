@@ -10,6 +10,7 @@
 #include "cae/cae.h"
 #include "core/atomic_file.h"
 #include "io/model_file.h"
+#include "models.h"
 #include "nn/model.h"
 #include "support.h"
 
@@ -18,39 +19,11 @@ using ::testing::HasSubstr;
 
 namespace {
 
-nn::Model make_model(const std::string& spec, ops::Dims input, nn::LossKind loss,
-                     std::uint64_t seed) {
-  nn::Model model(nn::parse_spec(spec), input, loss);
-  model.init_glorot(seed);
-  for (std::size_t i = 0; i < model.param_infos().size(); ++i)
-    if (model.param_infos()[i].name == "bias")
-      model.params()[i] = test::random_floats(model.params()[i].size(), seed + 50 + i, -0.2f, 0.2f);
-  return model;
-}
-
 // Writes model into a fresh scratch directory (one per call: the previous one is emptied).
 std::string save(const nn::Model& model, const std::string& name) {
   const std::string path = test::scratch_dir() + "/" + name;
   io::write_model_file(path, model.to_file());
   return path;
-}
-
-// The engine's image for count NCHW inputs, computed with the reference kernels.
-std::vector<float> reference_images(const nn::Model& model, const std::vector<float>& x,
-                                    int count) {
-  auto exec = model.make_executor(ops::Backend::ref, count);
-  exec->forward(x.data());
-  std::vector<float> y(std::size_t(count) * model.output().size());
-  nn::output_to_image(model.loss(), exec->output(), y.data(), y.size());
-  return y;
-}
-
-float max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
-  EXPECT_EQ(a.size(), b.size());
-  float m = 0;
-  for (std::size_t i = 0; i < std::min(a.size(), b.size()); ++i)
-    m = std::max(m, std::abs(a[i] - b[i]));
-  return m;
 }
 
 const ops::Dims kMnist{1, 28, 28};
@@ -60,13 +33,13 @@ const ops::Dims kMnist{1, 28, 28};
 TEST(Api, ShapesOfThePresets) {
   // DESIGN.md §1: 28x28x1 -> latent 4x4x16. 30x21 pools to 15x11, 8x6, 4x3.
   const Autoencoder seed = Autoencoder::load(
-      save(make_model(nn::preset_spec("seed"), kMnist, nn::LossKind::bce, 1), "s.cae"));
+      save(test::random_model(nn::preset_spec("seed"), kMnist, nn::LossKind::bce, 1), "s.cae"));
   EXPECT_EQ(seed.image_shape(), (Shape{1, 28, 28}));
   EXPECT_EQ(seed.latent_shape(), (Shape{16, 4, 4}));
   EXPECT_EQ(seed.latent_shape().size(), 256u);
-  const Autoencoder tconv = Autoencoder::load(
-      save(make_model(nn::preset_spec("seed-tconv"), ops::Dims{3, 30, 21}, nn::LossKind::mse, 2),
-           "t.cae"));
+  const Autoencoder tconv = Autoencoder::load(save(
+      test::random_model(nn::preset_spec("seed-tconv"), ops::Dims{3, 30, 21}, nn::LossKind::mse, 2),
+      "t.cae"));
   EXPECT_EQ(tconv.image_shape(), (Shape{3, 30, 21}));
   EXPECT_EQ(tconv.latent_shape(), (Shape{16, 4, 3}));
   EXPECT_FALSE(version().empty());
@@ -75,19 +48,21 @@ TEST(Api, ShapesOfThePresets) {
 TEST(Api, DenoiseFloatsMatchesTheEngineForAnyCount) {
   // 12x12 keeps the naive reference quick: 12 -> 6 -> 3 -> 2 -> 3 -> 6 -> 12.
   const ops::Dims d{1, 12, 12};
-  const nn::Model model = make_model(nn::preset_spec("seed"), d, nn::LossKind::bce, 3);
+  const nn::Model model = test::random_model(nn::preset_spec("seed"), d, nn::LossKind::bce, 3);
   const Autoencoder ae = Autoencoder::load(save(model, "m.cae"));
   // 70 crosses the API's 64-image chunk: a full chunk, then 6 padded ones.
   for (int count : {1, 3, 70}) {
     const auto x = test::random_floats(std::size_t(count) * d.size(), 10 + count, 0.f, 1.f);
     const auto y = ae.denoise(std::span<const float>(x), count);
-    EXPECT_LT(max_abs_diff(y, reference_images(model, x, count)), 1e-5f) << count;
+    EXPECT_LT(test::max_abs_diff(y, test::model_images(model, ops::Backend::ref, x, count)), 1e-5f)
+        << count;
   }
 }
 
 TEST(Api, EncodeIsTheActivationBeforeTheFirstUpsamplingAndDecodeFinishesIt) {
   for (const char* preset : {"seed", "seed-tconv"}) {
-    const nn::Model model = make_model(nn::preset_spec(preset), kMnist, nn::LossKind::bce, 4);
+    const nn::Model model =
+        test::random_model(nn::preset_spec(preset), kMnist, nn::LossKind::bce, 4);
     const Autoencoder ae = Autoencoder::load(save(model, std::string(preset) + ".cae"));
     const int count = 2;
     const auto x = test::random_floats(count * kMnist.size(), 20, 0.f, 1.f);
@@ -97,16 +72,17 @@ TEST(Api, EncodeIsTheActivationBeforeTheFirstUpsamplingAndDecodeFinishesIt) {
     exec->forward(x.data());
     std::vector<float> pooled(std::size_t(count) * 16 * 4 * 4);
     exec->read_activation(5, pooled.data());
-    EXPECT_LT(max_abs_diff(ae.encode(x, count), pooled), 1e-5f) << preset;
+    EXPECT_LT(test::max_abs_diff(ae.encode(x, count), pooled), 1e-5f) << preset;
 
     const auto codes = ae.encode(x, count);
-    EXPECT_LT(max_abs_diff(ae.decode(codes, count), ae.denoise(std::span<const float>(x), count)),
-              1e-5f)
+    EXPECT_LT(
+        test::max_abs_diff(ae.decode(codes, count), ae.denoise(std::span<const float>(x), count)),
+        1e-5f)
         << preset;
     // Decoding a different code gives a different image: decode really reads its input.
     auto other = codes;
     for (float& v : other) v = v * 0.5f + 0.3f;
-    EXPECT_GT(max_abs_diff(ae.decode(other, count), ae.decode(codes, count)), 1e-3f);
+    EXPECT_GT(test::max_abs_diff(ae.decode(other, count), ae.decode(codes, count)), 1e-3f);
   }
 }
 
@@ -114,8 +90,8 @@ TEST(Api, BytesAreInterleavedAndRounded) {
   // RGB 6x5, mse: the API's bytes path must equal: bytes -> NCHW/255 by hand -> engine ->
   // round(255 * clamp) back to HWC by hand.
   const ops::Dims d{3, 6, 5};
-  const nn::Model model =
-      make_model("conv 4 relu\npool\nresize mirror\nconv channels\n", d, nn::LossKind::mse, 5);
+  const nn::Model model = test::random_model("conv 4 relu\npool\nresize mirror\nconv channels\n", d,
+                                             nn::LossKind::mse, 5);
   const Autoencoder ae = Autoencoder::load(save(model, "rgb.cae"));
   const int count = 2;
   std::vector<std::uint8_t> pixels(count * d.size());
@@ -128,7 +104,7 @@ TEST(Api, BytesAreInterleavedAndRounded) {
         for (int c = 0; c < d.c; ++c)
           x[((std::size_t(n) * d.c + c) * d.h + y) * d.w + xx] =
               pixels[((std::size_t(n) * d.h + y) * d.w + xx) * d.c + c] / 255.f;
-  const auto img = reference_images(model, x, count);
+  const auto img = test::model_images(model, ops::Backend::ref, x, count);
   const auto out = ae.denoise(std::span<const std::uint8_t>(pixels), count);
   ASSERT_EQ(out.size(), pixels.size());
   int mismatches = 0;
@@ -149,7 +125,7 @@ TEST(Api, BytesAreInterleavedAndRounded) {
 
 TEST(Api, ConcurrentCallsGiveTheSameResults) {
   const Autoencoder ae = Autoencoder::load(
-      save(make_model(nn::preset_spec("seed"), kMnist, nn::LossKind::bce, 6), "m.cae"));
+      save(test::random_model(nn::preset_spec("seed"), kMnist, nn::LossKind::bce, 6), "m.cae"));
   const auto x = test::random_floats(4 * kMnist.size(), 30, 0.f, 1.f);
   const auto expected = ae.denoise(std::span<const float>(x), 4);
   std::vector<std::vector<float>> got(3);
@@ -159,11 +135,11 @@ TEST(Api, ConcurrentCallsGiveTheSameResults) {
       got[t] = t == 1 ? ae.decode(ae.encode(x, 4), 4) : ae.denoise(std::span<const float>(x), 4);
     });
   for (auto& t : threads) t.join();
-  for (const auto& g : got) EXPECT_LT(max_abs_diff(g, expected), 1e-5f);
+  for (const auto& g : got) EXPECT_LT(test::max_abs_diff(g, expected), 1e-5f);
 }
 
 TEST(Api, MetadataAndMoves) {
-  nn::Model model = make_model(nn::preset_spec("seed"), kMnist, nn::LossKind::bce, 7);
+  nn::Model model = test::random_model(nn::preset_spec("seed"), kMnist, nn::LossKind::bce, 7);
   model.meta().emplace_back("corruption", "gaussian sigma=0.5");
   Autoencoder a = Autoencoder::load(save(model, "m.cae"));
   Autoencoder b = std::move(a);
@@ -174,7 +150,7 @@ TEST(Api, MetadataAndMoves) {
 }
 
 TEST(Api, Errors) {
-  const nn::Model model = make_model(nn::preset_spec("seed"), kMnist, nn::LossKind::bce, 8);
+  const nn::Model model = test::random_model(nn::preset_spec("seed"), kMnist, nn::LossKind::bce, 8);
   const std::string path = save(model, "m.cae");
   const Autoencoder ae = Autoencoder::load(path);
   std::vector<float> x(2 * kMnist.size() - 1);
@@ -195,7 +171,8 @@ TEST(Api, Errors) {
   EXPECT_THAT(msg, HasSubstr("checksum"));
 
   const Autoencoder flat = Autoencoder::load(
-      save(make_model("conv 4 relu\nconv channels\n", kMnist, nn::LossKind::bce, 9), "flat.cae"));
+      save(test::random_model("conv 4 relu\nconv channels\n", kMnist, nn::LossKind::bce, 9),
+           "flat.cae"));
   EXPECT_THAT(test::error_of([&] { flat.latent_shape(); }), HasSubstr("no latent"));
   EXPECT_EQ(flat.denoise(std::span<const float>(std::vector<float>(kMnist.size(), 0.5f)), 1).size(),
             kMnist.size());

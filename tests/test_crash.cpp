@@ -28,7 +28,6 @@
 #include <thread>
 #include <vector>
 
-#include "core/rng.h"
 #include "data/idx.h"
 #include "io/model_file.h"
 #include "support.h"
@@ -39,21 +38,11 @@ namespace fs = std::filesystem;
 
 namespace {
 
-data::ImageSet noise_images(int n, int side, std::uint64_t seed) {
-  data::ImageSet set;
-  set.n = n;
-  set.h = set.w = side;
-  set.pixels.resize(std::size_t(n) * side * side);
-  Rng rng({seed});
-  for (auto& p : set.pixels) p = rng.uniform() < 0.3f ? 255 : 0;
-  return set;
-}
-
 std::string make_dataset(const std::string& dir) {
   const std::string ds = dir + "/ds";
   fs::create_directories(ds);
-  data::write_idx_images(ds + "/train-images-idx3-ubyte", noise_images(40, 12, 1));
-  data::write_idx_images(ds + "/t10k-images-idx3-ubyte", noise_images(10, 12, 2));
+  data::write_idx_images(ds + "/train-images-idx3-ubyte", test::binary_noise_images(40, 12, 1));
+  data::write_idx_images(ds + "/t10k-images-idx3-ubyte", test::binary_noise_images(10, 12, 2));
   return ds;
 }
 

@@ -6,11 +6,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <onnx/onnx_pb.h>
-#include <sys/wait.h>
 
-#include <array>
-#include <cmath>
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -19,6 +15,7 @@
 #include "core/atomic_file.h"
 #include "io/model_file.h"
 #include "io/onnx_export.h"
+#include "models.h"
 #include "nn/model.h"
 #include "support.h"
 
@@ -26,28 +23,6 @@ using namespace cae;
 using ::testing::HasSubstr;
 
 namespace {
-
-// Glorot weights and, unlike init_glorot, non-zero biases so that the bias path is exercised.
-nn::Model make_model(const std::string& spec, ops::Dims input, nn::LossKind loss,
-                     std::uint64_t seed) {
-  nn::Model model(nn::parse_spec(spec), input, loss);
-  model.init_glorot(seed);
-  for (std::size_t i = 0; i < model.param_infos().size(); ++i)
-    if (model.param_infos()[i].name == "bias")
-      model.params()[i] =
-          test::random_floats(model.params()[i].size(), seed + 100 + i, -0.3f, 0.3f);
-  return model;
-}
-
-// cae's image for a batch of NCHW inputs, with the given backend.
-std::vector<float> cae_images(const nn::Model& model, ops::Backend backend,
-                              const std::vector<float>& x, int batch) {
-  auto exec = model.make_executor(backend, batch);
-  exec->forward(x.data());
-  std::vector<float> y(std::size_t(batch) * model.output().size());
-  nn::output_to_image(model.loss(), exec->output(), y.data(), y.size());
-  return y;
-}
 
 std::vector<float> opencv_images(cv::dnn::Net& net, const std::vector<float>& x, int batch,
                                  ops::Dims d) {
@@ -62,14 +37,6 @@ std::vector<float> opencv_images(cv::dnn::Net& net, const std::vector<float>& x,
   return std::vector<float>(p, p + out.total());
 }
 
-float max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
-  EXPECT_EQ(a.size(), b.size());
-  float m = 0;
-  for (std::size_t i = 0; i < std::min(a.size(), b.size()); ++i)
-    m = std::max(m, std::abs(a[i] - b[i]));
-  return m;
-}
-
 cv::dnn::Net opencv_net(const std::vector<std::uint8_t>& onnx) {
   return cv::dnn::readNetFromONNX(reinterpret_cast<const char*>(onnx.data()), onnx.size());
 }
@@ -82,9 +49,9 @@ void expect_parity(const nn::Model& model) {
   for (int batch : {1, 3}) {
     const std::vector<float> x =
         test::random_floats(std::size_t(batch) * model.input().size(), 7 + batch, 0.f, 1.f);
-    const std::vector<float> ours = cae_images(model, ops::Backend::dnnl, x, batch);
+    const std::vector<float> ours = test::model_images(model, ops::Backend::dnnl, x, batch);
     const std::vector<float> theirs = opencv_images(net, x, batch, model.input());
-    EXPECT_LT(max_abs_diff(ours, theirs), 1e-4f) << "batch " << batch;
+    EXPECT_LT(test::max_abs_diff(ours, theirs), 1e-4f) << "batch " << batch;
     // The output is an image that is not constant: a wrong graph rarely lands within 1e-4.
     float lo = 1, hi = 0;
     for (float v : theirs) lo = std::min(lo, v), hi = std::max(hi, v);
@@ -106,43 +73,26 @@ std::string meta_of(const onnx::ModelProto& proto, const std::string& key) {
   return "<absent>";
 }
 
-struct Result {
-  int status = -1;
-  std::string output;
-};
-
-Result run_cae(const std::string& args) {
-  Result r;
-  FILE* pipe = ::popen((std::string(CAE_EXE) + " " + args + " 2>&1").c_str(), "r");
-  if (!pipe) return r;
-  std::array<char, 4096> buf;
-  while (std::size_t n = std::fread(buf.data(), 1, buf.size(), pipe))
-    r.output.append(buf.data(), n);
-  const int raw = ::pclose(pipe);
-  r.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
-  return r;
-}
-
 const ops::Dims kMnist{1, 28, 28};
 
 }  // namespace
 
 TEST(OnnxExport, SeedPresetMatchesOpenCv) {
   // 28 -> 14 -> 7 -> 4 (7 -> 4 pads the bottom/right) and back 4 -> 7 -> 14 -> 28.
-  expect_parity(make_model(nn::preset_spec("seed"), kMnist, nn::LossKind::bce, 1));
+  expect_parity(test::random_model(nn::preset_spec("seed"), kMnist, nn::LossKind::bce, 1));
 }
 
 TEST(OnnxExport, SeedTconvPresetMatchesOpenCv) {
   // Transposed convs 4 -> 7 (one cell each side) and 7 -> 14 (one after): asymmetric pads.
-  expect_parity(make_model(nn::preset_spec("seed-tconv"), kMnist, nn::LossKind::bce, 2));
+  expect_parity(test::random_model(nn::preset_spec("seed-tconv"), kMnist, nn::LossKind::bce, 2));
 }
 
 TEST(OnnxExport, RgbOddSizesMatchOpenCv) {
   // 3 channels at 30x21: 15x11, 8x6, 4x3 and back through non-integer resizes (4 -> 8 -> 15 is
   // integer then not, 3 -> 6 -> 11 -> 21 likewise), for both presets; mse ends in a clamp.
   const ops::Dims rgb{3, 30, 21};
-  expect_parity(make_model(nn::preset_spec("seed"), rgb, nn::LossKind::mse, 3));
-  expect_parity(make_model(nn::preset_spec("seed-tconv"), rgb, nn::LossKind::bce, 4));
+  expect_parity(test::random_model(nn::preset_spec("seed"), rgb, nn::LossKind::mse, 3));
+  expect_parity(test::random_model(nn::preset_spec("seed-tconv"), rgb, nn::LossKind::bce, 4));
 }
 
 TEST(OnnxExport, EveryLayerOptionMatchesOpenCv) {
@@ -151,13 +101,13 @@ TEST(OnnxExport, EveryLayerOptionMatchesOpenCv) {
   const std::string spec =
       "conv 6 k5 s2 relu nobias\nconv 6 valid sigmoid\nrelu\nresize 7x7\n"
       "tconv 4 k3 s2 13x13\nsigmoid\nconv channels k1\n";
-  expect_parity(make_model(spec, ops::Dims{2, 13, 13}, nn::LossKind::mse, 5));
-  expect_parity(make_model("pool valid\nresize 9x9\nconv channels\n", ops::Dims{1, 9, 9},
-                           nn::LossKind::bce, 6));
+  expect_parity(test::random_model(spec, ops::Dims{2, 13, 13}, nn::LossKind::mse, 5));
+  expect_parity(test::random_model("pool valid\nresize 9x9\nconv channels\n", ops::Dims{1, 9, 9},
+                                   nn::LossKind::bce, 6));
 }
 
 TEST(OnnxExport, GraphContract) {
-  nn::Model model = make_model(nn::preset_spec("seed"), kMnist, nn::LossKind::bce, 7);
+  nn::Model model = test::random_model(nn::preset_spec("seed"), kMnist, nn::LossKind::bce, 7);
   model.meta().emplace_back("corruption", "gaussian sigma=0.5");
   model.meta().emplace_back("epochs", "5");
   const onnx::ModelProto proto = parse(io::encode_onnx(model));
@@ -206,7 +156,7 @@ TEST(OnnxExport, GraphContract) {
 }
 
 TEST(OnnxExport, MseModelEndsInClampAndUnknownCorruptionIsSaid) {
-  const nn::Model model = make_model(nn::preset_spec("seed"), kMnist, nn::LossKind::mse, 8);
+  const nn::Model model = test::random_model(nn::preset_spec("seed"), kMnist, nn::LossKind::mse, 8);
   const onnx::ModelProto proto = parse(io::encode_onnx(model));
   EXPECT_EQ(proto.graph().node(proto.graph().node_size() - 1).op_type(), "HardSigmoid");
   EXPECT_EQ(meta_of(proto, "corruption"), "unknown");
@@ -214,7 +164,7 @@ TEST(OnnxExport, MseModelEndsInClampAndUnknownCorruptionIsSaid) {
 }
 
 TEST(OnnxExport, NonFiniteWeightsAreRefused) {
-  nn::Model model = make_model(nn::preset_spec("seed"), kMnist, nn::LossKind::bce, 9);
+  nn::Model model = test::random_model(nn::preset_spec("seed"), kMnist, nn::LossKind::bce, 9);
   model.params()[2][5] = std::nanf("");
   const std::string dir = test::scratch_dir();
   const std::string msg = test::error_of([&] { io::export_onnx(model, dir + "/m.onnx"); });
@@ -225,24 +175,26 @@ TEST(OnnxExport, NonFiniteWeightsAreRefused) {
 
 TEST(OnnxExport, CommandWritesAModelOpenCvRuns) {
   const std::string dir = test::scratch_dir();
-  const nn::Model model = make_model(nn::preset_spec("seed"), kMnist, nn::LossKind::bce, 10);
+  const nn::Model model =
+      test::random_model(nn::preset_spec("seed"), kMnist, nn::LossKind::bce, 10);
   io::write_model_file(dir + "/m.cae", model.to_file());
-  const Result r = run_cae("export " + dir + "/m.cae -o " + dir + "/m.onnx");
+  const auto r = test::run_cae("export " + dir + "/m.cae -o " + dir + "/m.onnx");
   ASSERT_EQ(r.status, 0) << r.output;
   cv::dnn::Net net = cv::dnn::readNetFromONNX(dir + "/m.onnx");
   const std::vector<float> x = test::random_floats(kMnist.size(), 11, 0.f, 1.f);
-  EXPECT_LT(
-      max_abs_diff(cae_images(model, ops::Backend::dnnl, x, 1), opencv_images(net, x, 1, kMnist)),
-      1e-4f);
+  EXPECT_LT(test::max_abs_diff(test::model_images(model, ops::Backend::dnnl, x, 1),
+                               opencv_images(net, x, 1, kMnist)),
+            1e-4f);
 }
 
 TEST(OnnxExport, CorruptModelFailsAndWritesNothing) {
   const std::string dir = test::scratch_dir();
-  const nn::Model model = make_model(nn::preset_spec("seed"), kMnist, nn::LossKind::bce, 12);
+  const nn::Model model =
+      test::random_model(nn::preset_spec("seed"), kMnist, nn::LossKind::bce, 12);
   std::vector<std::uint8_t> bytes = io::encode_model_file(model.to_file());
   bytes[bytes.size() / 2] ^= 0x40;
   write_file_atomic(dir + "/bad.cae", bytes);
-  const Result r = run_cae("export " + dir + "/bad.cae -o " + dir + "/out.onnx");
+  const auto r = test::run_cae("export " + dir + "/bad.cae -o " + dir + "/out.onnx");
   EXPECT_EQ(r.status, 1);
   EXPECT_THAT(r.output, HasSubstr("bad.cae"));
   EXPECT_THAT(r.output, HasSubstr("checksum"));
@@ -252,7 +204,7 @@ TEST(OnnxExport, CorruptModelFailsAndWritesNothing) {
   const std::string old = "previous export";
   write_file_atomic(dir + "/out.onnx",
                     {reinterpret_cast<const std::uint8_t*>(old.data()), old.size()});
-  EXPECT_EQ(run_cae("export " + dir + "/bad.cae -o " + dir + "/out.onnx").status, 1);
+  EXPECT_EQ(test::run_cae("export " + dir + "/bad.cae -o " + dir + "/out.onnx").status, 1);
   const std::vector<std::uint8_t> after = read_file(dir + "/out.onnx");
   EXPECT_EQ(std::string(after.begin(), after.end()), old);
   for (const auto& entry : std::filesystem::directory_iterator(dir))
@@ -263,10 +215,11 @@ TEST(OnnxExport, UnsupportedModelFailsAndWritesNothing) {
   // A well-formed file (checksum right) whose spec holds a layer this cae does not know, as a
   // newer cae might write.
   const std::string dir = test::scratch_dir();
-  io::ModelFile file = make_model(nn::preset_spec("seed"), kMnist, nn::LossKind::bce, 13).to_file();
+  io::ModelFile file =
+      test::random_model(nn::preset_spec("seed"), kMnist, nn::LossKind::bce, 13).to_file();
   file.spec = "conv 32 relu\nswirl 3\n";
   io::write_model_file(dir + "/new.cae", file);
-  const Result r = run_cae("export " + dir + "/new.cae -o " + dir + "/out.onnx");
+  const auto r = test::run_cae("export " + dir + "/new.cae -o " + dir + "/out.onnx");
   EXPECT_EQ(r.status, 1);
   EXPECT_THAT(r.output, HasSubstr("new.cae"));
   EXPECT_THAT(r.output, HasSubstr("swirl"));
@@ -276,7 +229,7 @@ TEST(OnnxExport, UnsupportedModelFailsAndWritesNothing) {
   const std::string junk = "not a model";
   write_file_atomic(dir + "/junk.cae",
                     {reinterpret_cast<const std::uint8_t*>(junk.data()), junk.size()});
-  const Result j = run_cae("export " + dir + "/junk.cae -o " + dir + "/out.onnx");
+  const auto j = test::run_cae("export " + dir + "/junk.cae -o " + dir + "/out.onnx");
   EXPECT_EQ(j.status, 1);
   EXPECT_THAT(j.output, HasSubstr("not a cae model file"));
   EXPECT_FALSE(std::filesystem::exists(dir + "/out.onnx"));

@@ -51,23 +51,37 @@ data::Image upscale(const data::Image& in, int scale) {
             in.pixels[(std::size_t(y / scale) * in.w + x / scale) * in.c + c];
   return out;
 }
+
+// A figure's input: the set's first `count` images (NCHW, `dims` each), clean and corrupted with
+// the test noise of `seed`. Checks count and scale first; `what` names the figure in the error.
+struct FigureInput {
+  std::vector<float> clean, noisy;
+};
+FigureInput figure_input(const std::string& what, const data::ImageSet& set, ops::Dims dims,
+                         const data::Corruption& corruption, std::uint64_t seed, int count,
+                         int scale) {
+  if (count < 1 || count > set.n)
+    throw Error(what + ": asked for " + std::to_string(count) + " images, the set has " +
+                std::to_string(set.n));
+  if (scale < 1 || scale > 32) throw Error(what + ": scale must be 1 to 32");
+  const std::size_t image = dims.size();
+  std::vector<int> indices(count);
+  std::iota(indices.begin(), indices.end(), 0);
+  FigureInput input{std::vector<float>(count * image), std::vector<float>(count * image)};
+  data::to_nchw(set, indices.data(), count, input.clean.data());
+  data::corrupt(corruption, input.clean.data(), input.noisy.data(), count, dims, seed,
+                Stream::test_noise, 0, 0);
+  return input;
+}
 }  // namespace
 
 data::Image denoising_figure(const nn::Model& model, ops::Backend backend,
                              const data::ImageSet& set, const data::Corruption& corruption,
                              std::uint64_t seed, int count, int scale) {
-  if (count < 1 || count > set.n)
-    throw Error("figure: asked for " + std::to_string(count) + " images, the set has " +
-                std::to_string(set.n));
-  if (scale < 1 || scale > 32) throw Error("figure: scale must be 1 to 32");
   const ops::Dims dims = model.input();
   const std::size_t image = dims.size();
-  std::vector<int> indices(count);
-  std::iota(indices.begin(), indices.end(), 0);
-  std::vector<float> clean(count * image), noisy(count * image), out(count * image);
-  data::to_nchw(set, indices.data(), count, clean.data());
-  data::corrupt(corruption, clean.data(), noisy.data(), count, dims, seed, Stream::test_noise, 0,
-                0);
+  const auto [clean, noisy] = figure_input("figure", set, dims, corruption, seed, count, scale);
+  std::vector<float> out(count * image);
   auto exec = model.make_executor(backend, count);
   exec->forward(noisy.data());
   nn::output_to_image(model.loss(), exec->output(), out.data(), count * image);
@@ -103,12 +117,10 @@ data::Image plane_image(const float* plane, int ph, int pw, int h, int w, float 
 data::Image latent_figure(const nn::Model& model, ops::Backend backend, const data::ImageSet& set,
                           const data::Corruption& corruption, std::uint64_t seed, int count,
                           int scale) {
-  if (count < 1 || count > set.n)
-    throw Error("latent figure: asked for " + std::to_string(count) + " images, the set has " +
-                std::to_string(set.n));
-  if (scale < 1 || scale > 32) throw Error("latent figure: scale must be 1 to 32");
   const ops::Dims dims = model.input();
   const std::size_t image = dims.size();
+  const auto [clean, noisy] =
+      figure_input("latent figure", set, dims, corruption, seed, count, scale);
   const ops::NetDesc net = model.net(count);
   int latent = 0;
   for (int k = 0; k < int(net.ops.size()); ++k)
@@ -116,12 +128,7 @@ data::Image latent_figure(const nn::Model& model, ops::Backend backend, const da
         std::size_t(net.ops[latent].out.h) * net.ops[latent].out.w)
       latent = k;
   const ops::Dims code = net.ops[latent].out;
-  std::vector<int> indices(count);
-  std::iota(indices.begin(), indices.end(), 0);
-  std::vector<float> clean(count * image), noisy(count * image), codes(count * code.size());
-  data::to_nchw(set, indices.data(), count, clean.data());
-  data::corrupt(corruption, clean.data(), noisy.data(), count, dims, seed, Stream::test_noise, 0,
-                0);
+  std::vector<float> codes(count * code.size());
   auto exec = model.make_executor(backend, count);
   exec->forward(noisy.data());
   exec->read_activation(latent, codes.data());
@@ -146,18 +153,10 @@ data::Image latent_figure(const nn::Model& model, ops::Backend backend, const da
 data::Image comparison_figure(const std::vector<const nn::Model*>& models, ops::Backend backend,
                               const data::ImageSet& set, const data::Corruption& corruption,
                               std::uint64_t seed, int count, int scale, float gain) {
-  if (count < 1 || count > set.n)
-    throw Error("figure: asked for " + std::to_string(count) + " images, the set has " +
-                std::to_string(set.n));
-  if (scale < 1 || scale > 32) throw Error("figure: scale must be 1 to 32");
   const ops::Dims dims{set.c, set.h, set.w};
   const std::size_t image = dims.size();
-  std::vector<int> indices(count);
-  std::iota(indices.begin(), indices.end(), 0);
-  std::vector<float> clean(count * image), noisy(count * image), out(count * image);
-  data::to_nchw(set, indices.data(), count, clean.data());
-  data::corrupt(corruption, clean.data(), noisy.data(), count, dims, seed, Stream::test_noise, 0,
-                0);
+  const auto [clean, noisy] = figure_input("figure", set, dims, corruption, seed, count, scale);
+  std::vector<float> out(count * image);
   std::vector<std::vector<data::Image>> rows(models.size() + 3);
   for (int b = 0; b < count; ++b) {
     rows.front().push_back(upscale(to_image(noisy.data() + b * image, dims), scale));

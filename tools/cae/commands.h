@@ -20,6 +20,8 @@ void add_export_command(CLI::App& app);
 void add_eval_command(CLI::App& app);
 void add_plot_command(CLI::App& app);
 void add_checkerboard_command(CLI::App& app);
+// Registers every subcommand above, in the order --help lists them (all_commands.cpp).
+void add_all_commands(CLI::App& app);
 
 // Options several commands share.
 struct CommonOptions {

@@ -11,14 +11,7 @@ int main(int argc, char** argv) {
   CLI::App app{"cae: convolutional autoencoders for image denoising and reconstruction"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "cae " CAE_VERSION);
-  cae::cli::add_train_command(app);
-  cae::cli::add_denoise_command(app);
-  cae::cli::add_show_command(app);
-  cae::cli::add_info_command(app);
-  cae::cli::add_export_command(app);
-  cae::cli::add_eval_command(app);
-  cae::cli::add_plot_command(app);
-  cae::cli::add_checkerboard_command(app);
+  cae::cli::add_all_commands(app);
   try {
     app.parse(argc, argv);  // runs the chosen subcommand's callback
   } catch (const CLI::ParseError& e) {

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "cae/error.h"
+#include "ops/canonical.h"
 #include "ops/cuda/kernels.h"
 #include "ops/net_check.h"
 
@@ -367,30 +368,12 @@ class CudaExecutor final : public Executor {
   }
 
   std::vector<std::vector<float>> to_canonical(std::span<const float> flat) override {
-    check_flat_size(flat.size(), "to_canonical");
-    std::vector<std::vector<float>> tensors;
-    for (const ParamInfo& info : infos_) {
-      tensors.emplace_back(flat.begin(), flat.begin() + info.size());
-      flat = flat.subspan(info.size());
-    }
-    return tensors;
+    return split_canonical(infos_, flat, "cuda");
   }
 
   void from_canonical(const std::vector<std::vector<float>>& tensors,
                       std::span<float> flat) override {
-    check_flat_size(flat.size(), "from_canonical");
-    if (tensors.size() != infos_.size())
-      throw Error("cuda backend: from_canonical: tensor count expected " +
-                  std::to_string(infos_.size()) + ", found " + std::to_string(tensors.size()));
-    for (std::size_t t = 0; t < infos_.size(); ++t) {
-      const ParamInfo& info = infos_[t];
-      if (tensors[t].size() != info.size())
-        throw Error("cuda backend: from_canonical: op " + std::to_string(info.op) + " " +
-                    info.name + " size expected " + std::to_string(info.size()) + ", found " +
-                    std::to_string(tensors[t].size()));
-      std::copy(tensors[t].begin(), tensors[t].end(), flat.begin());
-      flat = flat.subspan(info.size());
-    }
+    join_canonical(infos_, tensors, flat, "cuda");
   }
 
   const NetDesc& desc() const override { return net_; }

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "cae/error.h"
+#include "ops/canonical.h"
 #include "ops/net_check.h"
 #include "ops/ref/ref_kernels.h"
 
@@ -123,42 +124,18 @@ class RefExecutor final : public Executor {
   std::span<float> grads() override { return grads_; }
 
   std::vector<std::vector<float>> to_canonical(std::span<const float> flat) override {
-    check_flat_size(flat.size(), "to_canonical");
-    std::vector<std::vector<float>> tensors;
-    for (const ParamInfo& info : infos_) {
-      tensors.emplace_back(flat.begin(), flat.begin() + info.size());
-      flat = flat.subspan(info.size());
-    }
-    return tensors;
+    return split_canonical(infos_, flat, "ref");
   }
 
   void from_canonical(const std::vector<std::vector<float>>& tensors,
                       std::span<float> flat) override {
-    check_flat_size(flat.size(), "from_canonical");
-    if (tensors.size() != infos_.size())
-      throw Error("ref backend: from_canonical: tensor count expected " +
-                  std::to_string(infos_.size()) + ", found " + std::to_string(tensors.size()));
-    for (std::size_t t = 0; t < infos_.size(); ++t) {
-      const ParamInfo& info = infos_[t];
-      if (tensors[t].size() != info.size())
-        throw Error("ref backend: from_canonical: op " + std::to_string(info.op) + " " + info.name +
-                    " size expected " + std::to_string(info.size()) + ", found " +
-                    std::to_string(tensors[t].size()));
-      std::copy(tensors[t].begin(), tensors[t].end(), flat.begin());
-      flat = flat.subspan(info.size());
-    }
+    join_canonical(infos_, tensors, flat, "ref");
   }
 
   const NetDesc& desc() const override { return net_; }
 
  private:
   std::size_t batch_size(const Dims& d) const { return std::size_t(net_.batch) * d.size(); }
-
-  void check_flat_size(std::size_t found, const char* where) const {
-    if (found != params_.size())
-      throw Error(std::string("ref backend: ") + where + ": flat buffer size expected " +
-                  std::to_string(params_.size()) + ", found " + std::to_string(found));
-  }
 
   float* weight(int k) { return params_.data() + weight_at_[k]; }
   float* bias(int k) { return bias_at_[k] == no_param ? nullptr : params_.data() + bias_at_[k]; }
