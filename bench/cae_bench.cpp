@@ -94,8 +94,8 @@ void layers(int batch, int reps) {
   const cae::ops::NetDesc& net = exec->desc();
   std::vector<float> x(std::size_t(batch) * 784, 0.25f), dy(x.size(), 1e-4f);
   for (const auto& t : cae::ops::profile_dnnl_steps(*exec, x.data(), dy.data(), reps)) {
-    std::printf("{\"kind\":\"step\",\"op\":%d,\"name\":\"%s\",\"ms\":%.5f}\n", t.op,
-                t.name.c_str(), t.ms);
+    std::printf("{\"kind\":\"step\",\"op\":%d,\"name\":\"%s\",\"ms\":%.5f,\"impl\":\"%s\"}\n",
+                t.op, t.name.c_str(), t.ms, t.impl.c_str());
   }
   for (int i = 0; i < int(net.ops.size()); ++i) {
     const cae::ops::OpDesc& op = net.ops[i];

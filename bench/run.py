@@ -139,12 +139,18 @@ def fmt_ratio(v):
 def layer_table(rows, net_ops):
     steps = [r for r in rows if r["kind"] == "step"]
     bare = {r["op"]: r for r in rows if r["kind"] == "bare"}
-    by_op = {}
+    by_op, kernels = {}, {}
     for s in steps:
         by_op[s["op"]] = by_op.get(s["op"], 0.0) + s["ms"]
+        impl = s.get("impl", "")
+        kind = "Winograd" if "wino" in impl else "cae direct" if impl == "cae" else "oneDNN direct"
+        if s["name"].endswith(("forward", "weights", "data", "(direct)")):
+            kernels.setdefault(s["op"], kind)
     total = sum(s["ms"] for s in steps)
-    lines = ["| op | layer | cae ms (fwd+bwd) | cae GFLOP/s | bare oneDNN ms | bare GFLOP/s | cae/bare time |",
-             "|---|---|---|---|---|---|---|"]
+    # GFLOP/s count the direct convolution's 2·MACs per pass for every algorithm (for Winograd
+    # an effective rate).
+    lines = ["| op | layer | cae kernel | cae ms (fwd+bwd) | cae GFLOP/s | bare oneDNN ms | bare GFLOP/s | cae/bare time |",
+             "|---|---|---|---|---|---|---|---|"]
     cae_conv = bare_conv = 0.0
     for op in sorted(by_op):
         ms = by_op[op]
@@ -157,12 +163,12 @@ def layer_table(rows, net_ops):
             flops = b["flops"] * (2 if op == 0 else 3)
             cae_conv += ms
             bare_conv += bms
-            lines.append(f"| {op} | conv {b['shape']} | {ms:.2f} | {flops / ms / 1e6:.0f} | {bms:.2f} | "
-                         f"{flops / bms / 1e6:.0f} | {ms / bms:.2f} |")
+            lines.append(f"| {op} | conv {b['shape']} | {kernels.get(op, '')} | {ms:.2f} | "
+                         f"{flops / ms / 1e6:.0f} | {bms:.2f} | {flops / bms / 1e6:.0f} | {ms / bms:.2f} |")
         else:
             name = "edge reorders" if op == -1 else net_ops.get(op, "?")
-            lines.append(f"| {op if op >= 0 else '—'} | {name} | {ms:.2f} | | | | |")
-    lines.append(f"| | **whole step** | **{total:.2f}** | | **{bare_conv:.2f}** (convs) | | "
+            lines.append(f"| {op if op >= 0 else '—'} | {name} | | {ms:.2f} | | | | |")
+    lines.append(f"| | **whole step** | | **{total:.2f}** | | **{bare_conv:.2f}** (convs) | | "
                  f"bare convs / step: **{bare_conv / total:.0%}** |")
     return lines, total, bare_conv
 
@@ -262,8 +268,9 @@ def main():
     md += ["", "### Per layer: one training step, batch 200, 2 threads", "",
            "cae: every step of the executor timed on its own (forward, fused activation backward, backward "
            "weights and data, reorders). Bare: the same conv as lone oneDNN primitives in layouts of their own "
-           "choosing (forward with bias+ReLU fused, backward data, backward weights). GFLOP/s count "
-           "2·MACs per pass.", ""] + lines
+           "choosing and the algorithm the executor asks for (Winograd where `winograd_chosen`), forward with "
+           "bias+ReLU fused, backward data, backward weights. GFLOP/s count the direct convolution's "
+           "2·MACs per pass (for Winograd, an effective rate).", ""] + lines
     if rss:
         md += ["", "### Full MNIST, one epoch (60,000 images), 2 threads", "",
                "| | cae | PyTorch | ratio |", "|---|---|---|---|",

@@ -37,6 +37,7 @@
 #include "ops/ops.h"
 #include "ops/ref/ref_kernels.h"
 #include "net_builders.h"
+#include "parity.h"
 #include "support.h"
 #include "train/fused_epoch.h"
 #include "train/trainer.h"
@@ -47,8 +48,6 @@ namespace {
 namespace cm = cuda_math;
 using ::testing::HasSubstr;
 
-constexpr float nan_f = std::numeric_limits<float>::quiet_NaN();
-constexpr double tolerance = 1e-4;
 
 // ---- on every machine: the shared arithmetic ----
 
@@ -443,85 +442,6 @@ TEST(FusedEpoch, DeclinesSgdAndBackendsWithoutFusedSteps) {
       GTEST_SKIP() << "needs a CUDA GPU, and this machine has none: " << why_; \
   } while (0)
 
-// max |a - b| / max |b|, or infinity when a holds a NaN (an unwritten poisoned cell).
-double relative_error(const float* a, const float* b, std::size_t n) {
-  double diff = 0, scale = 0;
-  for (std::size_t i = 0; i < n; ++i) {
-    if (std::isnan(a[i]) || std::isnan(b[i])) return std::numeric_limits<double>::infinity();
-    diff = std::max(diff, std::abs(double(a[i]) - double(b[i])));
-    scale = std::max(scale, std::abs(double(b[i])));
-  }
-  return scale > 0 ? diff / scale : diff;
-}
-
-#define EXPECT_CLOSE(a, b, n, what)                    \
-  do {                                                 \
-    const double err_ = relative_error((a), (b), (n)); \
-    EXPECT_LE(err_, tolerance) << what;                \
-  } while (0)
-
-std::size_t batch_size(const NetDesc& net, Dims d) { return std::size_t(net.batch) * d.size(); }
-
-// Canonical parameters: Glorot-uniform weights, biases small but non-zero so they matter.
-std::vector<std::vector<float>> random_params(const NetDesc& net, std::uint64_t seed) {
-  std::vector<std::vector<float>> tensors;
-  for (const ParamInfo& info : param_infos(net)) {
-    const OpDesc& op = net.ops[info.op];
-    const float limit = info.name == "weight"
-                            ? std::sqrt(6.f / float(op.kernel * op.kernel * (op.in.c + op.out.c)))
-                            : 0.2f;
-    tensors.push_back(test::random_floats(info.size(), seed++, -limit, limit));
-  }
-  return tensors;
-}
-
-// Runs both backends on one net and compares everything the Executor exposes.
-void expect_parity(const NetDesc& net, std::uint64_t seed) {
-  auto ref = make_executor(Backend::ref, net);
-  auto gpu = make_executor(Backend::cuda, net);
-  ASSERT_EQ(gpu->params().size(), ref->params().size());
-  ASSERT_EQ(gpu->grads().size(), ref->grads().size());
-
-  const auto tensors = random_params(net, seed);
-  ref->from_canonical(tensors, ref->params());
-  gpu->from_canonical(tensors, gpu->params());
-  const auto x = test::random_floats(batch_size(net, net.input), seed + 1000, -1.f, 1.f);
-  const auto dy = test::random_floats(batch_size(net, net.output()), seed + 2000, -1.f, 1.f);
-  const std::size_t n_out = batch_size(net, net.output());
-
-  std::vector<float> dx_ref(x.size());
-  ref->forward(x.data());
-  ref->backward(dy.data(), dx_ref.data());
-  const auto grads_ref = ref->to_canonical(ref->grads());
-
-  std::fill_n(const_cast<float*>(gpu->output()), n_out, nan_f);
-  gpu->forward(x.data());
-  EXPECT_CLOSE(gpu->output(), ref->output(), n_out, "output");
-  for (int k = 0; k < int(net.ops.size()); ++k) {
-    std::vector<float> a(batch_size(net, net.ops[k].out), nan_f), b(a.size());
-    gpu->read_activation(k, a.data());
-    ref->read_activation(k, b.data());
-    EXPECT_CLOSE(a.data(), b.data(), a.size(), "activation after op " << k);
-  }
-
-  std::vector<float> dx(x.size(), nan_f);
-  std::ranges::fill(gpu->grads(), nan_f);
-  gpu->backward(dy.data(), dx.data());
-  EXPECT_CLOSE(dx.data(), dx_ref.data(), dx.size(), "d_input");
-  auto grads = gpu->to_canonical(gpu->grads());
-  ASSERT_EQ(grads.size(), grads_ref.size());
-  for (std::size_t t = 0; t < grads.size(); ++t)
-    EXPECT_CLOSE(grads[t].data(), grads_ref[t].data(), grads[t].size(), "grad tensor " << t);
-
-  // The training path: no d_input, the same gradients again (backward keeps forward's state).
-  std::ranges::fill(gpu->grads(), nan_f);
-  gpu->backward(dy.data(), nullptr);
-  grads = gpu->to_canonical(gpu->grads());
-  for (std::size_t t = 0; t < grads.size(); ++t)
-    EXPECT_CLOSE(grads[t].data(), grads_ref[t].data(), grads[t].size(),
-                 "grad tensor " << t << " without d_input");
-}
-
 struct Case {
   std::string name;
   NetDesc net;
@@ -581,7 +501,7 @@ class CudaOpParity : public ::testing::TestWithParam<Case> {};
 
 TEST_P(CudaOpParity, MatchesRef) {
   REQUIRE_GPU();
-  expect_parity(GetParam().net, 17);
+  expect_parity(Backend::cuda, GetParam().net, 17);
 }
 
 INSTANTIATE_TEST_SUITE_P(Ops, CudaOpParity, ::testing::ValuesIn(op_cases()),
@@ -589,17 +509,17 @@ INSTANTIATE_TEST_SUITE_P(Ops, CudaOpParity, ::testing::ValuesIn(op_cases()),
 
 TEST(CudaNetParity, SeedBatch3) {
   REQUIRE_GPU();
-  expect_parity(seed_net(3), 102);
+  expect_parity(Backend::cuda, seed_net(3), 102);
 }
 
 TEST(CudaNetParity, SeedBatch200) {
   REQUIRE_GPU();
-  expect_parity(seed_net(200), 103);
+  expect_parity(Backend::cuda, seed_net(200), 103);
 }
 
 TEST(CudaNetParity, SeedTconvBatch3) {
   REQUIRE_GPU();
-  expect_parity(seed_tconv_net(3), 104);
+  expect_parity(Backend::cuda, seed_tconv_net(3), 104);
 }
 
 TEST(CudaExecutor, CanonicalRoundTripAndRepeatedStepsAreExact) {

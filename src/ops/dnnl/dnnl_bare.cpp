@@ -58,20 +58,35 @@ BareConvTime time_bare_conv(const OpDesc& op, int batch, int reps) {
       attr.set_post_ops(po);
     }
     const Md bias_md(b, f32, memory::format_tag::x);
-    dnnl::convolution_forward::primitive_desc fwd(
-        dnnl::convolution_forward::desc(dnnl::prop_kind::forward_training,
-                                        dnnl::algorithm::convolution_direct, any_md(src),
-                                        any_md(w), bias_md, any_md(dst), strides, pad_l, pad_r),
-        attr, engine);
-    dnnl::convolution_backward_data::primitive_desc bwd_d(
-        dnnl::convolution_backward_data::desc(dnnl::algorithm::convolution_direct, any_md(src),
-                                              any_md(w), fwd.dst_desc(), strides, pad_l, pad_r),
-        engine, fwd);
-    dnnl::convolution_backward_weights::primitive_desc bwd_w(
-        dnnl::convolution_backward_weights::desc(dnnl::algorithm::convolution_direct,
-                                                 fwd.src_desc(), any_md(w), bias_md,
-                                                 fwd.dst_desc(), strides, pad_l, pad_r),
-        engine, fwd);
+    // The algorithm the executor asks for on this op, else the direct one.
+    dnnl::algorithm alg = winograd_chosen(op) ? dnnl::algorithm::convolution_winograd
+                                              : dnnl::algorithm::convolution_direct;
+    auto first_of = [&](auto make) {
+      try {
+        return make(alg);
+      } catch (const dnnl::error&) {
+        if (alg == dnnl::algorithm::convolution_direct) throw;
+        return make(dnnl::algorithm::convolution_direct);
+      }
+    };
+    const auto fwd = first_of([&](dnnl::algorithm a) {
+      return dnnl::convolution_forward::primitive_desc(
+          dnnl::convolution_forward::desc(dnnl::prop_kind::forward_training, a, any_md(src),
+                                          any_md(w), bias_md, any_md(dst), strides, pad_l, pad_r),
+          attr, engine);
+    });
+    const auto bwd_d = first_of([&](dnnl::algorithm a) {
+      return dnnl::convolution_backward_data::primitive_desc(
+          dnnl::convolution_backward_data::desc(a, any_md(src), any_md(w), fwd.dst_desc(), strides,
+                                                pad_l, pad_r),
+          engine, fwd);
+    });
+    const auto bwd_w = first_of([&](dnnl::algorithm a) {
+      return dnnl::convolution_backward_weights::primitive_desc(
+          dnnl::convolution_backward_weights::desc(a, fwd.src_desc(), any_md(w), bias_md,
+                                                   fwd.dst_desc(), strides, pad_l, pad_r),
+          engine, fwd);
+    });
     memory x = filled(fwd.src_desc(), engine, 0.5f), wt = filled(fwd.weights_desc(), engine, 0.01f);
     memory bias = filled(bias_md, engine, 0.f), y = filled(fwd.dst_desc(), engine, 0.f);
     memory dy = filled(fwd.dst_desc(), engine, 0.001f);

@@ -128,13 +128,17 @@ struct ConvKinds {
   using BwdData = dnnl::convolution_backward_data;
   using BwdWeights = dnnl::convolution_backward_weights;
   static constexpr dnnl::algorithm alg = dnnl::algorithm::convolution_direct;
+  static constexpr bool has_winograd = true;
 };
 struct DeconvKinds {
   using Fwd = dnnl::deconvolution_forward;
   using BwdData = dnnl::deconvolution_backward_data;
   using BwdWeights = dnnl::deconvolution_backward_weights;
   static constexpr dnnl::algorithm alg = dnnl::algorithm::deconvolution_direct;
+  static constexpr bool has_winograd = false;
 };
+
+
 
 // One entry of a prebuilt list: a primitive with its arguments bound, or one of our kernels.
 struct Step {
@@ -145,6 +149,7 @@ struct Step {
   std::vector<dnnl_exec_arg_t> args;
   std::size_t scratchpad_bytes = 0;
   std::function<void()> kernel;
+  std::string impl;  // oneDNN's implementation ("jit_wino_4x3:avx512_core", ...); "" for ours
 };
 
 struct ParamSlot {
@@ -311,6 +316,7 @@ Step DnnlExecutor::primitive_step(int op, const char* name, const dnnl::primitiv
     s.args.push_back({arg, mem.get()});
   }
   s.scratchpad_bytes = pd.scratchpad_desc().get_size();
+  s.impl = pd.impl_info_str();
   return s;
 }
 
@@ -356,6 +362,9 @@ void DnnlExecutor::build_conv(int i) {
   const memory::dims pad_l{op.pad_top, op.pad_left}, pad_r{op.pad_bottom, op.pad_right};
   const Md bias_md({op.out.c}, f32, Tag::x);
   const memory have = input_of(i);  // a copy: act_ grows below
+  dnnl::algorithm alg = Kinds::alg;
+  if (Kinds::has_winograd && winograd_chosen(op))
+    alg = dnnl::algorithm::convolution_winograd;
 
   // A fresh attr: primitive_attr is a shared handle, so a copy of attr_ would put the post-op
   // on every later primitive.
@@ -376,14 +385,34 @@ void DnnlExecutor::build_conv(int i) {
   }
 
   auto make_fwd = [&](const Md& src, const Md& dst) {
-    auto d = op.bias ? typename Fwd::desc(dnnl::prop_kind::forward_training, Kinds::alg, src,
+    auto d = op.bias ? typename Fwd::desc(dnnl::prop_kind::forward_training, alg, src,
                                           any_md(w_dims), bias_md, dst, strides, pad_l, pad_r)
-                     : typename Fwd::desc(dnnl::prop_kind::forward_training, Kinds::alg, src,
+                     : typename Fwd::desc(dnnl::prop_kind::forward_training, alg, src,
                                           any_md(w_dims), dst, strides, pad_l, pad_r);
     return typename Fwd::primitive_desc(d, fwd_attr, engine_);
   };
   // Op 0 reads x, whose layout is ours to choose; later ops take their input as it lies.
-  auto fwd = make_fwd(i == 0 ? any_md(src_dims) : have.get_desc(), any_md(dst_dims));
+  const Md first_src = i == 0 ? any_md(src_dims) : have.get_desc();
+  if (alg != Kinds::alg) {
+    try {
+      make_fwd(first_src, any_md(dst_dims));
+    } catch (const dnnl::error&) {
+      alg = Kinds::alg;  // no Winograd kernel for this layout or CPU: the direct one
+    }
+  }
+  auto fwd = make_fwd(first_src, any_md(dst_dims));
+  // A backward primitive in `alg`, or the direct one where oneDNN has no Winograd kernel for it.
+  auto with_fallback = [&](auto make, const Md& md) {
+    if (alg == Kinds::alg) return make(md);
+    try {
+      return make(md);
+    } catch (const dnnl::error&) {
+      const dnnl::algorithm chosen = std::exchange(alg, Kinds::alg);
+      auto pd = make(md);
+      alg = chosen;
+      return pd;
+    }
+  };
   if (i > 0 && is_ref(fwd)) {
     auto own_choice = make_fwd(any_md(src_dims), any_md(dst_dims));
     if (!is_ref(own_choice)) fwd = own_choice;
@@ -437,13 +466,13 @@ void DnnlExecutor::build_conv(int i) {
   // Weight gradients go straight into grads() in the params' layout when oneDNN has a fast
   // kernel for it (it does for conv); deconvolution wants its own and is reordered after.
   auto make_bwd_w = [&](const Md& dw) {
-    auto d = op.bias ? typename BwdWeights::desc(Kinds::alg, fwd.src_desc(), dw, bias_md,
+    auto d = op.bias ? typename BwdWeights::desc(alg, fwd.src_desc(), dw, bias_md,
                                                  fwd.dst_desc(), strides, pad_l, pad_r)
-                     : typename BwdWeights::desc(Kinds::alg, fwd.src_desc(), dw, fwd.dst_desc(),
+                     : typename BwdWeights::desc(alg, fwd.src_desc(), dw, fwd.dst_desc(),
                                                  strides, pad_l, pad_r);
     return typename BwdWeights::primitive_desc(d, attr_, engine_, fwd);
   };
-  auto bwd_w = make_bwd_w(fwd.weights_desc());
+  auto bwd_w = with_fallback(make_bwd_w, fwd.weights_desc());
   if (is_ref(bwd_w)) {
     auto own_choice = make_bwd_w(any_md(w_dims));
     if (!is_ref(own_choice)) bwd_w = own_choice;
@@ -467,11 +496,10 @@ void DnnlExecutor::build_conv(int i) {
   // (OIhw16o16i vs OIhw16i16o): a reorder of the small weight tensor, once per step.
   const memory target = diff_input_of(i);
   auto make_bwd_d = [&](const Md& diff_src) {
-    typename BwdData::desc d(Kinds::alg, diff_src, any_md(w_dims), fwd.dst_desc(), strides, pad_l,
-                             pad_r);
+    typename BwdData::desc d(alg, diff_src, any_md(w_dims), fwd.dst_desc(), strides, pad_l, pad_r);
     return typename BwdData::primitive_desc(d, attr_, engine_, fwd);
   };
-  auto bwd_d = make_bwd_d(target.get_desc());
+  auto bwd_d = with_fallback(make_bwd_d, target.get_desc());
   if (is_ref(bwd_d)) {
     auto own_choice = make_bwd_d(any_md(src_dims));
     if (!is_ref(own_choice)) bwd_d = own_choice;
@@ -773,7 +801,8 @@ void DnnlExecutor::profile(const float* x, const float* d_output, std::vector<St
       const double ms =
           std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
       if (acc.size() <= k)
-        acc.push_back({s.op, std::string(fwd ? "fwd " : "bwd ") + s.name, 0.0});
+        acc.push_back({s.op, std::string(fwd ? "fwd " : "bwd ") + s.name, 0.0,
+                       s.impl.empty() ? "cae" : s.impl});
       acc[k++].ms += ms;
     }
   }
@@ -881,6 +910,17 @@ void DnnlExecutor::from_canonical(const std::vector<std::vector<float>>& tensors
 
 std::unique_ptr<Executor> make_dnnl_executor(const NetDesc& net) {
   return std::make_unique<DnnlExecutor>(net);
+}
+
+// oneDNN's Winograd F(4x4, 3x3) kernels (jit_wino_4x3) need fewer multiplications on the seed's
+// wide 3x3 layers: fwd + bwd-data + bwd-weights of 28x28 32->32 at batch 200 in 23 ms against
+// 39 ms direct, 14x14 32->32 6.5 against 9.2 (docs/performance.md). On 7x7 maps they are no
+// faster, and they need 16-channel blocks on both sides.
+bool winograd_chosen(const OpDesc& op) {
+  if (const char* env = std::getenv("CAE_WINOGRAD"); env && std::string_view(env) == "0")
+    return false;
+  return op.kind == OpKind::conv && op.kernel == 3 && op.stride == 1 && op.in.c % 16 == 0 &&
+         op.out.c % 16 == 0 && op.out.h * op.out.w >= 14 * 14;
 }
 
 std::vector<StepTime> profile_dnnl_steps(Executor& exec, const float* x, const float* d_output,

@@ -14,11 +14,18 @@ namespace cae::ops {
 // or throws cae::Error naming the op (index, kind, shapes) that check_net_desc or oneDNN rejected.
 std::unique_ptr<Executor> make_dnnl_executor(const NetDesc& net);
 
+// Whether the executor asks oneDNN for a Winograd convolution on op (it falls back to the direct
+// one where oneDNN has none for the layout or CPU): 3x3, stride 1, channels in 16-blocks on both
+// sides, output at least 14x14, and CAE_WINOGRAD not "0" (which keeps every layer direct, for
+// comparison). Winograd rounds differently from the direct sum: within 1e-4 of it per layer.
+bool winograd_chosen(const OpDesc& op);
+
 // The time of one step of an executor's prebuilt lists (for bench/, never the hot path).
 struct StepTime {
   int op = -1;       // -1: a reorder at the edges
   std::string name;  // "fwd forward", "bwd backward weights", "bwd reorder", ...
   double ms = 0;     // mean per run
+  std::string impl;  // oneDNN's implementation of the step, or "cae" for our kernels
 };
 
 // Requires exec from make_dnnl_executor, x and d_output of its net's sizes (NCHW). Runs forward
