@@ -132,8 +132,10 @@ inline void expect_parity(Backend backend, const NetDesc& net, std::uint64_t see
                     "grad tensor " << t);
   }
 
-  // The training path: no d_input, the same gradients again (backward keeps forward's state).
+  // The training path: no d_input, the same gradients again. backward() may have written over
+  // activations (Executor contract), so forward first.
   std::ranges::fill(fast->grads(), nan_f);
+  fast->forward(x.data());
   fast->backward(dy.data(), nullptr);
   grads = fast->to_canonical(fast->grads());
   for (std::size_t t = 0; t < grads.size(); ++t)

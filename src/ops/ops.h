@@ -103,13 +103,15 @@ class Executor {
   // forward().
   virtual const float* output() = 0;
 
-  // Requires forward() ran. Writes the activation after op k (0-based), NCHW, to out.
-  // Not for the hot path: it may reorder.
+  // Requires forward() ran and backward() has not since. Writes the activation after op k
+  // (0-based), NCHW, to out. Not for the hot path: it may reorder.
   virtual void read_activation(int k, float* out) = 0;
 
-  // Requires forward() ran on the same x. d_output: NCHW gradient of the loss w.r.t. output().
-  // Ensures grads() holds d loss / d params (overwritten, not accumulated) and, when d_input is
-  // not null, d_input receives d loss / d x (NCHW).
+  // Requires forward() ran on the same x, and no backward() since: backward() may write its
+  // gradients over activations it no longer needs (the dnnl backend does, to keep memory down).
+  // d_output: NCHW gradient of the loss w.r.t. output(). Ensures grads() holds d loss / d params
+  // (overwritten, not accumulated) and, when d_input is not null, d_input receives d loss / d x
+  // (NCHW).
   virtual void backward(const float* d_output, float* d_input) = 0;
 
   // Flat parameter and gradient buffers, same length and layout (the backend's). A backend on a

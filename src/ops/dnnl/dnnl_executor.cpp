@@ -19,6 +19,7 @@
 #include <deque>
 #include <dnnl.hpp>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <span>
@@ -187,28 +188,39 @@ class DnnlExecutor final : public Executor {
   // its family or its neighbours' layouts do not fit, and oneDNN builds it.
   bool build_thin_conv(int i);
   void finish();
+  // Gives every gradient view a buffer (see the definition).
+  void assign_gradient_buffers();
 
   // The memory holding the input of op i (x for op 0) and the one op i's backward writes to.
   const memory& input_of(int i) const { return i == 0 ? x_user_ : act_[i - 1]; }
   const memory& diff_input_of(int i) const { return i == 0 ? dx_user_ : dact_[i - 1]; }
-  // Op 0's d_input scratch may borrow ping-pong buffer 1 (op 0 reads d(act 0) from buffer 0);
-  // later ops' targets are ping-pong buffers themselves.
-  static int diff_scratch_buffer(int i) { return i == 0 ? 1 : -1; }
+  // Op 0's d_input scratch (when oneDNN writes d_input in another layout) is a gradient view too,
+  // of "activation -1"; later ops' targets are gradient views themselves.
+  static bool diff_scratch_is_view(int i) { return i == 0; }
   // Where op i's data-gradient steps go: op 0's run only when d_input is asked for.
   std::vector<Step>& data_grad_steps(int i) { return i == 0 ? input_grad_steps_ : op_bwd_[i]; }
 
   memory new_memory(const Md& md) { return memory(md, engine_); }
-  // The memory that receives d(act i): a ping-pong buffer, or d_output itself for the last op
-  // when it is already in the right layout and nothing writes it in place.
+  // The memory that receives d(act i): a gradient view (its buffer chosen in finish()), or
+  // d_output itself for the last op when it is already in the right layout and nothing writes
+  // it in place.
   memory make_diff(int i, const Md& md, bool written_in_place);
+  // Records that op's backward steps read activation act (-1: x, not ours, ignored).
+  void note_backward_read(int op, int act);
+  // Whether op i, a conv with a fused ReLU, leaves its ReLU's gradient to the max pool after it:
+  // the pool's output is the max of ReLU outputs, so the ReLU passes a gradient at the pool's
+  // chosen input exactly when the pool's output there is > 0. Masking the 4x smaller pooled
+  // gradient gives the same values, and the conv's own output is no longer read by backward, so
+  // gradients may take its buffer.
+  bool relu_left_to_pool(int i) const;
   // Returns `have` when it is already laid out as `want`, else a new memory that a reorder step
   // (appended to `steps`) fills from it.
   memory converted_input(const memory& have, const Md& want, std::vector<Step>& steps, int op);
   // Returns `target` when it is laid out as `produced`, else a scratch memory for the primitive
   // to write, with a reorder into `target` stored in `after` to run once the primitive has. The
-  // scratch is ping-pong buffer `ping_pong` when that is >= 0, else memory of its own.
+  // scratch is a gradient view of "activation -1" when `is_view`, else memory of its own.
   memory converted_output(const memory& target, const Md& produced, Step& after, int op,
-                          int ping_pong = -1);
+                          bool is_view = false);
   Step reorder_step(const memory& from, const memory& to, int op);
   Step primitive_step(int op, const char* name, const dnnl::primitive& prim,
                       const dnnl::primitive_desc_base& pd,
@@ -226,8 +238,14 @@ class DnnlExecutor final : public Executor {
 
   memory x_user_, d_output_user_, dx_user_;  // plain NCHW views of caller buffers
   std::vector<memory> act_, dact_;
-  std::vector<std::pair<memory, int>> ping_pong_views_;  // (view, buffer index)
-  FloatBuffer ping_pong_[2];
+  std::vector<std::pair<memory, int>> grad_views_;  // (view, i): it holds d(act i)
+  std::vector<FloatBuffer> grad_buffers_;            // gradients no activation's buffer takes
+  // Per activation k: the lowest op whose backward reads it (INT_MAX: none). Backward runs the
+  // ops from the last down, so from that op's backward on, act k's buffer is free.
+  std::vector<int> last_reader_;
+  // Per op: its backward reads activations only in steps before the one writing d(input).
+  std::vector<bool> reads_before_data_grad_;
+  std::vector<bool> relu_by_pool_;  // per op: relu_left_to_pool() held when it was built
   const float* output_ptr_ = nullptr;
 
   std::vector<ParamSlot> slots_;
@@ -253,6 +271,9 @@ DnnlExecutor::DnnlExecutor(const NetDesc& net) : net_(net) {
   d_output_user_ = memory(plain_md(net_.batch, net_.output()), engine_, DNNL_MEMORY_NONE);
   op_fwd_.resize(n_ops);
   op_bwd_.resize(n_ops);
+  last_reader_.assign(n_ops, std::numeric_limits<int>::max());
+  reads_before_data_grad_.assign(n_ops, false);
+  relu_by_pool_.assign(n_ops, false);
   for (int i = 0; i < n_ops; ++i) {
     const OpDesc& op = net_.ops[i];
     try {
@@ -293,9 +314,18 @@ memory DnnlExecutor::make_diff(int i, const Md& md, bool written_in_place) {
   const bool last = i == int(net_.ops.size()) - 1;
   if (last && !written_in_place && md == d_output_user_.get_desc()) return d_output_user_;
   memory m(md, engine_, DNNL_MEMORY_NONE);
-  ping_pong_views_.push_back({m, i % 2});
+  grad_views_.push_back({m, i});
   if (last) backward_steps_.push_back(reorder_step(d_output_user_, m, -1));
   return m;
+}
+
+void DnnlExecutor::note_backward_read(int op, int act) {
+  if (act >= 0) last_reader_[act] = std::min(last_reader_[act], op);
+}
+
+bool DnnlExecutor::relu_left_to_pool(int i) const {
+  return net_.ops[i].act == Activation::relu && i + 1 < int(net_.ops.size()) &&
+         net_.ops[i + 1].kind == OpKind::maxpool;
 }
 
 Step DnnlExecutor::reorder_step(const memory& from, const memory& to, int op) {
@@ -329,10 +359,10 @@ memory DnnlExecutor::converted_input(const memory& have, const Md& want, std::ve
 }
 
 memory DnnlExecutor::converted_output(const memory& target, const Md& produced, Step& after, int op,
-                                      int ping_pong) {
+                                      bool is_view) {
   if (target.get_desc() == produced) return target;
-  memory m = ping_pong < 0 ? new_memory(produced) : memory(produced, engine_, DNNL_MEMORY_NONE);
-  if (ping_pong >= 0) ping_pong_views_.push_back({m, ping_pong});
+  memory m = is_view ? memory(produced, engine_, DNNL_MEMORY_NONE) : new_memory(produced);
+  if (is_view) grad_views_.push_back({m, -1});
   after = reorder_step(m, target, op);
   return m;
 }
@@ -446,11 +476,17 @@ void DnnlExecutor::build_conv(int i) {
                        {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_DST, dst}}));
 
   // Backward. The fused activation's gradient is applied in place to d(dst), from the saved
-  // post-activation dst.
-  const memory d_dst = make_diff(i, fwd.dst_desc(), op.act != Activation::none);
+  // post-activation dst, unless the pool after it does that.
+  relu_by_pool_[i] = relu_left_to_pool(i);
+  const bool act_backward = op.act != Activation::none && !relu_by_pool_[i];
+  const memory d_dst = make_diff(i, fwd.dst_desc(), act_backward);
   dact_.push_back(d_dst);
   std::vector<Step>& bsteps = op_bwd_[i];
-  if (op.act != Activation::none) {
+  // Backward weights reads src (act i-1 unless a reorder made a copy), all before backward data.
+  if (src.get() == have.get()) note_backward_read(i, i - 1);
+  reads_before_data_grad_[i] = true;
+  if (act_backward) {
+    note_backward_read(i, i);
     dnnl::eltwise_forward::primitive_desc hint(
         dnnl::eltwise_forward::desc(dnnl::prop_kind::forward_training, act_bwd_alg, fwd.dst_desc(),
                                     0.f, 0.f),
@@ -508,7 +544,7 @@ void DnnlExecutor::build_conv(int i) {
   const memory bwd_weights = converted_input(weights, bwd_d.weights_desc(), dsteps, i);
   Step dsrc_reorder;
   const memory d_src =
-      converted_output(target, bwd_d.diff_src_desc(), dsrc_reorder, i, diff_scratch_buffer(i));
+      converted_output(target, bwd_d.diff_src_desc(), dsrc_reorder, i, diff_scratch_is_view(i));
   dsteps.push_back(primitive_step(
       i, "backward data", typename BwdData::primitive(bwd_d), bwd_d,
       {{DNNL_ARG_DIFF_DST, d_dst}, {DNNL_ARG_WEIGHTS, bwd_weights}, {DNNL_ARG_DIFF_SRC, d_src}}));
@@ -569,17 +605,28 @@ bool DnnlExecutor::build_thin_conv(int i) {
   };
   op_fwd_[i].push_back(std::move(fwd));
 
-  // widen masks d(dst) in place by the ReLU; narrow only reads it.
-  const memory d_dst = make_diff(i, dst_md, widen && g.relu);
+  // widen masks d(dst) in place by the ReLU (unless the pool after it does); narrow only reads
+  // it. Both read their input; narrow reads dst in the pass that writes d(input).
+  relu_by_pool_[i] = widen && relu_left_to_pool(i);
+  const memory d_dst = make_diff(i, dst_md, widen && g.relu && !relu_by_pool_[i]);
   dact_.push_back(d_dst);
   const memory target = diff_input_of(i);
+  note_backward_read(i, i - 1);
+  if (!relu_by_pool_[i]) note_backward_read(i, i);
+  reads_before_data_grad_[i] = widen;
   Step bwd;
   bwd.op = i;
   bwd.name = "backward weights (direct)";
   if (widen) {
-    bwd.kernel = [&plan, have, dst, d_dst, d_weights, d_bias, ptr, maybe] {
-      dnnl_backend::widen_backward_weights(plan, ptr(have), ptr(dst), ptr(d_dst), ptr(d_weights),
-                                           maybe(d_bias));
+    ThinConvPlan* bwd_plan = &plan;
+    if (relu_by_pool_[i]) {
+      ThinConvGeom unmasked = g;
+      unmasked.relu = false;
+      bwd_plan = &thin_plans_.emplace_back(dnnl_backend::make_thin_conv_plan(unmasked));
+    }
+    bwd.kernel = [bwd_plan, have, dst, d_dst, d_weights, d_bias, ptr, maybe] {
+      dnnl_backend::widen_backward_weights(*bwd_plan, ptr(have), ptr(dst), ptr(d_dst),
+                                           ptr(d_weights), maybe(d_bias));
     };
     Step data;
     data.op = i;
@@ -629,6 +676,22 @@ void DnnlExecutor::build_pool(int i) {
   const memory d_dst = make_diff(i, fwd.dst_desc(), false);
   dact_.push_back(d_dst);
   const memory target = diff_input_of(i);
+  reads_before_data_grad_[i] = true;
+  if (i > 0 && relu_by_pool_[i - 1]) {
+    // The ReLU of the conv before, on the pooled gradient (relu_left_to_pool), in place.
+    const auto alg = dnnl::algorithm::eltwise_relu_use_dst_for_bwd;
+    dnnl::eltwise_forward::primitive_desc hint(
+        dnnl::eltwise_forward::desc(dnnl::prop_kind::forward_training, alg, fwd.dst_desc(), 0.f,
+                                    0.f),
+        attr_, engine_);
+    dnnl::eltwise_backward::primitive_desc pd(
+        dnnl::eltwise_backward::desc(alg, fwd.dst_desc(), fwd.dst_desc(), 0.f, 0.f), attr_,
+        engine_, hint);
+    op_bwd_[i].push_back(primitive_step(
+        i, "ReLU backward of the conv before", dnnl::eltwise_backward(pd), pd,
+        {{DNNL_ARG_DIFF_DST, d_dst}, {DNNL_ARG_DST, dst}, {DNNL_ARG_DIFF_SRC, d_dst}}));
+    note_backward_read(i, i);
+  }
   auto make_bwd = [&](const Md& diff_src) {
     return dnnl::pooling_backward::primitive_desc(
         dnnl::pooling_backward::desc(dnnl::algorithm::pooling_max, diff_src, fwd.dst_desc(),
@@ -642,7 +705,7 @@ void DnnlExecutor::build_pool(int i) {
   }
   Step reorder;
   const memory d_src =
-      converted_output(target, bwd.diff_src_desc(), reorder, i, diff_scratch_buffer(i));
+      converted_output(target, bwd.diff_src_desc(), reorder, i, diff_scratch_is_view(i));
   std::vector<Step>& dsteps = data_grad_steps(i);
   dsteps.push_back(primitive_step(
       i, "backward", dnnl::pooling_backward(bwd), bwd,
@@ -668,13 +731,14 @@ void DnnlExecutor::build_eltwise(int i) {
 
   const memory d_dst = make_diff(i, fwd.dst_desc(), false);
   dact_.push_back(d_dst);
+  note_backward_read(i, i);  // in the primitive that writes d(input)
   dnnl::eltwise_backward::primitive_desc bwd(
       dnnl::eltwise_backward::desc(alg, fwd.dst_desc(), fwd.dst_desc(), 0.f, 0.f), attr_, engine_,
       fwd);
   const memory target = diff_input_of(i);
   Step reorder;
   const memory d_src =
-      converted_output(target, bwd.diff_src_desc(), reorder, i, diff_scratch_buffer(i));
+      converted_output(target, bwd.diff_src_desc(), reorder, i, diff_scratch_is_view(i));
   std::vector<Step>& dsteps = data_grad_steps(i);
   dsteps.push_back(primitive_step(
       i, "backward", dnnl::eltwise_backward(bwd), bwd,
@@ -704,6 +768,7 @@ void DnnlExecutor::build_resize(int i) {
 
   const memory d_dst = make_diff(i, dst_md, false);
   dact_.push_back(d_dst);
+  reads_before_data_grad_[i] = true;  // reads no activation at all
   // d(src) is written in the layout of src, which is the layout of whatever receives it.
   const memory target = diff_input_of(i);
   Step bwd;
@@ -734,11 +799,7 @@ void DnnlExecutor::finish() {
   op_fwd_.clear();
   op_bwd_.clear();
 
-  std::size_t pp_floats = 0;
-  for (const auto& [view, index] : ping_pong_views_)
-    pp_floats = std::max(pp_floats, view.get_desc().get_size() / sizeof(float));
-  for (auto& buffer : ping_pong_) buffer = FloatBuffer(pp_floats);
-  for (const auto& [view, index] : ping_pong_views_) view.set_data_handle(ping_pong_[index].data());
+  assign_gradient_buffers();
 
   // Weights first, then biases, packed without gaps: blocked weight sizes are multiples of 16
   // floats, so every weight region stays 64-byte aligned, and every cell of grads() is written
@@ -768,6 +829,58 @@ void DnnlExecutor::finish() {
           s.mems.push_back(scratchpad_);
           s.args.push_back({DNNL_ARG_SCRATCHPAD, scratchpad_.get()});
         }
+  }
+}
+
+// d(act i) is written by op i+1's data-gradient step and read through op i's backward (op 0's
+// d_input scratch, i = -1, only within the input-gradient steps, which run last). It may take
+// the buffer of an activation k whose last backward reader has finished by then (last_reader_[k]
+// > i + 1, or == i + 1 reading before it writes d(act i)), or else one of grad_buffers_; never
+// the buffer of d(act i+1), which op i+1 reads while writing d(act i). Gradients further apart
+// never overlap in time and may share. The last activation is output() and never lent. With the
+// seed at batch 200 this turns five 20 MB buffers (three activations, two gradient ping-pong
+// buffers) into three.
+void DnnlExecutor::assign_gradient_buffers() {
+  const int n_ops = int(net_.ops.size());
+  auto bytes_of = [](const memory& m) { return m.get_desc().get_size(); };
+  std::ranges::sort(grad_views_, [](const auto& a, const auto& b) { return a.second > b.second; });
+  // A buffer: activation k's (k >= 0) or grad_buffers_[-1 - k]'s.
+  std::vector<std::size_t> grad_bytes;
+  int previous_buffer = std::numeric_limits<int>::min();  // the buffer of d(act i+1)
+  int previous_i = std::numeric_limits<int>::min();
+  std::vector<int> chosen;
+  for (const auto& [view, i] : grad_views_) {
+    const std::size_t need = bytes_of(view);
+    const int neighbour = previous_i == i + 1 ? previous_buffer : std::numeric_limits<int>::min();
+    const int writer = i + 1;
+    int best = std::numeric_limits<int>::min();
+    for (int k = 0; k + 1 < n_ops; ++k) {
+      const int reader = last_reader_[k];
+      const bool free = reader > writer || (reader == writer && reads_before_data_grad_[writer]);
+      if (!free || k == neighbour || bytes_of(act_[k]) < need) continue;
+      if (best < 0 || bytes_of(act_[k]) < bytes_of(act_[best])) best = k;
+    }
+    if (best < 0) {
+      for (int b = 0; b < int(grad_bytes.size()); ++b) {
+        if (-1 - b == neighbour) continue;
+        if (best == std::numeric_limits<int>::min() || grad_bytes[b] > grad_bytes[-1 - best])
+          best = -1 - b;
+      }
+      if (best == std::numeric_limits<int>::min()) {
+        grad_bytes.push_back(0);
+        best = -int(grad_bytes.size());
+      }
+      grad_bytes[-1 - best] = std::max(grad_bytes[-1 - best], need);
+    }
+    chosen.push_back(best);
+    previous_buffer = best;
+    previous_i = i;
+  }
+  for (std::size_t b : grad_bytes) grad_buffers_.emplace_back(b / sizeof(float));
+  for (std::size_t v = 0; v < grad_views_.size(); ++v) {
+    const int b = chosen[v];
+    grad_views_[v].first.set_data_handle(b >= 0 ? act_[b].get_data_handle()
+                                                : grad_buffers_[-1 - b].data());
   }
 }
 
