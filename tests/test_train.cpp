@@ -146,6 +146,50 @@ TEST(Train, SameSeedSameWeightsAndResumeEqualsUninterrupted) {
   EXPECT_EQ(from_disk.params(), full.params());
 }
 
+TEST(Train, DefaultMicroBatchIsTheLargestDivisorFrom16To50) {
+  EXPECT_EQ(train::default_micro_batch(200), 50);
+  EXPECT_EQ(train::default_micro_batch(100), 50);
+  EXPECT_EQ(train::default_micro_batch(512), 32);
+  EXPECT_EQ(train::default_micro_batch(64), 32);
+  EXPECT_EQ(train::default_micro_batch(20), 20);
+  EXPECT_EQ(train::default_micro_batch(7), 7);     // small: one pass
+  EXPECT_EQ(train::default_micro_batch(53), 53);   // prime: one pass, not 53 passes of 1
+  EXPECT_EQ(train::default_micro_batch(1), 1);
+}
+
+// Passes of 10 or 20 images with summed gradients take the step of one pass of 40. With SGD,
+// whose step scales with the gradient (Adam's hardly does), so a wrong weighting shows too.
+TEST(Train, MicroBatchesTakeTheWholeBatchsStep) {
+  data::Dataset ds = small_dataset();
+  const std::string dir = test::scratch_dir();
+  Quiet quiet;
+  auto run = [&](int micro) {
+    nn::Model m = seed_model(ds.dims(), 7);
+    auto cfg = small_config(dir + "/micro" + std::to_string(micro), 1);
+    cfg.batch = 40;
+    cfg.micro_batch = micro;
+    cfg.optimizer.kind = nn::OptimizerKind::sgd;
+    cfg.optimizer.lr = 0.5f;
+    const auto history = train::train(m, ds, cfg, quiet);
+    return std::pair{m.params(), history.at(0).train_loss};
+  };
+  const auto [whole, whole_loss] = run(40);
+  for (int micro : {10, 20}) {
+    const auto [split, split_loss] = run(micro);
+    EXPECT_NEAR(split_loss, whole_loss, 1e-6) << micro;
+    ASSERT_EQ(split.size(), whole.size());
+    for (std::size_t t = 0; t < whole.size(); ++t)
+      for (std::size_t i = 0; i < whole[t].size(); ++i)
+        ASSERT_NEAR(split[t][i], whole[t][i], 1e-5) << "micro " << micro << " tensor " << t;
+  }
+  nn::Model m = seed_model(ds.dims(), 7);
+  auto cfg = small_config(dir + "/bad", 1);
+  cfg.batch = 40;
+  cfg.micro_batch = 30;
+  EXPECT_THAT(test::error_of([&] { train::train(m, ds, cfg, quiet); }),
+              ::testing::HasSubstr("micro-batch 30 does not divide the 40 images of a batch"));
+}
+
 TEST(Train, ResumeRefusesAnotherRunsCheckpoint) {
   data::Dataset ds = small_dataset();
   const std::string dir = test::scratch_dir();

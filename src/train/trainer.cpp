@@ -17,6 +17,12 @@
 
 namespace cae::train {
 
+int default_micro_batch(int share) {
+  for (int d = std::min(share, 50); d >= 16; --d)
+    if (share % d == 0) return d;
+  return share;
+}
+
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -326,7 +332,14 @@ std::vector<EpochStats> train(nn::Model& model, const data::Dataset& data,
 
   // Each rank runs its shard of every batch: images [rank, rank + 1) * local_batch of it.
   const int local_batch = config.batch / ranks;
-  auto exec = model.make_executor(config.backend, local_batch);
+  const int micro = config.micro_batch > 0 ? config.micro_batch : default_micro_batch(local_batch);
+  if (micro > local_batch || local_batch % micro != 0)
+    throw Error("micro-batch " + std::to_string(micro) + " does not divide the " +
+                std::to_string(local_batch) + " images of a batch" +
+                (ranks > 1 ? " that each rank runs" : "") + ": use a divisor of " +
+                std::to_string(local_batch));
+  const int micro_steps = local_batch / micro;
+  auto exec = model.make_executor(config.backend, micro);
   nn::Optimizer opt(config.optimizer, exec->params().size());
   std::vector<EpochStats> history;
   int first_epoch = 1;
@@ -345,14 +358,16 @@ std::vector<EpochStats> train(nn::Model& model, const data::Dataset& data,
   const int batch = config.batch;
   const int batches = data.train.n / batch;
   const std::size_t image = model.input().size();
-  const std::size_t n = std::size_t(local_batch) * image;
+  const std::size_t n = std::size_t(micro) * image;
   std::vector<float> clean(n), noisy(n), d_out(n);
-  // Each rank's gradient is of its shard's mean loss; scaled by 1/ranks, they add up to the
-  // gradient of the whole batch's mean loss.
-  const float shard_weight = 1.f / float(ranks);
+  // Each pass's gradient is of its micro-batch's mean loss; scaled by 1/(ranks * micro_steps),
+  // they add up to the gradient of the whole batch's mean loss.
+  const float shard_weight = 1.f / float(ranks * micro_steps);
+  std::vector<float> grad_sum(micro_steps > 1 ? exec->grads().size() : 0);
   double batch_loss = 0;      // summed across ranks: the whole batch's mean loss
   std::size_t announced = 0;  // floats of grads() handed to comm during this backward()
-  if (ranks > 1 && config.overlap_grads)
+  // (With micro-batches, the gradients are final only after the last pass's sum.)
+  if (ranks > 1 && config.overlap_grads && micro_steps == 1)
     exec->set_grads_ready([&](std::span<float> ready) {
       comm.start_sum(ready);
       announced += ready.size();
@@ -369,7 +384,7 @@ std::vector<EpochStats> train(nn::Model& model, const data::Dataset& data,
     StepTotals fused;
     // (Not across ranks: a fused epoch has no place to sum gradients.)
     const bool fused_epoch =
-        ranks == 1 && run_fused_epoch(*exec, opt, model, data.train, order, config, epoch,
+        ranks == 1 && micro_steps == 1 && run_fused_epoch(*exec, opt, model, data.train, order, config, epoch,
                                       progress, checkpoint_path, fused);
     if (fused_epoch) {
       loss_sum = fused.loss_sum;
@@ -377,27 +392,44 @@ std::vector<EpochStats> train(nn::Model& model, const data::Dataset& data,
     }
     for (int b = 0; b < batches && !fused_epoch; ++b) {
       const auto step_start = Clock::now();
-      // Noise is keyed by the image's place in the whole batch, so it does not depend on ranks.
-      const std::size_t first = std::size_t(b) * batch + std::size_t(rank) * local_batch;
-      data::to_nchw(data.train, order.data() + first, local_batch, clean.data());
-      data::corrupt(config.corruption, clean.data(), noisy.data(), local_batch, model.input(),
-                    config.seed, Stream::train_noise, std::uint64_t(epoch), first);
-      exec->forward(noisy.data());
-      double loss = nn::loss_and_grad(model.loss(), exec->output(), clean.data(), n,
-                                      d_out.data());
-      if (!std::isfinite(loss))
-        throw Error("training diverged: the loss is " + std::to_string(loss) + " at epoch " +
-                    std::to_string(epoch) + ", step " + std::to_string(b + 1) +
-                    "; the last good checkpoint is " + checkpoint_path);
-      if (ranks > 1) {
-        for (float& g : d_out) g *= shard_weight;
-        batch_loss = loss / ranks;
-        comm.start_sum(std::span<double>(&batch_loss, 1));
-        announced = 0;
+      double loss = 0;  // the mean over this rank's share, then (ranks > 1) the whole batch's
+      std::span<float> grads;
+      for (int u = 0; u < micro_steps; ++u) {
+        // Noise is keyed by the image's place in the whole batch, so it depends on neither ranks
+        // nor micro-batches.
+        const std::size_t first = std::size_t(b) * batch + std::size_t(rank) * local_batch +
+                                  std::size_t(u) * micro;
+        data::to_nchw(data.train, order.data() + first, micro, clean.data());
+        data::corrupt(config.corruption, clean.data(), noisy.data(), micro, model.input(),
+                      config.seed, Stream::train_noise, std::uint64_t(epoch), first);
+        exec->forward(noisy.data());
+        const double pass_loss =
+            nn::loss_and_grad(model.loss(), exec->output(), clean.data(), n, d_out.data());
+        if (!std::isfinite(pass_loss))
+          throw Error("training diverged: the loss is " + std::to_string(pass_loss) +
+                      " at epoch " + std::to_string(epoch) + ", step " + std::to_string(b + 1) +
+                      "; the last good checkpoint is " + checkpoint_path);
+        loss += pass_loss / micro_steps;
+        if (shard_weight != 1.f)
+          for (float& g : d_out) g *= shard_weight;
+        const bool last_pass = u + 1 == micro_steps;
+        if (last_pass && ranks > 1) {
+          batch_loss = loss / ranks;
+          comm.start_sum(std::span<double>(&batch_loss, 1));
+          announced = 0;
+        }
+        exec->backward(d_out.data(), nullptr);
+        // Taken once: a device backend copies its gradients to the host on each grads() call.
+        grads = exec->grads();
+        if (micro_steps > 1) {
+          if (u == 0)
+            std::ranges::copy(grads, grad_sum.begin());
+          else if (!last_pass)
+            for (std::size_t i = 0; i < grads.size(); ++i) grad_sum[i] += grads[i];
+          else
+            for (std::size_t i = 0; i < grads.size(); ++i) grads[i] += grad_sum[i];
+        }
       }
-      exec->backward(d_out.data(), nullptr);
-      // Taken once: a device backend copies its gradients to the host on each grads() call.
-      const std::span<float> grads = exec->grads();
       if (ranks > 1) {
         // Without the overlap, or on a backend that announces no ranges, sum everything now.
         if (announced == 0) comm.start_sum(grads);

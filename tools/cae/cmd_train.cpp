@@ -167,6 +167,8 @@ void run_rank(TrainOptions& o, dist::Communicator& comm) {
       {"test_images", ds.test.n},
       {"epochs", config.epochs},
       {"batch", config.batch},
+      {"micro_batch", config.micro_batch > 0 ? config.micro_batch
+                                              : train::default_micro_batch(config.batch)},
       {"lr", config.optimizer.lr},
       {"optimizer", nn::optimizer_name(config.optimizer.kind)},
       {"loss", o.loss},
@@ -216,6 +218,11 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--epochs", o->config.epochs, "epochs (default 100)")
       ->check(CLI::Range(1, 1000000));
   cmd->add_option("--batch", o->config.batch, "batch size (default 200)")
+      ->check(CLI::Range(1, 65536));
+  cmd->add_option("--micro-batch", o->config.micro_batch,
+                  "run each batch as passes of N images with their gradients summed: the same "
+                  "steps (N divides the batch; default: its largest divisor from 16 to 50, else "
+                  "the whole batch)")
       ->check(CLI::Range(1, 65536));
   cmd->add_option("--lr", o->config.optimizer.lr, "learning rate (default 0.001)")
       ->check(CLI::PositiveNumber);
