@@ -239,6 +239,10 @@ TEST(Crash, KilledAnywhereResumesToTheUninterruptedWeights) {
     }
     expect_same_weights(out + "/model.cae", dir + "/reference/model.cae");
     expect_same_weights(checkpoint, dir + "/reference/checkpoint.cae");
+    // The finished run's writes removed what killed writers left behind.
+    for (const auto& entry : fs::directory_iterator(out))
+      EXPECT_EQ(entry.path().filename().string().find(".tmp."), std::string::npos)
+          << entry.path() << " left after campaign " << campaigns;
   }
   std::printf("[   info   ] %d kills (%d inside a checkpoint write) in %d runs, %d of them "
               "resumed; %d runs finished and matched the uninterrupted run; a fresh run %ld ms\n",

@@ -519,6 +519,29 @@ TEST(ModelFile, AFailedWriteLeavesThePreviousFileIntact) {
   expect_same(read_model_file(path), bigger);
 }
 
+// A writer killed before its rename leaves path.tmp.PID; the next write of path removes it once
+// that process is gone, and nothing else.
+TEST(ModelFile, AWriteRemovesTheTemporariesOfDeadWriters) {
+  const std::string dir = test::scratch_dir();
+  const pid_t dead = fork();  // a process that has exited and been reaped
+  ASSERT_GE(dead, 0);
+  if (dead == 0) ::_exit(0);
+  ASSERT_EQ(::waitpid(dead, nullptr, 0), dead);
+  const std::string stale = "model.cae.tmp." + std::to_string(dead);
+  const std::string live = "model.cae.tmp." + std::to_string(::getppid());
+  const std::vector<std::string> kept = {"model.cae.tmp.x1", "other.cae.tmp." + std::to_string(dead),
+                                         live};
+  for (const std::string& name : kept) std::ofstream(dir + "/" + name) << "partial";
+  std::ofstream(dir + "/" + stale) << "partial";
+  write_model_file(dir + "/model.cae", doc_example());
+  std::vector<std::string> want = kept;
+  want.push_back("model.cae");
+  std::ranges::sort(want);
+  std::vector<std::string> got = dir_entries(dir);
+  std::ranges::sort(got);
+  EXPECT_EQ(got, want);
+}
+
 TEST(ModelFile, ReadingAMissingFileNamesIt) {
   std::string path = test::scratch_dir() + "/absent.cae";
   try {

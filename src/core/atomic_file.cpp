@@ -1,6 +1,7 @@
 #include "core/atomic_file.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -15,6 +16,26 @@ namespace cae {
 namespace {
 std::string errno_text() { return std::strerror(errno); }
 }  // namespace
+
+void remove_stale_temporaries(const std::string& path) {
+  namespace fs = std::filesystem;
+  const fs::path target(path);
+  const fs::path dir = target.parent_path().empty() ? fs::path(".") : target.parent_path();
+  const std::string prefix = target.filename().string() + ".tmp.";
+  std::error_code ec;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (name.size() <= prefix.size() || name.compare(0, prefix.size(), prefix) != 0) continue;
+    const std::string digits = name.substr(prefix.size());
+    if (digits.size() > 9 || digits.find_first_not_of("0123456789") != std::string::npos)
+      continue;
+    const pid_t pid = pid_t(std::stol(digits));
+    if (pid <= 0 || pid == ::getpid()) continue;
+    if (::kill(pid, 0) == 0 || errno != ESRCH) continue;
+    std::error_code ignored;
+    fs::remove(it->path(), ignored);
+  }
+}
 
 void write_file_atomic(const std::string& path, std::span<const std::uint8_t> bytes) {
   const std::string tmp = path + ".tmp." + std::to_string(::getpid());
@@ -57,6 +78,7 @@ void write_file_atomic(const std::string& path, std::span<const std::uint8_t> by
     ::fsync(dfd);
     ::close(dfd);
   }
+  remove_stale_temporaries(path);
 }
 
 std::vector<std::uint8_t> read_file(const std::string& path) {

@@ -14,6 +14,12 @@ namespace cae {
 // cae::Error (disk full, permission, ...) leaving any previous file at path untouched.
 void write_file_atomic(const std::string& path, std::span<const std::uint8_t> bytes);
 
+// A writer killed between creating its temporary file (path.tmp.PID) and the rename leaves it
+// behind. Removes those of path whose process is gone; best effort: a live process's file, a
+// name that is not a PID, or an error while listing leaves things as they are. Every successful
+// write_file_atomic(path) calls it.
+void remove_stale_temporaries(const std::string& path);
+
 // Ensures the whole file's bytes are returned; throws cae::Error naming the file otherwise.
 std::vector<std::uint8_t> read_file(const std::string& path);
 

@@ -329,6 +329,10 @@ std::vector<EpochStats> train(nn::Model& model, const data::Dataset& data,
                 std::to_string(ranks) + " ranks: use a multiple of " + std::to_string(ranks));
   if (writer) std::filesystem::create_directories(config.out_dir);
   const std::string checkpoint_path = config.out_dir + "/checkpoint.cae";
+  // A run resumed with no epoch left writes no checkpoint or losses.csv to clean up after.
+  if (writer)
+    for (const char* name : {"/checkpoint.cae", "/losses.csv", "/model.cae"})
+      remove_stale_temporaries(config.out_dir + name);
 
   // Each rank runs its shard of every batch: images [rank, rank + 1) * local_batch of it.
   const int local_batch = config.batch / ranks;
