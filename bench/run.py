@@ -257,6 +257,8 @@ def main():
     if a.versus_env:
         md[md.index("| what | batch | threads | steps | cae img/s | PyTorch img/s | ratio |")] = (
             f"| what | batch | threads | steps | cae img/s | cae {a.versus_env} img/s | ratio |")
+        md = [line.replace("ratio = cae / PyTorch", f"ratio = cae / cae {a.versus_env}")
+                  .replace(", PyTorch ", f", cae {a.versus_env} ") for line in md]
         text = "\n".join(md) + "\n"
         print(text)
         if a.out:
