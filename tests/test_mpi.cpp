@@ -159,6 +159,11 @@ TEST(Mpi, TwoRanksReachTheWeightsOfOneProcessOnTheSameBatches) {
   ASSERT_EQ(two.status, 0) << two.output;
   const Result sync = shell(mpirun(2) + cae_train(ds, dir + "/sync", "--epochs 2 --sync-grads"));
   ASSERT_EQ(sync.status, 0) << sync.output;
+  // Each rank's 10 images in passes of 5: the last pass's ranges are summed across ranks as
+  // backward() finishes them, with the first pass's gradients added in.
+  const Result micro =
+      shell(mpirun(2) + cae_train(ds, dir + "/micro", "--epochs 2 --micro-batch 5"));
+  ASSERT_EQ(micro.status, 0) << micro.output;
 
   // Rank 0 alone speaks: one header, one metrics document, one final line per run.
   EXPECT_EQ(count_of(two.output, "training on"), 1) << two.output;
@@ -168,6 +173,7 @@ TEST(Mpi, TwoRanksReachTheWeightsOfOneProcessOnTheSameBatches) {
 
   EXPECT_LT(max_difference(dir + "/one/model.cae", dir + "/two/model.cae"), kWeightTolerance);
   EXPECT_LT(max_difference(dir + "/one/model.cae", dir + "/sync/model.cae"), kWeightTolerance);
+  EXPECT_LT(max_difference(dir + "/one/model.cae", dir + "/micro/model.cae"), kWeightTolerance);
   EXPECT_LT(max_difference(dir + "/one/checkpoint.cae", dir + "/two/checkpoint.cae"),
             kWeightTolerance);  // Adam's moments too
 

@@ -370,9 +370,16 @@ std::vector<EpochStats> train(nn::Model& model, const data::Dataset& data,
   std::vector<float> grad_sum(micro_steps > 1 ? exec->grads().size() : 0);
   double batch_loss = 0;      // summed across ranks: the whole batch's mean loss
   std::size_t announced = 0;  // floats of grads() handed to comm during this backward()
-  // (With micro-batches, the gradients are final only after the last pass's sum.)
-  if (ranks > 1 && config.overlap_grads && micro_steps == 1)
+  bool last_pass = true;      // of the micro-batches of the current batch
+  if (ranks > 1 && config.overlap_grads)
     exec->set_grads_ready([&](std::span<float> ready) {
+      // Earlier passes only add up in grad_sum; in the last one a range is final once the
+      // earlier passes' sum is added to it.
+      if (!last_pass) return;
+      if (micro_steps > 1) {
+        const std::size_t at = std::size_t(ready.data() - exec->grads().data());
+        for (std::size_t i = 0; i < ready.size(); ++i) ready[i] += grad_sum[at + i];
+      }
       comm.start_sum(ready);
       announced += ready.size();
     });
@@ -387,9 +394,9 @@ std::vector<EpochStats> train(nn::Model& model, const data::Dataset& data,
     // A backend that runs whole steps on its device (cuda) takes the epoch's batches itself.
     StepTotals fused;
     // (Not across ranks: a fused epoch has no place to sum gradients.)
-    const bool fused_epoch =
-        ranks == 1 && micro_steps == 1 && run_fused_epoch(*exec, opt, model, data.train, order, config, epoch,
-                                      progress, checkpoint_path, fused);
+    const bool fused_epoch = ranks == 1 && micro_steps == 1 &&
+                             run_fused_epoch(*exec, opt, model, data.train, order, config, epoch,
+                                             progress, checkpoint_path, fused);
     if (fused_epoch) {
       loss_sum = fused.loss_sum;
       train_seconds = fused.seconds;
@@ -416,7 +423,7 @@ std::vector<EpochStats> train(nn::Model& model, const data::Dataset& data,
         loss += pass_loss / micro_steps;
         if (shard_weight != 1.f)
           for (float& g : d_out) g *= shard_weight;
-        const bool last_pass = u + 1 == micro_steps;
+        last_pass = u + 1 == micro_steps;
         if (last_pass && ranks > 1) {
           batch_loss = loss / ranks;
           comm.start_sum(std::span<double>(&batch_loss, 1));
@@ -430,7 +437,7 @@ std::vector<EpochStats> train(nn::Model& model, const data::Dataset& data,
             std::ranges::copy(grads, grad_sum.begin());
           else if (!last_pass)
             for (std::size_t i = 0; i < grads.size(); ++i) grad_sum[i] += grads[i];
-          else
+          else if (announced == 0)  // not added range by range while backward() ran
             for (std::size_t i = 0; i < grads.size(); ++i) grads[i] += grad_sum[i];
         }
       }
