@@ -198,6 +198,26 @@ TEST(DnnlExecutor, WideThreeByThreeConvsRunInWinograd) {
   EXPECT_THAT(step_impls(net), ::testing::Not(::testing::Contains(::testing::HasSubstr("wino"))));
 }
 
+// Training the seed at batch 200 needs no gradient buffer of its own: every d(act) fits in the
+// buffer of an activation backward has finished with (assign_gradient_buffers), the first
+// conv's output among them because the pool after it applies its ReLU's gradient.
+TEST(DnnlExecutor, SeedGradientsTakeTheBuffersOfFinishedActivations) {
+  const NetDesc net = seed_net(200);
+  auto exec = make_executor(Backend::dnnl, net);
+  const DnnlMemory held = dnnl_memory(*exec);
+  EXPECT_EQ(held.gradients, 0u);
+  std::size_t outputs = 0;  // every op's output, channels padded to 16-blocks
+  for (const OpDesc& op : net.ops)
+    outputs += std::size_t(net.batch) * ((op.out.c + 15) / 16 * 16) * op.out.h * op.out.w * 4;
+  EXPECT_LE(held.activations, outputs);
+  // Two convs with no pool between: the first one's output is read by backward to the end, and
+  // the last is output(): d(act 0) and the reordered d_output need buffers of their own.
+  const OpDesc wide = conv({32, 14, 14}, 32, 3, 1, true, Activation::relu);
+  const NetDesc two = chain(8, wide.in, {wide, conv(wide.out, 32, 3, 1, true, Activation::none)});
+  EXPECT_EQ(dnnl_memory(*make_executor(Backend::dnnl, two)).gradients,
+            2 * std::size_t(8) * 32 * 14 * 14 * 4);
+}
+
 TEST(DnnlExecutor, ParamsAndGradsShareLayoutAndCoverCanonical) {
   const NetDesc net = seed_net(2);
   auto fast = make_executor(Backend::dnnl, net);

@@ -175,6 +175,7 @@ class DnnlExecutor final : public Executor {
                       std::span<float> flat) override;
   const NetDesc& desc() const override { return net_; }
 
+  DnnlMemory memory_held() const;
   // One forward and backward with every step timed on its own (see profile_dnnl_steps).
   void profile(const float* x, const float* d_output, std::vector<StepTime>& acc);
 
@@ -1023,6 +1024,20 @@ void DnnlExecutor::from_canonical(const std::vector<std::vector<float>>& tensors
 
 std::unique_ptr<Executor> make_dnnl_executor(const NetDesc& net) {
   return std::make_unique<DnnlExecutor>(net);
+}
+
+DnnlMemory DnnlExecutor::memory_held() const {
+  DnnlMemory m;
+  for (const memory& a : act_) m.activations += a.get_desc().get_size();
+  for (const FloatBuffer& b : grad_buffers_) m.gradients += b.size() * sizeof(float);
+  if (scratchpad_) m.scratchpad = scratchpad_.get_desc().get_size();
+  return m;
+}
+
+DnnlMemory dnnl_memory(Executor& exec) {
+  auto* dnnl_exec = dynamic_cast<DnnlExecutor*>(&exec);
+  if (!dnnl_exec) throw Error("dnnl_memory: the executor is not the dnnl backend's");
+  return dnnl_exec->memory_held();
 }
 
 // oneDNN's Winograd F(4x4, 3x3) kernels (jit_wino_4x3) need fewer multiplications on the seed's

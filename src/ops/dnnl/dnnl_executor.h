@@ -2,6 +2,7 @@
 // and kept between ops; reorders only at the edges. The only folder that includes dnnl.hpp.
 #pragma once
 
+#include <cstddef>
 #include <memory>
 #include <string>
 #include <vector>
@@ -13,6 +14,16 @@ namespace cae::ops {
 // Requires nothing. Ensures an executor whose primitives and buffers are all built for net.batch,
 // or throws cae::Error naming the op (index, kind, shapes) that check_net_desc or oneDNN rejected.
 std::unique_ptr<Executor> make_dnnl_executor(const NetDesc& net);
+
+// The bytes an executor of this backend holds besides parameters and gradients of parameters.
+struct DnnlMemory {
+  std::size_t activations = 0;  // every op's output
+  std::size_t gradients = 0;    // gradient buffers no activation's buffer could take
+  std::size_t scratchpad = 0;   // oneDNN's shared scratchpad
+};
+
+// Requires exec from make_dnnl_executor; throws cae::Error for another backend.
+DnnlMemory dnnl_memory(Executor& exec);
 
 // Whether the executor asks oneDNN for a Winograd convolution on op (it falls back to the direct
 // one where oneDNN has none for the layout or CPU): 3x3, stride 1, channels in 16-blocks on both
