@@ -11,9 +11,11 @@
 #include <cstdint>
 #include <limits>
 #include <memory>
+#include <ostream>
 #include <string>
 #include <vector>
 
+#include "net_builders.h"
 #include "ops/ops.h"
 #include "support.h"
 
@@ -142,6 +144,43 @@ inline void expect_parity(Backend backend, const NetDesc& net, std::uint64_t see
     EXPECT_CLOSE_BY(grads[t].data(), grads_ref[t].data(), grads[t].size(), backward,
                     "grad tensor " << t << " without d_input");
   if (keep) *keep = std::move(fast);
+}
+
+// A named net of a parameterised parity test.
+struct Case {
+  std::string name;
+  NetDesc net;
+};
+
+inline void PrintTo(const Case& c, std::ostream* os) { *os << c.name; }
+
+// Convolutions and transposed convolutions both backends' op-by-op tests run: 'same' (also
+// asymmetric) and 'valid' padding, strides, kernels 1-5, each activation, with and without bias,
+// thin and wide channel counts; transposed convs with IOHW weights, 4 -> 7 and 'same'. Each test
+// adds its own cases.
+inline std::vector<Case> shared_op_cases() {
+  using A = Activation;
+  std::vector<Case> cases;
+  auto add = [&](std::string name, NetDesc net) { cases.push_back({std::move(name), net}); };
+  add("conv_1to32_same_relu", chain(3, {1, 28, 28}, {conv({1, 28, 28}, 32, 3, 1, true, A::relu)}));
+  add("conv_32to32_same_relu",
+      chain(3, {32, 14, 14}, {conv({32, 14, 14}, 32, 3, 1, true, A::relu)}));
+  add("conv_32to1_same_none", chain(3, {32, 28, 28}, {conv({32, 28, 28}, 1, 3, 1, true, A::none)}));
+  add("conv_3to5_same_sigmoid", chain(3, {3, 9, 9}, {conv({3, 9, 9}, 5, 3, 1, true, A::sigmoid)}));
+  add("conv_5to3_k5_s2_same_nobias",
+      chain(3, {5, 11, 11}, {conv({5, 11, 11}, 3, 5, 2, true, A::none, false)}));
+  add("conv_1to1_s2_same", chain(3, {1, 8, 8}, {conv({1, 8, 8}, 1, 3, 2, true, A::none)}));
+  add("conv_16to16_k1_valid_relu",
+      chain(3, {16, 7, 7}, {conv({16, 7, 7}, 16, 1, 1, false, A::relu)}));
+  add("conv_3to16_s2_valid_relu",
+      chain(3, {3, 10, 10}, {conv({3, 10, 10}, 16, 3, 2, false, A::relu)}));
+  add("tconv_16to32_same_relu", chain(3, {16, 7, 7}, {tconv_same({16, 7, 7}, 32, 3, 2, A::relu)}));
+  add("tconv_3to5_same", chain(3, {3, 4, 4}, {tconv_same({3, 4, 4}, 5, 3, 2, A::none)}));
+  add("tconv_1to16_same_sigmoid_nobias",
+      chain(3, {1, 5, 5}, {tconv_same({1, 5, 5}, 16, 3, 2, A::sigmoid, false)}));
+  add("tconv_16to16_4to7",
+      chain(3, {16, 4, 4}, {tconv({16, 4, 4}, 16, 3, 2, {1, 1}, {1, 1}, A::relu)}));
+  return cases;
 }
 
 }  // namespace cae::ops::test_nets

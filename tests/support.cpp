@@ -67,4 +67,22 @@ data::ImageSet binary_noise_images(int n, int side, std::uint64_t seed) {
   return set;
 }
 
+ScopedEnv::ScopedEnv(const char* name, const char* value) : name_(name) {
+  if (const char* was = std::getenv(name)) {
+    had_ = true;
+    previous_ = was;
+  }
+  if (value)
+    ::setenv(name, value, 1);
+  else
+    ::unsetenv(name);
+}
+
+ScopedEnv::~ScopedEnv() {
+  if (had_)
+    ::setenv(name_.c_str(), previous_.c_str(), 1);
+  else
+    ::unsetenv(name_.c_str());
+}
+
 }  // namespace cae::test

@@ -34,6 +34,21 @@ CommandResult run_cae(const std::string& args);
 // n side×side gray images, each pixel 255 with probability 0.3 else 0, fixed by seed.
 data::ImageSet binary_noise_images(int n, int side, std::uint64_t seed);
 
+// Sets (or, with value null, unsets) an environment variable for one scope, then puts back what
+// was there: for the CAE_* switches an executor reads when it is built.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const char* value);
+  ~ScopedEnv();
+  ScopedEnv(const ScopedEnv&) = delete;
+  ScopedEnv& operator=(const ScopedEnv&) = delete;
+
+ private:
+  std::string name_;
+  bool had_ = false;
+  std::string previous_;
+};
+
 // Runs f, expecting a cae::Error; returns its message (a test failure when nothing is thrown).
 template <class F>
 std::string error_of(F&& f) {

@@ -442,38 +442,15 @@ TEST(FusedEpoch, DeclinesSgdAndBackendsWithoutFusedSteps) {
       GTEST_SKIP() << "needs a CUDA GPU, and this machine has none: " << why_; \
   } while (0)
 
-struct Case {
-  std::string name;
-  NetDesc net;
-};
-
 std::vector<Case> op_cases() {
   using A = Activation;
-  std::vector<Case> cases;
+  std::vector<Case> cases = shared_op_cases();
   auto add = [&](std::string name, NetDesc net) { cases.push_back({std::move(name), net}); };
-  add("conv_1to32_same_relu", chain(3, {1, 28, 28}, {conv({1, 28, 28}, 32, 3, 1, true, A::relu)}));
-  add("conv_32to32_same_relu",
-      chain(3, {32, 14, 14}, {conv({32, 14, 14}, 32, 3, 1, true, A::relu)}));
-  add("conv_32to1_same_none", chain(3, {32, 28, 28}, {conv({32, 28, 28}, 1, 3, 1, true, A::none)}));
-  add("conv_3to5_same_sigmoid", chain(3, {3, 9, 9}, {conv({3, 9, 9}, 5, 3, 1, true, A::sigmoid)}));
-  // Asymmetric 'same' padding (an explicitly padded copy for cuDNN), strides, valid, no bias.
-  add("conv_5to3_k5_s2_same_nobias",
-      chain(3, {5, 11, 11}, {conv({5, 11, 11}, 3, 5, 2, true, A::none, false)}));
+  // Beside the shared convs (whose asymmetric 'same' padding cuDNN gets as an explicitly padded
+  // copy): stride 2 on two images, and an even kernel.
   add("conv_32to32_s2_same_relu",
       chain(2, {32, 14, 14}, {conv({32, 14, 14}, 32, 3, 2, true, A::relu)}));
-  add("conv_1to1_s2_same", chain(3, {1, 8, 8}, {conv({1, 8, 8}, 1, 3, 2, true, A::none)}));
   add("conv_k2_same_4x7", chain(3, {3, 4, 7}, {conv({3, 4, 7}, 4, 2, 1, true, A::relu)}));
-  add("conv_16to16_k1_valid_relu",
-      chain(3, {16, 7, 7}, {conv({16, 7, 7}, 16, 1, 1, false, A::relu)}));
-  add("conv_3to16_s2_valid_relu",
-      chain(3, {3, 10, 10}, {conv({3, 10, 10}, 16, 3, 2, false, A::relu)}));
-  // Transposed conv: IOHW weights, symmetric (4 -> 7) and asymmetric ('same') padding.
-  add("tconv_16to32_same_relu", chain(3, {16, 7, 7}, {tconv_same({16, 7, 7}, 32, 3, 2, A::relu)}));
-  add("tconv_3to5_same", chain(3, {3, 4, 4}, {tconv_same({3, 4, 4}, 5, 3, 2, A::none)}));
-  add("tconv_1to16_same_sigmoid_nobias",
-      chain(3, {1, 5, 5}, {tconv_same({1, 5, 5}, 16, 3, 2, A::sigmoid, false)}));
-  add("tconv_16to16_4to7",
-      chain(3, {16, 4, 4}, {tconv({16, 4, 4}, 16, 3, 2, {1, 1}, {1, 1}, A::relu)}));
   // Pooling ('same' pads the odd cell after), resize up, down and non-square, element-wise.
   add("maxpool_7to4", chain(3, {5, 7, 7}, {maxpool_same({5, 7, 7})}));
   add("maxpool_28to14", chain(3, {32, 28, 28}, {maxpool_same({32, 28, 28})}));
@@ -494,8 +471,6 @@ std::vector<Case> op_cases() {
   }
   return cases;
 }
-
-void PrintTo(const Case& c, std::ostream* os) { *os << c.name; }
 
 class CudaOpParity : public ::testing::TestWithParam<Case> {};
 
@@ -660,9 +635,10 @@ TEST(CudaFusedStep, GraphReplayEqualsEagerSteps) {
   REQUIRE_GPU();
   const NetDesc net = seed_net(8);
   auto run = [&](const char* graphs) {
-    ::setenv("CAE_CUDA_GRAPH", graphs, 1);
-    auto gpu = make_executor(Backend::cuda, net);
-    ::unsetenv("CAE_CUDA_GRAPH");
+    auto gpu = [&] {
+      const test::ScopedEnv choice("CAE_CUDA_GRAPH", graphs);
+      return make_executor(Backend::cuda, net);
+    }();
     gpu->from_canonical(random_params(net, 5), gpu->params());
     std::vector<float> m(gpu->params().size(), 0.f), v(m.size(), 0.f);
     EXPECT_TRUE(gpu->fused_begin({}, m, v, 0));

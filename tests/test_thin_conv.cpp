@@ -298,14 +298,14 @@ void expect_close_net(const std::vector<float>& a, const std::vector<float>& b) 
 // one pre-activation crossing a ReLU the other way would move every gradient behind it.
 TEST(ThinConvInNet, SeedNetAgreesWithOneDnnKernels) {
   omp_set_num_threads(2);
-  ::setenv("CAE_WINOGRAD", "0", 1);
+  const test::ScopedEnv wide_direct("CAE_WINOGRAD", "0");
   const NetDesc net = nn::build_net(nn::parse_spec(nn::preset_spec("seed")), {1, 28, 28}, 4);
-  ::unsetenv("CAE_THIN_CONV");
-  auto direct = make_executor(Backend::dnnl, net);
-  ::setenv("CAE_THIN_CONV", "dnnl", 1);
-  auto onednn = make_executor(Backend::dnnl, net);
-  ::unsetenv("CAE_THIN_CONV");
-  ::unsetenv("CAE_WINOGRAD");
+  auto built_with = [&](const char* thin) {
+    const test::ScopedEnv choice("CAE_THIN_CONV", thin);
+    return make_executor(Backend::dnnl, net);
+  };
+  auto direct = built_with(nullptr);
+  auto onednn = built_with("dnnl");
   std::vector<std::vector<float>> params;
   std::uint64_t seed = 30;
   for (const ParamInfo& p : param_infos(net))
