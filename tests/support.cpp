@@ -57,13 +57,14 @@ CommandResult run_shell(const std::string& command) {
 
 CommandResult run_cae(const std::string& args) { return run_shell(std::string(CAE_EXE) + " " + args); }
 
-data::ImageSet binary_noise_images(int n, int side, std::uint64_t seed) {
+data::ImageSet binary_noise_images(int n, int side, std::uint64_t seed, std::uint8_t on,
+                                   std::uint8_t off) {
   data::ImageSet set;
   set.n = n;
   set.h = set.w = side;
   set.pixels.resize(std::size_t(n) * side * side);
   Rng rng({seed});
-  for (auto& p : set.pixels) p = rng.uniform() < 0.3f ? 255 : 0;
+  for (auto& p : set.pixels) p = rng.uniform() < 0.3f ? on : off;
   return set;
 }
 

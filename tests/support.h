@@ -31,8 +31,9 @@ CommandResult run_shell(const std::string& command);
 // Runs the cae binary under test with the given arguments.
 CommandResult run_cae(const std::string& args);
 
-// n side×side gray images, each pixel 255 with probability 0.3 else 0, fixed by seed.
-data::ImageSet binary_noise_images(int n, int side, std::uint64_t seed);
+// n side×side gray images, each pixel `on` with probability 0.3 else `off`, fixed by seed.
+data::ImageSet binary_noise_images(int n, int side, std::uint64_t seed, std::uint8_t on = 255,
+                                   std::uint8_t off = 0);
 
 // Sets (or, with value null, unsets) an environment variable for one scope, then puts back what
 // was there: for the CAE_* switches an executor reads when it is built.

@@ -19,15 +19,15 @@ using ::testing::HasSubstr;
 
 namespace {
 using Result = test::CommandResult;
+using test::binary_noise_images;
 const auto& run = test::run_cae;
-const auto& noise_images = test::binary_noise_images;
 }  // namespace
 
 TEST(Cli, TrainInfoShowDenoise) {
   const std::string dir = test::scratch_dir();
   std::filesystem::create_directories(dir + "/ds");
-  data::write_idx_images(dir + "/ds/train-images-idx3-ubyte", noise_images(40, 12, 1));
-  data::write_idx_images(dir + "/ds/t10k-images-idx3-ubyte", noise_images(10, 12, 2));
+  data::write_idx_images(dir + "/ds/train-images-idx3-ubyte", binary_noise_images(40, 12, 1));
+  data::write_idx_images(dir + "/ds/t10k-images-idx3-ubyte", binary_noise_images(10, 12, 2));
 
   Result t = run("train --dataset " + dir + "/ds --epochs 2 --batch 10 --threads 1 --out " + dir +
                  "/run");

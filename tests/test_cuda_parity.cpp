@@ -319,18 +319,9 @@ class Recorder : public train::Progress {
   std::vector<Batch> seen;
 };
 
-data::ImageSet blobs(int n, int side, std::uint64_t seed) {
-  data::ImageSet set;
-  set.n = n;
-  set.h = set.w = side;
-  set.pixels.resize(std::size_t(n) * side * side);
-  Rng rng({seed});
-  for (auto& p : set.pixels) p = rng.uniform() < 0.3f ? 220 : 10;
-  return set;
-}
-
 struct FusedEpochSetup {
-  data::ImageSet images = blobs(88, 12, 3);  // 5 batches of 16, 8 images left out
+  data::ImageSet images =
+      test::binary_noise_images(88, 12, 3, 220, 10);  // 5 batches of 16, 8 images left out
   nn::Model model{nn::parse_spec(nn::preset_spec("seed")), {1, 12, 12}, nn::LossKind::bce};
   train::TrainConfig config;
   std::vector<int> order;
@@ -659,8 +650,8 @@ TEST(CudaTrain, ResumesExactlyAndItsModelRunsOnTheCpu) {
   REQUIRE_GPU();
   data::Dataset ds;
   ds.name = "blobs";
-  ds.train = blobs(96, 12, 1);
-  ds.test = blobs(24, 12, 2);
+  ds.train = test::binary_noise_images(96, 12, 1, 220, 10);
+  ds.test = test::binary_noise_images(24, 12, 2, 220, 10);
   const std::string dir = test::scratch_dir();
   class Quiet : public train::Progress {
   } quiet;

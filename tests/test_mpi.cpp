@@ -95,7 +95,7 @@ constexpr const char* kMpirun = nullptr;
 
 using Result = test::CommandResult;
 const auto& shell = test::run_shell;
-const auto& noise_images = test::binary_noise_images;
+using test::binary_noise_images;
 
 // The tests run as root in CI; Open MPI refuses that without these.
 void allow_root() {
@@ -117,8 +117,9 @@ std::string cae_train(const std::string& dataset, const std::string& out, const 
 
 std::string make_dataset(const std::string& dir, int train_images) {
   std::filesystem::create_directories(dir + "/ds");
-  data::write_idx_images(dir + "/ds/train-images-idx3-ubyte", noise_images(train_images, 12, 1));
-  data::write_idx_images(dir + "/ds/t10k-images-idx3-ubyte", noise_images(15, 12, 2));
+  data::write_idx_images(dir + "/ds/train-images-idx3-ubyte",
+                         binary_noise_images(train_images, 12, 1));
+  data::write_idx_images(dir + "/ds/t10k-images-idx3-ubyte", binary_noise_images(15, 12, 2));
   return dir + "/ds";
 }
 
