@@ -5,6 +5,7 @@ line on stdin, answers one JSON line, the same protocol as cae_bench:
 
   train B T WARMUP STEPS   batch assembly from bytes, noise, forward, loss, backward, Adam
   infer B T WARMUP STEPS   forward passes of one batch under no_grad
+  isa                      the CPU capability ATen's kernels dispatch to (ATEN_CPU_CAPABILITY caps it)
 """
 import json, os, sys, time
 
@@ -64,11 +65,22 @@ def infer_rate(batch, warmup, steps):
         return steps * batch / (time.perf_counter() - t0)
 
 
+def aten_capability():
+    """ATen's dispatch level, as torch.__config__.show() reports it (1.13 has no function for it)."""
+    for line in torch.__config__.show().splitlines():
+        if "CPU capability usage:" in line:
+            return line.split(":", 1)[1].strip()
+    return "?"
+
+
 def main():
     for line in sys.stdin:
         words = line.split()
         if not words or words[0] == "quit":
             break
+        if words[0] == "isa":
+            print(json.dumps({"aten": aten_capability()}), flush=True)
+            continue
         cmd, batch, threads, a, b = words[0], *map(int, words[1:5])
         try:
             torch.set_num_threads(threads)
