@@ -5,6 +5,9 @@ set -euo pipefail
 
 packages=(build-essential cmake pkg-config libdnnl-dev zlib1g-dev libpng-dev libcli11-dev
           nlohmann-json3-dev libgtest-dev libgmock-dev)
+# Debian builds oneDNN with its OpenCL GPU runtime: dnnl-config.cmake calls
+# find_package(OpenCL REQUIRED), but libdnnl-dev only Recommends the package that has it.
+packages+=(ocl-icd-opencl-dev)
 packages+=(libopenmpi-dev openmpi-bin)  # data-parallel training (docs/distributed.md)
 packages+=(libjpeg-dev libopencv-dev gnuplot-nox)  # JPEG, eval baselines, loss plots (docs/evaluation.md)
 packages+=(libonnx-dev libprotobuf-dev libopencv-dev)  # ONNX export; OpenCV DNN checks it in tests
