@@ -405,9 +405,9 @@ def main():
         var, _, value = a.versus_env.partition("=")
         sides["torch"] = Server(f"cae {a.versus_env}", [bench_exe], dict(env, **{var: value}))
     else:
-        sides["torch"] = Server("pytorch", torch_argv, env)
+        sides["torch"] = Server("PyTorch", torch_argv, env)
     if with_ort:
-        sides["ort"] = Server("onnxruntime", ["node", os.path.join(ROOT, "bench", "ort_bench.js"), onnx, ort_dir],
+        sides["ort"] = Server("ONNX Runtime", ["node", os.path.join(ROOT, "bench", "ort_bench.js"), onnx, ort_dir],
                               env, modes=("infer",))
     own = {key: side_isa(side) for key, side in sides.items() if key != "torch" or not a.versus_env}
     info["isa"] = {"requested": a.isa, "env": ISA_ENV[a.isa], "onednn": probes, "sides": own}
@@ -423,7 +423,7 @@ def main():
         train_cfg, infer_batches = [(200, 2), (200, 1)], [200]
 
     def progress(r):
-        line = f"{r['mode']} b{r['batch']} t{r['threads']}: cae/B {stats(r['ratios'])[0]:.2f}"
+        line = f"{r['mode']} b{r['batch']} t{r['threads']}: cae/{sides['torch'].name} {stats(r['ratios'])[0]:.2f}"
         if "ort_ratios" in r:
             line += f", cae/ONNX Runtime {stats(r['ort_ratios'])[0]:.2f}"
         print(line, file=sys.stderr)
