@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
 # Installs the Debian packages cae builds and runs with (README, "Dependencies", says why each is
 # there). Does nothing when they are all present; needs root (or sudo) otherwise.
+#   scripts/install-deps.sh          install what is missing
+#   scripts/install-deps.sh --list   print the packages, one a line, and install nothing
+# Packages every Debian system has (Essential: yes or Priority: required, e.g. coreutils, tar,
+# gzip, sed, apt) are not listed; scripts/check-deps.sh counts them as present.
 set -euo pipefail
 
 packages=(build-essential cmake pkg-config libdnnl-dev zlib1g-dev libpng-dev libcli11-dev
@@ -12,7 +16,20 @@ packages+=(libopenmpi-dev openmpi-bin)  # data-parallel training (docs/distribut
 packages+=(libjpeg-dev libopencv-dev gnuplot-nox)  # JPEG, eval baselines, loss plots (docs/evaluation.md)
 packages+=(libonnx-dev libprotobuf-dev libopencv-dev)  # ONNX export; OpenCV DNN checks it in tests
 packages+=(clang libclang-rt-14-dev libomp-14-dev llvm-14)  # fuzzers, sanitizer reports (docs/reliability.md)
+packages+=(strace)  # scripts/check-deps.sh: CI traces a build to see what it reads
 [[ "${CAE_WITH_TORCH:-0}" == 1 ]] && packages+=(python3-torch python3-numpy)
+
+case "${1:-}" in
+  "") ;;
+  --list)
+    printf '%s\n' "${packages[@]}" | awk '!seen[$0]++'
+    exit 0
+    ;;
+  *)
+    echo "usage: $0 [--list]" >&2
+    exit 2
+    ;;
+esac
 
 missing=()
 for p in "${packages[@]}"; do
