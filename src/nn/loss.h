@@ -4,6 +4,8 @@
 #include <cstddef>
 #include <string>
 
+#include "core/isa.h"
+
 namespace cae::nn {
 
 enum class LossKind {
@@ -15,11 +17,15 @@ LossKind parse_loss(const std::string& name);  // "bce" | "mse"; throws otherwis
 const char* loss_name(LossKind kind);
 
 // Requires n > 0. Ensures the mean loss over n elements is returned and, when grad is not null,
-// grad[i] = d loss / d out[i] (already divided by n).
+// grad[i] = d loss / d out[i] (already divided by n). Runs the code of tier cpu_isa(), or of
+// `isa` (tests run every tier; isa > cpu_isa() throws cae::Error).
 double loss_and_grad(LossKind kind, const float* out, const float* target, std::size_t n,
                      float* grad);
+double loss_and_grad(LossKind kind, const float* out, const float* target, std::size_t n,
+                     float* grad, Isa isa);
 
 // The image a network output stands for: sigmoid(out) for bce, clamp(out, 0, 1) for mse.
 void output_to_image(LossKind kind, const float* out, float* image, std::size_t n);
+void output_to_image(LossKind kind, const float* out, float* image, std::size_t n, Isa isa);
 
 }  // namespace cae::nn
