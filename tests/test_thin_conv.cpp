@@ -10,6 +10,8 @@
 #include <ostream>
 #include <vector>
 
+#include "cae/error.h"
+#include "core/isa.h"
 #include "nn/spec.h"
 #include "ops/dnnl/thin_conv.h"
 #include "ops/ops.h"
@@ -75,24 +77,38 @@ struct Naive {
   }
 };
 
-// NCHW <-> nChw16c (c a multiple of 16).
-std::vector<float> to_blocked(const std::vector<float>& a, int n, int c, int h, int w) {
+// NCHW <-> nChw<L>c (c a multiple of L).
+std::vector<float> to_blocked(const std::vector<float>& a, int n, int c, int h, int w, int L) {
   std::vector<float> b(a.size());
   for (int i = 0; i < n; ++i)
     for (int ch = 0; ch < c; ++ch)
       for (int p = 0; p < h * w; ++p)
-        b[((std::size_t(i) * (c / 16) + ch / 16) * h * w + p) * 16 + ch % 16] =
+        b[((std::size_t(i) * (c / L) + ch / L) * h * w + p) * L + ch % L] =
             a[(std::size_t(i) * c + ch) * h * w + p];
   return b;
 }
-std::vector<float> from_blocked(const std::vector<float>& b, int n, int c, int h, int w) {
+std::vector<float> from_blocked(const std::vector<float>& b, int n, int c, int h, int w, int L) {
   std::vector<float> a(b.size());
   for (int i = 0; i < n; ++i)
     for (int ch = 0; ch < c; ++ch)
       for (int p = 0; p < h * w; ++p)
         a[(std::size_t(i) * c + ch) * h * w + p] =
-            b[((std::size_t(i) * (c / 16) + ch / 16) * h * w + p) * 16 + ch % 16];
+            b[((std::size_t(i) * (c / L) + ch / L) * h * w + p) * L + ch % L];
   return a;
+}
+
+// Every tier's code runs in every test where the CPU (and CAE_MAX_ISA) allow it; the others are
+// skipped, saying so.
+const Isa kTiers[] = {Isa::baseline, Isa::avx2, Isa::avx512};
+
+#define SKIP_ABOVE_CPU(tier)                                                               \
+  if ((tier) > cpu_isa())                                                                   \
+  GTEST_SKIP() << "the " << isa_name(tier) << " code cannot run here: " << isa_description()
+
+// A plan for `tier`'s code on g (lanes set to the tier's).
+ThinConvPlan plan_for(ThinConvGeom g, Isa tier) {
+  g.lanes = thin_conv_lanes(tier);
+  return make_thin_conv_plan(g, tier);
 }
 // OIHW with one side 1 <-> [kh][kw][c].
 std::vector<float> to_taps(const std::vector<float>& oihw, int c, int k) {
@@ -122,20 +138,25 @@ struct Case {
   int n, c, h, w, pt, pb, pl, pr;
   bool relu, bias;
   int threads;
+  Isa tier = Isa::baseline;
 };
 
 std::ostream& operator<<(std::ostream& os, const Case& k) {
   return os << (k.widen ? "widen" : "narrow") << " n" << k.n << " c" << k.c << " " << k.h << "x"
             << k.w << " pad" << k.pt << k.pb << k.pl << k.pr << (k.relu ? " relu" : "")
-            << (k.bias ? " bias" : "") << " t" << k.threads;
+            << (k.bias ? " bias" : "") << " t" << k.threads << " " << isa_name(k.tier);
 }
 
 class ThinConv : public ::testing::TestWithParam<Case> {};
 
 TEST_P(ThinConv, MatchesNaiveConvolution) {
   const Case& k = GetParam();
+  SKIP_ABOVE_CPU(k.tier);
+  const int L = thin_conv_lanes(k.tier);
+  if (k.c % L != 0) GTEST_SKIP() << k.c << " channels are not whole " << L << "-lane blocks";
   omp_set_num_threads(k.threads);
   ThinConvGeom g;
+  g.lanes = L;
   g.n = k.n;
   g.c = k.c;
   g.h = k.h;
@@ -157,25 +178,26 @@ TEST_P(ThinConv, MatchesNaiveConvolution) {
   std::vector<float> dx_ref, dw_ref, db_ref;
   ref.backward(x, wt, y_ref, dy, dx_ref, dw_ref, db_ref);
 
-  ThinConvPlan plan = make_thin_conv_plan(g);
+  ThinConvPlan plan = make_thin_conv_plan(g, k.tier);
+  EXPECT_EQ(thin_conv_impl(plan), std::string("cae:thin_conv:") + isa_name(k.tier));
   const auto taps = to_taps(wt, k.c, 3);
   const float* bias = k.bias ? b.data() : nullptr;
   const float nan = std::nanf("");
   std::vector<float> y(y_ref.size(), nan), dw(taps.size(), nan), db(co, nan), dx(x.size(), nan);
   if (k.widen) {
     widen_forward(plan, x.data(), taps.data(), bias, y.data());
-    expect_close(from_blocked(y, k.n, k.c, g.oh, g.ow), y_ref, 1e-5, "y");
-    auto dy_blocked = to_blocked(dy, k.n, k.c, g.oh, g.ow);
+    expect_close(from_blocked(y, k.n, k.c, g.oh, g.ow, L), y_ref, 1e-5, "y");
+    auto dy_blocked = to_blocked(dy, k.n, k.c, g.oh, g.ow, L);
     widen_backward_weights(plan, x.data(), y.data(), dy_blocked.data(), dw.data(), db.data());
     widen_backward_data(plan, dy_blocked.data(), taps.data(), dx.data());
     expect_close(dx, dx_ref, 1e-5, "dx");
   } else {
-    const auto xb = to_blocked(x, k.n, k.c, k.h, k.w);
+    const auto xb = to_blocked(x, k.n, k.c, k.h, k.w, L);
     narrow_forward(plan, xb.data(), taps.data(), bias, y.data());
     expect_close(y, y_ref, 1e-5, "y");
     narrow_backward(plan, xb.data(), y.data(), dy.data(), taps.data(), dx.data(), dw.data(),
                     db.data());
-    expect_close(from_blocked(dx, k.n, k.c, k.h, k.w), dx_ref, 1e-5, "dx");
+    expect_close(from_blocked(dx, k.n, k.c, k.h, k.w, L), dx_ref, 1e-5, "dx");
   }
   expect_close(from_taps(dw, k.c, 3), dw_ref, 1e-5, "dw");
   if (k.widen)
@@ -186,21 +208,26 @@ TEST_P(ThinConv, MatchesNaiveConvolution) {
 
 std::vector<Case> cases() {
   std::vector<Case> v;
-  for (bool widen : {true, false})
-    for (int threads : {1, 2}) {
-      v.push_back({widen, 3, 32, 28, 28, 1, 1, 1, 1, true, true, threads});  // the seed's
-      v.push_back({widen, 2, 16, 5, 7, 1, 1, 1, 1, false, true, threads});   // odd sizes
-      v.push_back({widen, 1, 48, 9, 6, 0, 0, 0, 0, true, false, threads});   // 'valid'
-      v.push_back({widen, 2, 16, 4, 11, 2, 0, 0, 2, false, false, threads}); // lopsided pads
-      v.push_back({widen, 1, 32, 1, 1, 1, 1, 1, 1, true, true, threads});    // one pixel
-    }
+  for (Isa tier : kTiers)
+    for (bool widen : {true, false})
+      for (int threads : {1, 2}) {
+        v.push_back({widen, 3, 32, 28, 28, 1, 1, 1, 1, true, true, threads, tier});  // the seed's
+        v.push_back({widen, 2, 16, 5, 7, 1, 1, 1, 1, false, true, threads, tier});   // odd sizes
+        v.push_back({widen, 1, 48, 9, 6, 0, 0, 0, 0, true, false, threads, tier});   // 'valid'
+        v.push_back({widen, 2, 16, 4, 11, 2, 0, 0, 2, false, false, threads, tier}); // lopsided
+        v.push_back({widen, 1, 32, 1, 1, 1, 1, 1, 1, true, true, threads, tier});    // one pixel
+        v.push_back({widen, 2, 24, 6, 5, 1, 1, 1, 1, true, true, threads, tier});    // 3 x 8 lanes
+      }
   return v;
 }
 
 INSTANTIATE_TEST_SUITE_P(Geometries, ThinConv, ::testing::ValuesIn(cases()));
 
 // Central differences of L = sum(y * r) against the kernels' gradients, for both directions.
-TEST(ThinConvGradient, MatchesFiniteDifferences) {
+class ThinConvGradient : public ::testing::TestWithParam<Isa> {};
+
+TEST_P(ThinConvGradient, MatchesFiniteDifferences) {
+  SKIP_ABOVE_CPU(GetParam());
   omp_set_num_threads(2);
   for (bool widen : {true, false}) {
     ThinConvGeom g;
@@ -210,7 +237,7 @@ TEST(ThinConvGradient, MatchesFiniteDifferences) {
     g.w = g.ow = 6;
     g.pad_top = g.pad_left = 1;
     g.relu = false;  // smooth, so central differences are exact up to rounding
-    ThinConvPlan plan = make_thin_conv_plan(g);
+    ThinConvPlan plan = plan_for(g, GetParam());
     const std::size_t wide = std::size_t(g.n) * g.c * g.h * g.w, thin = std::size_t(g.n) * g.h * g.w;
     auto x = test::random_floats(widen ? thin : wide, 11);
     auto w = test::random_floats(9 * g.c, 12);
@@ -250,7 +277,14 @@ TEST(ThinConvGradient, MatchesFiniteDifferences) {
   }
 }
 
-TEST(ThinConv, RepeatsBitwiseAndRefusesWhatItCannotRun) {
+INSTANTIATE_TEST_SUITE_P(Tiers, ThinConvGradient, ::testing::ValuesIn(kTiers),
+                         [](const auto& info) { return std::string(isa_name(info.param)); });
+
+class ThinConvTier : public ::testing::TestWithParam<Isa> {};
+
+TEST_P(ThinConvTier, RepeatsBitwiseAndRefusesWhatItCannotRun) {
+  const Isa tier = GetParam();
+  SKIP_ABOVE_CPU(tier);
   omp_set_num_threads(2);
   ThinConvGeom g;
   g.n = 5;
@@ -258,7 +292,8 @@ TEST(ThinConv, RepeatsBitwiseAndRefusesWhatItCannotRun) {
   g.h = g.oh = g.w = g.ow = 28;
   g.pad_top = g.pad_left = 1;
   g.relu = false;
-  ThinConvPlan plan = make_thin_conv_plan(g);
+  g.lanes = thin_conv_lanes(tier);
+  ThinConvPlan plan = make_thin_conv_plan(g, tier);
   const auto x = test::random_floats(std::size_t(g.n) * g.c * 784, 21);
   const auto w = test::random_floats(9 * 32, 22);
   const auto dy = test::random_floats(std::size_t(g.n) * 784, 23);
@@ -270,7 +305,10 @@ TEST(ThinConv, RepeatsBitwiseAndRefusesWhatItCannotRun) {
   EXPECT_EQ(db1, db2);
 
   ThinConvGeom bad = g;
-  bad.c = 24;  // not a multiple of 16
+  bad.c = g.lanes * 3 / 2;  // not whole blocks
+  EXPECT_FALSE(thin_conv_supported(bad));
+  bad = g;
+  bad.lanes = 4;  // no code for 4-lane blocks
   EXPECT_FALSE(thin_conv_supported(bad));
   bad = g;
   bad.k = 5;
@@ -278,7 +316,18 @@ TEST(ThinConv, RepeatsBitwiseAndRefusesWhatItCannotRun) {
   bad = g;
   bad.pad_left = 3;
   EXPECT_FALSE(thin_conv_supported(bad));
+  // A tier above what runs here, or with another lane count, is refused with a message.
+  if (cpu_isa() < Isa::avx512) {
+    ThinConvGeom wide = g;
+    wide.lanes = 16;
+    EXPECT_FALSE(thin_conv_supported(wide));
+    EXPECT_THROW(make_thin_conv_plan(wide, Isa::avx512), Error);
+  }
+  EXPECT_THROW(make_thin_conv_plan(g, tier == Isa::avx512 ? Isa::avx2 : Isa::avx512), Error);
 }
+
+INSTANTIATE_TEST_SUITE_P(Tiers, ThinConvTier, ::testing::ValuesIn(kTiers),
+                         [](const auto& info) { return std::string(isa_name(info.param)); });
 
 }  // namespace
 }  // namespace cae::ops::dnnl_backend

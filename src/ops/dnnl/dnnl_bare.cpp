@@ -8,6 +8,7 @@
 
 #include "cae/error.h"
 #include "ops/dnnl/dnnl_executor.h"
+#include "ops/dnnl/onednn_isa.h"
 
 namespace cae::ops {
 namespace {
@@ -43,6 +44,7 @@ double median_ms(const std::function<void()>& run, int reps) {
 BareConvTime time_bare_conv(const OpDesc& op, int batch, int reps) {
   if (op.kind != OpKind::conv) throw Error("time_bare_conv: op is not a conv");
   if (reps < 1) throw Error("time_bare_conv: reps must be at least 1");
+  dnnl_backend::apply_isa_cap();
   try {
     dnnl::engine engine(dnnl::engine::kind::cpu, 0);
     dnnl::stream stream(engine);

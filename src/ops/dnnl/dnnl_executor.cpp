@@ -28,6 +28,7 @@
 #include <utility>
 
 #include "cae/error.h"
+#include "ops/dnnl/onednn_isa.h"
 #include "ops/dnnl/resize_kernel.h"
 #include "ops/dnnl/thin_conv.h"
 #include "ops/net_check.h"
@@ -105,18 +106,21 @@ std::optional<BlockedView> blocked_view(const Md& md) {
   return std::nullopt;
 }
 
+// nChw<block>c, for the block widths oneDNN uses.
+std::optional<Tag> blocked_tag(int block) {
+  switch (block) {
+    case 16: return Tag::nChw16c;
+    case 8: return Tag::nChw8c;
+    case 4: return Tag::nChw4c;
+  }
+  return std::nullopt;
+}
+
 // The layout `md` has, for other dims: the output of a resize keeps its input's layout.
 Md same_layout(const Md& md, const memory::dims& dims) {
   const auto& b = md.data.format_desc.blocking;
   if (b.inner_nblks == 1 && b.inner_idxs[0] == 1) {
-    switch (b.inner_blks[0]) {
-      case 16:
-        return Md(dims, f32, Tag::nChw16c);
-      case 8:
-        return Md(dims, f32, Tag::nChw8c);
-      case 4:
-        return Md(dims, f32, Tag::nChw4c);
-    }
+    if (const auto tag = blocked_tag(int(b.inner_blks[0]))) return Md(dims, f32, *tag);
   } else if (b.inner_nblks == 0) {
     return Md(dims, f32, b.strides[1] == 1 && md.data.dims[1] > 1 ? Tag::nhwc : Tag::nchw);
   }
@@ -148,7 +152,7 @@ struct Step {
   std::vector<dnnl_exec_arg_t> args;
   std::size_t scratchpad_bytes = 0;
   std::function<void()> kernel;
-  std::string impl;  // oneDNN's implementation ("jit_wino_4x3:avx512_core", ...); "" for ours
+  std::string impl;  // oneDNN's implementation ("jit_wino_4x3:avx512_core", ...) or ours ("cae:...")
 };
 
 struct ParamSlot {
@@ -174,6 +178,8 @@ class DnnlExecutor final : public Executor {
   const NetDesc& desc() const override { return net_; }
 
   DnnlMemory memory_held() const;
+  std::vector<DnnlStep> steps() const;
+  const std::vector<std::string>& fallbacks() const { return fallbacks_; }
   // One forward and backward with every step timed on its own (see profile_dnnl_steps).
   void profile(const float* x, const float* d_output, std::vector<StepTime>& acc);
 
@@ -200,6 +206,10 @@ class DnnlExecutor final : public Executor {
   std::vector<Step>& data_grad_steps(int i) { return i == 0 ? input_grad_steps_ : op_bwd_[i]; }
 
   memory new_memory(const Md& md) { return memory(md, engine_); }
+  // The channel block oneDNN lays activations of size d out in on this CPU (asked, not assumed).
+  int block_width(Dims d) const { return dnnl_backend::conv_block_width(engine_, net_.batch, d.c, d.h, d.w); }
+  // Records that op i runs on another kernel or layout than the one asked for, and why.
+  void note_fallback(int i, const std::string& what);
   // The memory that receives d(act i): a gradient view (its buffer chosen in finish()), or
   // d_output itself for the last op when it is already in the right layout and nothing writes
   // it in place.
@@ -258,6 +268,7 @@ class DnnlExecutor final : public Executor {
   std::vector<std::vector<Step>> op_fwd_, op_bwd_;
   std::vector<Step> forward_steps_, backward_steps_, input_grad_steps_;
   memory scratchpad_;
+  std::vector<std::string> fallbacks_;  // note_fallback()
 };
 
 DnnlExecutor::DnnlExecutor(const NetDesc& net) : net_(net) {
@@ -427,16 +438,18 @@ void DnnlExecutor::build_conv(int i) {
       return make_fwd(first_src, any_md(dst_dims));
     } catch (const dnnl::error&) {
       if (alg == Kinds::alg) throw;
-      alg = Kinds::alg;  // no Winograd kernel for this layout or CPU: every pass direct
+      alg = Kinds::alg;  // no Winograd kernel for this layout: every pass direct
+      note_fallback(i, "no Winograd forward for its layouts: every pass direct");
       return make_fwd(first_src, any_md(dst_dims));
     }
   }();
   // A backward primitive in `alg`, or the direct one where oneDNN has no Winograd kernel for it.
-  auto with_fallback = [&](auto make, const Md& md) {
+  auto with_fallback = [&](auto make, const Md& md, const char* pass) {
     if (alg == Kinds::alg) return make(md);
     try {
       return make(md);
     } catch (const dnnl::error&) {
+      note_fallback(i, std::string("no Winograd ") + pass + ": direct");
       const dnnl::algorithm chosen = std::exchange(alg, Kinds::alg);
       auto pd = make(md);
       alg = chosen;
@@ -445,11 +458,17 @@ void DnnlExecutor::build_conv(int i) {
   };
   if (i > 0 && is_ref(fwd)) {
     auto own_choice = make_fwd(any_md(src_dims), any_md(dst_dims));
-    if (!is_ref(own_choice)) fwd = own_choice;
+    if (!is_ref(own_choice)) {
+      note_fallback(i, "forward: only a reference kernel takes the input's layout; input reordered");
+      fwd = own_choice;
+    }
   }
+  // The resize kernel reads blocked or plain layouts; a conv feeding it gets the CPU's block.
   const bool feeds_resize = i + 1 < int(net_.ops.size()) && net_.ops[i + 1].kind == OpKind::resize;
-  if (feeds_resize && !blocked_view(fwd.dst_desc()))
-    fwd = make_fwd(fwd.src_desc(), Md(dst_dims, f32, Tag::nChw16c));
+  if (feeds_resize && !blocked_view(fwd.dst_desc())) {
+    const auto tag = blocked_tag(block_width(op.out));
+    fwd = make_fwd(fwd.src_desc(), Md(dst_dims, f32, tag ? *tag : Tag::nchw));
+  }
 
   std::vector<Step>& fsteps = op_fwd_[i];
   const memory src = converted_input(have, fwd.src_desc(), fsteps, i);
@@ -508,10 +527,14 @@ void DnnlExecutor::build_conv(int i) {
                                                  strides, pad_l, pad_r);
     return typename BwdWeights::primitive_desc(d, attr_, engine_, fwd);
   };
-  auto bwd_w = with_fallback(make_bwd_w, fwd.weights_desc());
+  auto bwd_w = with_fallback(make_bwd_w, fwd.weights_desc(), "backward weights");
   if (is_ref(bwd_w)) {
     auto own_choice = make_bwd_w(any_md(w_dims));
-    if (!is_ref(own_choice)) bwd_w = own_choice;
+    if (!is_ref(own_choice)) {
+      note_fallback(i, "backward weights: only a reference kernel writes the params' layout; "
+                       "gradient reordered");
+      bwd_w = own_choice;
+    }
   }
   Step dw_reorder;
   const memory dw = converted_output(d_weights, bwd_w.diff_weights_desc(), dw_reorder, i);
@@ -535,10 +558,14 @@ void DnnlExecutor::build_conv(int i) {
     typename BwdData::desc d(alg, diff_src, any_md(w_dims), fwd.dst_desc(), strides, pad_l, pad_r);
     return typename BwdData::primitive_desc(d, attr_, engine_, fwd);
   };
-  auto bwd_d = with_fallback(make_bwd_d, target.get_desc());
+  auto bwd_d = with_fallback(make_bwd_d, target.get_desc(), "backward data");
   if (is_ref(bwd_d)) {
     auto own_choice = make_bwd_d(any_md(src_dims));
-    if (!is_ref(own_choice)) bwd_d = own_choice;
+    if (!is_ref(own_choice)) {
+      note_fallback(i, "backward data: only a reference kernel writes the input's layout; "
+                       "gradient reordered");
+      bwd_d = own_choice;
+    }
   }
   std::vector<Step>& dsteps = data_grad_steps(i);
   const memory bwd_weights = converted_input(weights, bwd_d.weights_desc(), dsteps, i);
@@ -561,6 +588,8 @@ bool DnnlExecutor::build_thin_conv(int i) {
   ThinConvGeom g;
   g.n = net_.batch;
   g.c = widen ? op.out.c : op.in.c;
+  // The wide side in the block oneDNN uses here, so the ops around take it without a reorder.
+  g.lanes = block_width(widen ? op.out : op.in);
   g.h = op.in.h;
   g.w = op.in.w;
   g.oh = op.out.h;
@@ -569,15 +598,25 @@ bool DnnlExecutor::build_thin_conv(int i) {
   g.pad_top = op.pad_top;
   g.pad_left = op.pad_left;
   g.relu = op.act == Activation::relu;
-  if (!dnnl_backend::thin_conv_supported(g)) return false;
+  if (!dnnl_backend::thin_conv_tier(g.lanes)) {
+    note_fallback(i, "no direct thin kernel for " + std::to_string(g.lanes) +
+                         "-channel blocks on this CPU (" + isa_description() + "): oneDNN's");
+    return false;
+  }
+  if (!dnnl_backend::thin_conv_supported(g)) return false;  // another geometry: oneDNN's own op
   const memory::dims src_dims{net_.batch, op.in.c, op.in.h, op.in.w};
   const memory::dims dst_dims{net_.batch, op.out.c, op.out.h, op.out.w};
-  // The thin side is plain, the wide side dense nChw16c; the producer of the input must already
-  // give that layout (then its gradient buffer has it too), or oneDNN takes the op.
+  // The thin side is plain, the wide side dense nChw<lanes>c; the producer of the input must
+  // already give that layout (then its gradient buffer has it too), or oneDNN takes the op.
   const memory have = input_of(i);
-  const Md want_src = widen ? plain_md(net_.batch, op.in) : Md(src_dims, f32, Tag::nChw16c);
-  if (have.get_desc() != want_src) return false;
-  const Md dst_md = widen ? Md(dst_dims, f32, Tag::nChw16c) : plain_md(net_.batch, op.out);
+  const Tag wide_tag = *blocked_tag(g.lanes);
+  const Md want_src = widen ? plain_md(net_.batch, op.in) : Md(src_dims, f32, wide_tag);
+  if (have.get_desc() != want_src) {
+    note_fallback(i, "the direct thin kernel wants its input in nChw" + std::to_string(g.lanes) +
+                         "c or plain; the input is laid out otherwise: oneDNN's");
+    return false;
+  }
+  const Md dst_md = widen ? Md(dst_dims, f32, wide_tag) : plain_md(net_.batch, op.out);
   const memory::dims w_dims{op.out.c, op.in.c, op.kernel, op.kernel};
   // [kh][kw][c]: hwio for 1 -> c, ohwi for c -> 1.
   ParamSlot& w_slot = add_param(Md(w_dims, f32, widen ? Tag::hwio : Tag::ohwi),
@@ -596,9 +635,11 @@ bool DnnlExecutor::build_thin_conv(int i) {
   auto ptr = [](const memory& m) { return static_cast<float*>(m.get_data_handle()); };
   auto maybe = [ptr](const memory& m) { return m ? ptr(m) : nullptr; };
 
+  const std::string impl = dnnl_backend::thin_conv_impl(plan);
   Step fwd;
   fwd.op = i;
   fwd.name = "forward (direct)";
+  fwd.impl = impl;
   fwd.kernel = [&plan, widen, have, weights, bias, dst, ptr, maybe] {
     (widen ? dnnl_backend::widen_forward : dnnl_backend::narrow_forward)(
         plan, ptr(have), ptr(weights), maybe(bias), ptr(dst));
@@ -617,6 +658,7 @@ bool DnnlExecutor::build_thin_conv(int i) {
   Step bwd;
   bwd.op = i;
   bwd.name = "backward weights (direct)";
+  bwd.impl = impl;
   if (widen) {
     ThinConvPlan* bwd_plan = &plan;
     if (relu_by_pool_[i]) {
@@ -631,6 +673,7 @@ bool DnnlExecutor::build_thin_conv(int i) {
     Step data;
     data.op = i;
     data.name = "backward data (direct)";
+    data.impl = impl;
     data.kernel = [&plan, d_dst, weights, target, ptr] {
       dnnl_backend::widen_backward_data(plan, ptr(d_dst), ptr(weights), ptr(target));
     };
@@ -644,6 +687,7 @@ bool DnnlExecutor::build_thin_conv(int i) {
     Step s;
     s.op = i;
     s.name = name;
+    s.impl = impl;
     s.kernel = [&plan, have, dst, d_dst, weights, target, d_weights, d_bias, with_dx, ptr, maybe] {
       dnnl_backend::narrow_backward(plan, ptr(have), ptr(dst), ptr(d_dst), ptr(weights),
                                     with_dx ? ptr(target) : nullptr, ptr(d_weights),
@@ -701,7 +745,11 @@ void DnnlExecutor::build_pool(int i) {
   auto bwd = make_bwd(target.get_desc());
   if (is_ref(bwd)) {
     auto own_choice = make_bwd(any_md({net_.batch, op.in.c, op.in.h, op.in.w}));
-    if (!is_ref(own_choice)) bwd = own_choice;
+    if (!is_ref(own_choice)) {
+      note_fallback(i, "backward: only a reference kernel writes the input's layout; "
+                       "gradient reordered");
+      bwd = own_choice;
+    }
   }
   Step reorder;
   const memory d_src =
@@ -760,6 +808,7 @@ void DnnlExecutor::build_resize(int i) {
   Step fwd;
   fwd.op = i;
   fwd.name = "forward";
+  fwd.impl = "cae:resize";
   fwd.kernel = [&plan, have, dst] {
     dnnl_backend::resize_forward(plan, static_cast<const float*>(have.get_data_handle()),
                                  static_cast<float*>(dst.get_data_handle()));
@@ -774,6 +823,7 @@ void DnnlExecutor::build_resize(int i) {
   Step bwd;
   bwd.op = i;
   bwd.name = "backward";
+  bwd.impl = "cae:resize";
   bwd.kernel = [&plan, d_dst, target] {
     dnnl_backend::resize_backward(plan, static_cast<const float*>(d_dst.get_data_handle()),
                                   static_cast<float*>(target.get_data_handle()));
@@ -914,8 +964,7 @@ void DnnlExecutor::profile(const float* x, const float* d_output, std::vector<St
       const double ms =
           std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
       if (acc.size() <= k)
-        acc.push_back({s.op, std::string(fwd ? "fwd " : "bwd ") + s.name, 0.0,
-                       s.impl.empty() ? "cae" : s.impl});
+        acc.push_back({s.op, std::string(fwd ? "fwd " : "bwd ") + s.name, 0.0, s.impl});
       acc[k++].ms += ms;
     }
   }
@@ -1019,6 +1068,21 @@ void DnnlExecutor::from_canonical(const std::vector<std::vector<float>>& tensors
   }
 }
 
+void DnnlExecutor::note_fallback(int i, const std::string& what) {
+  const OpDesc& op = net_.ops[i];
+  fallbacks_.push_back("op " + std::to_string(i) + " (" + op_kind_name(op.kind) + " " +
+                       dims_string(op.in) + " -> " + dims_string(op.out) + "): " + what);
+}
+
+std::vector<DnnlStep> DnnlExecutor::steps() const {
+  std::vector<DnnlStep> all;
+  for (const auto& [list, pass] : {std::pair{&forward_steps_, "forward"},
+                                   std::pair{&backward_steps_, "backward"},
+                                   std::pair{&input_grad_steps_, "input gradient"}})
+    for (const Step& s : *list) all.push_back({s.op, pass, s.name, s.impl});
+  return all;
+}
+
 DnnlMemory DnnlExecutor::memory_held() const {
   DnnlMemory m;
   for (const memory& a : act_) m.activations += a.get_desc().get_size();
@@ -1038,10 +1102,22 @@ DnnlExecutor& as_dnnl(Executor& exec, const char* caller) {
 }  // namespace
 
 std::unique_ptr<Executor> make_dnnl_executor(const NetDesc& net) {
+  dnnl_backend::apply_isa_cap();  // before the first primitive: oneDNN fixes its ISA then
   return std::make_unique<DnnlExecutor>(net);
 }
 
 DnnlMemory dnnl_memory(Executor& exec) { return as_dnnl(exec, "dnnl_memory").memory_held(); }
+
+std::vector<DnnlStep> dnnl_steps(Executor& exec) { return as_dnnl(exec, "dnnl_steps").steps(); }
+
+std::vector<std::string> dnnl_fallbacks(Executor& exec) {
+  return as_dnnl(exec, "dnnl_fallbacks").fallbacks();
+}
+
+std::string dnnl_isa() {
+  dnnl_backend::apply_isa_cap();
+  return dnnl_backend::onednn_isa_name();
+}
 
 // oneDNN's Winograd F(4x4, 3x3) kernels (jit_wino_4x3) need fewer multiplications on the seed's
 // wide 3x3 layers: fwd + bwd-data + bwd-weights of 28x28 32->32 at batch 200 in 23 ms against
@@ -1050,6 +1126,8 @@ DnnlMemory dnnl_memory(Executor& exec) { return as_dnnl(exec, "dnnl_memory").mem
 bool winograd_chosen(const OpDesc& op) {
   if (const char* env = std::getenv("CAE_WINOGRAD"); env && std::string_view(env) == "0")
     return false;
+  dnnl_backend::apply_isa_cap();
+  if (!dnnl_backend::onednn_isa_name().starts_with("avx512")) return false;
   return op.kind == OpKind::conv && op.kernel == 3 && op.stride == 1 && op.in.c % 16 == 0 &&
          op.out.c % 16 == 0 && op.out.h * op.out.w >= 14 * 14;
 }

@@ -25,9 +25,31 @@ struct DnnlMemory {
 // Requires exec from make_dnnl_executor; throws cae::Error for another backend.
 DnnlMemory dnnl_memory(Executor& exec);
 
+// One step of an executor's prebuilt lists, as built (nothing runs).
+struct DnnlStep {
+  int op = -1;       // -1: a reorder at the edges
+  std::string pass;  // "forward" | "backward" | "input gradient" (only when d_input is asked)
+  std::string name;  // "forward", "backward weights", "reorder", "forward (direct)", ...
+  std::string impl;  // oneDNN's implementation ("jit:avx2", "ref:any", ...) or ours ("cae:...")
+};
+
+// Requires exec from make_dnnl_executor; throws cae::Error for another backend. Ensures every
+// step of forward(), backward() and the input-gradient steps, in execution order.
+std::vector<DnnlStep> dnnl_steps(Executor& exec);
+
+// Requires exec from make_dnnl_executor. Ensures one line per place where the builder ran an op
+// on another kernel or layout than the one it asked for first (a layout only oneDNN's reference
+// kernel takes, Winograd unavailable for a layout, a thin conv left to oneDNN), naming the op
+// and why; empty when every op got its first choice.
+std::vector<std::string> dnnl_fallbacks(Executor& exec);
+
+// oneDNN's instruction set in this process after the CAE_MAX_ISA cap: "avx512_core", "avx2", ...
+std::string dnnl_isa();
+
 // Whether the executor asks oneDNN for a Winograd convolution on op (it falls back to the direct
-// one where oneDNN has none for the layout or CPU): 3x3, stride 1, channels in 16-blocks on both
-// sides, output at least 14x14, and CAE_WINOGRAD not "0" (which keeps every layer direct, for
+// one where oneDNN has none for the layout, and says so in dnnl_fallbacks): 3x3, stride 1,
+// channels in 16-blocks on both sides, output at least 14x14, oneDNN on an AVX-512 tier (2.6 has
+// no Winograd below), and CAE_WINOGRAD not "0" (which keeps every layer direct, for
 // comparison). Winograd rounds differently from the direct sum: within 1e-4 of it per layer.
 bool winograd_chosen(const OpDesc& op);
 
@@ -36,7 +58,7 @@ struct StepTime {
   int op = -1;       // -1: a reorder at the edges
   std::string name;  // "fwd forward", "bwd backward weights", "bwd reorder", ...
   double ms = 0;     // mean per run
-  std::string impl;  // oneDNN's implementation of the step, or "cae" for our kernels
+  std::string impl;  // oneDNN's implementation of the step, or ours ("cae:...")
 };
 
 // Requires exec from make_dnnl_executor, x and d_output of its net's sizes (NCHW). Runs forward

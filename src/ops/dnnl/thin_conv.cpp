@@ -5,14 +5,18 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstring>
+#include <string>
+
+#include "cae/error.h"
 
 namespace cae::ops::dnnl_backend {
 namespace {
 
 constexpr int K = 3;         // the one kernel size compiled (the seed's); others go to oneDNN
 constexpr int kMaxW = 512;   // widest row the stack buffers hold
-constexpr int L = 16;        // lanes: the channels of one nChw16c block
 constexpr int B = 4;         // output columns computed together (independent FMA chains)
+// L, a template parameter below: the lanes, i.e. the channels of one nChw<L>c block (16 for the
+// AVX-512 code, 8 for AVX2 and the baseline), one vector register of floats.
 
 using std::size_t;
 
@@ -27,14 +31,15 @@ Range share(int total, int tid, int nthr) {
   return {begin, begin + base + (tid < extra ? 1 : 0)};
 }
 
-// Strides of the wide nChw16c side for an h x w image.
+// Strides of the wide nChw<L>c side for an h x w image.
+template <int L>
 struct Wide {
   size_t cb, n;
   Wide(const ThinConvGeom& g, int h, int w) : cb(size_t(h) * w * L), n(cb * (g.c / L)) {}
 };
 
 // The kernels' bodies are always_inline so that each wrapper below compiles them for its own
-// instruction set (AVX-512 where the CPU has it, the build's baseline otherwise).
+// instruction set.
 #define CAE_INLINE [[gnu::always_inline]] inline
 
 // xpad[kh][j] = x[oy - pad_top + kh][j - pad_left], zero outside the image.
@@ -52,11 +57,12 @@ CAE_INLINE void padded_rows(const ThinConvGeom& g, const float* x_n, int oy, flo
   }
 }
 
+template <int L>
 CAE_INLINE void widen_forward_rows(const ThinConvGeom& g, const float* x, const float* w,
                                    const float* b, float* y, Range rows) {
   const int wp = g.ow + K - 1;
   float xpad[K * (kMaxW + K + B)];
-  const Wide ys(g, g.oh, g.ow);
+  const Wide<L> ys(g, g.oh, g.ow);
   for (int r = rows.begin; r < rows.end; ++r) {
     const int n = r / g.oh, oy = r % g.oh;
     padded_rows(g, x + size_t(n) * g.h * g.w, oy, xpad, wp + B);
@@ -93,11 +99,12 @@ CAE_INLINE void widen_forward_rows(const ThinConvGeom& g, const float* x, const 
   }
 }
 
+template <int L>
 CAE_INLINE void widen_backward_weights_rows(const ThinConvGeom& g, const float* x, const float* y,
                                             float* dy, float* pw, float* pb, Range rows) {
   const int wp = g.ow + K - 1;
   float xpad[K * (kMaxW + K)];
-  const Wide ys(g, g.oh, g.ow);
+  const Wide<L> ys(g, g.oh, g.ow);
   for (int r = rows.begin; r < rows.end; ++r) {
     const int n = r / g.oh, oy = r % g.oh;
     padded_rows(g, x + size_t(n) * g.h * g.w, oy, xpad, wp);
@@ -133,9 +140,10 @@ CAE_INLINE void widen_backward_weights_rows(const ThinConvGeom& g, const float* 
   }
 }
 
+template <int L>
 CAE_INLINE void widen_backward_data_rows(const ThinConvGeom& g, const float* dy, const float* w,
                                          float* dx, Range rows) {
-  const Wide ys(g, g.oh, g.ow);
+  const Wide<L> ys(g, g.oh, g.ow);
   for (int r = rows.begin; r < rows.end; ++r) {
     const int n = r / g.h, iy = r % g.h;
     for (int ix = 0; ix < g.w; ++ix) {
@@ -165,6 +173,7 @@ CAE_INLINE void widen_backward_data_rows(const ThinConvGeom& g, const float* dy,
 }
 
 // One output cell of c -> 1 with bounds checks: for the border columns.
+template <int L>
 CAE_INLINE float narrow_cell(const ThinConvGeom& g, const float* x_n, const float* w, size_t x_cb,
                              int oy, int ox) {
   float acc[L] = {};
@@ -190,9 +199,10 @@ CAE_INLINE float narrow_cell(const ThinConvGeom& g, const float* x_n, const floa
   return s;
 }
 
+template <int L>
 CAE_INLINE void narrow_forward_rows(const ThinConvGeom& g, const float* x, const float* w,
                                     const float* b, float* y, Range rows) {
-  const Wide xs(g, g.h, g.w);
+  const Wide<L> xs(g, g.h, g.w);
   // Interior columns: every kw tap inside the row, so B columns go without checks.
   const int lo = std::min(g.ow, g.pad_left), hi = std::max(lo, std::min(g.ow, g.w - K + 1 + g.pad_left));
   for (int r = rows.begin; r < rows.end; ++r) {
@@ -200,8 +210,8 @@ CAE_INLINE void narrow_forward_rows(const ThinConvGeom& g, const float* x, const
     const float* x_n = x + n * xs.n;
     float* yr = y + (size_t(n) * g.oh + oy) * g.ow;
     float cell[kMaxW];
-    for (int ox = 0; ox < lo; ++ox) cell[ox] = narrow_cell(g, x_n, w, xs.cb, oy, ox);
-    for (int ox = hi; ox < g.ow; ++ox) cell[ox] = narrow_cell(g, x_n, w, xs.cb, oy, ox);
+    for (int ox = 0; ox < lo; ++ox) cell[ox] = narrow_cell<L>(g, x_n, w, xs.cb, oy, ox);
+    for (int ox = hi; ox < g.ow; ++ox) cell[ox] = narrow_cell<L>(g, x_n, w, xs.cb, oy, ox);
     int ox0 = lo;
     for (; ox0 + B <= hi; ox0 += B) {
       float acc[B][L] = {};
@@ -229,7 +239,7 @@ CAE_INLINE void narrow_forward_rows(const ThinConvGeom& g, const float* x, const
         cell[ox0 + j] = s;
       }
     }
-    for (int ox = ox0; ox < hi; ++ox) cell[ox] = narrow_cell(g, x_n, w, xs.cb, oy, ox);
+    for (int ox = ox0; ox < hi; ++ox) cell[ox] = narrow_cell<L>(g, x_n, w, xs.cb, oy, ox);
     const float bias = b ? b[0] : 0.f;
     for (int ox = 0; ox < g.ow; ++ox) {
       const float v = cell[ox] + bias;
@@ -240,10 +250,11 @@ CAE_INLINE void narrow_forward_rows(const ThinConvGeom& g, const float* x, const
 
 // Over input rows (n, iy): dx of the row and its share of dw, reading x once. dpad[kh][j] holds
 // the (masked) dy of output row iy + pad_top - kh at column j - (K - 1), zero outside.
+template <int L>
 CAE_INLINE void narrow_backward_rows(const ThinConvGeom& g, const float* x, const float* y,
                                      const float* dy, const float* w, float* dx, float* pw,
                                      Range rows) {
-  const Wide xs(g, g.h, g.w);
+  const Wide<L> xs(g, g.h, g.w);
   const int wp = std::max(g.ow, g.w) + 2 * (K - 1) + B;
   float dpad[K * (kMaxW + 2 * K + B)];
   for (int r = rows.begin; r < rows.end; ++r) {
@@ -312,34 +323,54 @@ CAE_INLINE float narrow_bias_rows(const ThinConvGeom& g, const float* y, const f
   return s;
 }
 
-// Each kernel twice: for AVX-512 and for the baseline; chosen once per process.
+// Each kernel once per tier: the AVX-512 code on 16-lane blocks, the AVX2 code and the baseline
+// on 8-lane blocks. The bodies above are always_inline, so each wrapper compiles them for its
+// own target; which one runs is the plan's (make_thin_conv_plan), never a silent choice.
 #define CAE_AVX512 __attribute__((target("avx512f,avx512vl,avx512dq,avx512bw,fma")))
-#define CAE_TWICE(ret, name, params, args)          \
-  CAE_AVX512 ret name##_avx512 params { return name args; } \
-  ret name##_base params { return name args; }
+#define CAE_AVX2 __attribute__((target("avx2,fma")))
+#define CAE_TIERS(name, params, args)                                 \
+  CAE_AVX512 void name##_avx512 params { name<16> args; }           \
+  CAE_AVX2 void name##_avx2 params { name<8> args; }                \
+  void name##_base params { name<8> args; }
 
-CAE_TWICE(void, widen_forward_rows,
+CAE_TIERS(widen_forward_rows,
           (const ThinConvGeom& g, const float* x, const float* w, const float* b, float* y, Range r),
           (g, x, w, b, y, r))
-CAE_TWICE(void, widen_backward_weights_rows,
+CAE_TIERS(widen_backward_weights_rows,
           (const ThinConvGeom& g, const float* x, const float* y, float* dy, float* pw, float* pb,
            Range r),
           (g, x, y, dy, pw, pb, r))
-CAE_TWICE(void, widen_backward_data_rows,
+CAE_TIERS(widen_backward_data_rows,
           (const ThinConvGeom& g, const float* dy, const float* w, float* dx, Range r),
           (g, dy, w, dx, r))
-CAE_TWICE(void, narrow_forward_rows,
+CAE_TIERS(narrow_forward_rows,
           (const ThinConvGeom& g, const float* x, const float* w, const float* b, float* y, Range r),
           (g, x, w, b, y, r))
-CAE_TWICE(void, narrow_backward_rows,
+CAE_TIERS(narrow_backward_rows,
           (const ThinConvGeom& g, const float* x, const float* y, const float* dy, const float* w,
            float* dx, float* pw, Range r),
           (g, x, y, dy, w, dx, pw, r))
 
-bool has_avx512() {
-  static const bool yes = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
-                          __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw");
-  return yes;
+// One tier's row kernels.
+struct Kernels {
+  decltype(&widen_forward_rows_base) widen_forward;
+  decltype(&widen_backward_weights_rows_base) widen_backward_weights;
+  decltype(&widen_backward_data_rows_base) widen_backward_data;
+  decltype(&narrow_forward_rows_base) narrow_forward;
+  decltype(&narrow_backward_rows_base) narrow_backward;
+};
+
+#define CAE_KERNELS(tier)                                                             \
+  Kernels {                                                                           \
+    widen_forward_rows_##tier, widen_backward_weights_rows_##tier,                    \
+        widen_backward_data_rows_##tier, narrow_forward_rows_##tier,                  \
+        narrow_backward_rows_##tier                                                   \
+  }
+
+const Kernels& kernels(Isa isa) {
+  static const Kernels avx512 = CAE_KERNELS(avx512), avx2 = CAE_KERNELS(avx2),
+                       base = CAE_KERNELS(base);
+  return isa == Isa::avx512 ? avx512 : isa == Isa::avx2 ? avx2 : base;
 }
 
 int threads_for(const ThinConvPlan& p) { return std::max(1, std::min(omp_get_max_threads(), p.threads)); }
@@ -360,15 +391,30 @@ void reduce_partials(const ThinConvPlan& p, int nthr, float* dw, float* db, int 
 
 }  // namespace
 
+int thin_conv_lanes(Isa isa) { return isa == Isa::avx512 ? 16 : 8; }
+
+std::optional<Isa> thin_conv_tier(int lanes) {
+  const Isa best = cpu_isa();
+  if (lanes == 16 && best == Isa::avx512) return Isa::avx512;
+  if (lanes == 8) return std::min(best, Isa::avx2);
+  return std::nullopt;
+}
+
 bool thin_conv_supported(const ThinConvGeom& g) {
-  return g.k == K && g.c > 0 && g.c % L == 0 && g.n > 0 && g.h > 0 && g.w > 0 && g.w <= kMaxW &&
+  return thin_conv_tier(g.lanes) && g.k == K && g.c > 0 && g.c % g.lanes == 0 && g.n > 0 && g.h > 0 && g.w > 0 && g.w <= kMaxW &&
          g.ow <= kMaxW && g.pad_top >= 0 && g.pad_top < K && g.pad_left >= 0 && g.pad_left < K &&
          g.oh >= 1 && g.ow >= 1 && g.oh <= g.h + K - 1 && g.ow <= g.w + K - 1;
 }
 
-ThinConvPlan make_thin_conv_plan(const ThinConvGeom& g) {
+ThinConvPlan make_thin_conv_plan(const ThinConvGeom& g, std::optional<Isa> isa) {
+  if (!thin_conv_supported(g)) throw Error("thin conv: geometry outside the direct kernels");
+  const Isa tier = isa ? *isa : *thin_conv_tier(g.lanes);
+  if (tier > cpu_isa() || thin_conv_lanes(tier) != g.lanes)
+    throw Error(std::string("thin conv: no ") + isa_name(tier) + " kernel for " +
+                std::to_string(g.lanes) + "-lane blocks on this CPU (" + isa_description() + ")");
   ThinConvPlan p;
   p.g = g;
+  p.isa = tier;
   p.threads = std::max(1, omp_get_max_threads());
   p.partials.assign(size_t(p.threads) * (size_t(K) * K * g.c + g.c), 0.f);
   return p;
@@ -376,15 +422,14 @@ ThinConvPlan make_thin_conv_plan(const ThinConvGeom& g) {
 
 void widen_forward(const ThinConvPlan& p, const float* x, const float* w, const float* b,
                    float* y) {
-  const auto rows = has_avx512() ? widen_forward_rows_avx512 : widen_forward_rows_base;
+  const auto rows = kernels(p.isa).widen_forward;
 #pragma omp parallel num_threads(threads_for(p))
   rows(p.g, x, w, b, y, share(p.g.n * p.g.oh, omp_get_thread_num(), omp_get_num_threads()));
 }
 
 void widen_backward_weights(ThinConvPlan& p, const float* x, const float* y, float* dy, float* dw,
                             float* db) {
-  const auto rows = has_avx512() ? widen_backward_weights_rows_avx512
-                                 : widen_backward_weights_rows_base;
+  const auto rows = kernels(p.isa).widen_backward_weights;
   const size_t wsize = size_t(K) * K * p.g.c, stride = wsize + p.g.c;
   const int nthr = threads_for(p);
   int used = 1;
@@ -400,21 +445,21 @@ void widen_backward_weights(ThinConvPlan& p, const float* x, const float* y, flo
 }
 
 void widen_backward_data(const ThinConvPlan& p, const float* dy, const float* w, float* dx) {
-  const auto rows = has_avx512() ? widen_backward_data_rows_avx512 : widen_backward_data_rows_base;
+  const auto rows = kernels(p.isa).widen_backward_data;
 #pragma omp parallel num_threads(threads_for(p))
   rows(p.g, dy, w, dx, share(p.g.n * p.g.h, omp_get_thread_num(), omp_get_num_threads()));
 }
 
 void narrow_forward(const ThinConvPlan& p, const float* x, const float* w, const float* b,
                     float* y) {
-  const auto rows = has_avx512() ? narrow_forward_rows_avx512 : narrow_forward_rows_base;
+  const auto rows = kernels(p.isa).narrow_forward;
 #pragma omp parallel num_threads(threads_for(p))
   rows(p.g, x, w, b, y, share(p.g.n * p.g.oh, omp_get_thread_num(), omp_get_num_threads()));
 }
 
 void narrow_backward(ThinConvPlan& p, const float* x, const float* y, const float* dy,
                      const float* w, float* dx, float* dw, float* db) {
-  const auto rows = has_avx512() ? narrow_backward_rows_avx512 : narrow_backward_rows_base;
+  const auto rows = kernels(p.isa).narrow_backward;
   const size_t wsize = size_t(K) * K * p.g.c, stride = wsize + p.g.c;
   const int nthr = threads_for(p);
   int used = 1;
@@ -428,6 +473,10 @@ void narrow_backward(ThinConvPlan& p, const float* x, const float* y, const floa
     pw[wsize] = narrow_bias_rows(p.g, y, dy, share(p.g.n * p.g.oh, tid, nt));
   }
   reduce_partials(p, used, dw, db, 1);
+}
+
+std::string thin_conv_impl(const ThinConvPlan& p) {
+  return std::string("cae:thin_conv:") + isa_name(p.isa);
 }
 
 }  // namespace cae::ops::dnnl_backend
