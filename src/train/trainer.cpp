@@ -14,6 +14,7 @@
 #include "core/rng.h"
 #include "io/model_file.h"
 #include "train/fused_epoch.h"
+#include "train/gradient_sum.h"
 
 namespace cae::train {
 
@@ -367,7 +368,8 @@ std::vector<EpochStats> train(nn::Model& model, const data::Dataset& data,
   // Each pass's gradient is of its micro-batch's mean loss; scaled by 1/(ranks * micro_steps),
   // they add up to the gradient of the whole batch's mean loss.
   const float shard_weight = 1.f / float(ranks * micro_steps);
-  std::vector<float> grad_sum(micro_steps > 1 ? exec->grads().size() : 0);
+  // The earlier passes of a batch, summed in the tree that makes ranks agree (gradient_sum.h).
+  GradientSum earlier(exec->grads().size());
   double batch_loss = 0;      // summed across ranks: the whole batch's mean loss
   std::size_t announced = 0;  // floats of grads() handed to comm during this backward()
   bool last_pass = true;      // of the micro-batches of the current batch
@@ -376,10 +378,7 @@ std::vector<EpochStats> train(nn::Model& model, const data::Dataset& data,
       // Earlier passes only add up in grad_sum; in the last one a range is final once the
       // earlier passes' sum is added to it.
       if (!last_pass) return;
-      if (micro_steps > 1) {
-        const std::size_t at = std::size_t(ready.data() - exec->grads().data());
-        for (std::size_t i = 0; i < ready.size(); ++i) ready[i] += grad_sum[at + i];
-      }
+      earlier.fold_into(ready, std::size_t(ready.data() - exec->grads().data()));
       comm.start_sum(ready);
       announced += ready.size();
     });
@@ -405,6 +404,7 @@ std::vector<EpochStats> train(nn::Model& model, const data::Dataset& data,
       const auto step_start = Clock::now();
       double loss = 0;  // the mean over this rank's share, then (ranks > 1) the whole batch's
       std::span<float> grads;
+      earlier.clear();
       for (int u = 0; u < micro_steps; ++u) {
         // Noise is keyed by the image's place in the whole batch, so it depends on neither ranks
         // nor micro-batches.
@@ -432,14 +432,10 @@ std::vector<EpochStats> train(nn::Model& model, const data::Dataset& data,
         exec->backward(d_out.data(), nullptr);
         // Taken once: a device backend copies its gradients to the host on each grads() call.
         grads = exec->grads();
-        if (micro_steps > 1) {
-          if (u == 0)
-            std::ranges::copy(grads, grad_sum.begin());
-          else if (!last_pass)
-            for (std::size_t i = 0; i < grads.size(); ++i) grad_sum[i] += grads[i];
-          else if (announced == 0)  // not added range by range while backward() ran
-            for (std::size_t i = 0; i < grads.size(); ++i) grads[i] += grad_sum[i];
-        }
+        if (!last_pass)
+          earlier.add(grads);
+        else if (announced == 0)  // not folded range by range while backward() ran
+          earlier.fold_into(grads, 0);
       }
       if (ranks > 1) {
         // Without the overlap, or on a backend that announces no ranges, sum everything now.
