@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <limits>
 #include <memory>
 #include <ostream>
@@ -88,6 +89,21 @@ inline std::vector<std::vector<float>> random_params(const NetDesc& net, std::ui
   return tensors;
 }
 
+// Cells where exactly one of a (fast) and b (ref), both ReLU outputs, is positive. Each must be
+// a value at rounding level, 1e-6 of the tensor's largest, or it is a wrong kernel, not rounding.
+inline int relu_flips(const std::vector<float>& a, const std::vector<float>& b) {
+  double scale = 0;
+  for (float v : b) scale = std::max(scale, double(std::fabs(v)));
+  int flips = 0;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    if ((a[i] > 0) != (b[i] > 0)) {
+      ++flips;
+      EXPECT_LE(std::max(a[i], b[i]), 1e-6 * scale) << "a ReLU output differs by more than "
+                                                       "rounding at " << i;
+    }
+  return flips;
+}
+
 // Runs `backend` and ref on one net and compares everything the Executor exposes: the forward
 // element-wise, the backward by `backward`. `keep`, when given, receives the fast executor after
 // its last backward (full gradients in grads()).
@@ -115,11 +131,23 @@ inline void expect_parity(Backend backend, const NetDesc& net, std::uint64_t see
   std::fill_n(const_cast<float*>(fast->output()), n_out, nan_f);
   fast->forward(x.data());
   EXPECT_CLOSE(fast->output(), ref->output(), n_out, "output");
+  int flips = 0;
   for (int k = 0; k < int(net.ops.size()); ++k) {
     std::vector<float> a(batch_size(net, net.ops[k].out), nan_f), b(a.size());
     fast->read_activation(k, a.data());
     ref->read_activation(k, b.data());
     EXPECT_CLOSE(a.data(), b.data(), a.size(), "activation after op " << k);
+    const OpDesc& op = net.ops[k];
+    if (op.act == Activation::relu || op.kind == OpKind::relu) flips += relu_flips(a, b);
+  }
+  // A pre-activation within rounding of zero may pass the ReLU on one side only, and then the
+  // gradients behind it differ by one term of their sums, beyond an element-wise bar. Each tier
+  // rounds differently (one such cell among 5 million at batch 200 on AVX2, at 6.8e-9), so where
+  // one is found the gradients are compared by their energy (Measure::relative_l2), saying so.
+  if (flips > 0 && backward == Measure::max_abs) {
+    std::printf("note: %d pre-activation(s) within rounding of zero crossed the ReLU the other "
+                "way; gradients compared by relative L2\n", flips);
+    backward = Measure::relative_l2;
   }
 
   std::vector<float> dx(x.size(), nan_f);
