@@ -7,5 +7,18 @@ scripts/setup-data.sh
 scripts/build.sh
 scripts/check-deps.sh  # a fresh build, under strace, reads only what install-deps installs
 build=${BUILD_DIR:-build}
-ctest --test-dir "$build" --output-on-failure --timeout 900
+# Once per instruction-set tier the machine has (src/core/isa.h): natively, and, where the CPU
+# has AVX-512, again with our kernels and oneDNN capped to AVX2, so that neither tier's code
+# can rot on machines of the other kind.
+tiers=(native)
+grep -qw avx512f /proc/cpuinfo && grep -qw avx2 /proc/cpuinfo && tiers+=(avx2)
+for tier in "${tiers[@]}"; do
+  if [[ "$tier" == native ]]; then
+    echo "test: the suite on this CPU's own tier"
+    ctest --test-dir "$build" --output-on-failure --timeout 900
+  else
+    echo "test: the suite again with CAE_MAX_ISA=$tier"
+    CAE_MAX_ISA=$tier ctest --test-dir "$build" --output-on-failure --timeout 900
+  fi
+done
 scripts/hardening.sh  # the suite again under ASan + UBSan, then a bounded fuzz run (docs/reliability.md)
