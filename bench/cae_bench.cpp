@@ -7,6 +7,7 @@
 //                            STEPS after WARMUP
 //   infer B T WARMUP STEPS   forward passes of one batch, images/s
 //   layers B T REPS          per-step times of one training step and the bare oneDNN convs
+//   isa                      the tier our kernels and oneDNN run (core/isa.h)
 //   quit
 #include <omp.h>
 
@@ -21,6 +22,7 @@
 #include <vector>
 
 #include "cae/error.h"
+#include "core/isa.h"
 #include "data/dataset.h"
 #include "nn/model.h"
 #include "nn/spec.h"
@@ -123,6 +125,12 @@ int main() {
     in >> cmd >> batch >> threads >> a >> b;
     if (cmd == "quit" || cmd.empty()) break;
     try {
+      if (cmd == "isa") {
+        std::printf("{\"isa\":\"%s; oneDNN %s\"}\n", cae::isa_description().c_str(),
+                    cae::ops::dnnl_isa().c_str());
+        std::fflush(stdout);
+        continue;
+      }
       omp_set_num_threads(threads);
       if (cmd == "train" || cmd == "infer") {
         if (a < 1 || b < 1) throw cae::Error("warm-up and steps must be at least 1");
