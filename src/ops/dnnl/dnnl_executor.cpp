@@ -31,6 +31,7 @@
 #include "ops/dnnl/onednn_isa.h"
 #include "ops/dnnl/resize_kernel.h"
 #include "ops/dnnl/thin_conv.h"
+#include "ops/dnnl/winograd.h"
 #include "ops/net_check.h"
 
 namespace cae::ops {
@@ -41,6 +42,8 @@ using dnnl_backend::BlockedView;
 using dnnl_backend::ResizePlan;
 using dnnl_backend::ThinConvGeom;
 using dnnl_backend::ThinConvPlan;
+using dnnl_backend::WinogradGeom;
+using dnnl_backend::WinogradPlan;
 using Md = memory::desc;
 using Tag = memory::format_tag;
 constexpr auto f32 = memory::data_type::f32;
@@ -192,6 +195,9 @@ class DnnlExecutor final : public Executor {
   // Our direct kernel for a 1 -> 16k or 16k -> 1 conv (thin_conv.h); false when op i is outside
   // its family or its neighbours' layouts do not fit, and oneDNN builds it.
   bool build_thin_conv(int i);
+  // Our Winograd kernel for a wide 3x3 conv where oneDNN has none (own_winograd_chosen); false
+  // when the input's layout does not fit, and oneDNN builds it.
+  bool build_own_winograd(int i);
   void finish();
   // Gives every gradient view a buffer (see the definition).
   void assign_gradient_buffers();
@@ -263,6 +269,7 @@ class DnnlExecutor final : public Executor {
 
   std::deque<ResizePlan> resize_plans_;  // deque: steps point into it
   std::deque<ThinConvPlan> thin_plans_;  // likewise
+  std::deque<WinogradPlan> winograd_plans_;  // likewise
   // CAE_THIN_CONV=dnnl keeps oneDNN's kernels for the thin convs too (for comparison).
   bool direct_thin_ = true;
   std::vector<std::vector<Step>> op_fwd_, op_bwd_;
@@ -289,7 +296,7 @@ DnnlExecutor::DnnlExecutor(const NetDesc& net) : net_(net) {
     try {
       switch (op.kind) {
         case OpKind::conv:
-          if (!build_thin_conv(i)) build_conv<ConvKinds>(i);
+          if (!build_thin_conv(i) && !build_own_winograd(i)) build_conv<ConvKinds>(i);
           break;
         case OpKind::tconv:
           build_conv<DeconvKinds>(i);
@@ -357,6 +364,10 @@ Step DnnlExecutor::primitive_step(int op, const char* name, const dnnl::primitiv
   }
   s.scratchpad_bytes = pd.scratchpad_desc().get_size();
   s.impl = pd.impl_info_str();
+  // The last resort, 10-60x slower than a JIT kernel: never unseen (on SSE4.1, oneDNN 2.6 has
+  // no JIT backward convolution for blocked layouts).
+  if (is_ref(pd)) note_fallback(op, std::string(name) + ": only oneDNN's reference kernel (" +
+                                        s.impl + ") runs it on this CPU");
   return s;
 }
 
@@ -697,6 +708,80 @@ bool DnnlExecutor::build_thin_conv(int i) {
   };
   op_bwd_[i].push_back(narrow_step("backward (direct)", i > 0));
   if (i == 0) input_grad_steps_.push_back(narrow_step("backward data (direct)", true));
+  return true;
+}
+
+bool DnnlExecutor::build_own_winograd(int i) {
+  const OpDesc& op = net_.ops[i];
+  if (i == 0 || !own_winograd_chosen(op)) return false;
+  const memory::dims src_dims{net_.batch, op.in.c, op.in.h, op.in.w};
+  const memory::dims dst_dims{net_.batch, op.out.c, op.out.h, op.out.w};
+  const memory have = input_of(i);
+  if (have.get_desc() != Md(src_dims, f32, Tag::nChw8c)) {
+    note_fallback(i, "the Winograd kernel wants its input in nChw8c; the input is laid out "
+                     "otherwise: oneDNN's direct kernel");
+    return false;
+  }
+  const Md dst_md(dst_dims, f32, Tag::nChw8c);
+  const memory::dims w_dims{op.out.c, op.in.c, 3, 3};
+  ParamSlot& w_slot = add_param(Md(w_dims, f32, Tag::oihw), Md(w_dims, f32, Tag::oihw));
+  const memory weights = w_slot.param, d_weights = w_slot.grad;
+  memory bias, d_bias;
+  if (op.bias) {
+    const Md bias_md({op.out.c}, f32, Tag::x);
+    ParamSlot& b_slot = add_param(bias_md, bias_md);
+    bias = b_slot.param;
+    d_bias = b_slot.grad;
+  }
+  const memory dst = new_memory(dst_md);
+  act_.push_back(dst);
+  const WinogradGeom g{net_.batch, op.in.c, op.out.c, op.in.h, op.in.w,
+                       op.act == Activation::relu};
+  WinogradPlan& plan = winograd_plans_.emplace_back(dnnl_backend::make_winograd_plan(g));
+  auto ptr = [](const memory& m) { return static_cast<float*>(m.get_data_handle()); };
+  auto maybe = [ptr](const memory& m) { return m ? ptr(m) : nullptr; };
+  auto step = [&](const char* name, std::function<void()> kernel) {
+    Step s;
+    s.op = i;
+    s.name = name;
+    s.impl = dnnl_backend::winograd_impl();
+    s.kernel = std::move(kernel);
+    return s;
+  };
+  op_fwd_[i].push_back(step("forward (winograd)", [&plan, have, weights, bias, dst, ptr, maybe] {
+    dnnl_backend::winograd_forward(plan, ptr(have), ptr(weights), maybe(bias), ptr(dst));
+  }));
+
+  // Backward: the ReLU's gradient on d(dst) in place (oneDNN's eltwise, from the saved output)
+  // unless the pool after it applies it; then the weights' and the input's gradients.
+  relu_by_pool_[i] = relu_left_to_pool(i);
+  const bool act_backward = op.act == Activation::relu && !relu_by_pool_[i];
+  const memory d_dst = make_diff(i, dst_md, act_backward);
+  dact_.push_back(d_dst);
+  note_backward_read(i, i - 1);
+  reads_before_data_grad_[i] = true;
+  if (act_backward) {
+    note_backward_read(i, i);
+    const auto alg = dnnl::algorithm::eltwise_relu_use_dst_for_bwd;
+    dnnl::eltwise_forward::primitive_desc hint(
+        dnnl::eltwise_forward::desc(dnnl::prop_kind::forward_training, alg, dst_md, 0.f, 0.f),
+        attr_, engine_);
+    dnnl::eltwise_backward::primitive_desc pd(
+        dnnl::eltwise_backward::desc(alg, dst_md, dst_md, 0.f, 0.f), attr_, engine_, hint);
+    op_bwd_[i].push_back(primitive_step(
+        i, "activation backward", dnnl::eltwise_backward(pd), pd,
+        {{DNNL_ARG_DIFF_DST, d_dst}, {DNNL_ARG_DST, dst}, {DNNL_ARG_DIFF_SRC, d_dst}}));
+  }
+  op_bwd_[i].push_back(step("backward weights (winograd)",
+                            [&plan, have, d_dst, d_weights, d_bias, ptr, maybe] {
+                              dnnl_backend::winograd_backward_weights(
+                                  plan, ptr(have), ptr(d_dst), ptr(d_weights), maybe(d_bias));
+                            }));
+  const memory target = diff_input_of(i);
+  data_grad_steps(i).push_back(
+      step("backward data (winograd)", [&plan, d_dst, weights, target, ptr] {
+        dnnl_backend::winograd_backward_data(plan, ptr(d_dst), ptr(weights), ptr(target));
+      }));
   return true;
 }
 
@@ -1069,6 +1154,10 @@ void DnnlExecutor::from_canonical(const std::vector<std::vector<float>>& tensors
 }
 
 void DnnlExecutor::note_fallback(int i, const std::string& what) {
+  if (i < 0) {
+    fallbacks_.push_back("a reorder at the net's edge: " + what);
+    return;
+  }
   const OpDesc& op = net_.ops[i];
   fallbacks_.push_back("op " + std::to_string(i) + " (" + op_kind_name(op.kind) + " " +
                        dims_string(op.in) + " -> " + dims_string(op.out) + "): " + what);
@@ -1130,6 +1219,21 @@ bool winograd_chosen(const OpDesc& op) {
   if (!dnnl_backend::onednn_isa_name().starts_with("avx512")) return false;
   return op.kind == OpKind::conv && op.kernel == 3 && op.stride == 1 && op.in.c % 16 == 0 &&
          op.out.c % 16 == 0 && op.out.h * op.out.w >= 14 * 14;
+}
+
+// Our Winograd kernel (winograd.h) where oneDNN 2.6 has none (below AVX-512): F(2x2, 3x3) makes
+// the 28x28 and 14x14 layers 1.3-1.6x faster than oneDNN's direct AVX2 kernels
+// (docs/performance.md); 7x7 maps are too small for it to pay.
+bool own_winograd_chosen(const OpDesc& op) {
+  if (const char* env = std::getenv("CAE_WINOGRAD"); env && std::string_view(env) == "0")
+    return false;
+  dnnl_backend::apply_isa_cap();
+  if (dnnl_backend::onednn_isa_name().starts_with("avx512")) return false;
+  const dnnl_backend::WinogradGeom g{1, op.in.c, op.out.c, op.in.h, op.in.w, false};
+  return op.kind == OpKind::conv && op.kernel == 3 && op.stride == 1 && op.pad_top == 1 &&
+         op.pad_left == 1 && op.pad_bottom == 1 && op.pad_right == 1 && op.in.h == op.out.h &&
+         op.in.w == op.out.w && (op.act == Activation::none || op.act == Activation::relu) &&
+         op.out.h * op.out.w >= 14 * 14 && dnnl_backend::winograd_supported(g);
 }
 
 std::vector<StepTime> profile_dnnl_steps(Executor& exec, const float* x, const float* d_output,

@@ -53,6 +53,12 @@ std::string dnnl_isa();
 // comparison). Winograd rounds differently from the direct sum: within 1e-4 of it per layer.
 bool winograd_chosen(const OpDesc& op);
 
+// Whether the executor runs op on our own Winograd kernel (src/ops/dnnl/winograd.h) instead of
+// oneDNN's direct one: where oneDNN has no Winograd (below AVX-512) and our tier has AVX2, for
+// 3x3 stride-1 'same' convs with channels in 8-blocks, no activation or ReLU, output at least
+// 14x14, and CAE_WINOGRAD not "0". Rounding: within 1e-5 of the direct sum per layer.
+bool own_winograd_chosen(const OpDesc& op);
+
 // The time of one step of an executor's prebuilt lists (for bench/, never the hot path).
 struct StepTime {
   int op = -1;       // -1: a reorder at the edges

@@ -1,0 +1,222 @@
+// The Winograd F(2x2, 3x3) kernels (src/ops/dnnl/winograd.h) against a naive 'same' 3x3
+// convolution written here, in double, on several sizes (odd ones leave partial tiles), channel
+// counts and thread counts; a central-difference check of the gradients; bitwise repeatability.
+#include <gtest/gtest.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <ostream>
+#include <vector>
+
+#include "core/isa.h"
+#include "ops/dnnl/winograd.h"
+#include "support.h"
+
+namespace cae::ops::dnnl_backend {
+namespace {
+
+constexpr int L = 8;
+
+// NCHW <-> nChw8c.
+std::vector<float> to_blocked(const std::vector<float>& a, int n, int c, int h, int w) {
+  std::vector<float> b(a.size());
+  for (int i = 0; i < n; ++i)
+    for (int ch = 0; ch < c; ++ch)
+      for (int p = 0; p < h * w; ++p)
+        b[((std::size_t(i) * (c / L) + ch / L) * h * w + p) * L + ch % L] =
+            a[(std::size_t(i) * c + ch) * h * w + p];
+  return b;
+}
+std::vector<float> from_blocked(const std::vector<float>& b, int n, int c, int h, int w) {
+  std::vector<float> a(b.size());
+  for (int i = 0; i < n; ++i)
+    for (int ch = 0; ch < c; ++ch)
+      for (int p = 0; p < h * w; ++p)
+        a[(std::size_t(i) * c + ch) * h * w + p] =
+            b[((std::size_t(i) * (c / L) + ch / L) * h * w + p) * L + ch % L];
+  return a;
+}
+
+struct Case {
+  int n, c, k, h, w;
+  bool relu, bias;
+  int threads;
+};
+
+std::ostream& operator<<(std::ostream& os, const Case& k) {
+  return os << "n" << k.n << " " << k.c << "->" << k.k << " " << k.h << "x" << k.w
+            << (k.relu ? " relu" : "") << (k.bias ? " bias" : "") << " t" << k.threads;
+}
+
+// The 'same' 3x3 conv in NCHW / OIHW, in double: y, and the gradients of sum(y * dy).
+struct Naive {
+  Case k;
+  std::vector<float> forward(const std::vector<float>& x, const std::vector<float>& w,
+                             const std::vector<float>& b) const {
+    std::vector<float> y(std::size_t(k.n) * k.k * k.h * k.w);
+    for (int n = 0; n < k.n; ++n)
+      for (int o = 0; o < k.k; ++o)
+        for (int oy = 0; oy < k.h; ++oy)
+          for (int ox = 0; ox < k.w; ++ox) {
+            double s = k.bias ? b[o] : 0.0;
+            for (int i = 0; i < k.c; ++i)
+              for (int a = 0; a < 3; ++a)
+                for (int q = 0; q < 3; ++q) {
+                  const int iy = oy + a - 1, ix = ox + q - 1;
+                  if (iy < 0 || iy >= k.h || ix < 0 || ix >= k.w) continue;
+                  s += double(w[((o * k.c + i) * 3 + a) * 3 + q]) *
+                       x[((std::size_t(n) * k.c + i) * k.h + iy) * k.w + ix];
+                }
+            y[((std::size_t(n) * k.k + o) * k.h + oy) * k.w + ox] =
+                k.relu ? float(std::max(s, 0.0)) : float(s);
+          }
+    return y;
+  }
+  void backward(const std::vector<float>& x, const std::vector<float>& w,
+                const std::vector<float>& dy, std::vector<float>& dx, std::vector<float>& dw,
+                std::vector<float>& db) const {
+    std::vector<double> ddx(x.size()), ddw(w.size()), ddb(k.k);
+    for (int n = 0; n < k.n; ++n)
+      for (int o = 0; o < k.k; ++o)
+        for (int oy = 0; oy < k.h; ++oy)
+          for (int ox = 0; ox < k.w; ++ox) {
+            const double d = dy[((std::size_t(n) * k.k + o) * k.h + oy) * k.w + ox];
+            ddb[o] += d;
+            for (int i = 0; i < k.c; ++i)
+              for (int a = 0; a < 3; ++a)
+                for (int q = 0; q < 3; ++q) {
+                  const int iy = oy + a - 1, ix = ox + q - 1;
+                  if (iy < 0 || iy >= k.h || ix < 0 || ix >= k.w) continue;
+                  const std::size_t xi = ((std::size_t(n) * k.c + i) * k.h + iy) * k.w + ix;
+                  const std::size_t wi = ((o * k.c + i) * 3 + a) * 3 + q;
+                  ddx[xi] += d * w[wi];
+                  ddw[wi] += d * x[xi];
+                }
+          }
+    dx.assign(ddx.begin(), ddx.end());
+    dw.assign(ddw.begin(), ddw.end());
+    db.assign(ddb.begin(), ddb.end());
+  }
+};
+
+void expect_close(const std::vector<float>& got, const std::vector<float>& want, double tol,
+                  const char* what) {
+  ASSERT_EQ(got.size(), want.size()) << what;
+  double scale = 1e-6;
+  for (float v : want) scale = std::max(scale, double(std::fabs(v)));
+  for (std::size_t i = 0; i < got.size(); ++i)
+    ASSERT_NEAR(got[i], want[i], tol * scale) << what << " at " << i;
+}
+
+WinogradGeom geom(const Case& k) { return {k.n, k.c, k.k, k.h, k.w, k.relu}; }
+
+class Winograd : public ::testing::TestWithParam<Case> {
+ protected:
+  void SetUp() override {
+    if (cpu_isa() < Isa::avx2) GTEST_SKIP() << "no AVX2 here: " << isa_description();
+  }
+};
+
+TEST_P(Winograd, MatchesNaiveConvolution) {
+  const Case& k = GetParam();
+  omp_set_num_threads(k.threads);
+  const Naive ref{k};
+  const auto x = test::random_floats(std::size_t(k.n) * k.c * k.h * k.w, 1);
+  const auto w = test::random_floats(std::size_t(k.k) * k.c * 9, 2, -0.3f, 0.3f);
+  const auto b = test::random_floats(k.k, 3, -0.3f, 0.3f);
+  const auto y_ref = ref.forward(x, w, b);
+  const auto dy = test::random_floats(y_ref.size(), 4);
+  std::vector<float> dx_ref, dw_ref, db_ref;
+  ref.backward(x, w, dy, dx_ref, dw_ref, db_ref);
+
+  WinogradPlan plan = make_winograd_plan(geom(k));
+  const float nan = std::nanf("");
+  const auto xb = to_blocked(x, k.n, k.c, k.h, k.w), dyb = to_blocked(dy, k.n, k.k, k.h, k.w);
+  std::vector<float> y(y_ref.size(), nan), dx(x.size(), nan), dw(w.size(), nan), db(k.k, nan);
+  winograd_forward(plan, xb.data(), w.data(), k.bias ? b.data() : nullptr, y.data());
+  expect_close(from_blocked(y, k.n, k.k, k.h, k.w), y_ref, 1e-5, "y");
+  winograd_backward_data(plan, dyb.data(), w.data(), dx.data());
+  expect_close(from_blocked(dx, k.n, k.c, k.h, k.w), dx_ref, 1e-5, "dx");
+  winograd_backward_weights(plan, xb.data(), dyb.data(), dw.data(), db.data());
+  expect_close(dw, dw_ref, 1e-5, "dw");
+  expect_close(db, db_ref, 1e-5, "db");
+}
+
+std::vector<Case> cases() {
+  std::vector<Case> v;
+  for (int threads : {1, 2}) {
+    v.push_back({2, 32, 32, 28, 28, true, true, threads});  // the seed's widest layer
+    v.push_back({3, 16, 32, 14, 14, true, true, threads});  // its decoder's 14x14
+    v.push_back({1, 8, 16, 7, 7, false, true, threads});    // odd: partial tiles
+    v.push_back({2, 24, 8, 5, 9, true, false, threads});    // 24 = 16 + 8 channels
+    v.push_back({1, 8, 8, 2, 3, false, false, threads});    // one row of tiles
+    v.push_back({7, 8, 40, 3, 3, false, true, threads});    // 40 outputs: 16 + 16 + 8
+  }
+  return v;
+}
+
+INSTANTIATE_TEST_SUITE_P(Geometries, Winograd, ::testing::ValuesIn(cases()));
+
+// Central differences of sum(y * r) against the kernels' gradients.
+TEST(WinogradGradient, MatchesFiniteDifferences) {
+  if (cpu_isa() < Isa::avx2) GTEST_SKIP() << "no AVX2 here: " << isa_description();
+  omp_set_num_threads(2);
+  const Case k{2, 8, 16, 5, 6, false, true, 2};  // no ReLU: smooth
+  WinogradPlan plan = make_winograd_plan(geom(k));
+  auto x = test::random_floats(std::size_t(k.n) * k.c * k.h * k.w, 11);
+  auto w = test::random_floats(std::size_t(k.k) * k.c * 9, 12);
+  auto b = test::random_floats(k.k, 13);
+  const auto r = test::random_floats(std::size_t(k.n) * k.k * k.h * k.w, 14);
+  auto loss = [&] {
+    std::vector<float> y(r.size());
+    winograd_forward(plan, x.data(), w.data(), b.data(), y.data());
+    double s = 0;
+    for (std::size_t i = 0; i < y.size(); ++i) s += double(y[i]) * r[i];
+    return s;
+  };
+  std::vector<float> dx(x.size()), dw(w.size()), db(b.size());
+  winograd_backward_data(plan, r.data(), w.data(), dx.data());
+  winograd_backward_weights(plan, x.data(), r.data(), dw.data(), db.data());
+  auto check = [&](std::vector<float>& v, const std::vector<float>& grad, const char* what) {
+    for (std::size_t i = 0; i < v.size(); i += 5) {
+      const float keep = v[i], h = 1e-2f;
+      v[i] = keep + h;
+      const double up = loss();
+      v[i] = keep - h;
+      const double down = loss();
+      v[i] = keep;
+      EXPECT_NEAR((up - down) / (2 * h), grad[i], 2e-3 * (1 + std::fabs(grad[i]))) << what << i;
+    }
+  };
+  check(w, dw, "dw ");
+  check(b, db, "db ");
+  check(x, dx, "dx ");
+}
+
+TEST(Winograd, RepeatsBitwiseAndRefusesWhatItCannotRun) {
+  if (cpu_isa() < Isa::avx2) GTEST_SKIP() << "no AVX2 here: " << isa_description();
+  omp_set_num_threads(2);
+  const WinogradGeom g{5, 32, 32, 28, 28, false};
+  WinogradPlan plan = make_winograd_plan(g);
+  const auto x = test::random_floats(std::size_t(5) * 32 * 784, 21);
+  const auto dy = test::random_floats(x.size(), 22);
+  const auto w = test::random_floats(32 * 32 * 9, 23);
+  std::vector<float> dw1(w.size()), dw2(w.size()), db1(32), db2(32), dx1(x.size()), dx2(x.size());
+  winograd_backward_weights(plan, x.data(), dy.data(), dw1.data(), db1.data());
+  winograd_backward_weights(plan, x.data(), dy.data(), dw2.data(), db2.data());
+  winograd_backward_data(plan, dy.data(), w.data(), dx1.data());
+  winograd_backward_data(plan, dy.data(), w.data(), dx2.data());
+  EXPECT_EQ(dw1, dw2);
+  EXPECT_EQ(db1, db2);
+  EXPECT_EQ(dx1, dx2);
+  WinogradGeom bad = g;
+  bad.c = 12;  // not whole 8-channel blocks
+  EXPECT_FALSE(winograd_supported(bad));
+  bad = g;
+  bad.h = 1;
+  EXPECT_FALSE(winograd_supported(bad));
+}
+
+}  // namespace
+}  // namespace cae::ops::dnnl_backend
