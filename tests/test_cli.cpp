@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdio>
 #include <filesystem>
@@ -97,5 +98,77 @@ TEST(Cli, BadInputEndsInOneClearMessage) {
   EXPECT_THAT(missing.output, HasSubstr("not found"));
 
   Result usage = run("train --epochs -3");
-  EXPECT_NE(usage.status, 0);
+  EXPECT_EQ(usage.status, 2);
+  EXPECT_EQ(usage.output,
+            "cae: error: --epochs: value -3 is not in 1 … 1000000 (see 'cae train --help')\n");
+}
+
+// A command line cae cannot run ends, before any work, with exactly one line on stderr that names
+// the option or argument and says what was expected, and exit status 2.
+TEST(Cli, UsageErrorsAreOneLineAndExitTwo) {
+  const std::string dir = test::scratch_dir();
+  const std::string see_train = " (see 'cae train --help')";
+  const std::string commands =
+      "expected one of train, denoise, show, info, presets, export, eval, plot, checkerboard";
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      // out of range, not a number
+      {"train --batch 0", "--batch: value 0 is not in 1 … 65536" + see_train},
+      {"train --batch 70000", "--batch: value 70000 is not in 1 … 65536" + see_train},
+      {"train --batch abc", "--batch: 'abc' is not an integer" + see_train},
+      {"train --threads 1.5", "--threads: '1.5' is not an integer" + see_train},
+      {"train --noise x", "--noise: 'x' is not a number" + see_train},
+      {"train --noise 101", "--noise: value 101 is not in 0 … 100" + see_train},
+      {"train --lr 0", "--lr: value 0 is not above 0" + see_train},
+      {"train --lr nan", "--lr: value nan is not a finite number" + see_train},
+      {"train --limit -3", "--limit: value -3 is below 0" + see_train},
+      {"train --seed abc", "--seed: 'abc' is not a non-negative integer" + see_train},
+      {"train --backend frob", "--backend: 'frob' is not one of dnnl, ref, cuda" + see_train},
+      {"train --preset frob", "--preset: 'frob' is not one of seed, seed-tconv" + see_train},
+      {"denoise -m a.cae -o out --depth 12",
+       "--depth: value 12 is not one of 8, 16 (see 'cae denoise --help')"},
+      // unknown options and arguments
+      {"train --bach 10", "unknown option --bach (did you mean --batch?)" + see_train},
+      {"train --frobnicate", "unknown option --frobnicate" + see_train},
+      {"train extra", "unexpected argument 'extra': train takes no arguments" + see_train},
+      {"info a.cae b.cae", "unexpected argument 'b.cae' (see 'cae info --help')"},
+      // missing command, option, argument or value; a value too many
+      {"", "no command given: " + commands + " (see 'cae --help')"},
+      {"frobnicate", "unknown command 'frobnicate': " + commands + " (see 'cae --help')"},
+      {"show --count 4", "--model is required: model file (see 'cae show --help')"},
+      {"info", "argument 'model' is required: model file (see 'cae info --help')"},
+      {"train --batch", "--batch needs a value: batch size (default 200)" + see_train},
+      {"train --batch 10 --batch 20", "--batch: expected 1 value, found 2" + see_train},
+      {"train --resume=maybe", "--resume: 'maybe' is not true or false" + see_train},
+  };
+  for (const auto& [args, line] : cases) {
+    // In an empty directory, where train would write runs/seed.
+    const Result r = test::run_shell("cd '" + dir + "' && " CAE_EXE " " + args);
+    EXPECT_EQ(r.status, 2) << "cae " << args << "\n" << r.output;
+    EXPECT_EQ(r.output, "cae: error: " + line + "\n") << "cae " << args;
+  }
+  EXPECT_TRUE(std::filesystem::is_empty(dir)) << "a usage error started some work";
+}
+
+TEST(Cli, HelpAndVersionExitZeroOnStdout) {
+  for (const std::string args : {"--help", "-h", "train --help", "denoise -h", "show --help"}) {
+    const Result r = test::run_shell("(" CAE_EXE " " + args + " >/dev/null)");  // stderr only
+    EXPECT_EQ(r.status, 0) << "cae " << args;
+    EXPECT_EQ(r.output, "") << "cae " << args;
+    EXPECT_THAT(run(args).output, HasSubstr("Usage: ")) << "cae " << args;
+  }
+  Result help = run("train --help");
+  EXPECT_THAT(help.output, HasSubstr("--batch INT:INT in [1 - 65536]"));
+  Result version = run("--version");
+  EXPECT_EQ(version.status, 0);
+  EXPECT_THAT(version.output, ::testing::MatchesRegex("cae [0-9]+\\.[0-9]+\\.[0-9]+\n"));
+}
+
+// Usage is 2, anything wrong in what the command reads or writes 1 (README, Errors).
+TEST(Cli, ErrorsInFilesExitOne) {
+  const std::string dir = test::scratch_dir();
+  Result r = run("info " + dir + "/missing.cae");
+  EXPECT_EQ(r.status, 1) << r.output;
+  EXPECT_THAT(r.output, ::testing::StartsWith("cae: error: "));
+  EXPECT_THAT(r.output, HasSubstr("missing.cae"));
+  EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << r.output;
 }

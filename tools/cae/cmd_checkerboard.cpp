@@ -142,19 +142,19 @@ void add_checkerboard_command(CLI::App& app) {
   o->data.add(cmd);
   o->corruption.add(cmd);
   cmd->add_option("--epochs", o->config.epochs, "epochs for each model (default 5)")
-      ->check(CLI::Range(1, 1000000));
+      ->check(in_range(1, 1000000));
   cmd->add_option("--batch", o->config.batch, "batch size (default 200)")
-      ->check(CLI::Range(1, 65536));
+      ->check(in_range(1, 65536));
   cmd->add_option("--seed", o->config.seed, "seed of every random draw (default 0)");
   cmd->add_option("--limit", o->limit, "use only the first N training images")
-      ->check(CLI::NonNegativeNumber);
+      ->check(at_least(0));
   cmd->add_option("--test-limit", o->test_limit, "test images scored (default 1000; 0 = all)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(at_least(0));
   cmd->add_option("--count", o->count, "images in the figure (default 8)")
-      ->check(CLI::Range(1, 100));
-  cmd->add_option("--scale", o->scale, "pixel magnification (default 3)")->check(CLI::Range(1, 32));
+      ->check(in_range(1, 100));
+  cmd->add_option("--scale", o->scale, "pixel magnification (default 3)")->check(in_range(1, 32));
   cmd->add_option("--gain", o->gain, "magnification of the flat-input answer (default 8)")
-      ->check(CLI::Range(1.0, 1000.0));
+      ->check(in_range(1.0, 1000.0));
   cmd->add_option("--out", o->config.out_dir, "output directory (default runs/checkerboard)");
   cmd->final_callback([o] { run(*o); });
 }

@@ -114,9 +114,9 @@ void add_denoise_command(CLI::App& app) {
                   "images are denoised in overlapping tiles of the model's size");
   cmd->add_option("--overlap", o->overlap,
                   "pixels neighbouring tiles share (default: a quarter of the tile)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(at_least(0));
   cmd->add_option("--depth", o->depth, "bits per sample of the output PNGs: 8 or 16")
-      ->check(CLI::IsMember({8, 16}));
+      ->check(one_of({8, 16}));
   cmd->add_option("--idx", o->idx_in, "an IDX image file to denoise as a whole");
   cmd->add_option("-o,--out", o->out, "output directory for PNGs, or output IDX file with --idx")
       ->required();

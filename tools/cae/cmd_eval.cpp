@@ -52,10 +52,10 @@ void add_eval_command(CLI::App& app) {
   cmd->add_option("-m,--model", o->model_path, "model file")->required();
   cmd->add_option("--seed", o->seed, "seed of the test damage (default 0)");
   cmd->add_option("--limit", o->limit, "use only the first N test images")
-      ->check(CLI::NonNegativeNumber);
+      ->check(at_least(0));
   cmd->add_option("--tune", o->tune,
                   "baseline parameters are picked by PSNR on the first N images (default 100)")
-      ->check(CLI::Range(1, 1000000));
+      ->check(in_range(1, 1000000));
   cmd->add_flag("--no-baselines", o->no_baselines, "score only the noisy input and the model");
   cmd->add_option("--json", o->json, "write the table as JSON here");
   cmd->add_option("--csv", o->csv, "write per-image scores as CSV here");

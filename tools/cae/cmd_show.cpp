@@ -47,14 +47,14 @@ void add_show_command(CLI::App& app) {
   o->corruption.add(cmd);
   cmd->add_option("-m,--model", o->model_path, "model file")->required();
   cmd->add_option("--count", o->count, "test images in the figure (default 10)")
-      ->check(CLI::Range(1, 1000));
-  cmd->add_option("--scale", o->scale, "pixel magnification (default 3)")->check(CLI::Range(1, 32));
+      ->check(in_range(1, 1000));
+  cmd->add_option("--scale", o->scale, "pixel magnification (default 3)")->check(in_range(1, 32));
   cmd->add_option("--seed", o->seed, "seed of the test damage (default 0)");
   cmd->add_option("-o,--out", o->figure, "PNG to write (default figure.png)");
   cmd->add_option("--latent", o->latent,
                   "also write the latent codes of the first images to this PNG");
   cmd->add_option("--latent-count", o->latent_count, "images in the latent figure (default 4)")
-      ->check(CLI::Range(1, 100));
+      ->check(in_range(1, 100));
   cmd->final_callback([o] { run(*o); });
 }
 

@@ -213,33 +213,34 @@ void add_train_command(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("train", "train a model on an image dataset");
   o->common.add(cmd);
   o->data.add(cmd);
-  cmd->add_option("--preset", o->preset, "built-in architecture: seed, seed-tconv");
+  cmd->add_option("--preset", o->preset, "built-in architecture: seed, seed-tconv")
+      ->check(one_of(nn::preset_names()));
   cmd->add_option("--spec", o->spec, "architecture spec text, or @FILE (overrides --preset)");
   cmd->add_option("--epochs", o->config.epochs, "epochs (default 100)")
-      ->check(CLI::Range(1, 1000000));
+      ->check(in_range(1, 1000000));
   cmd->add_option("--batch", o->config.batch, "batch size (default 200)")
-      ->check(CLI::Range(1, 65536));
+      ->check(in_range(1, 65536));
   cmd->add_option("--micro-batch", o->config.micro_batch,
                   "run each batch as passes of N images with their gradients summed: the same "
                   "steps (N divides the batch; default: its largest divisor from 16 to 50, else "
                   "the whole batch)")
-      ->check(CLI::Range(1, 65536));
+      ->check(in_range(1, 65536));
   cmd->add_option("--lr", o->config.optimizer.lr, "learning rate (default 0.001)")
-      ->check(CLI::PositiveNumber);
+      ->check(above(0.0));
   cmd->add_option("--optimizer", o->optimizer, "adam (TF1 form) or sgd (with momentum)")
-      ->check(CLI::IsMember({"adam", "sgd"}));
+      ->check(one_of({"adam", "sgd"}));
   cmd->add_option("--momentum", o->config.optimizer.momentum, "sgd momentum (default 0.9)")
-      ->check(CLI::Range(0.0, 1.0));
+      ->check(in_range(0.0, 1.0));
   cmd->add_option("--loss", o->loss, "bce (sigmoid cross-entropy on logits) or mse")
-      ->check(CLI::IsMember({"bce", "mse"}));
+      ->check(one_of({"bce", "mse"}));
   o->corruption.add(cmd);  // --noise (default 0.5), --masks, ... (corruption_options.cpp)
   cmd->add_option("--seed", o->config.seed, "seed of every random draw (default 0)");
   cmd->add_option("--out", o->config.out_dir, "output directory (default runs/seed)");
   cmd->add_flag("--resume", o->config.resume, "continue from OUT/checkpoint.cae");
   cmd->add_option("--limit", o->limit, "use only the first N training images")
-      ->check(CLI::NonNegativeNumber);
+      ->check(at_least(0));
   cmd->add_option("--test-limit", o->test_limit, "use only the first N test images")
-      ->check(CLI::NonNegativeNumber);
+      ->check(at_least(0));
   cmd->add_flag("--sync-grads", o->sync_grads,
                 "under mpirun: sum gradients after backward instead of during it (to measure)");
   cmd->final_callback([o] { run(*o); });

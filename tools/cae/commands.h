@@ -9,6 +9,7 @@
 #include "data/dataset.h"
 #include "nn/model.h"
 #include "ops/ops.h"
+#include "usage.h"
 
 namespace cae::cli {
 

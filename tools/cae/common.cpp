@@ -13,13 +13,13 @@ namespace cae::cli {
 
 void CommonOptions::add(CLI::App* cmd) {
   cmd->add_option("--threads", threads, "worker threads (default: all cores)")
-      ->check(CLI::Range(1, 1024));
+      ->check(in_range(1, 1024));
   cmd->add_option("--backend", backend,
                   "kernels: dnnl (oneDNN), ref (naive reference) or cuda (cuDNN on the GPU)")
-      ->check(CLI::IsMember({"dnnl", "ref", "cuda"}));
+      ->check(one_of({"dnnl", "ref", "cuda"}));
   cmd->add_option("--device", device,
                   "cpu (the --backend kernels) or cuda (same as --backend cuda)")
-      ->check(CLI::IsMember({"cpu", "cuda"}));
+      ->check(one_of({"cpu", "cuda"}));
 }
 
 ops::Backend CommonOptions::apply() const {
@@ -39,7 +39,7 @@ void DataOptions::add(CLI::App* cmd) {
   cmd->add_option("--data", data_dir, "data directory (default: $CAE_DATA or ~/.local/share/cae)");
   cmd->add_option("--size", size, "image folders: working size HxW (default: the images' own)");
   cmd->add_option("--fit", fit, "image folders: resize (default) or crop (centred) to --size")
-      ->check(CLI::IsMember({"resize", "crop"}));
+      ->check(one_of({"resize", "crop"}));
 }
 
 data::Dataset DataOptions::load() const {

@@ -10,39 +10,39 @@ void CorruptionOptions::add(CLI::App* cmd) {
                   "(docs/evaluation.md); the flags below override it")
       ->group(group);
   cmd->add_option("--noise", noise, "Gaussian noise sigma, clipped to [0,1] (0 = off)")
-      ->check(CLI::Range(0.0, 100.0))
+      ->check(in_range(0.0, 100.0))
       ->group(group);
   cmd->add_option("--speckle", speckle, "speckle sigma: x + x sigma N(0,1), clipped (0 = off)")
-      ->check(CLI::Range(0.0, 100.0))
+      ->check(in_range(0.0, 100.0))
       ->group(group);
   cmd->add_option("--salt-pepper", salt_pepper, "fraction of pixels set to 0 or 1 (0 = off)")
-      ->check(CLI::Range(0.0, 1.0))
+      ->check(in_range(0.0, 1.0))
       ->group(group);
   cmd->add_option("--masks", masks, "rectangles to blank out per image, for inpainting (0 = off)")
-      ->check(CLI::Range(0, 1000))
+      ->check(in_range(0, 1000))
       ->group(group);
   cmd->add_option("--mask-min", mask_min, "smallest mask side in pixels (default 4)")
-      ->check(CLI::Range(1, 65536))
+      ->check(in_range(1, 65536))
       ->group(group);
   cmd->add_option("--mask-max", mask_max, "largest mask side in pixels (default 8)")
-      ->check(CLI::Range(1, 65536))
+      ->check(in_range(1, 65536))
       ->group(group);
   cmd->add_option("--mask-value", mask_value, "value masks are filled with (default 0)")
-      ->check(CLI::Range(0.0, 1.0))
+      ->check(in_range(0.0, 1.0))
       ->group(group);
   cmd->add_option("--lines", lines, "full-length horizontal or vertical lines per image (0 = off)")
-      ->check(CLI::Range(0, 1000))
+      ->check(in_range(0, 1000))
       ->group(group);
   cmd->add_flag("--crosshair", crosshair, "a crosshair through the centre of each image")
       ->group(group);
   cmd->add_option("--line-thickness", thickness, "lines and crosshair: pixels (default 1)")
-      ->check(CLI::Range(1, 65536))
+      ->check(in_range(1, 65536))
       ->group(group);
   cmd->add_option("--jitter", jitter, "crosshair: centre moves up to this many pixels (default 2)")
-      ->check(CLI::Range(0, 65536))
+      ->check(in_range(0, 65536))
       ->group(group);
   cmd->add_option("--line-value", line_value, "lines and crosshair: value (default 1)")
-      ->check(CLI::Range(0.0, 1.0))
+      ->check(in_range(0.0, 1.0))
       ->group(group);
 }
 

@@ -1,11 +1,13 @@
 // The cae command: parses arguments, runs one subcommand, turns any error into one message and
-// a non-zero exit. The only code that exits.
+// a non-zero exit. The only code that exits. Exit status: 0 done (also --help, --version), 1 an
+// error in the input, data, model or files, 2 a usage error (README, Errors).
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <exception>
 
 #include "cae/error.h"
 #include "commands.h"
+#include "usage.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"cae: convolutional autoencoders for image denoising and reconstruction"};
@@ -14,8 +16,11 @@ int main(int argc, char** argv) {
   cae::cli::add_all_commands(app);
   try {
     app.parse(argc, argv);  // runs the chosen subcommand's callback
+  } catch (const CLI::Success& e) {
+    return app.exit(e);  // --help, --version: on stdout, status 0
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    std::fprintf(stderr, "cae: error: %s\n", cae::cli::usage_error(app, e).c_str());
+    return 2;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "cae: error: %s\n", e.what());
     return 1;
