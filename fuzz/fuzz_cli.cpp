@@ -8,10 +8,12 @@
 // argv).
 #include <CLI/CLI.hpp>
 #include <cstdint>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
 #include "commands.h"
+#include "usage.h"
 
 namespace {
 
@@ -43,8 +45,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   build_app(app);
   try {
     app.parse(reversed);
-  } catch (const CLI::ParseError&) {
-    // --help, --version and bad usage all land here, as in main(); nothing ran.
+  } catch (const CLI::Success&) {
+    // --help and --version, as in main(); nothing ran.
+  } catch (const CLI::ParseError& e) {
+    // Bad usage: main() prints this as its one line; the wording must hold for any input.
+    if (cae::cli::usage_error(app, e).find('\n') != std::string::npos) std::abort();
   } catch (const ParsedOnly&) {
     // A valid command line: main() would run the command now.
   }
