@@ -24,11 +24,6 @@ CAE_INLINE float bits_to_float(std::uint32_t u) {
   std::memcpy(&f, &u, sizeof f);
   return f;
 }
-CAE_INLINE std::uint32_t float_to_bits(float f) {
-  std::uint32_t u;
-  std::memcpy(&u, &f, sizeof u);
-  return u;
-}
 
 // e^t for t <= 0 (Cephes expf: t = n ln2 + r, |r| <= ln2/2, degree-6 polynomial); 0 below -87.
 CAE_INLINE float exp_nonpositive(float t) {

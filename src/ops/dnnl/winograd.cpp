@@ -17,7 +17,7 @@ using std::size_t;
 using v8 = __m256;
 
 constexpr int L = 8;           // lanes: the channels of one nChw8c block
-constexpr int kBlock = 48;     // tiles per block: V and M of a block stay in L2 (~200 KB at 32 ch)
+constexpr int kBlock = 48;     // most tiles per block: V and M stay in L2 (~200 KB at 32 ch)
 constexpr int kMaxChannels = 512;
 
 #define CAE_AVX2 __attribute__((target("avx2,fma")))
@@ -106,7 +106,7 @@ size_t plane_stride(int nt, int ch) { return size_t(nt) * ch + 16; }
 // t[a][b] = (B^T d)[a][b], then V[a][b] = (t B)[a][b], stored at out + (4 a + b) * pos.
 // B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1].
 template <class Load>
-CAE_AVX2 CAE_INLINE void transform_cells(Load load, float* out, size_t pos) {
+CAE_INLINE CAE_AVX2 void transform_cells(Load load, float* out, size_t pos) {
   v8 t[4][4];
   for (int b = 0; b < 4; ++b) {
     const v8 d0 = load(0, b), d1 = load(1, b), d2 = load(2, b), d3 = load(3, b);
@@ -228,7 +228,7 @@ CAE_AVX2 void output_transform(const float* M, int k, const Tiles& T, long t0, i
 // C[r][0 .. 8 NV) (+)= sum_j A(r, j) B[j][0 .. 8 NV) for r < R, with A(r, j) = A[r rs + j js]
 // (so A may be read transposed), B rows `ldb` apart, C rows `ldc` apart.
 template <int R, int NV, bool Add>
-CAE_AVX2 CAE_INLINE void gemm_tile(const float* A, size_t rs, size_t js, const float* B,
+CAE_INLINE CAE_AVX2 void gemm_tile(const float* A, size_t rs, size_t js, const float* B,
                                    size_t ldb, float* C, size_t ldc, int inner) {
   v8 acc[R][NV];
   for (int r = 0; r < R; ++r)
@@ -250,7 +250,7 @@ CAE_AVX2 CAE_INLINE void gemm_tile(const float* A, size_t rs, size_t js, const f
 
 // Rows [i, i + rest), rest < 6, of one column block.
 template <int NV, bool Add>
-CAE_AVX2 CAE_INLINE void gemm_rest(int rest, const float* A, size_t rs, size_t js,
+CAE_INLINE CAE_AVX2 void gemm_rest(int rest, const float* A, size_t rs, size_t js,
                                    const float* B, size_t ldb, float* C, size_t ldc, int inner) {
   switch (rest) {
     case 5: gemm_tile<5, NV, Add>(A, rs, js, B, ldb, C, ldc, inner); break;
@@ -288,7 +288,8 @@ CAE_AVX2 void gemm(const float* A, size_t rs, size_t js, const float* B, size_t 
 CAE_AVX2 void transformed_conv(WinogradPlan& p, const float* in, int cin, int cout,
                                const float* bias, bool relu, float* out) {
   const Tiles T(p.g.n, p.g.h, p.g.w);
-  const long blocks = (T.total + kBlock - 1) / kBlock;
+  const int block = p.block;
+  const long blocks = (T.total + block - 1) / block;
   const size_t per_thread = p.scratch.size() / size_t(p.threads);
   const int nthr = std::max(1, std::min(omp_get_max_threads(), p.threads));
 #pragma omp parallel num_threads(nthr)
@@ -298,8 +299,8 @@ CAE_AVX2 void transformed_conv(WinogradPlan& p, const float* in, int cin, int co
     float* M = V + per_thread / 2;
     const auto [b0, b1] = share(blocks, tid, omp_get_num_threads());
     for (long b = b0; b < b1; ++b) {
-      const long t0 = b * kBlock;
-      const int nt = int(std::min<long>(kBlock, T.total - t0));
+      const long t0 = b * block;
+      const int nt = int(std::min<long>(block, T.total - t0));
       input_transform(in, cin, T, t0, nt, V);
       const size_t vpos = plane_stride(nt, cin), mpos = plane_stride(nt, cout);
       for (int xi = 0; xi < 16; ++xi)
@@ -315,7 +316,8 @@ CAE_AVX2 void transformed_conv(WinogradPlan& p, const float* in, int cin, int co
 CAE_AVX2 const float* weight_gradient_sums(WinogradPlan& p, const float* x, const float* dy) {
   const int c = p.g.c, k = p.g.k;
   const Tiles T(p.g.n, p.g.h, p.g.w);
-  const long blocks = (T.total + kBlock - 1) / kBlock;
+  const int block = p.block;
+  const long blocks = (T.total + block - 1) / block;
   const size_t per_thread = p.scratch.size() / size_t(p.threads);
   const size_t du_size = size_t(16) * k * c;
   const int nthr = std::max(1, std::min(omp_get_max_threads(), p.threads));
@@ -330,8 +332,8 @@ CAE_AVX2 const float* weight_gradient_sums(WinogradPlan& p, const float* x, cons
     std::fill(dU, dU + du_size, 0.f);
     const auto [b0, b1] = share(blocks, tid, omp_get_num_threads());
     for (long b = b0; b < b1; ++b) {
-      const long t0 = b * kBlock;
-      const int nt = int(std::min<long>(kBlock, T.total - t0));
+      const long t0 = b * block;
+      const int nt = int(std::min<long>(block, T.total - t0));
       input_transform(x, c, T, t0, nt, V);
       gradient_transform(dy, k, T, t0, nt, dM);
       // dU[xi] (k x c) += dM[xi]^T (k x nt, read transposed) V[xi] (nt x c).
@@ -378,6 +380,11 @@ WinogradPlan make_winograd_plan(const WinogradGeom& g) {
   WinogradPlan p;
   p.g = g;
   p.threads = std::max(1, omp_get_max_threads());
+  // Small images (batch 1) have few tiles: blocks small enough that every thread gets some,
+  // in multiples of the products' 6 rows.
+  const long tiles = Tiles(g.n, g.h, g.w).total;
+  p.block = int(std::clamp<long>((tiles + p.threads - 1) / p.threads, 6, kBlock) + 5) / 6 * 6;
+  p.block = std::min(p.block, kBlock);
   p.u.assign(size_t(16) * g.c * g.k, 0.f);
   // Per thread: V, then M (or dM), each 16 planes of a block of the larger channel count.
   p.scratch.assign(size_t(p.threads) * 2 * 16 * plane_stride(kBlock, std::max(g.c, g.k)), 0.f);

@@ -33,6 +33,7 @@ struct WinogradGeom {
 struct WinogradPlan {
   WinogradGeom g;
   int threads = 1;               // the most threads a pass uses (omp_get_max_threads() at build)
+  int block = 48;                // tiles per block
   std::vector<float> u;          // 16 x c x k: the transformed weights of the current pass
   std::vector<float> scratch;    // per thread: V, M (and dM) of one block of tiles
   std::vector<float> partials;   // per thread: 16 x k x c weight-gradient sums, then c/k sums
