@@ -9,12 +9,15 @@
 
 #include "cae/error.h"
 
+// The vector types of the kernels below only ever pass between always_inline functions of one
+// tier's wrapper; GCC's note that their ABI differs between tiers does not apply.
+#pragma GCC diagnostic ignored "-Wpsabi"
+
 namespace cae::ops::dnnl_backend {
 namespace {
 
 constexpr int K = 3;         // the one kernel size compiled (the seed's); others go to oneDNN
 constexpr int kMaxW = 512;   // widest row the stack buffers hold
-constexpr int B = 4;         // output columns computed together (independent FMA chains)
 // L, a template parameter below: the lanes, i.e. the channels of one nChw<L>c block (16 for the
 // AVX-512 code, 8 for AVX2 and the baseline), one vector register of floats.
 
@@ -57,43 +60,81 @@ CAE_INLINE void padded_rows(const ThinConvGeom& g, const float* x_n, int oy, flo
   }
 }
 
+// One vector of L floats in GCC's (and clang's) vector extensions: the same code compiles to
+// AVX-512, AVX2 or SSE registers in each tier's wrapper below. Accumulators are vectors, not
+// arrays under `omp simd`: those the compiler kept on the stack (a third of every kernel's
+// instructions were spills).
+template <int L>
+struct VecOf {
+  typedef float type __attribute__((vector_size(4 * L)));
+  typedef int mask __attribute__((vector_size(4 * L)));
+};
+template <int L>
+using Vec = typename VecOf<L>::type;
+
+template <int L>
+CAE_INLINE Vec<L> load(const float* p) {
+  Vec<L> v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+template <int L>
+CAE_INLINE void store(float* p, Vec<L> v) {
+  std::memcpy(p, &v, sizeof v);
+}
+// v where keep > 0, else 0 (keep = v: max(v, 0) with NaN kept, as std::max(v, 0.f) keeps it).
+template <int L>
+CAE_INLINE Vec<L> where_positive(Vec<L> v, Vec<L> keep) {
+  using M = typename VecOf<L>::mask;
+  return (Vec<L>)((M)v & ~(M)(keep <= Vec<L>{}));
+}
+template <int L>
+CAE_INLINE Vec<L> act(Vec<L> v, bool relu) {
+  return relu ? where_positive<L>(v, v) : v;
+}
+
+// The sum of a vector's lanes, by halves.
+CAE_INLINE float lane_sum(Vec<2> v) { return v[0] + v[1]; }
+CAE_INLINE float lane_sum(Vec<4> v) {
+  return lane_sum(Vec<2>(__builtin_shufflevector(v, v, 0, 1) + __builtin_shufflevector(v, v, 2, 3)));
+}
+CAE_INLINE float lane_sum(Vec<8> v) {
+  return lane_sum(Vec<4>(__builtin_shufflevector(v, v, 0, 1, 2, 3) +
+                         __builtin_shufflevector(v, v, 4, 5, 6, 7)));
+}
+CAE_INLINE float lane_sum(Vec<16> v) {
+  return lane_sum(Vec<8>(__builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7) +
+                         __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15)));
+}
+
+// Columns a kernel computes at once: independent FMA chains, enough to hide an FMA's latency.
+constexpr int kCols = 8;
+
 template <int L>
 CAE_INLINE void widen_forward_rows(const ThinConvGeom& g, const float* x, const float* w,
                                    const float* b, float* y, Range rows) {
   const int wp = g.ow + K - 1;
-  float xpad[K * (kMaxW + K + B)];
+  float xpad[K * (kMaxW + K + kCols)];
   const Wide<L> ys(g, g.oh, g.ow);
   for (int r = rows.begin; r < rows.end; ++r) {
     const int n = r / g.oh, oy = r % g.oh;
-    padded_rows(g, x + size_t(n) * g.h * g.w, oy, xpad, wp + B);
+    padded_rows(g, x + size_t(n) * g.h * g.w, oy, xpad, wp + kCols);
     for (int cb = 0; cb < g.c / L; ++cb) {
       float* yr = y + n * ys.n + cb * ys.cb + size_t(oy) * g.ow * L;
       const float* wc = w + cb * L;
-      // B columns at once: B independent FMA chains instead of one (latency, not throughput,
-      // bounds a single chain of K*K FMAs). Columns past ow read zero padding and are dropped.
-      for (int ox0 = 0; ox0 < g.ow; ox0 += B) {
-        float acc[B][L];
-        #pragma GCC unroll 16
-        for (int j = 0; j < B; ++j)
-#pragma omp simd
-          for (int l = 0; l < L; ++l) acc[j][l] = b ? b[cb * L + l] : 0.f;
-        #pragma GCC unroll 16
+      const Vec<L> bias = b ? load<L>(b + cb * L) : Vec<L>{};
+      // Columns past ow read zero padding and are dropped.
+      for (int ox0 = 0; ox0 < g.ow; ox0 += kCols) {
+        Vec<L> acc[kCols];
+        for (int j = 0; j < kCols; ++j) acc[j] = bias;
         for (int kh = 0; kh < K; ++kh)
-          #pragma GCC unroll 16
           for (int kw = 0; kw < K; ++kw) {
-            const float* wv = wc + (kh * K + kw) * g.c;
-            const float* xs = xpad + kh * (wp + B) + ox0 + kw;
-            #pragma GCC unroll 16
-            for (int j = 0; j < B; ++j)
-#pragma omp simd
-              for (int l = 0; l < L; ++l) acc[j][l] += wv[l] * xs[j];
+            const Vec<L> wv = load<L>(wc + (kh * K + kw) * g.c);
+            const float* xs = xpad + kh * (wp + kCols) + ox0 + kw;
+            for (int j = 0; j < kCols; ++j) acc[j] += wv * xs[j];
           }
-        const int nb = std::min(B, g.ow - ox0);
-        #pragma GCC unroll 16
-        for (int j = 0; j < nb; ++j)
-#pragma omp simd
-          for (int l = 0; l < L; ++l)
-            yr[(ox0 + j) * L + l] = g.relu ? std::max(acc[j][l], 0.f) : acc[j][l];
+        const int nb = std::min(kCols, g.ow - ox0);
+        for (int j = 0; j < nb; ++j) store<L>(yr + (ox0 + j) * L, act<L>(acc[j], g.relu));
       }
     }
   }
@@ -111,31 +152,21 @@ CAE_INLINE void widen_backward_weights_rows(const ThinConvGeom& g, const float* 
     for (int cb = 0; cb < g.c / L; ++cb) {
       const size_t at = n * ys.n + cb * ys.cb + size_t(oy) * g.ow * L;
       float* dyr = dy + at;
-      if (g.relu) {
-        const float* yr = y + at;
-#pragma omp simd
-        for (int i = 0; i < g.ow * L; ++i) dyr[i] = yr[i] > 0.f ? dyr[i] : 0.f;
-      }
-      float acc[K * K][L] = {}, bacc[L] = {};
+      if (g.relu)
+        for (int ox = 0; ox < g.ow; ++ox)
+          store<L>(dyr + ox * L, where_positive<L>(load<L>(dyr + ox * L), load<L>(y + at + ox * L)));
+      Vec<L> acc[K * K] = {}, bacc = {};
       for (int ox = 0; ox < g.ow; ++ox) {
-        const float* d = dyr + ox * L;
-#pragma omp simd
-        for (int l = 0; l < L; ++l) bacc[l] += d[l];
-        #pragma GCC unroll 16
+        const Vec<L> d = load<L>(dyr + ox * L);
+        bacc += d;
         for (int kh = 0; kh < K; ++kh)
-          #pragma GCC unroll 16
-          for (int kw = 0; kw < K; ++kw) {
-            const float xs = xpad[kh * wp + ox + kw];
-#pragma omp simd
-            for (int l = 0; l < L; ++l) acc[kh * K + kw][l] += d[l] * xs;
-          }
+          for (int kw = 0; kw < K; ++kw) acc[kh * K + kw] += d * xpad[kh * wp + ox + kw];
       }
-      #pragma GCC unroll 16
-      for (int t = 0; t < K * K; ++t)
-#pragma omp simd
-        for (int l = 0; l < L; ++l) pw[t * g.c + cb * L + l] += acc[t][l];
-#pragma omp simd
-      for (int l = 0; l < L; ++l) pb[cb * L + l] += bacc[l];
+      for (int t = 0; t < K * K; ++t) {
+        float* p = pw + t * g.c + cb * L;
+        store<L>(p, load<L>(p) + acc[t]);
+      }
+      store<L>(pb + cb * L, load<L>(pb + cb * L) + bacc);
     }
   }
 }
@@ -147,27 +178,19 @@ CAE_INLINE void widen_backward_data_rows(const ThinConvGeom& g, const float* dy,
   for (int r = rows.begin; r < rows.end; ++r) {
     const int n = r / g.h, iy = r % g.h;
     for (int ix = 0; ix < g.w; ++ix) {
-      float acc[L] = {};
-      #pragma GCC unroll 16
+      Vec<L> acc = {};
       for (int kh = 0; kh < K; ++kh) {
         const int oy = iy + g.pad_top - kh;
         if (oy < 0 || oy >= g.oh) continue;
-        #pragma GCC unroll 16
         for (int kw = 0; kw < K; ++kw) {
           const int ox = ix + g.pad_left - kw;
           if (ox < 0 || ox >= g.ow) continue;
-          for (int cb = 0; cb < g.c / L; ++cb) {
-            const float* d = dy + n * ys.n + cb * ys.cb + (size_t(oy) * g.ow + ox) * L;
-            const float* wv = w + (kh * K + kw) * g.c + cb * L;
-#pragma omp simd
-            for (int l = 0; l < L; ++l) acc[l] += wv[l] * d[l];
-          }
+          for (int cb = 0; cb < g.c / L; ++cb)
+            acc += load<L>(w + (kh * K + kw) * g.c + cb * L) *
+                   load<L>(dy + n * ys.n + cb * ys.cb + (size_t(oy) * g.ow + ox) * L);
         }
       }
-      float s = 0.f;
-#pragma omp simd reduction(+ : s)
-      for (int l = 0; l < L; ++l) s += acc[l];
-      dx[(size_t(n) * g.h + iy) * g.w + ix] = s;
+      dx[(size_t(n) * g.h + iy) * g.w + ix] = lane_sum(acc);
     }
   }
 }
@@ -176,35 +199,47 @@ CAE_INLINE void widen_backward_data_rows(const ThinConvGeom& g, const float* dy,
 template <int L>
 CAE_INLINE float narrow_cell(const ThinConvGeom& g, const float* x_n, const float* w, size_t x_cb,
                              int oy, int ox) {
-  float acc[L] = {};
-  #pragma GCC unroll 16
+  Vec<L> acc = {};
   for (int kh = 0; kh < K; ++kh) {
     const int iy = oy - g.pad_top + kh;
     if (iy < 0 || iy >= g.h) continue;
-    #pragma GCC unroll 16
     for (int kw = 0; kw < K; ++kw) {
       const int ix = ox - g.pad_left + kw;
       if (ix < 0 || ix >= g.w) continue;
-      for (int cb = 0; cb < g.c / L; ++cb) {
-        const float* xv = x_n + cb * x_cb + (size_t(iy) * g.w + ix) * L;
-        const float* wv = w + (kh * K + kw) * g.c + cb * L;
-#pragma omp simd
-        for (int l = 0; l < L; ++l) acc[l] += wv[l] * xv[l];
+      for (int cb = 0; cb < g.c / L; ++cb)
+        acc += load<L>(w + (kh * K + kw) * g.c + cb * L) *
+               load<L>(x_n + cb * x_cb + (size_t(iy) * g.w + ix) * L);
+    }
+  }
+  return lane_sum(acc);
+}
+
+// Columns [ox0, ox0 + N) of output row oy, all taps inside the row: one accumulator each.
+template <int L, int N>
+CAE_INLINE void narrow_columns(const ThinConvGeom& g, const float* x_n, const float* w,
+                               size_t x_cb, int oy, int ox0, float* cell) {
+  Vec<L> acc[N] = {};
+  for (int kh = 0; kh < K; ++kh) {
+    const int iy = oy - g.pad_top + kh;
+    if (iy < 0 || iy >= g.h) continue;
+    for (int cb = 0; cb < g.c / L; ++cb) {
+      const float* xrow = x_n + cb * x_cb + (size_t(iy) * g.w + ox0 - g.pad_left) * L;
+      for (int kw = 0; kw < K; ++kw) {
+        const Vec<L> wv = load<L>(w + (kh * K + kw) * g.c + cb * L);
+        for (int j = 0; j < N; ++j) acc[j] += wv * load<L>(xrow + (j + kw) * L);
       }
     }
   }
-  float s = 0.f;
-#pragma omp simd reduction(+ : s)
-  for (int l = 0; l < L; ++l) s += acc[l];
-  return s;
+  for (int j = 0; j < N; ++j) cell[ox0 + j] = lane_sum(acc[j]);
 }
 
 template <int L>
 CAE_INLINE void narrow_forward_rows(const ThinConvGeom& g, const float* x, const float* w,
                                     const float* b, float* y, Range rows) {
   const Wide<L> xs(g, g.h, g.w);
-  // Interior columns: every kw tap inside the row, so B columns go without checks.
-  const int lo = std::min(g.ow, g.pad_left), hi = std::max(lo, std::min(g.ow, g.w - K + 1 + g.pad_left));
+  // Interior columns: every kw tap inside the row, so whole groups go without checks.
+  const int lo = std::min(g.ow, g.pad_left);
+  const int hi = std::max(lo, std::min(g.ow, g.w - K + 1 + g.pad_left));
   for (int r = rows.begin; r < rows.end; ++r) {
     const int n = r / g.oh, oy = r % g.oh;
     const float* x_n = x + n * xs.n;
@@ -213,33 +248,9 @@ CAE_INLINE void narrow_forward_rows(const ThinConvGeom& g, const float* x, const
     for (int ox = 0; ox < lo; ++ox) cell[ox] = narrow_cell<L>(g, x_n, w, xs.cb, oy, ox);
     for (int ox = hi; ox < g.ow; ++ox) cell[ox] = narrow_cell<L>(g, x_n, w, xs.cb, oy, ox);
     int ox0 = lo;
-    for (; ox0 + B <= hi; ox0 += B) {
-      float acc[B][L] = {};
-      #pragma GCC unroll 16
-      for (int kh = 0; kh < K; ++kh) {
-        const int iy = oy - g.pad_top + kh;
-        if (iy < 0 || iy >= g.h) continue;
-        for (int cb = 0; cb < g.c / L; ++cb) {
-          const float* xrow = x_n + cb * xs.cb + (size_t(iy) * g.w + ox0 - g.pad_left) * L;
-          #pragma GCC unroll 16
-          for (int kw = 0; kw < K; ++kw) {
-            const float* wv = w + (kh * K + kw) * g.c + cb * L;
-            #pragma GCC unroll 16
-            for (int j = 0; j < B; ++j)
-#pragma omp simd
-              for (int l = 0; l < L; ++l) acc[j][l] += wv[l] * xrow[(j + kw) * L + l];
-          }
-        }
-      }
-      #pragma GCC unroll 16
-      for (int j = 0; j < B; ++j) {
-        float s = 0.f;
-#pragma omp simd reduction(+ : s)
-        for (int l = 0; l < L; ++l) s += acc[j][l];
-        cell[ox0 + j] = s;
-      }
-    }
-    for (int ox = ox0; ox < hi; ++ox) cell[ox] = narrow_cell<L>(g, x_n, w, xs.cb, oy, ox);
+    for (; ox0 + kCols <= hi; ox0 += kCols) narrow_columns<L, kCols>(g, x_n, w, xs.cb, oy, ox0, cell);
+    for (; ox0 + 2 <= hi; ox0 += 2) narrow_columns<L, 2>(g, x_n, w, xs.cb, oy, ox0, cell);
+    for (; ox0 < hi; ++ox0) cell[ox0] = narrow_cell<L>(g, x_n, w, xs.cb, oy, ox0);
     const float bias = b ? b[0] : 0.f;
     for (int ox = 0; ox < g.ow; ++ox) {
       const float v = cell[ox] + bias;
@@ -249,17 +260,18 @@ CAE_INLINE void narrow_forward_rows(const ThinConvGeom& g, const float* x, const
 }
 
 // Over input rows (n, iy): dx of the row and its share of dw, reading x once. dpad[kh][j] holds
-// the (masked) dy of output row iy + pad_top - kh at column j - (K - 1), zero outside.
+// the (masked) dy of output row iy + pad_top - kh at column j - (K - 1), zero outside. NB input
+// columns at once (fewer on AVX2, whose 16 registers hold 9 weight sums and 2 NB vectors).
 template <int L>
 CAE_INLINE void narrow_backward_rows(const ThinConvGeom& g, const float* x, const float* y,
                                      const float* dy, const float* w, float* dx, float* pw,
                                      Range rows) {
+  constexpr int NB = L >= 16 ? 4 : 2;
   const Wide<L> xs(g, g.h, g.w);
-  const int wp = std::max(g.ow, g.w) + 2 * (K - 1) + B;
-  float dpad[K * (kMaxW + 2 * K + B)];
+  const int wp = std::max(g.ow, g.w) + 2 * (K - 1) + NB;
+  float dpad[K * (kMaxW + 2 * K + 4)];
   for (int r = rows.begin; r < rows.end; ++r) {
     const int n = r / g.h, iy = r % g.h;
-    #pragma GCC unroll 16
     for (int kh = 0; kh < K; ++kh) {
       float* row = dpad + kh * wp;
       std::fill(row, row + wp, 0.f);
@@ -272,42 +284,29 @@ CAE_INLINE void narrow_backward_rows(const ThinConvGeom& g, const float* x, cons
     for (int cb = 0; cb < g.c / L; ++cb) {
       const float* xr = x + n * xs.n + cb * xs.cb + size_t(iy) * g.w * L;
       float* dxr = dx ? dx + n * xs.n + cb * xs.cb + size_t(iy) * g.w * L : nullptr;
-      float acc[K * K][L] = {};
-      // B input columns at once; a column past w gets x = 0, so it adds nothing to dw, and its
-      // dx is not stored.
-      for (int ix0 = 0; ix0 < g.w; ix0 += B) {
-        float dxv[B][L] = {};
-        const int nb = std::min(B, g.w - ix0);
-        float xv[B][L];
-        #pragma GCC unroll 16
-        for (int j = 0; j < B; ++j)
-#pragma omp simd
-          for (int l = 0; l < L; ++l) xv[j][l] = j < nb ? xr[(ix0 + j) * L + l] : 0.f;
-        #pragma GCC unroll 16
+      Vec<L> acc[K * K] = {};
+      // A column past w gets x = 0, so it adds nothing to dw, and its dx is not stored.
+      for (int ix0 = 0; ix0 < g.w; ix0 += NB) {
+        const int nb = std::min(NB, g.w - ix0);
+        Vec<L> dxv[NB] = {}, xv[NB];
+        for (int j = 0; j < NB; ++j) xv[j] = j < nb ? load<L>(xr + (ix0 + j) * L) : Vec<L>{};
         for (int kh = 0; kh < K; ++kh)
-          #pragma GCC unroll 16
           for (int kw = 0; kw < K; ++kw) {
             // output column ox = ix + pad_left - kw sits at ox + K - 1 in dpad
             const float* d = dpad + kh * wp + ix0 + g.pad_left - kw + K - 1;
-            const float* wv = w + (kh * K + kw) * g.c + cb * L;
-            #pragma GCC unroll 16
-            for (int j = 0; j < B; ++j)
-#pragma omp simd
-              for (int l = 0; l < L; ++l) {
-                dxv[j][l] += wv[l] * d[j];
-                acc[kh * K + kw][l] += xv[j][l] * d[j];
-              }
+            const Vec<L> wv = load<L>(w + (kh * K + kw) * g.c + cb * L);
+            for (int j = 0; j < NB; ++j) {
+              dxv[j] += wv * d[j];
+              acc[kh * K + kw] += xv[j] * d[j];
+            }
           }
         if (dxr)
-          #pragma GCC unroll 16
-          for (int j = 0; j < nb; ++j)
-#pragma omp simd
-            for (int l = 0; l < L; ++l) dxr[(ix0 + j) * L + l] = dxv[j][l];
+          for (int j = 0; j < nb; ++j) store<L>(dxr + (ix0 + j) * L, dxv[j]);
       }
-      #pragma GCC unroll 16
-      for (int t = 0; t < K * K; ++t)
-#pragma omp simd
-        for (int l = 0; l < L; ++l) pw[t * g.c + cb * L + l] += acc[t][l];
+      for (int t = 0; t < K * K; ++t) {
+        float* p = pw + t * g.c + cb * L;
+        store<L>(p, load<L>(p) + acc[t]);
+      }
     }
   }
 }
