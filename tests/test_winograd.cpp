@@ -1,4 +1,4 @@
-// The Winograd F(2x2, 3x3) kernels (src/ops/dnnl/winograd.h) against a naive 'same' 3x3
+// The Winograd F(2x2, 3x3) and F(4x4, 3x3) kernels (src/ops/dnnl/winograd.h) against a naive 'same' 3x3
 // convolution written here, in double, on several sizes (odd ones leave partial tiles), channel
 // counts and thread counts; a central-difference check of the gradients; bitwise repeatability.
 #include <gtest/gtest.h>
@@ -42,11 +42,13 @@ struct Case {
   int n, c, k, h, w;
   bool relu, bias;
   int threads;
+  int tile = 2;
 };
 
 std::ostream& operator<<(std::ostream& os, const Case& k) {
   return os << "n" << k.n << " " << k.c << "->" << k.k << " " << k.h << "x" << k.w
-            << (k.relu ? " relu" : "") << (k.bias ? " bias" : "") << " t" << k.threads;
+            << (k.relu ? " relu" : "") << (k.bias ? " bias" : "") << " t" << k.threads << " F("
+            << k.tile << "x" << k.tile << ")";
 }
 
 // The 'same' 3x3 conv in NCHW / OIHW, in double: y, and the gradients of sum(y * dy).
@@ -109,7 +111,9 @@ void expect_close(const std::vector<float>& got, const std::vector<float>& want,
     ASSERT_NEAR(got[i], want[i], tol * scale) << what << " at " << i;
 }
 
-WinogradGeom geom(const Case& k) { return {k.n, k.c, k.k, k.h, k.w, k.relu}; }
+WinogradGeom geom(const Case& k) { return {k.n, k.c, k.k, k.h, k.w, k.relu, k.tile}; }
+// F(4x4)'s transform coefficients round (4, 5, 1/6, 1/24, ...); F(2x2)'s are exact.
+double tolerance(const Case& k) { return k.tile == 2 ? 1e-6 : 1e-5; }
 
 class Winograd : public ::testing::TestWithParam<Case> {
  protected:
@@ -135,34 +139,39 @@ TEST_P(Winograd, MatchesNaiveConvolution) {
   const auto xb = to_blocked(x, k.n, k.c, k.h, k.w), dyb = to_blocked(dy, k.n, k.k, k.h, k.w);
   std::vector<float> y(y_ref.size(), nan), dx(x.size(), nan), dw(w.size(), nan), db(k.k, nan);
   winograd_forward(plan, xb.data(), w.data(), k.bias ? b.data() : nullptr, y.data());
-  expect_close(from_blocked(y, k.n, k.k, k.h, k.w), y_ref, 1e-5, "y");
+  EXPECT_EQ(winograd_impl(plan), "cae:winograd_" + std::to_string(k.tile) + "x3:avx2");
+  expect_close(from_blocked(y, k.n, k.k, k.h, k.w), y_ref, tolerance(k), "y");
   winograd_backward_data(plan, dyb.data(), w.data(), dx.data());
-  expect_close(from_blocked(dx, k.n, k.c, k.h, k.w), dx_ref, 1e-5, "dx");
+  expect_close(from_blocked(dx, k.n, k.c, k.h, k.w), dx_ref, tolerance(k), "dx");
   winograd_backward_weights(plan, xb.data(), dyb.data(), dw.data(), db.data());
-  expect_close(dw, dw_ref, 1e-5, "dw");
-  expect_close(db, db_ref, 1e-5, "db");
+  expect_close(dw, dw_ref, tolerance(k), "dw");
+  expect_close(db, db_ref, tolerance(k), "db");
 }
 
 std::vector<Case> cases() {
   std::vector<Case> v;
-  for (int threads : {1, 2}) {
-    v.push_back({2, 32, 32, 28, 28, true, true, threads});  // the seed's widest layer
-    v.push_back({3, 16, 32, 14, 14, true, true, threads});  // its decoder's 14x14
-    v.push_back({1, 8, 16, 7, 7, false, true, threads});    // odd: partial tiles
-    v.push_back({2, 24, 8, 5, 9, true, false, threads});    // 24 = 16 + 8 channels
-    v.push_back({1, 8, 8, 2, 3, false, false, threads});    // one row of tiles
-    v.push_back({7, 8, 40, 3, 3, false, true, threads});    // 40 outputs: 16 + 16 + 8
-  }
+  for (int tile : {2, 4})
+    for (int threads : {1, 2}) {
+      v.push_back({2, 32, 32, 28, 28, true, true, threads, tile});  // the seed's widest layer
+      v.push_back({3, 16, 32, 14, 14, true, true, threads, tile});  // its decoder's 14x14
+      v.push_back({1, 8, 16, 7, 7, false, true, threads, tile});    // odd: partial tiles
+      v.push_back({2, 24, 8, 5, 9, true, false, threads, tile});    // 24 = 16 + 8 channels
+      v.push_back({1, 8, 8, 2, 3, false, false, threads, tile});    // one row of tiles
+      v.push_back({7, 8, 40, 3, 3, false, true, threads, tile});    // 40 outputs: 16 + 16 + 8
+      v.push_back({1, 16, 16, 10, 13, true, true, threads, tile});  // partial 4x4 tiles
+    }
   return v;
 }
 
 INSTANTIATE_TEST_SUITE_P(Geometries, Winograd, ::testing::ValuesIn(cases()));
 
 // Central differences of sum(y * r) against the kernels' gradients.
-TEST(WinogradGradient, MatchesFiniteDifferences) {
+class WinogradGradient : public ::testing::TestWithParam<int> {};
+
+TEST_P(WinogradGradient, MatchesFiniteDifferences) {
   if (cpu_isa() < Isa::avx2) GTEST_SKIP() << "no AVX2 here: " << isa_description();
   omp_set_num_threads(2);
-  const Case k{2, 8, 16, 5, 6, false, true, 2};  // no ReLU: smooth
+  const Case k{2, 8, 16, 5, 6, false, true, 2, GetParam()};  // no ReLU: smooth
   WinogradPlan plan = make_winograd_plan(geom(k));
   auto x = test::random_floats(std::size_t(k.n) * k.c * k.h * k.w, 11);
   auto w = test::random_floats(std::size_t(k.k) * k.c * 9, 12);
@@ -194,10 +203,12 @@ TEST(WinogradGradient, MatchesFiniteDifferences) {
   check(x, dx, "dx ");
 }
 
+INSTANTIATE_TEST_SUITE_P(Tiles, WinogradGradient, ::testing::Values(2, 4));
+
 TEST(Winograd, RepeatsBitwiseAndRefusesWhatItCannotRun) {
   if (cpu_isa() < Isa::avx2) GTEST_SKIP() << "no AVX2 here: " << isa_description();
   omp_set_num_threads(2);
-  const WinogradGeom g{5, 32, 32, 28, 28, false};
+  const WinogradGeom g{5, 32, 32, 28, 28, false, 4};
   WinogradPlan plan = make_winograd_plan(g);
   const auto x = test::random_floats(std::size_t(5) * 32 * 784, 21);
   const auto dy = test::random_floats(x.size(), 22);
@@ -215,6 +226,9 @@ TEST(Winograd, RepeatsBitwiseAndRefusesWhatItCannotRun) {
   EXPECT_FALSE(winograd_supported(bad));
   bad = g;
   bad.h = 1;
+  EXPECT_FALSE(winograd_supported(bad));
+  bad = g;
+  bad.tile = 3;
   EXPECT_FALSE(winograd_supported(bad));
 }
 

@@ -736,7 +736,7 @@ bool DnnlExecutor::build_own_winograd(int i) {
   const memory dst = new_memory(dst_md);
   act_.push_back(dst);
   const WinogradGeom g{net_.batch, op.in.c, op.out.c, op.in.h, op.in.w,
-                       op.act == Activation::relu};
+                       op.act == Activation::relu, own_winograd_tile(op)};
   WinogradPlan& plan = winograd_plans_.emplace_back(dnnl_backend::make_winograd_plan(g));
   auto ptr = [](const memory& m) { return static_cast<float*>(m.get_data_handle()); };
   auto maybe = [ptr](const memory& m) { return m ? ptr(m) : nullptr; };
@@ -744,7 +744,7 @@ bool DnnlExecutor::build_own_winograd(int i) {
     Step s;
     s.op = i;
     s.name = name;
-    s.impl = dnnl_backend::winograd_impl();
+    s.impl = dnnl_backend::winograd_impl(plan);
     s.kernel = std::move(kernel);
     return s;
   };
@@ -1221,19 +1221,27 @@ bool winograd_chosen(const OpDesc& op) {
          op.out.c % 16 == 0 && op.out.h * op.out.w >= 14 * 14;
 }
 
-// Our Winograd kernel (winograd.h) where oneDNN 2.6 has none (below AVX-512): F(2x2, 3x3) makes
-// the 28x28 and 14x14 layers 1.3-1.6x faster than oneDNN's direct AVX2 kernels
-// (docs/performance.md); 7x7 maps are too small for it to pay.
+// F(4x4) is 1.5-2.3x faster than oneDNN's direct AVX2 kernels on every seed layer, 28x28 to 7x7
+// (partial tiles included), F(2x2) only 1.2-1.6x (docs/performance.md); CAE_WINOGRAD_TILE=2
+// keeps F(2x2), for comparison.
+int own_winograd_tile(const OpDesc&) {
+  const char* env = std::getenv("CAE_WINOGRAD_TILE");
+  return env && std::string_view(env) == "2" ? 2 : 4;
+}
+
+// Our Winograd kernel (winograd.h) where oneDNN 2.6 has none (below AVX-512), on every 3x3
+// 'same' conv with whole 8-channel blocks of at least 4x4.
 bool own_winograd_chosen(const OpDesc& op) {
   if (const char* env = std::getenv("CAE_WINOGRAD"); env && std::string_view(env) == "0")
     return false;
   dnnl_backend::apply_isa_cap();
   if (dnnl_backend::onednn_isa_name().starts_with("avx512")) return false;
-  const dnnl_backend::WinogradGeom g{1, op.in.c, op.out.c, op.in.h, op.in.w, false};
+  const dnnl_backend::WinogradGeom g{1, op.in.c, op.out.c, op.in.h, op.in.w, false,
+                                     own_winograd_tile(op)};
   return op.kind == OpKind::conv && op.kernel == 3 && op.stride == 1 && op.pad_top == 1 &&
          op.pad_left == 1 && op.pad_bottom == 1 && op.pad_right == 1 && op.in.h == op.out.h &&
          op.in.w == op.out.w && (op.act == Activation::none || op.act == Activation::relu) &&
-         op.out.h * op.out.w >= 14 * 14 && dnnl_backend::winograd_supported(g);
+         op.out.h >= 4 && op.out.w >= 4 && dnnl_backend::winograd_supported(g);
 }
 
 std::vector<StepTime> profile_dnnl_steps(Executor& exec, const float* x, const float* d_output,

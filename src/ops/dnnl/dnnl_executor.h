@@ -56,8 +56,10 @@ bool winograd_chosen(const OpDesc& op);
 // Whether the executor runs op on our own Winograd kernel (src/ops/dnnl/winograd.h) instead of
 // oneDNN's direct one: where oneDNN has no Winograd (below AVX-512) and our tier has AVX2, for
 // 3x3 stride-1 'same' convs with channels in 8-blocks, no activation or ReLU, output at least
-// 14x14, and CAE_WINOGRAD not "0". Rounding: within 1e-5 of the direct sum per layer.
+// 4x4, and CAE_WINOGRAD not "0". Rounding: within 1e-5 of the direct sum per layer.
 bool own_winograd_chosen(const OpDesc& op);
+// The output tile our Winograd kernel uses on op: 4 (F(4x4, 3x3)) or 2 (F(2x2, 3x3)).
+int own_winograd_tile(const OpDesc& op);
 
 // The time of one step of an executor's prebuilt lists (for bench/, never the hot path).
 struct StepTime {

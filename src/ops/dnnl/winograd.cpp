@@ -16,79 +16,181 @@ namespace {
 using std::size_t;
 using v8 = __m256;
 
-constexpr int L = 8;           // lanes: the channels of one nChw8c block
-constexpr int kBlock = 48;     // most tiles per block: V and M stay in L2 (~200 KB at 32 ch)
+constexpr int L = 8;  // lanes: the channels of one nChw8c block
 constexpr int kMaxChannels = 512;
 
 #define CAE_AVX2 __attribute__((target("avx2,fma")))
 #define CAE_INLINE [[gnu::always_inline]] inline
 
-// Tiles: 2x2 outputs each, th x tw per image, numbered (n, ty, tx) row-major.
+// F(M x M, 3 x 3): M x M outputs per tile from A x A inputs, P = A^2 products per channel pair.
+template <int M>
+struct Size {
+  static constexpr int A = M + 2, P = A * A;
+  // Tiles per block: V and M of a block (2 P planes of block x channels) stay in L2, about
+  // 200 KB at 32 channels; a multiple of the products' 6 rows.
+  static constexpr int block = M == 2 ? 48 : 24;
+};
+
+// The 1-D transforms, on vectors of 8 channels (the 2-D ones apply them to columns, then rows).
+// F(2, 3), points 0, 1, -1:
+//   B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1],  A^T = [1 1 1 0; 0 1 -1 -1],
+//   G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1].
+// F(4, 3), points 0, 1, -1, 2, -2 (Lavin and Gray, 2016):
+//   B^T = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0; 0 -2 -1 2 1 0; 0 2 -1 -2 1 0;
+//          0 4 0 -5 0 1],
+//   A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1],
+//   G = [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6; 1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1].
+// Written out rather than as products by the matrices: a product by 0 is not free in IEEE
+// arithmetic, and these forms share their partial sums.
+
+// r = B^T d.
+template <int M>
+CAE_INLINE CAE_AVX2 void input_1d(const v8* d, v8* r) {
+  if constexpr (M == 2) {
+    r[0] = _mm256_sub_ps(d[0], d[2]);
+    r[1] = _mm256_add_ps(d[1], d[2]);
+    r[2] = _mm256_sub_ps(d[2], d[1]);
+    r[3] = _mm256_sub_ps(d[1], d[3]);
+  } else {
+    const v8 four = _mm256_set1_ps(4.f), five = _mm256_set1_ps(5.f), two = _mm256_set1_ps(2.f);
+    const v8 t0 = _mm256_fnmadd_ps(four, d[2], d[4]);  // d4 - 4 d2
+    const v8 t1 = _mm256_fnmadd_ps(four, d[1], d[3]);  // d3 - 4 d1
+    const v8 t2 = _mm256_sub_ps(d[4], d[2]);
+    const v8 t3 = _mm256_mul_ps(two, _mm256_sub_ps(d[3], d[1]));
+    r[0] = _mm256_fmadd_ps(four, d[0], _mm256_fnmadd_ps(five, d[2], d[4]));
+    r[1] = _mm256_add_ps(t0, t1);
+    r[2] = _mm256_sub_ps(t0, t1);
+    r[3] = _mm256_add_ps(t2, t3);
+    r[4] = _mm256_sub_ps(t2, t3);
+    r[5] = _mm256_fmadd_ps(four, d[1], _mm256_fnmadd_ps(five, d[3], d[5]));
+  }
+}
+
+// o = A^T m.
+template <int M>
+CAE_INLINE CAE_AVX2 void output_1d(const v8* m, v8* o) {
+  if constexpr (M == 2) {
+    o[0] = _mm256_add_ps(_mm256_add_ps(m[0], m[1]), m[2]);
+    o[1] = _mm256_sub_ps(_mm256_sub_ps(m[1], m[2]), m[3]);
+  } else {
+    const v8 s12 = _mm256_add_ps(m[1], m[2]), d12 = _mm256_sub_ps(m[1], m[2]);
+    const v8 s34 = _mm256_add_ps(m[3], m[4]), d34 = _mm256_sub_ps(m[3], m[4]);
+    o[0] = _mm256_add_ps(_mm256_add_ps(m[0], s12), s34);
+    o[1] = _mm256_fmadd_ps(_mm256_set1_ps(2.f), d34, d12);
+    o[2] = _mm256_fmadd_ps(_mm256_set1_ps(4.f), s34, s12);
+    o[3] = _mm256_add_ps(_mm256_fmadd_ps(_mm256_set1_ps(8.f), d34, d12), m[5]);
+  }
+}
+
+// m = A y: the gradient of o = A^T m.
+template <int M>
+CAE_INLINE CAE_AVX2 void gradient_1d(const v8* y, v8* m) {
+  if constexpr (M == 2) {
+    m[0] = y[0];
+    m[1] = _mm256_add_ps(y[0], y[1]);
+    m[2] = _mm256_sub_ps(y[0], y[1]);
+    m[3] = _mm256_sub_ps(_mm256_setzero_ps(), y[1]);
+  } else {
+    const v8 e = _mm256_add_ps(y[0], y[2]), o = _mm256_add_ps(y[1], y[3]);
+    const v8 e4 = _mm256_fmadd_ps(_mm256_set1_ps(4.f), y[2], y[0]);
+    const v8 o4 = _mm256_fmadd_ps(_mm256_set1_ps(8.f), y[3], _mm256_add_ps(y[1], y[1]));
+    m[0] = y[0];
+    m[1] = _mm256_add_ps(e, o);
+    m[2] = _mm256_sub_ps(e, o);
+    m[3] = _mm256_add_ps(e4, o4);
+    m[4] = _mm256_sub_ps(e4, o4);
+    m[5] = y[3];
+  }
+}
+
+// u = G g, scalars (the kernels are transformed once per pass).
+template <int M>
+void kernel_1d(const float* g, float* u) {
+  if constexpr (M == 2) {
+    u[0] = g[0];
+    u[1] = 0.5f * (g[0] + g[1] + g[2]);
+    u[2] = 0.5f * (g[0] - g[1] + g[2]);
+    u[3] = g[2];
+  } else {
+    u[0] = g[0] / 4.f;
+    u[1] = -(g[0] + g[1] + g[2]) / 6.f;
+    u[2] = -(g[0] - g[1] + g[2]) / 6.f;
+    u[3] = g[0] / 24.f + g[1] / 12.f + g[2] / 6.f;
+    u[4] = g[0] / 24.f - g[1] / 12.f + g[2] / 6.f;
+    u[5] = g[2];
+  }
+}
+
+// g = G^T u: the gradient of u = G g.
+template <int M>
+void kernel_gradient_1d(const float* u, float* g) {
+  if constexpr (M == 2) {
+    g[0] = u[0] + 0.5f * (u[1] + u[2]);
+    g[1] = 0.5f * (u[1] - u[2]);
+    g[2] = 0.5f * (u[1] + u[2]) + u[3];
+  } else {
+    g[0] = u[0] / 4.f - (u[1] + u[2]) / 6.f + (u[3] + u[4]) / 24.f;
+    g[1] = (u[2] - u[1]) / 6.f + (u[3] - u[4]) / 12.f;
+    g[2] = (u[3] + u[4] - u[1] - u[2]) / 6.f + u[5];
+  }
+}
+
+// U[xi] = G g G^T of one 3x3 kernel g (row-major), the P positions xi = A i + j `stride` apart.
+template <int M>
+void transform_kernel(const float* g, float* u, size_t stride) {
+  constexpr int A = Size<M>::A;
+  float cols[A][3];
+  for (int q = 0; q < 3; ++q) {
+    const float col[3] = {g[q], g[3 + q], g[6 + q]};
+    float out[A];
+    kernel_1d<M>(col, out);
+    for (int i = 0; i < A; ++i) cols[i][q] = out[i];
+  }
+  for (int i = 0; i < A; ++i) {
+    float out[A];
+    kernel_1d<M>(cols[i], out);
+    for (int j = 0; j < A; ++j) u[(i * A + j) * stride] = out[j];
+  }
+}
+
+// dw (3x3) = G^T du G of one A x A gradient du (positions `stride` apart).
+template <int M>
+void transform_kernel_gradient(const float* du, size_t stride, float* dw) {
+  constexpr int A = Size<M>::A;
+  float rows[3][A];
+  for (int j = 0; j < A; ++j) {
+    float col[A], out[3];
+    for (int i = 0; i < A; ++i) col[i] = du[(i * A + j) * stride];
+    kernel_gradient_1d<M>(col, out);
+    for (int p = 0; p < 3; ++p) rows[p][j] = out[p];
+  }
+  for (int p = 0; p < 3; ++p) kernel_gradient_1d<M>(rows[p], dw + p * 3);
+}
+
+// Tiles: M x M outputs each, th x tw per image, numbered (n, ty, tx) row-major.
+template <int M>
 struct Tiles {
   int h, w, th, tw;
   long per_image, total;
   Tiles(int n, int h_, int w_)
-      : h(h_), w(w_), th((h_ + 1) / 2), tw((w_ + 1) / 2), per_image(long(th) * tw),
+      : h(h_), w(w_), th((h_ + M - 1) / M), tw((w_ + M - 1) / M), per_image(long(th) * tw),
         total(per_image * n) {}
 };
 
-// [begin, end) of thread tid's share of `total` items: a fixed split, so sums run in a fixed order.
-std::pair<long, long> share(long total, int tid, int nthr) {
-  const long base = total / nthr, extra = total % nthr;
-  const long begin = tid * base + std::min<long>(tid, extra);
-  return {begin, begin + base + (tid < extra ? 1 : 0)};
-}
-
-// U[xi][a][b] = G g G^T of one 3x3 kernel g (row-major), written with stride `stride` between
-// the 16 positions xi = 4 i + j. G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1].
-void transform_kernel(const float* g, float* u, size_t stride) {
-  float t[4][3];
-  for (int q = 0; q < 3; ++q) {
-    const float g0 = g[q], g1 = g[3 + q], g2 = g[6 + q];
-    t[0][q] = g0;
-    t[1][q] = 0.5f * (g0 + g1 + g2);
-    t[2][q] = 0.5f * (g0 - g1 + g2);
-    t[3][q] = g2;
-  }
-  for (int i = 0; i < 4; ++i) {
-    const float a = t[i][0], b = t[i][1], c = t[i][2];
-    u[(i * 4 + 0) * stride] = a;
-    u[(i * 4 + 1) * stride] = 0.5f * (a + b + c);
-    u[(i * 4 + 2) * stride] = 0.5f * (a - b + c);
-    u[(i * 4 + 3) * stride] = c;
-  }
-}
-
-// dw (3x3) = G^T du G of one 4x4 gradient du[xi] (stride between positions).
-void transform_kernel_gradient(const float* du, size_t stride, float* dw) {
-  float t[3][4];
-  for (int j = 0; j < 4; ++j) {
-    const float d0 = du[(0 * 4 + j) * stride], d1 = du[(1 * 4 + j) * stride],
-                d2 = du[(2 * 4 + j) * stride], d3 = du[(3 * 4 + j) * stride];
-    t[0][j] = d0 + 0.5f * (d1 + d2);
-    t[1][j] = 0.5f * (d1 - d2);
-    t[2][j] = 0.5f * (d1 + d2) + d3;
-  }
-  for (int p = 0; p < 3; ++p) {
-    const float d0 = t[p][0], d1 = t[p][1], d2 = t[p][2], d3 = t[p][3];
-    dw[p * 3 + 0] = d0 + 0.5f * (d1 + d2);
-    dw[p * 3 + 1] = 0.5f * (d1 - d2);
-    dw[p * 3 + 2] = 0.5f * (d1 + d2) + d3;
-  }
-}
-
 // The tiles of a block, walked in order without divisions: image n, the first input row y0
-// and column x0 of the tile's 4x4 cells (its outputs are rows y0 + 1, y0 + 2 and likewise).
+// and column x0 of the tile's A x A cells (its outputs are rows y0 + 1 .. y0 + M, likewise).
+template <int M>
 struct TileWalk {
-  const Tiles& T;
+  static constexpr int A = Size<M>::A;
+  const Tiles<M>& T;
   int n, ty, tx;
-  TileWalk(const Tiles& tiles, long t)
+  TileWalk(const Tiles<M>& tiles, long t)
       : T(tiles), n(int(t / tiles.per_image)), ty(int(t % tiles.per_image / tiles.tw)),
         tx(int(t % tiles.tw)) {}
-  int y0() const { return 2 * ty - 1; }
-  int x0() const { return 2 * tx - 1; }
-  // Whether all 4x4 input cells lie inside the image.
-  bool interior() const { return ty > 0 && tx > 0 && 2 * ty + 2 < T.h && 2 * tx + 2 < T.w; }
+  int y0() const { return M * ty - 1; }
+  int x0() const { return M * tx - 1; }
+  // Whether all A x A input cells lie inside the image.
+  bool interior() const { return ty > 0 && tx > 0 && y0() + A <= T.h && x0() + A <= T.w; }
   void next() {
     if (++tx < T.tw) return;
     tx = 0;
@@ -98,128 +200,120 @@ struct TileWalk {
   }
 };
 
-// The distance between the 16 positions' planes of V, M or dM for nt tiles of ch channels:
-// padded by one cache line, so that the 16 streams do not all land in the same cache sets.
-size_t plane_stride(int nt, int ch) { return size_t(nt) * ch + 16; }
-
-// The 4x4 cells of one tile and one channel block, vertical transform first:
-// t[a][b] = (B^T d)[a][b], then V[a][b] = (t B)[a][b], stored at out + (4 a + b) * pos.
-// B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1].
-template <class Load>
-CAE_INLINE CAE_AVX2 void transform_cells(Load load, float* out, size_t pos) {
-  v8 t[4][4];
-  for (int b = 0; b < 4; ++b) {
-    const v8 d0 = load(0, b), d1 = load(1, b), d2 = load(2, b), d3 = load(3, b);
-    t[0][b] = _mm256_sub_ps(d0, d2);
-    t[1][b] = _mm256_add_ps(d1, d2);
-    t[2][b] = _mm256_sub_ps(d2, d1);
-    t[3][b] = _mm256_sub_ps(d1, d3);
-  }
-  for (int a = 0; a < 4; ++a) {
-    _mm256_storeu_ps(out + (a * 4 + 0) * pos, _mm256_sub_ps(t[a][0], t[a][2]));
-    _mm256_storeu_ps(out + (a * 4 + 1) * pos, _mm256_add_ps(t[a][1], t[a][2]));
-    _mm256_storeu_ps(out + (a * 4 + 2) * pos, _mm256_sub_ps(t[a][2], t[a][1]));
-    _mm256_storeu_ps(out + (a * 4 + 3) * pos, _mm256_sub_ps(t[a][1], t[a][3]));
-  }
+// [begin, end) of thread tid's share of `total` items: a fixed split, so sums run in a fixed order.
+std::pair<long, long> share(long total, int tid, int nthr) {
+  const long base = total / nthr, extra = total % nthr;
+  const long begin = tid * base + std::min<long>(tid, extra);
+  return {begin, begin + base + (tid < extra ? 1 : 0)};
 }
 
-// V[xi][i][c] = B^T d B of tile t0 + i's 4x4 input cells (zero outside the image), for every
-// channel of the nChw8c image set x (channels c); planes plane_stride(nt, c) apart.
-CAE_AVX2 void input_transform(const float* x, int c, const Tiles& T, long t0, int nt, float* V) {
+// The distance between the P positions' planes of V, M or dM for nt tiles of ch channels:
+// padded by one cache line, so that the P streams do not all land in the same cache sets.
+size_t plane_stride(int nt, int ch) { return size_t(nt) * ch + 16; }
+
+// V[xi][i][c] = B^T d B of tile t0 + i's A x A input cells (zero outside the image), for every
+// channel of the nChw8c image set x (channels c); planes plane_stride(nt, c) apart. One channel
+// block at a time: its tiles read A rows of one plane, streams the prefetchers follow.
+template <int M>
+CAE_AVX2 void input_transform(const float* x, int c, const Tiles<M>& T, long t0, int nt,
+                              float* V) {
+  constexpr int A = Size<M>::A;
   const int cbs = c / L;
   const size_t plane = size_t(T.h) * T.w * L, pos = plane_stride(nt, c), row = size_t(T.w) * L;
   const v8 zero = _mm256_setzero_ps();
-  // One channel block at a time: its tiles read 4 rows of one plane, streams the prefetchers
-  // follow.
   for (int cb = 0; cb < cbs; ++cb) {
-    TileWalk at(T, t0);
+    TileWalk<M> at(T, t0);
     for (int i = 0; i < nt; ++i, at.next()) {
       const int y0 = at.y0(), x0 = at.x0();
       const float* base = x + (size_t(at.n) * cbs + cb) * plane;
+      const bool interior = at.interior();
+      v8 t[A][A];
+      for (int b = 0; b < A; ++b) {
+        v8 d[A];
+        const bool col_in = x0 + b >= 0 && x0 + b < T.w;
+        for (int a = 0; a < A; ++a)
+          d[a] = interior || (col_in && y0 + a >= 0 && y0 + a < T.h)
+                     ? _mm256_loadu_ps(base + (y0 + a) * row + (x0 + b) * L)
+                     : zero;
+        v8 r[A];
+        input_1d<M>(d, r);
+        for (int a = 0; a < A; ++a) t[a][b] = r[a];
+      }
       float* out = V + size_t(i) * c + cb * L;
-      if (at.interior()) {
-        const float* p = base + size_t(y0) * row + size_t(x0) * L;
-        transform_cells([&](int a, int b) CAE_AVX2 { return _mm256_loadu_ps(p + a * row + b * L); },
-                        out, pos);
-      } else {
-        transform_cells(
-            [&](int a, int b) CAE_AVX2 {
-              const bool in = y0 + a >= 0 && y0 + a < T.h && x0 + b >= 0 && x0 + b < T.w;
-              return in ? _mm256_loadu_ps(base + (size_t(y0 + a) * T.w + x0 + b) * L) : zero;
-            },
-            out, pos);
+      for (int a = 0; a < A; ++a) {
+        v8 r[A];
+        input_1d<M>(t[a], r);
+        for (int b = 0; b < A; ++b) _mm256_storeu_ps(out + (a * A + b) * pos, r[b]);
       }
     }
   }
 }
 
-// dM[xi][i][k] = A dY A^T of tile t0 + i's 2x2 output gradients (zero outside the image), for
-// the nChw8c gradients dy (channels k). A = [1 0; 1 1; 1 -1; 0 -1].
-CAE_AVX2 void gradient_transform(const float* dy, int k, const Tiles& T, long t0, int nt,
+// dM[xi][i][k] = A dY A^T of tile t0 + i's M x M output gradients (zero outside the image), for
+// the nChw8c gradients dy (channels k).
+template <int M>
+CAE_AVX2 void gradient_transform(const float* dy, int k, const Tiles<M>& T, long t0, int nt,
                                  float* dM) {
+  constexpr int A = Size<M>::A;
   const int kbs = k / L;
-  const size_t plane = size_t(T.h) * T.w * L, pos = plane_stride(nt, k);
+  const size_t plane = size_t(T.h) * T.w * L, pos = plane_stride(nt, k), row = size_t(T.w) * L;
   const v8 zero = _mm256_setzero_ps();
-  TileWalk at(T, t0);
-  for (int i = 0; i < nt; ++i, at.next()) {
-    const int y = at.y0() + 1, x = at.x0() + 1;  // the tile's first output cell
-    const bool in[2][2] = {{true, x + 1 < T.w}, {y + 1 < T.h, y + 1 < T.h && x + 1 < T.w}};
-    for (int kb = 0; kb < kbs; ++kb) {
-      const float* base = dy + (size_t(at.n) * kbs + kb) * plane + (size_t(y) * T.w + x) * L;
-      v8 d[2][2];
-      for (int r = 0; r < 2; ++r)
-        for (int s = 0; s < 2; ++s)
-          d[r][s] = in[r][s] ? _mm256_loadu_ps(base + (size_t(r) * T.w + s) * L) : zero;
-      v8 t[4][2];
-      for (int s = 0; s < 2; ++s) {
-        t[0][s] = d[0][s];
-        t[1][s] = _mm256_add_ps(d[0][s], d[1][s]);
-        t[2][s] = _mm256_sub_ps(d[0][s], d[1][s]);
-        t[3][s] = _mm256_sub_ps(zero, d[1][s]);
+  for (int kb = 0; kb < kbs; ++kb) {
+    TileWalk<M> at(T, t0);
+    for (int i = 0; i < nt; ++i, at.next()) {
+      const int y = at.y0() + 1, x = at.x0() + 1;  // the tile's first output cell
+      const float* base = dy + (size_t(at.n) * kbs + kb) * plane + y * row + x * L;
+      v8 t[A][M];
+      for (int s = 0; s < M; ++s) {
+        v8 d[M];
+        for (int r = 0; r < M; ++r)
+          d[r] = y + r < T.h && x + s < T.w ? _mm256_loadu_ps(base + r * row + s * L) : zero;
+        v8 m[A];
+        gradient_1d<M>(d, m);
+        for (int a = 0; a < A; ++a) t[a][s] = m[a];
       }
       float* out = dM + size_t(i) * k + kb * L;
-      for (int a = 0; a < 4; ++a) {
-        _mm256_storeu_ps(out + (a * 4 + 0) * pos, t[a][0]);
-        _mm256_storeu_ps(out + (a * 4 + 1) * pos, _mm256_add_ps(t[a][0], t[a][1]));
-        _mm256_storeu_ps(out + (a * 4 + 2) * pos, _mm256_sub_ps(t[a][0], t[a][1]));
-        _mm256_storeu_ps(out + (a * 4 + 3) * pos, _mm256_sub_ps(zero, t[a][1]));
+      for (int a = 0; a < A; ++a) {
+        v8 m[A];
+        gradient_1d<M>(t[a], m);
+        for (int b = 0; b < A; ++b) _mm256_storeu_ps(out + (a * A + b) * pos, m[b]);
       }
     }
   }
 }
 
-// y's tile t0 + i (2x2 outputs, those inside the image) = A^T M A + b, then ReLU when asked,
-// for every channel of k; M[xi][i][k]. A^T = [1 1 1 0; 0 1 -1 -1].
-CAE_AVX2 void output_transform(const float* M, int k, const Tiles& T, long t0, int nt,
+// y's tile t0 + i (its M x M outputs inside the image) = A^T M A + b, then ReLU when asked, for
+// every channel of k; M[xi][i][k].
+template <int M>
+CAE_AVX2 void output_transform(const float* Mx, int k, const Tiles<M>& T, long t0, int nt,
                                const float* bias, bool relu, float* y) {
+  constexpr int A = Size<M>::A;
   const int kbs = k / L;
-  const size_t plane = size_t(T.h) * T.w * L, pos = plane_stride(nt, k);
+  const size_t plane = size_t(T.h) * T.w * L, pos = plane_stride(nt, k), row = size_t(T.w) * L;
   const v8 zero = _mm256_setzero_ps();
-  TileWalk at(T, t0);
+  TileWalk<M> at(T, t0);
   for (int i = 0; i < nt; ++i, at.next()) {
     const int y0 = at.y0() + 1, x0 = at.x0() + 1;
-    const bool in[2][2] = {{true, x0 + 1 < T.w}, {y0 + 1 < T.h, y0 + 1 < T.h && x0 + 1 < T.w}};
     for (int kb = 0; kb < kbs; ++kb) {
-      const float* src = M + size_t(i) * k + kb * L;
-      // (A^T m)[r][b] for each column b, then the columns.
-      v8 s[2][4];
-      for (int b = 0; b < 4; ++b) {
-        const v8 m0 = _mm256_loadu_ps(src + (0 + b) * pos), m1 = _mm256_loadu_ps(src + (4 + b) * pos),
-                 m2 = _mm256_loadu_ps(src + (8 + b) * pos), m3 = _mm256_loadu_ps(src + (12 + b) * pos);
-        s[0][b] = _mm256_add_ps(_mm256_add_ps(m0, m1), m2);
-        s[1][b] = _mm256_sub_ps(_mm256_sub_ps(m1, m2), m3);
+      const float* src = Mx + size_t(i) * k + kb * L;
+      v8 s[M][A];
+      for (int b = 0; b < A; ++b) {
+        v8 m[A], o[M];
+        for (int a = 0; a < A; ++a) m[a] = _mm256_loadu_ps(src + (a * A + b) * pos);
+        output_1d<M>(m, o);
+        for (int r = 0; r < M; ++r) s[r][b] = o[r];
       }
       const v8 bv = bias ? _mm256_loadu_ps(bias + kb * L) : zero;
-      float* base = y + (size_t(at.n) * kbs + kb) * plane + (size_t(y0) * T.w + x0) * L;
-      for (int r = 0; r < 2; ++r) {
-        v8 o0 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s[r][0], s[r][1]), s[r][2]), bv);
-        v8 o1 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s[r][1], s[r][2]), s[r][3]), bv);
-        if (relu) {
-          o0 = _mm256_max_ps(o0, zero);
-          o1 = _mm256_max_ps(o1, zero);
+      float* base = y + (size_t(at.n) * kbs + kb) * plane + y0 * row + x0 * L;
+      for (int r = 0; r < M; ++r) {
+        if (y0 + r >= T.h) break;
+        v8 o[M];
+        output_1d<M>(s[r], o);
+        for (int q = 0; q < M && x0 + q < T.w; ++q) {
+          v8 v = _mm256_add_ps(o[q], bv);
+          if (relu) v = _mm256_max_ps(v, zero);
+          _mm256_storeu_ps(base + r * row + q * L, v);
         }
-        if (in[r][0]) _mm256_storeu_ps(base + size_t(r) * T.w * L, o0);
-        if (in[r][1]) _mm256_storeu_ps(base + (size_t(r) * T.w + 1) * L, o1);
       }
     }
   }
@@ -285,9 +379,10 @@ CAE_AVX2 void gemm(const float* A, size_t rs, size_t js, const float* B, size_t 
 // out = conv of in (cin channels) with the transformed weights U[xi][cin][cout], bias and ReLU:
 // forward and backward data alike. Tiles are split over the threads; each block of tiles goes
 // through V and M in the thread's scratch.
+template <int M>
 CAE_AVX2 void transformed_conv(WinogradPlan& p, const float* in, int cin, int cout,
                                const float* bias, bool relu, float* out) {
-  const Tiles T(p.g.n, p.g.h, p.g.w);
+  const Tiles<M> T(p.g.n, p.g.h, p.g.w);
   const int block = p.block;
   const long blocks = (T.total + block - 1) / block;
   const size_t per_thread = p.scratch.size() / size_t(p.threads);
@@ -296,30 +391,31 @@ CAE_AVX2 void transformed_conv(WinogradPlan& p, const float* in, int cin, int co
   {
     const int tid = omp_get_thread_num();
     float* V = p.scratch.data() + size_t(tid) * per_thread;
-    float* M = V + per_thread / 2;
+    float* Mx = V + per_thread / 2;
     const auto [b0, b1] = share(blocks, tid, omp_get_num_threads());
     for (long b = b0; b < b1; ++b) {
       const long t0 = b * block;
       const int nt = int(std::min<long>(block, T.total - t0));
-      input_transform(in, cin, T, t0, nt, V);
+      input_transform<M>(in, cin, T, t0, nt, V);
       const size_t vpos = plane_stride(nt, cin), mpos = plane_stride(nt, cout);
-      for (int xi = 0; xi < 16; ++xi)
+      for (int xi = 0; xi < Size<M>::P; ++xi)
         gemm<false>(V + xi * vpos, cin, 1, p.u.data() + size_t(xi) * cin * cout, cout,
-                    M + xi * mpos, cout, nt, cout, cin);
-      output_transform(M, cout, T, t0, nt, bias, relu, out);
+                    Mx + xi * mpos, cout, nt, cout, cin);
+      output_transform<M>(Mx, cout, T, t0, nt, bias, relu, out);
     }
   }
 }
 
 // Per-thread dU[xi][k][c] partial sums over the thread's tiles, then their sum in thread order
 // into the first thread's buffer; returns it.
+template <int M>
 CAE_AVX2 const float* weight_gradient_sums(WinogradPlan& p, const float* x, const float* dy) {
   const int c = p.g.c, k = p.g.k;
-  const Tiles T(p.g.n, p.g.h, p.g.w);
+  const Tiles<M> T(p.g.n, p.g.h, p.g.w);
   const int block = p.block;
   const long blocks = (T.total + block - 1) / block;
   const size_t per_thread = p.scratch.size() / size_t(p.threads);
-  const size_t du_size = size_t(16) * k * c;
+  const size_t du_size = size_t(Size<M>::P) * k * c;
   const int nthr = std::max(1, std::min(omp_get_max_threads(), p.threads));
   int used = 1;
 #pragma omp parallel num_threads(nthr)
@@ -334,11 +430,11 @@ CAE_AVX2 const float* weight_gradient_sums(WinogradPlan& p, const float* x, cons
     for (long b = b0; b < b1; ++b) {
       const long t0 = b * block;
       const int nt = int(std::min<long>(block, T.total - t0));
-      input_transform(x, c, T, t0, nt, V);
-      gradient_transform(dy, k, T, t0, nt, dM);
+      input_transform<M>(x, c, T, t0, nt, V);
+      gradient_transform<M>(dy, k, T, t0, nt, dM);
       // dU[xi] (k x c) += dM[xi]^T (k x nt, read transposed) V[xi] (nt x c).
       const size_t vpos = plane_stride(nt, c), mpos = plane_stride(nt, k);
-      for (int xi = 0; xi < 16; ++xi)
+      for (int xi = 0; xi < Size<M>::P; ++xi)
         gemm<true>(dM + xi * mpos, 1, k, V + xi * vpos, c, dU + size_t(xi) * k * c, c, k, c, nt);
     }
   }
@@ -366,11 +462,65 @@ CAE_AVX2 void bias_gradient(const WinogradGeom& g, const float* dy, float* db) {
   }
 }
 
+template <int M>
+void forward(WinogradPlan& p, const float* x, const float* w, const float* b, float* y) {
+  const int c = p.g.c, k = p.g.k;
+  // U[xi][c][k] from w[k][c][3][3].
+  for (int kk = 0; kk < k; ++kk)
+    for (int cc = 0; cc < c; ++cc)
+      transform_kernel<M>(w + (size_t(kk) * c + cc) * 9, p.u.data() + size_t(cc) * k + kk,
+                          size_t(c) * k);
+  transformed_conv<M>(p, x, c, k, b, p.g.relu, y);
+}
+
+template <int M>
+void backward_data(WinogradPlan& p, const float* dy, const float* w, float* dx) {
+  const int c = p.g.c, k = p.g.k;
+  // The input gradient is the conv of dy with each kernel turned by 180 degrees and the channel
+  // roles swapped: U[xi][k][c] from rot180(w[k][c]).
+  float turned[9];
+  for (int kk = 0; kk < k; ++kk)
+    for (int cc = 0; cc < c; ++cc) {
+      const float* g = w + (size_t(kk) * c + cc) * 9;
+      for (int i = 0; i < 9; ++i) turned[i] = g[8 - i];
+      transform_kernel<M>(turned, p.u.data() + size_t(kk) * c + cc, size_t(c) * k);
+    }
+  transformed_conv<M>(p, dy, k, c, nullptr, false, dx);
+}
+
+template <int M>
+void backward_weights(WinogradPlan& p, const float* x, const float* dy, float* dw, float* db) {
+  const int c = p.g.c, k = p.g.k;
+  const float* du = weight_gradient_sums<M>(p, x, dy);
+  for (int kk = 0; kk < k; ++kk)
+    for (int cc = 0; cc < c; ++cc)
+      transform_kernel_gradient<M>(du + size_t(kk) * c + cc, size_t(k) * c,
+                                   dw + (size_t(kk) * c + cc) * 9);
+  if (db) bias_gradient(p.g, dy, db);
+}
+
+template <int M>
+void size_plan(WinogradPlan& p) {
+  const WinogradGeom& g = p.g;
+  // Small images (batch 1) have few tiles: blocks small enough that every thread gets some,
+  // in multiples of the products' 6 rows.
+  const long tiles = Tiles<M>(g.n, g.h, g.w).total;
+  const long per_thread = (tiles + p.threads - 1) / p.threads;
+  p.block = int(std::min<long>((per_thread + 5) / 6 * 6, Size<M>::block));
+  const size_t P = Size<M>::P;
+  p.u.assign(P * g.c * g.k, 0.f);
+  // Per thread: V, then M (or dM), each P planes of a block of the larger channel count.
+  p.scratch.assign(size_t(p.threads) * 2 * P * plane_stride(Size<M>::block, std::max(g.c, g.k)),
+                   0.f);
+  p.partials.assign(size_t(p.threads) * P * g.c * g.k, 0.f);
+}
+
 }  // namespace
 
 bool winograd_supported(const WinogradGeom& g) {
-  return cpu_isa() >= Isa::avx2 && g.n > 0 && g.c > 0 && g.k > 0 && g.c % L == 0 &&
-         g.k % L == 0 && g.c <= kMaxChannels && g.k <= kMaxChannels && g.h >= 2 && g.w >= 2;
+  return cpu_isa() >= Isa::avx2 && (g.tile == 2 || g.tile == 4) && g.n > 0 && g.c > 0 &&
+         g.k > 0 && g.c % L == 0 && g.k % L == 0 && g.c <= kMaxChannels &&
+         g.k <= kMaxChannels && g.h >= 2 && g.w >= 2;
 }
 
 WinogradPlan make_winograd_plan(const WinogradGeom& g) {
@@ -380,53 +530,28 @@ WinogradPlan make_winograd_plan(const WinogradGeom& g) {
   WinogradPlan p;
   p.g = g;
   p.threads = std::max(1, omp_get_max_threads());
-  // Small images (batch 1) have few tiles: blocks small enough that every thread gets some,
-  // in multiples of the products' 6 rows.
-  const long tiles = Tiles(g.n, g.h, g.w).total;
-  p.block = int(std::clamp<long>((tiles + p.threads - 1) / p.threads, 6, kBlock) + 5) / 6 * 6;
-  p.block = std::min(p.block, kBlock);
-  p.u.assign(size_t(16) * g.c * g.k, 0.f);
-  // Per thread: V, then M (or dM), each 16 planes of a block of the larger channel count.
-  p.scratch.assign(size_t(p.threads) * 2 * 16 * plane_stride(kBlock, std::max(g.c, g.k)), 0.f);
-  p.partials.assign(size_t(p.threads) * 16 * g.c * g.k, 0.f);
+  if (g.tile == 2)
+    size_plan<2>(p);
+  else
+    size_plan<4>(p);
   return p;
 }
 
-std::string winograd_impl() { return "cae:winograd_2x3:avx2"; }
+std::string winograd_impl(const WinogradPlan& p) {
+  return "cae:winograd_" + std::to_string(p.g.tile) + "x3:avx2";
+}
 
 void winograd_forward(WinogradPlan& p, const float* x, const float* w, const float* b, float* y) {
-  const int c = p.g.c, k = p.g.k;
-  // U[xi][c][k] from w[k][c][3][3].
-  for (int kk = 0; kk < k; ++kk)
-    for (int cc = 0; cc < c; ++cc)
-      transform_kernel(w + (size_t(kk) * c + cc) * 9, p.u.data() + size_t(cc) * k + kk,
-                       size_t(c) * k);
-  transformed_conv(p, x, c, k, b, p.g.relu, y);
+  (p.g.tile == 2 ? forward<2> : forward<4>)(p, x, w, b, y);
 }
 
 void winograd_backward_data(WinogradPlan& p, const float* dy, const float* w, float* dx) {
-  const int c = p.g.c, k = p.g.k;
-  // The input gradient is the conv of dy with each kernel turned by 180 degrees and the channel
-  // roles swapped: U[xi][k][c] from rot180(w[k][c]).
-  float turned[9];
-  for (int kk = 0; kk < k; ++kk)
-    for (int cc = 0; cc < c; ++cc) {
-      const float* g = w + (size_t(kk) * c + cc) * 9;
-      for (int i = 0; i < 9; ++i) turned[i] = g[8 - i];
-      transform_kernel(turned, p.u.data() + size_t(kk) * c + cc, size_t(c) * k);
-    }
-  transformed_conv(p, dy, k, c, nullptr, false, dx);
+  (p.g.tile == 2 ? backward_data<2> : backward_data<4>)(p, dy, w, dx);
 }
 
 void winograd_backward_weights(WinogradPlan& p, const float* x, const float* dy, float* dw,
                                float* db) {
-  const int c = p.g.c, k = p.g.k;
-  const float* du = weight_gradient_sums(p, x, dy);
-  for (int kk = 0; kk < k; ++kk)
-    for (int cc = 0; cc < c; ++cc)
-      transform_kernel_gradient(du + size_t(kk) * c + cc, size_t(k) * c,
-                                dw + (size_t(kk) * c + cc) * 9);
-  if (db) bias_gradient(p.g, dy, db);
+  (p.g.tile == 2 ? backward_weights<2> : backward_weights<4>)(p, x, dy, dw, db);
 }
 
 }  // namespace cae::ops::dnnl_backend

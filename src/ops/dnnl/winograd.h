@@ -1,20 +1,21 @@
-// Winograd F(2x2, 3x3) convolutions for the wide 3x3 layers on AVX2, where oneDNN 2.6 has only
-// direct kernels (its Winograd is AVX-512 only). The direct kernels run these layers near the
-// machine's peak already, so only fewer multiplications make them faster: a 2x2 output tile
-// from a 4x4 input tile costs 16 multiplications per channel pair instead of 36 (2.25x fewer),
-// for transforms that cost about a tenth of that at 16-32 channels. docs/performance.md has the
-// measured table that decided for it.
+// Winograd F(2x2, 3x3) and F(4x4, 3x3) convolutions for the wide 3x3 layers on AVX2, where
+// oneDNN 2.6 has only direct kernels (its Winograd is AVX-512 only). The direct kernels run
+// these layers near the machine's peak already, so only fewer multiplications make them faster:
+// an M x M output tile from an (M+2) x (M+2) input tile costs (M+2)^2 multiplications per
+// channel pair instead of 9 M^2: 2.25x fewer for M = 2, 4x for M = 4, for transforms that cost
+// a fraction of that at 16-32 channels. docs/performance.md has the measured table that chose.
 //
 // Each pass works on blocks of tiles that stay in cache: the block's input tiles are transformed
-// (V = B^T d B), then 16 small matrix products with the transformed weights (U = G g G^T) give
-// M, and M is transformed back (Y = A^T M A) with the bias and ReLU, straight into the output:
+// (V = B^T d B), then (M+2)^2 small matrix products with the transformed weights (U = G g G^T)
+// give M, and M is transformed back (Y = A^T M A) with the bias and ReLU, into the output:
 //   forward        y = act(conv(x, w) + b)
 //   backward data  dx = conv(dy, rot180(w)^T): the same pass with U built from flipped weights
 //   backward wts   dU = sum over tiles of (A dY A^T) (.) V, then dw = G^T dU G; db = sum dy
 // Activations are oneDNN's nChw8c, dense; weights are canonical OIHW [k][c][3][3]. 3x3, stride 1,
 // 'same' padding (one cell each side), any size. Every sum runs in a fixed order for a fixed
-// thread count, so results repeat bitwise. Rounding differs from the direct sum's by the
-// transforms' (exact in binary: coefficients 0, +-1, +-1/2) reordering: within 1e-5 relative.
+// thread count, so results repeat bitwise. Rounding: F(2x2) differs from the direct sum by the
+// transforms' reordering only (coefficients 0, +-1, +-1/2, exact in binary), within 1e-6 of
+// the largest output; F(4x4)'s coefficients (4, 5, 1/6, 1/24, ...) round, within 1e-5.
 #pragma once
 
 #include <string>
@@ -27,6 +28,7 @@ struct WinogradGeom {
   int c = 0, k = 0;  // input and output channels, multiples of 8
   int h = 0, w = 0;  // image size (the same in and out)
   bool relu = false; // forward only: fused on the output
+  int tile = 2;      // M: outputs per tile side, 2 or 4
 };
 
 // Scratch and transformed weights, made once so the passes allocate nothing.
@@ -34,20 +36,20 @@ struct WinogradPlan {
   WinogradGeom g;
   int threads = 1;               // the most threads a pass uses (omp_get_max_threads() at build)
   int block = 48;                // tiles per block
-  std::vector<float> u;          // 16 x c x k: the transformed weights of the current pass
+  std::vector<float> u;          // (M+2)^2 x c x k: the transformed weights of the current pass
   std::vector<float> scratch;    // per thread: V, M (and dM) of one block of tiles
-  std::vector<float> partials;   // per thread: 16 x k x c weight-gradient sums, then c/k sums
+  std::vector<float> partials;   // per thread: (M+2)^2 x k x c weight-gradient sums
 };
 
-// The shapes the kernels take (c, k multiples of 8, both at most 512, sizes at least 2x2) on a
-// CPU with AVX2 (core/isa.h's cpu_isa() at least avx2). Returns false otherwise.
+// The shapes the kernels take (tile 2 or 4, c, k multiples of 8, both at most 512, sizes at
+// least 2x2) on a CPU with AVX2 (core/isa.h's cpu_isa() at least avx2). False otherwise.
 bool winograd_supported(const WinogradGeom& g);
 
 // Requires winograd_supported(g). Ensures a plan sized for omp_get_max_threads().
 WinogradPlan make_winograd_plan(const WinogradGeom& g);
 
-// "cae:winograd_2x3:avx2".
-std::string winograd_impl();
+// "cae:winograd_2x3:avx2" or "cae:winograd_4x3:avx2".
+std::string winograd_impl(const WinogradPlan& plan);
 
 // y (n x k x h x w, nChw8c) = act(conv(x (n x c x h x w, nChw8c), w (OIHW)) + b); b may be null.
 void winograd_forward(WinogradPlan& p, const float* x, const float* w, const float* b, float* y);
