@@ -221,6 +221,19 @@ TEST(Winograd, RepeatsBitwiseAndRefusesWhatItCannotRun) {
   EXPECT_EQ(dw1, dw2);
   EXPECT_EQ(db1, db2);
   EXPECT_EQ(dx1, dx2);
+  // The transformed weights are kept between passes: a change of one weight must show, in both
+  // passes, exactly as in a fresh plan.
+  std::vector<float> y1(x.size()), y2(x.size());
+  winograd_forward(plan, x.data(), w.data(), nullptr, y1.data());
+  auto w2 = w;
+  w2[100] += 0.5f;
+  winograd_forward(plan, x.data(), w2.data(), nullptr, y1.data());
+  winograd_backward_data(plan, dy.data(), w2.data(), dx1.data());
+  WinogradPlan fresh = make_winograd_plan(g);
+  winograd_forward(fresh, x.data(), w2.data(), nullptr, y2.data());
+  winograd_backward_data(fresh, dy.data(), w2.data(), dx2.data());
+  EXPECT_EQ(y1, y2);
+  EXPECT_EQ(dx1, dx2);
   WinogradGeom bad = g;
   bad.c = 12;  // not whole 8-channel blocks
   EXPECT_FALSE(winograd_supported(bad));

@@ -112,11 +112,12 @@ void kernel_1d(const float* g, float* u) {
     u[2] = 0.5f * (g[0] - g[1] + g[2]);
     u[3] = g[2];
   } else {
-    u[0] = g[0] / 4.f;
-    u[1] = -(g[0] + g[1] + g[2]) / 6.f;
-    u[2] = -(g[0] - g[1] + g[2]) / 6.f;
-    u[3] = g[0] / 24.f + g[1] / 12.f + g[2] / 6.f;
-    u[4] = g[0] / 24.f - g[1] / 12.f + g[2] / 6.f;
+    constexpr float sixth = 1.f / 6.f, twelfth = 1.f / 12.f, twentyfourth = 1.f / 24.f;
+    u[0] = 0.25f * g[0];
+    u[1] = -sixth * (g[0] + g[1] + g[2]);
+    u[2] = -sixth * (g[0] - g[1] + g[2]);
+    u[3] = twentyfourth * g[0] + twelfth * g[1] + sixth * g[2];
+    u[4] = twentyfourth * g[0] - twelfth * g[1] + sixth * g[2];
     u[5] = g[2];
   }
 }
@@ -129,9 +130,10 @@ void kernel_gradient_1d(const float* u, float* g) {
     g[1] = 0.5f * (u[1] - u[2]);
     g[2] = 0.5f * (u[1] + u[2]) + u[3];
   } else {
-    g[0] = u[0] / 4.f - (u[1] + u[2]) / 6.f + (u[3] + u[4]) / 24.f;
-    g[1] = (u[2] - u[1]) / 6.f + (u[3] - u[4]) / 12.f;
-    g[2] = (u[3] + u[4] - u[1] - u[2]) / 6.f + u[5];
+    constexpr float sixth = 1.f / 6.f, twelfth = 1.f / 12.f, twentyfourth = 1.f / 24.f;
+    g[0] = 0.25f * u[0] - sixth * (u[1] + u[2]) + twentyfourth * (u[3] + u[4]);
+    g[1] = sixth * (u[2] - u[1]) + twelfth * (u[3] - u[4]);
+    g[2] = sixth * (u[3] + u[4] - u[1] - u[2]) + u[5];
   }
 }
 
@@ -376,12 +378,12 @@ CAE_AVX2 void gemm(const float* A, size_t rs, size_t js, const float* B, size_t 
   }
 }
 
-// out = conv of in (cin channels) with the transformed weights U[xi][cin][cout], bias and ReLU:
+// out = conv of in (cin channels) with the transformed weights u[xi][cin][cout], bias and ReLU:
 // forward and backward data alike. Tiles are split over the threads; each block of tiles goes
 // through V and M in the thread's scratch.
 template <int M>
 CAE_AVX2 void transformed_conv(WinogradPlan& p, const float* in, int cin, int cout,
-                               const float* bias, bool relu, float* out) {
+                               const float* u, const float* bias, bool relu, float* out) {
   const Tiles<M> T(p.g.n, p.g.h, p.g.w);
   const int block = p.block;
   const long blocks = (T.total + block - 1) / block;
@@ -399,8 +401,8 @@ CAE_AVX2 void transformed_conv(WinogradPlan& p, const float* in, int cin, int co
       input_transform<M>(in, cin, T, t0, nt, V);
       const size_t vpos = plane_stride(nt, cin), mpos = plane_stride(nt, cout);
       for (int xi = 0; xi < Size<M>::P; ++xi)
-        gemm<false>(V + xi * vpos, cin, 1, p.u.data() + size_t(xi) * cin * cout, cout,
-                    Mx + xi * mpos, cout, nt, cout, cin);
+        gemm<false>(V + xi * vpos, cin, 1, u + size_t(xi) * cin * cout, cout, Mx + xi * mpos,
+                    cout, nt, cout, cin);
       output_transform<M>(Mx, cout, T, t0, nt, bias, relu, out);
     }
   }
@@ -462,15 +464,28 @@ CAE_AVX2 void bias_gradient(const WinogradGeom& g, const float* dy, float* db) {
   }
 }
 
+// Whether the transformed weights p.u[pass] (0: forward, 1: backward data) were made from w; if
+// not, remembers w as the weights they are about to be made from. The transform costs more
+// than a whole batch-1 pass, and the weights change only between training steps.
+bool weights_unchanged(WinogradPlan& p, const float* w, int pass) {
+  const size_t n = size_t(p.g.k) * p.g.c * 9;
+  std::vector<float>& from = p.u_from[pass];
+  if (from.size() == n && std::equal(w, w + n, from.begin())) return true;
+  from.assign(w, w + n);
+  return false;
+}
+
 template <int M>
 void forward(WinogradPlan& p, const float* x, const float* w, const float* b, float* y) {
   const int c = p.g.c, k = p.g.k;
   // U[xi][c][k] from w[k][c][3][3].
-  for (int kk = 0; kk < k; ++kk)
-    for (int cc = 0; cc < c; ++cc)
-      transform_kernel<M>(w + (size_t(kk) * c + cc) * 9, p.u.data() + size_t(cc) * k + kk,
-                          size_t(c) * k);
-  transformed_conv<M>(p, x, c, k, b, p.g.relu, y);
+  float* u = p.u[0].data();
+  if (!weights_unchanged(p, w, 0))
+    for (int kk = 0; kk < k; ++kk)
+      for (int cc = 0; cc < c; ++cc)
+        transform_kernel<M>(w + (size_t(kk) * c + cc) * 9, u + size_t(cc) * k + kk,
+                            size_t(c) * k);
+  transformed_conv<M>(p, x, c, k, u, b, p.g.relu, y);
 }
 
 template <int M>
@@ -479,13 +494,15 @@ void backward_data(WinogradPlan& p, const float* dy, const float* w, float* dx) 
   // The input gradient is the conv of dy with each kernel turned by 180 degrees and the channel
   // roles swapped: U[xi][k][c] from rot180(w[k][c]).
   float turned[9];
-  for (int kk = 0; kk < k; ++kk)
-    for (int cc = 0; cc < c; ++cc) {
-      const float* g = w + (size_t(kk) * c + cc) * 9;
-      for (int i = 0; i < 9; ++i) turned[i] = g[8 - i];
-      transform_kernel<M>(turned, p.u.data() + size_t(kk) * c + cc, size_t(c) * k);
-    }
-  transformed_conv<M>(p, dy, k, c, nullptr, false, dx);
+  float* u = p.u[1].data();
+  if (!weights_unchanged(p, w, 1))
+    for (int kk = 0; kk < k; ++kk)
+      for (int cc = 0; cc < c; ++cc) {
+        const float* g = w + (size_t(kk) * c + cc) * 9;
+        for (int i = 0; i < 9; ++i) turned[i] = g[8 - i];
+        transform_kernel<M>(turned, u + size_t(kk) * c + cc, size_t(c) * k);
+      }
+  transformed_conv<M>(p, dy, k, c, u, nullptr, false, dx);
 }
 
 template <int M>
@@ -508,7 +525,7 @@ void size_plan(WinogradPlan& p) {
   const long per_thread = (tiles + p.threads - 1) / p.threads;
   p.block = int(std::min<long>((per_thread + 5) / 6 * 6, Size<M>::block));
   const size_t P = Size<M>::P;
-  p.u.assign(P * g.c * g.k, 0.f);
+  for (std::vector<float>& u : p.u) u.assign(P * g.c * g.k, 0.f);
   // Per thread: V, then M (or dM), each P planes of a block of the larger channel count.
   p.scratch.assign(size_t(p.threads) * 2 * P * plane_stride(Size<M>::block, std::max(g.c, g.k)),
                    0.f);

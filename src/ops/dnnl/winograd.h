@@ -36,7 +36,9 @@ struct WinogradPlan {
   WinogradGeom g;
   int threads = 1;               // the most threads a pass uses (omp_get_max_threads() at build)
   int block = 48;                // tiles per block
-  std::vector<float> u;          // (M+2)^2 x c x k: the transformed weights of the current pass
+  // The transformed weights, (M+2)^2 x c x k, of the forward [0] and the backward data [1], and
+  // the weights each was made from: made again only when those change.
+  std::vector<float> u[2], u_from[2];
   std::vector<float> scratch;    // per thread: V, M (and dM) of one block of tiles
   std::vector<float> partials;   // per thread: (M+2)^2 x k x c weight-gradient sums
 };
