@@ -56,13 +56,20 @@ std::vector<Case> op_cases() {
       chain(3, {16, 9, 9}, {conv({16, 9, 9}, 5, 5, 1, false, A::sigmoid, false)}));
   add("conv_32to32_s2_same_relu",
       chain(1, {32, 14, 14}, {conv({32, 14, 14}, 32, 3, 2, true, A::relu)}));
-  // Layers the executor runs in Winograd (winograd_chosen): element-wise within 1e-4 of ref.
+  // Layers the executor runs in Winograd (ours by default, after a first conv that gives them
+  // a blocked input; oneDNN's with CAE_WINOGRAD=onednn): element-wise within 1e-4 of ref.
+  auto after_conv = [](int batch, OpDesc op) {
+    return chain(batch, op.in, {conv(op.in, op.in.c, 3, 1, true, A::relu), op});
+  };
   add("winograd_32to32_28x28_relu",
-      chain(4, {32, 28, 28}, {conv({32, 28, 28}, 32, 3, 1, true, A::relu)}));
+      after_conv(4, conv({32, 28, 28}, 32, 3, 1, true, A::relu)));
   add("winograd_32to32_28x28_none_batch32",
-      chain(32, {32, 28, 28}, {conv({32, 28, 28}, 32, 3, 1, true, A::none)}));
+      after_conv(32, conv({32, 28, 28}, 32, 3, 1, true, A::none)));
   add("winograd_16to32_14x14_relu_nobias",
-      chain(8, {16, 14, 14}, {conv({16, 14, 14}, 32, 3, 1, true, A::relu, false)}));
+      after_conv(8, conv({16, 14, 14}, 32, 3, 1, true, A::relu, false)));
+  add("winograd_32to16_7x7_relu", after_conv(5, conv({32, 7, 7}, 16, 3, 1, true, A::relu)));
+  add("winograd_16to16_5x9_partial_tiles",
+      after_conv(3, conv({16, 5, 9}, 16, 3, 1, true, A::none)));
   // A conv taking a blocked, channel-padded input as it lies (5 channels in 16-lane blocks).
   {
     const OpDesc a = conv({3, 9, 9}, 5, 3, 1, true, A::relu);
@@ -135,6 +142,11 @@ TEST(DnnlNetParity, SeedBatch200Direct) {
   expect_dnnl_parity(seed_net(200), 103);
 }
 TEST(DnnlNetParity, SeedTconvBatch3) { expect_dnnl_parity(seed_tconv_net(3), 104); }
+// oneDNN's own Winograd, kept selectable for comparison (CAE_WINOGRAD=onednn; AVX-512 only).
+TEST(DnnlNetParity, SeedBatch3OnOneDnnWinograd) {
+  const test::ScopedEnv onednn("CAE_WINOGRAD", "onednn");
+  expect_dnnl_parity(seed_net(3), 105);
+}
 
 // ---- properties of the flat buffers ----
 
@@ -149,29 +161,37 @@ std::vector<std::string> step_impls(const NetDesc& net) {
   return impls;
 }
 
-// The wide 3x3 layers run in Winograd on every tier: oneDNN's jit_wino_4x3 on AVX-512 (not on
-// 7x7 maps, where it does not pay), ours (winograd.h) below it, where oneDNN 2.6 has none (also
-// on 7x7 maps, where it does); CAE_WINOGRAD=0 keeps every layer direct.
-TEST(DnnlExecutor, WideThreeByThreeConvsRunInWinograd) {
+// The 3x3 layers run in Winograd: ours by default on every tier with AVX2 (all sizes from 4x4),
+// oneDNN's jit_wino_4x3 with CAE_WINOGRAD=onednn where it has one (AVX-512, 14x14 and up);
+// CAE_WINOGRAD=0 keeps every layer direct.
+TEST(DnnlExecutor, ThreeByThreeConvsRunInWinograd) {
   // Two layers: the first one's data gradient is not part of a training step.
   const OpDesc wide = conv({32, 28, 28}, 32, 3, 1, true, Activation::relu);
   const NetDesc net = chain(2, wide.in, {wide, wide});
   const OpDesc small = conv({32, 7, 7}, 16, 3, 1, true, Activation::relu);
-  const bool onednn = dnnl_isa().starts_with("avx512");
-  const bool ours = !onednn && cpu_isa() >= Isa::avx2;
-  EXPECT_EQ(winograd_chosen(wide), onednn);
+  const bool avx512 = dnnl_isa().starts_with("avx512");
+  const bool ours = cpu_isa() >= Isa::avx2;
+  EXPECT_EQ(onednn_winograd_fits(wide), avx512);
+  EXPECT_FALSE(onednn_winograd_fits(small));
+  EXPECT_FALSE(winograd_chosen(wide));
   EXPECT_EQ(own_winograd_chosen(wide), ours);
-  EXPECT_FALSE(winograd_chosen(small));
   EXPECT_EQ(own_winograd_chosen(small), ours);
   EXPECT_FALSE(own_winograd_chosen(conv({32, 28, 28}, 32, 3, 2, true, Activation::relu)));
-  const std::string kernel = onednn ? "jit_wino" : cpu_isa() >= Isa::avx2 ? "cae:winograd" : "";
-  if (kernel.empty()) GTEST_SKIP() << "no Winograd kernel on " << isa_description();
-  const auto wino = step_impls(net);
   // The second layer's three passes (the first one's input gradient is not part of the step).
-  for (const char* pass : {"fwd forward", "bwd backward weights", "bwd backward data"})
-    EXPECT_THAT(wino, ::testing::Contains(::testing::AllOf(::testing::StartsWith(pass),
-                                                           ::testing::HasSubstr(": " + kernel))))
-        << pass;
+  auto expect_passes_on = [&](const std::string& kernel) {
+    const auto impls = step_impls(net);
+    for (const char* pass : {"fwd forward", "bwd backward weights", "bwd backward data"})
+      EXPECT_THAT(impls, ::testing::Contains(::testing::AllOf(
+                             ::testing::StartsWith(pass), ::testing::HasSubstr(": " + kernel))))
+          << pass << " on " << kernel;
+  };
+  if (ours) expect_passes_on(std::string("cae:winograd_4x3:") + (avx512 ? "avx512" : "avx2"));
+  {
+    const test::ScopedEnv onednn("CAE_WINOGRAD", "onednn");
+    EXPECT_FALSE(own_winograd_chosen(wide));
+    EXPECT_EQ(winograd_chosen(wide), avx512);
+    if (avx512) expect_passes_on("jit_wino");
+  }
   const test::ScopedEnv direct("CAE_WINOGRAD", "0");
   EXPECT_FALSE(winograd_chosen(wide));
   EXPECT_FALSE(own_winograd_chosen(wide));

@@ -7,6 +7,8 @@
 #include <algorithm>
 #include <cmath>
 #include <ostream>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "core/isa.h"
@@ -16,10 +18,8 @@
 namespace cae::ops::dnnl_backend {
 namespace {
 
-constexpr int L = 8;
-
-// NCHW <-> nChw8c.
-std::vector<float> to_blocked(const std::vector<float>& a, int n, int c, int h, int w) {
+// NCHW <-> nChw<L>c.
+std::vector<float> to_blocked(const std::vector<float>& a, int n, int c, int h, int w, int L) {
   std::vector<float> b(a.size());
   for (int i = 0; i < n; ++i)
     for (int ch = 0; ch < c; ++ch)
@@ -28,7 +28,7 @@ std::vector<float> to_blocked(const std::vector<float>& a, int n, int c, int h, 
             a[(std::size_t(i) * c + ch) * h * w + p];
   return b;
 }
-std::vector<float> from_blocked(const std::vector<float>& b, int n, int c, int h, int w) {
+std::vector<float> from_blocked(const std::vector<float>& b, int n, int c, int h, int w, int L) {
   std::vector<float> a(b.size());
   for (int i = 0; i < n; ++i)
     for (int ch = 0; ch < c; ++ch)
@@ -43,12 +43,13 @@ struct Case {
   bool relu, bias;
   int threads;
   int tile = 2;
+  int lanes = 8;  // 8: the AVX2 code, 16: the AVX-512 code
 };
 
 std::ostream& operator<<(std::ostream& os, const Case& k) {
   return os << "n" << k.n << " " << k.c << "->" << k.k << " " << k.h << "x" << k.w
             << (k.relu ? " relu" : "") << (k.bias ? " bias" : "") << " t" << k.threads << " F("
-            << k.tile << "x" << k.tile << ")";
+            << k.tile << "x" << k.tile << ") " << k.lanes << " lanes";
 }
 
 // The 'same' 3x3 conv in NCHW / OIHW, in double: y, and the gradients of sum(y * dy).
@@ -111,14 +112,21 @@ void expect_close(const std::vector<float>& got, const std::vector<float>& want,
     ASSERT_NEAR(got[i], want[i], tol * scale) << what << " at " << i;
 }
 
-WinogradGeom geom(const Case& k) { return {k.n, k.c, k.k, k.h, k.w, k.relu, k.tile}; }
+WinogradGeom geom(const Case& k) { return {k.n, k.c, k.k, k.h, k.w, k.relu, k.tile, k.lanes}; }
+
+// The tier whose code the case runs, or a reason to skip it here.
+std::string missing_tier(const Case& k) {
+  const Isa need = k.lanes == 16 ? Isa::avx512 : Isa::avx2;
+  if (need <= cpu_isa()) return "";
+  return std::string("the ") + isa_name(need) + " code cannot run here: " + isa_description();
+}
 // F(4x4)'s transform coefficients round (4, 5, 1/6, 1/24, ...); F(2x2)'s are exact.
 double tolerance(const Case& k) { return k.tile == 2 ? 1e-6 : 1e-5; }
 
 class Winograd : public ::testing::TestWithParam<Case> {
  protected:
   void SetUp() override {
-    if (cpu_isa() < Isa::avx2) GTEST_SKIP() << "no AVX2 here: " << isa_description();
+    if (const std::string why = missing_tier(GetParam()); !why.empty()) GTEST_SKIP() << why;
   }
 };
 
@@ -136,13 +144,15 @@ TEST_P(Winograd, MatchesNaiveConvolution) {
 
   WinogradPlan plan = make_winograd_plan(geom(k));
   const float nan = std::nanf("");
-  const auto xb = to_blocked(x, k.n, k.c, k.h, k.w), dyb = to_blocked(dy, k.n, k.k, k.h, k.w);
+  const int L = k.lanes;
+  const auto xb = to_blocked(x, k.n, k.c, k.h, k.w, L), dyb = to_blocked(dy, k.n, k.k, k.h, k.w, L);
   std::vector<float> y(y_ref.size(), nan), dx(x.size(), nan), dw(w.size(), nan), db(k.k, nan);
   winograd_forward(plan, xb.data(), w.data(), k.bias ? b.data() : nullptr, y.data());
-  EXPECT_EQ(winograd_impl(plan), "cae:winograd_" + std::to_string(k.tile) + "x3:avx2");
-  expect_close(from_blocked(y, k.n, k.k, k.h, k.w), y_ref, tolerance(k), "y");
+  EXPECT_EQ(winograd_impl(plan), "cae:winograd_" + std::to_string(k.tile) + "x3:" +
+                                     (L == 16 ? "avx512" : "avx2"));
+  expect_close(from_blocked(y, k.n, k.k, k.h, k.w, L), y_ref, tolerance(k), "y");
   winograd_backward_data(plan, dyb.data(), w.data(), dx.data());
-  expect_close(from_blocked(dx, k.n, k.c, k.h, k.w), dx_ref, tolerance(k), "dx");
+  expect_close(from_blocked(dx, k.n, k.c, k.h, k.w, L), dx_ref, tolerance(k), "dx");
   winograd_backward_weights(plan, xb.data(), dyb.data(), dw.data(), db.data());
   expect_close(dw, dw_ref, tolerance(k), "dw");
   expect_close(db, db_ref, tolerance(k), "db");
@@ -150,28 +160,31 @@ TEST_P(Winograd, MatchesNaiveConvolution) {
 
 std::vector<Case> cases() {
   std::vector<Case> v;
-  for (int tile : {2, 4})
-    for (int threads : {1, 2}) {
-      v.push_back({2, 32, 32, 28, 28, true, true, threads, tile});  // the seed's widest layer
-      v.push_back({3, 16, 32, 14, 14, true, true, threads, tile});  // its decoder's 14x14
-      v.push_back({1, 8, 16, 7, 7, false, true, threads, tile});    // odd: partial tiles
-      v.push_back({2, 24, 8, 5, 9, true, false, threads, tile});    // 24 = 16 + 8 channels
-      v.push_back({1, 8, 8, 2, 3, false, false, threads, tile});    // one row of tiles
-      v.push_back({7, 8, 40, 3, 3, false, true, threads, tile});    // 40 outputs: 16 + 16 + 8
-      v.push_back({1, 16, 16, 10, 13, true, true, threads, tile});  // partial 4x4 tiles
-    }
+  for (int lanes : {8, 16})
+    for (int tile : {2, 4})
+      for (int threads : {1, 2}) {
+        const int u = lanes;  // channel counts in whole blocks of either width
+        v.push_back({2, 32, 32, 28, 28, true, true, threads, tile, lanes});  // the seed's widest
+        v.push_back({3, 16, 32, 14, 14, true, true, threads, tile, lanes});  // decoder's 14x14
+        v.push_back({1, u, 2 * u, 7, 7, false, true, threads, tile, lanes});  // partial tiles
+        v.push_back({2, 3 * u, u, 5, 9, true, false, threads, tile, lanes});  // 3 blocks in
+        v.push_back({1, u, u, 2, 3, false, false, threads, tile, lanes});     // one tile row
+        v.push_back({7, u, 5 * u, 3, 3, false, true, threads, tile, lanes});  // 5 blocks out
+        v.push_back({1, 16, 16, 10, 13, true, true, threads, tile, lanes});   // partial 4x4
+      }
   return v;
 }
 
 INSTANTIATE_TEST_SUITE_P(Geometries, Winograd, ::testing::ValuesIn(cases()));
 
 // Central differences of sum(y * r) against the kernels' gradients.
-class WinogradGradient : public ::testing::TestWithParam<int> {};
+class WinogradGradient : public ::testing::TestWithParam<std::pair<int, int>> {};
 
 TEST_P(WinogradGradient, MatchesFiniteDifferences) {
-  if (cpu_isa() < Isa::avx2) GTEST_SKIP() << "no AVX2 here: " << isa_description();
+  const auto [tile, lanes] = GetParam();
+  const Case k{2, lanes, 2 * lanes, 5, 6, false, true, 2, tile, lanes};  // no ReLU: smooth
+  if (const std::string why = missing_tier(k); !why.empty()) GTEST_SKIP() << why;
   omp_set_num_threads(2);
-  const Case k{2, 8, 16, 5, 6, false, true, 2, GetParam()};  // no ReLU: smooth
   WinogradPlan plan = make_winograd_plan(geom(k));
   auto x = test::random_floats(std::size_t(k.n) * k.c * k.h * k.w, 11);
   auto w = test::random_floats(std::size_t(k.k) * k.c * 9, 12);
@@ -189,7 +202,9 @@ TEST_P(WinogradGradient, MatchesFiniteDifferences) {
   winograd_backward_weights(plan, x.data(), r.data(), dw.data(), db.data());
   auto check = [&](std::vector<float>& v, const std::vector<float>& grad, const char* what) {
     for (std::size_t i = 0; i < v.size(); i += 5) {
-      const float keep = v[i], h = 1e-2f;
+      // The loss is linear in each value (no ReLU): any step is exact up to rounding, and a
+      // large one keeps F(4x4)'s rounding of the sums small next to the difference.
+      const float keep = v[i], h = 0.25f;
       v[i] = keep + h;
       const double up = loss();
       v[i] = keep - h;
@@ -203,12 +218,14 @@ TEST_P(WinogradGradient, MatchesFiniteDifferences) {
   check(x, dx, "dx ");
 }
 
-INSTANTIATE_TEST_SUITE_P(Tiles, WinogradGradient, ::testing::Values(2, 4));
+INSTANTIATE_TEST_SUITE_P(TilesAndLanes, WinogradGradient,
+                         ::testing::Values(std::pair{2, 8}, std::pair{4, 8}, std::pair{2, 16},
+                                           std::pair{4, 16}));
 
 TEST(Winograd, RepeatsBitwiseAndRefusesWhatItCannotRun) {
   if (cpu_isa() < Isa::avx2) GTEST_SKIP() << "no AVX2 here: " << isa_description();
   omp_set_num_threads(2);
-  const WinogradGeom g{5, 32, 32, 28, 28, false, 4};
+  const WinogradGeom g{5, 32, 32, 28, 28, false, 4, 8};
   WinogradPlan plan = make_winograd_plan(g);
   const auto x = test::random_floats(std::size_t(5) * 32 * 784, 21);
   const auto dy = test::random_floats(x.size(), 22);
@@ -242,6 +259,14 @@ TEST(Winograd, RepeatsBitwiseAndRefusesWhatItCannotRun) {
   EXPECT_FALSE(winograd_supported(bad));
   bad = g;
   bad.tile = 3;
+  EXPECT_FALSE(winograd_supported(bad));
+  bad = g;
+  bad.lanes = 4;
+  EXPECT_FALSE(winograd_supported(bad));
+  bad = g;
+  bad.lanes = 16;
+  EXPECT_EQ(winograd_supported(bad), cpu_isa() >= Isa::avx512);
+  bad.c = 24;  // not whole 16-channel blocks
   EXPECT_FALSE(winograd_supported(bad));
 }
 

@@ -60,9 +60,9 @@ BareConvTime time_bare_conv(const OpDesc& op, int batch, int reps) {
       attr.set_post_ops(po);
     }
     const Md bias_md(b, f32, memory::format_tag::x);
-    // The algorithm the executor asks for on this op, else the direct one.
-    dnnl::algorithm alg = winograd_chosen(op) ? dnnl::algorithm::convolution_winograd
-                                              : dnnl::algorithm::convolution_direct;
+    // oneDNN at its best on this op: Winograd where it has one, else direct.
+    dnnl::algorithm alg = onednn_winograd_fits(op) ? dnnl::algorithm::convolution_winograd
+                                                   : dnnl::algorithm::convolution_direct;
     auto first_of = [&](auto make) {
       try {
         return make(alg);

@@ -717,12 +717,14 @@ bool DnnlExecutor::build_own_winograd(int i) {
   const memory::dims src_dims{net_.batch, op.in.c, op.in.h, op.in.w};
   const memory::dims dst_dims{net_.batch, op.out.c, op.out.h, op.out.w};
   const memory have = input_of(i);
-  if (have.get_desc() != Md(src_dims, f32, Tag::nChw8c)) {
-    note_fallback(i, "the Winograd kernel wants its input in nChw8c; the input is laid out "
-                     "otherwise: oneDNN's direct kernel");
+  const int lanes = block_width(op.in);
+  const auto tag = blocked_tag(lanes);
+  if (!tag || have.get_desc() != Md(src_dims, f32, *tag)) {
+    note_fallback(i, "the Winograd kernel wants its input in nChw" + std::to_string(lanes) +
+                         "c; the input is laid out otherwise: oneDNN's direct kernel");
     return false;
   }
-  const Md dst_md(dst_dims, f32, Tag::nChw8c);
+  const Md dst_md(dst_dims, f32, *tag);
   const memory::dims w_dims{op.out.c, op.in.c, 3, 3};
   ParamSlot& w_slot = add_param(Md(w_dims, f32, Tag::oihw), Md(w_dims, f32, Tag::oihw));
   const memory weights = w_slot.param, d_weights = w_slot.grad;
@@ -736,7 +738,12 @@ bool DnnlExecutor::build_own_winograd(int i) {
   const memory dst = new_memory(dst_md);
   act_.push_back(dst);
   const WinogradGeom g{net_.batch, op.in.c, op.out.c, op.in.h, op.in.w,
-                       op.act == Activation::relu, own_winograd_tile(op)};
+                       op.act == Activation::relu, own_winograd_tile(op), lanes};
+  if (!dnnl_backend::winograd_supported(g)) {
+    note_fallback(i, "no Winograd kernel of ours for " + std::to_string(lanes) +
+                         "-channel blocks here: oneDNN's direct kernel");
+    return false;
+  }
   WinogradPlan& plan = winograd_plans_.emplace_back(dnnl_backend::make_winograd_plan(g));
   auto ptr = [](const memory& m) { return static_cast<float*>(m.get_data_handle()); };
   auto maybe = [ptr](const memory& m) { return m ? ptr(m) : nullptr; };
@@ -1208,17 +1215,28 @@ std::string dnnl_isa() {
   return dnnl_backend::onednn_isa_name();
 }
 
-// oneDNN's Winograd F(4x4, 3x3) kernels (jit_wino_4x3) need fewer multiplications on the seed's
-// wide 3x3 layers: fwd + bwd-data + bwd-weights of 28x28 32->32 at batch 200 in 23 ms against
-// 39 ms direct, 14x14 32->32 6.5 against 9.2 (docs/performance.md). On 7x7 maps they are no
-// faster, and they need 16-channel blocks on both sides.
-bool winograd_chosen(const OpDesc& op) {
-  if (const char* env = std::getenv("CAE_WINOGRAD"); env && std::string_view(env) == "0")
-    return false;
+namespace {
+
+// CAE_WINOGRAD: "cae" (the default) our kernel, "onednn" oneDNN's where it has one (AVX-512),
+// "0" every layer direct. Read where the executor is built, like CAE_THIN_CONV.
+std::string_view winograd_choice() {
+  const char* env = std::getenv("CAE_WINOGRAD");
+  return env && *env ? std::string_view(env) : std::string_view("cae");
+}
+
+}  // namespace
+
+// oneDNN 2.6's Winograd (jit_wino_4x3) exists for AVX-512 only, for 16-channel blocks; on 7x7
+// maps it is no faster than its direct kernels.
+bool onednn_winograd_fits(const OpDesc& op) {
   dnnl_backend::apply_isa_cap();
-  if (!dnnl_backend::onednn_isa_name().starts_with("avx512")) return false;
-  return op.kind == OpKind::conv && op.kernel == 3 && op.stride == 1 && op.in.c % 16 == 0 &&
-         op.out.c % 16 == 0 && op.out.h * op.out.w >= 14 * 14;
+  return dnnl_backend::onednn_isa_name().starts_with("avx512") && op.kind == OpKind::conv &&
+         op.kernel == 3 && op.stride == 1 && op.in.c % 16 == 0 && op.out.c % 16 == 0 &&
+         op.out.h * op.out.w >= 14 * 14;
+}
+
+bool winograd_chosen(const OpDesc& op) {
+  return winograd_choice() == "onednn" && onednn_winograd_fits(op);
 }
 
 // F(4x4) is 1.5-2.3x faster than oneDNN's direct AVX2 kernels on every seed layer, 28x28 to 7x7
@@ -1229,15 +1247,16 @@ int own_winograd_tile(const OpDesc&) {
   return env && std::string_view(env) == "2" ? 2 : 4;
 }
 
-// Our Winograd kernel (winograd.h) where oneDNN 2.6 has none (below AVX-512), on every 3x3
-// 'same' conv with whole 8-channel blocks of at least 4x4.
+// Our Winograd kernel (winograd.h) on every 3x3 'same' conv with whole channel blocks of at
+// least 4x4: on AVX2, where oneDNN 2.6 has none, 1.5-2.3x its direct kernels; on AVX-512 the
+// training step 1.2x and inference 1.3x faster than with oneDNN's jit_wino_4x3
+// (docs/performance.md).
 bool own_winograd_chosen(const OpDesc& op) {
-  if (const char* env = std::getenv("CAE_WINOGRAD"); env && std::string_view(env) == "0")
-    return false;
+  if (winograd_choice() != "cae") return false;
   dnnl_backend::apply_isa_cap();
-  if (dnnl_backend::onednn_isa_name().starts_with("avx512")) return false;
+  const bool avx512 = dnnl_backend::onednn_isa_name().starts_with("avx512");
   const dnnl_backend::WinogradGeom g{1, op.in.c, op.out.c, op.in.h, op.in.w, false,
-                                     own_winograd_tile(op)};
+                                     own_winograd_tile(op), avx512 ? 16 : 8};
   return op.kind == OpKind::conv && op.kernel == 3 && op.stride == 1 && op.pad_top == 1 &&
          op.pad_left == 1 && op.pad_bottom == 1 && op.pad_right == 1 && op.in.h == op.out.h &&
          op.in.w == op.out.w && (op.act == Activation::none || op.act == Activation::relu) &&

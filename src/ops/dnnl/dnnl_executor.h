@@ -46,17 +46,24 @@ std::vector<std::string> dnnl_fallbacks(Executor& exec);
 // oneDNN's instruction set in this process after the CAE_MAX_ISA cap: "avx512_core", "avx2", ...
 std::string dnnl_isa();
 
-// Whether the executor asks oneDNN for a Winograd convolution on op (it falls back to the direct
-// one where oneDNN has none for the layout, and says so in dnnl_fallbacks): 3x3, stride 1,
-// channels in 16-blocks on both sides, output at least 14x14, oneDNN on an AVX-512 tier (2.6 has
-// no Winograd below), and CAE_WINOGRAD not "0" (which keeps every layer direct, for
-// comparison). Winograd rounds differently from the direct sum: within 1e-4 of it per layer.
+// Which Winograd kernels the executor uses is CAE_WINOGRAD's: "cae" (the default) ours on every
+// tier with AVX2 (own_winograd_chosen), "onednn" oneDNN's where it has one (winograd_chosen),
+// "0" none: every layer direct. Both are for comparison.
+//
+// Whether oneDNN 2.6 has a Winograd kernel for op: 3x3, stride 1, channels in 16-blocks on both
+// sides, output at least 14x14, on an AVX-512 tier. Winograd rounds differently from the direct
+// sum: within 1e-4 of it per layer.
+bool onednn_winograd_fits(const OpDesc& op);
+
+// Whether the executor asks oneDNN for a Winograd convolution on op: CAE_WINOGRAD=onednn and
+// onednn_winograd_fits (it falls back to direct where oneDNN has none for the layout, and says
+// so in dnnl_fallbacks).
 bool winograd_chosen(const OpDesc& op);
 
-// Whether the executor runs op on our own Winograd kernel (src/ops/dnnl/winograd.h) instead of
-// oneDNN's direct one: where oneDNN has no Winograd (below AVX-512) and our tier has AVX2, for
-// 3x3 stride-1 'same' convs with channels in 8-blocks, no activation or ReLU, output at least
-// 4x4, and CAE_WINOGRAD not "0". Rounding: within 1e-5 of the direct sum per layer.
+// Whether the executor runs op on our own Winograd kernel (src/ops/dnnl/winograd.h): a 3x3
+// stride-1 'same' conv with channels in whole blocks of the CPU's width (8 on AVX2, 16 on
+// AVX-512), no activation or ReLU, output at least 4x4, CAE_WINOGRAD unset or "cae". Rounding:
+// within 1e-5 of the direct sum per layer.
 bool own_winograd_chosen(const OpDesc& op);
 // The output tile our Winograd kernel uses on op: 4 (F(4x4, 3x3)) or 2 (F(2x2, 3x3)).
 int own_winograd_tile(const OpDesc& op);

@@ -8,10 +8,7 @@
 #include <string>
 
 #include "cae/error.h"
-
-// The vector types of the kernels below only ever pass between always_inline functions of one
-// tier's wrapper; GCC's note that their ABI differs between tiers does not apply.
-#pragma GCC diagnostic ignored "-Wpsabi"
+#include "ops/dnnl/vec.h"
 
 namespace cae::ops::dnnl_backend {
 namespace {
@@ -42,8 +39,7 @@ struct Wide {
 };
 
 // The kernels' bodies are always_inline so that each wrapper below compiles them for its own
-// instruction set.
-#define CAE_INLINE [[gnu::always_inline]] inline
+// instruction set (vec.h).
 
 // xpad[kh][j] = x[oy - pad_top + kh][j - pad_left], zero outside the image.
 CAE_INLINE void padded_rows(const ThinConvGeom& g, const float* x_n, int oy, float* xpad, int wp) {
@@ -60,52 +56,8 @@ CAE_INLINE void padded_rows(const ThinConvGeom& g, const float* x_n, int oy, flo
   }
 }
 
-// One vector of L floats in GCC's (and clang's) vector extensions: the same code compiles to
-// AVX-512, AVX2 or SSE registers in each tier's wrapper below. Accumulators are vectors, not
-// arrays under `omp simd`: those the compiler kept on the stack (a third of every kernel's
-// instructions were spills).
-template <int L>
-struct VecOf {
-  typedef float type __attribute__((vector_size(4 * L)));
-  typedef int mask __attribute__((vector_size(4 * L)));
-};
-template <int L>
-using Vec = typename VecOf<L>::type;
-
-template <int L>
-CAE_INLINE Vec<L> load(const float* p) {
-  Vec<L> v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
-template <int L>
-CAE_INLINE void store(float* p, Vec<L> v) {
-  std::memcpy(p, &v, sizeof v);
-}
-// v where keep > 0, else 0 (keep = v: max(v, 0) with NaN kept, as std::max(v, 0.f) keeps it).
-template <int L>
-CAE_INLINE Vec<L> where_positive(Vec<L> v, Vec<L> keep) {
-  using M = typename VecOf<L>::mask;
-  return (Vec<L>)((M)v & ~(M)(keep <= Vec<L>{}));
-}
-template <int L>
-CAE_INLINE Vec<L> act(Vec<L> v, bool relu) {
-  return relu ? where_positive<L>(v, v) : v;
-}
-
-// The sum of a vector's lanes, by halves.
-CAE_INLINE float lane_sum(Vec<2> v) { return v[0] + v[1]; }
-CAE_INLINE float lane_sum(Vec<4> v) {
-  return lane_sum(Vec<2>(__builtin_shufflevector(v, v, 0, 1) + __builtin_shufflevector(v, v, 2, 3)));
-}
-CAE_INLINE float lane_sum(Vec<8> v) {
-  return lane_sum(Vec<4>(__builtin_shufflevector(v, v, 0, 1, 2, 3) +
-                         __builtin_shufflevector(v, v, 4, 5, 6, 7)));
-}
-CAE_INLINE float lane_sum(Vec<16> v) {
-  return lane_sum(Vec<8>(__builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7) +
-                         __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15)));
-}
+// Accumulators are Vec<L> (vec.h), not arrays under `omp simd`: those the compiler kept on the
+// stack (a third of every kernel's instructions were spills).
 
 // Columns a kernel computes at once: independent FMA chains, enough to hide an FMA's latency.
 constexpr int kCols = 8;
@@ -325,8 +277,6 @@ CAE_INLINE float narrow_bias_rows(const ThinConvGeom& g, const float* y, const f
 // Each kernel once per tier: the AVX-512 code on 16-lane blocks, the AVX2 code and the baseline
 // on 8-lane blocks. The bodies above are always_inline, so each wrapper compiles them for its
 // own target; which one runs is the plan's (make_thin_conv_plan), never a silent choice.
-#define CAE_AVX512 __attribute__((target("avx512f,avx512vl,avx512dq,avx512bw,fma")))
-#define CAE_AVX2 __attribute__((target("avx2,fma")))
 #define CAE_TIERS(name, params, args)                                 \
   CAE_AVX512 void name##_avx512 params { name<16> args; }           \
   CAE_AVX2 void name##_avx2 params { name<8> args; }                \

@@ -1,6 +1,5 @@
 #include "ops/dnnl/winograd.h"
 
-#include <immintrin.h>
 #include <omp.h>
 
 #include <algorithm>
@@ -9,18 +8,14 @@
 
 #include "cae/error.h"
 #include "core/isa.h"
+#include "ops/dnnl/vec.h"
 
 namespace cae::ops::dnnl_backend {
 namespace {
 
 using std::size_t;
-using v8 = __m256;
 
-constexpr int L = 8;  // lanes: the channels of one nChw8c block
 constexpr int kMaxChannels = 512;
-
-#define CAE_AVX2 __attribute__((target("avx2,fma")))
-#define CAE_INLINE [[gnu::always_inline]] inline
 
 // F(M x M, 3 x 3): M x M outputs per tile from A x A inputs, P = A^2 products per channel pair.
 template <int M>
@@ -44,61 +39,56 @@ struct Size {
 // arithmetic, and these forms share their partial sums.
 
 // r = B^T d.
-template <int M>
-CAE_INLINE CAE_AVX2 void input_1d(const v8* d, v8* r) {
+template <int M, int L>
+CAE_INLINE void input_1d(const Vec<L>* d, Vec<L>* r) {
   if constexpr (M == 2) {
-    r[0] = _mm256_sub_ps(d[0], d[2]);
-    r[1] = _mm256_add_ps(d[1], d[2]);
-    r[2] = _mm256_sub_ps(d[2], d[1]);
-    r[3] = _mm256_sub_ps(d[1], d[3]);
+    r[0] = d[0] - d[2];
+    r[1] = d[1] + d[2];
+    r[2] = d[2] - d[1];
+    r[3] = d[1] - d[3];
   } else {
-    const v8 four = _mm256_set1_ps(4.f), five = _mm256_set1_ps(5.f), two = _mm256_set1_ps(2.f);
-    const v8 t0 = _mm256_fnmadd_ps(four, d[2], d[4]);  // d4 - 4 d2
-    const v8 t1 = _mm256_fnmadd_ps(four, d[1], d[3]);  // d3 - 4 d1
-    const v8 t2 = _mm256_sub_ps(d[4], d[2]);
-    const v8 t3 = _mm256_mul_ps(two, _mm256_sub_ps(d[3], d[1]));
-    r[0] = _mm256_fmadd_ps(four, d[0], _mm256_fnmadd_ps(five, d[2], d[4]));
-    r[1] = _mm256_add_ps(t0, t1);
-    r[2] = _mm256_sub_ps(t0, t1);
-    r[3] = _mm256_add_ps(t2, t3);
-    r[4] = _mm256_sub_ps(t2, t3);
-    r[5] = _mm256_fmadd_ps(four, d[1], _mm256_fnmadd_ps(five, d[3], d[5]));
+    const Vec<L> t0 = d[4] - 4.f * d[2], t1 = d[3] - 4.f * d[1];
+    const Vec<L> t2 = d[4] - d[2], t3 = 2.f * (d[3] - d[1]);
+    r[0] = 4.f * d[0] + (d[4] - 5.f * d[2]);
+    r[1] = t0 + t1;
+    r[2] = t0 - t1;
+    r[3] = t2 + t3;
+    r[4] = t2 - t3;
+    r[5] = 4.f * d[1] + (d[5] - 5.f * d[3]);
   }
 }
 
 // o = A^T m.
-template <int M>
-CAE_INLINE CAE_AVX2 void output_1d(const v8* m, v8* o) {
+template <int M, int L>
+CAE_INLINE void output_1d(const Vec<L>* m, Vec<L>* o) {
   if constexpr (M == 2) {
-    o[0] = _mm256_add_ps(_mm256_add_ps(m[0], m[1]), m[2]);
-    o[1] = _mm256_sub_ps(_mm256_sub_ps(m[1], m[2]), m[3]);
+    o[0] = (m[0] + m[1]) + m[2];
+    o[1] = (m[1] - m[2]) - m[3];
   } else {
-    const v8 s12 = _mm256_add_ps(m[1], m[2]), d12 = _mm256_sub_ps(m[1], m[2]);
-    const v8 s34 = _mm256_add_ps(m[3], m[4]), d34 = _mm256_sub_ps(m[3], m[4]);
-    o[0] = _mm256_add_ps(_mm256_add_ps(m[0], s12), s34);
-    o[1] = _mm256_fmadd_ps(_mm256_set1_ps(2.f), d34, d12);
-    o[2] = _mm256_fmadd_ps(_mm256_set1_ps(4.f), s34, s12);
-    o[3] = _mm256_add_ps(_mm256_fmadd_ps(_mm256_set1_ps(8.f), d34, d12), m[5]);
+    const Vec<L> s12 = m[1] + m[2], d12 = m[1] - m[2], s34 = m[3] + m[4], d34 = m[3] - m[4];
+    o[0] = (m[0] + s12) + s34;
+    o[1] = 2.f * d34 + d12;
+    o[2] = 4.f * s34 + s12;
+    o[3] = (8.f * d34 + d12) + m[5];
   }
 }
 
 // m = A y: the gradient of o = A^T m.
-template <int M>
-CAE_INLINE CAE_AVX2 void gradient_1d(const v8* y, v8* m) {
+template <int M, int L>
+CAE_INLINE void gradient_1d(const Vec<L>* y, Vec<L>* m) {
   if constexpr (M == 2) {
     m[0] = y[0];
-    m[1] = _mm256_add_ps(y[0], y[1]);
-    m[2] = _mm256_sub_ps(y[0], y[1]);
-    m[3] = _mm256_sub_ps(_mm256_setzero_ps(), y[1]);
+    m[1] = y[0] + y[1];
+    m[2] = y[0] - y[1];
+    m[3] = -y[1];
   } else {
-    const v8 e = _mm256_add_ps(y[0], y[2]), o = _mm256_add_ps(y[1], y[3]);
-    const v8 e4 = _mm256_fmadd_ps(_mm256_set1_ps(4.f), y[2], y[0]);
-    const v8 o4 = _mm256_fmadd_ps(_mm256_set1_ps(8.f), y[3], _mm256_add_ps(y[1], y[1]));
+    const Vec<L> e = y[0] + y[2], o = y[1] + y[3];
+    const Vec<L> e4 = 4.f * y[2] + y[0], o4 = 8.f * y[3] + (y[1] + y[1]);
     m[0] = y[0];
-    m[1] = _mm256_add_ps(e, o);
-    m[2] = _mm256_sub_ps(e, o);
-    m[3] = _mm256_add_ps(e4, o4);
-    m[4] = _mm256_sub_ps(e4, o4);
+    m[1] = e + o;
+    m[2] = e - o;
+    m[3] = e4 + o4;
+    m[4] = e4 - o4;
     m[5] = y[3];
   }
 }
@@ -214,71 +204,69 @@ std::pair<long, long> share(long total, int tid, int nthr) {
 size_t plane_stride(int nt, int ch) { return size_t(nt) * ch + 16; }
 
 // V[xi][i][c] = B^T d B of tile t0 + i's A x A input cells (zero outside the image), for every
-// channel of the nChw8c image set x (channels c); planes plane_stride(nt, c) apart. One channel
-// block at a time: its tiles read A rows of one plane, streams the prefetchers follow.
-template <int M>
-CAE_AVX2 void input_transform(const float* x, int c, const Tiles<M>& T, long t0, int nt,
-                              float* V) {
+// channel of the nChw<L>c image set x (channels c); planes plane_stride(nt, c) apart. One
+// channel block at a time: its tiles read A rows of one plane, streams the prefetchers follow.
+template <int M, int L>
+CAE_INLINE void input_transform(const float* x, int c, const Tiles<M>& T, long t0, int nt,
+                                float* V) {
   constexpr int A = Size<M>::A;
   const int cbs = c / L;
   const size_t plane = size_t(T.h) * T.w * L, pos = plane_stride(nt, c), row = size_t(T.w) * L;
-  const v8 zero = _mm256_setzero_ps();
   for (int cb = 0; cb < cbs; ++cb) {
     TileWalk<M> at(T, t0);
     for (int i = 0; i < nt; ++i, at.next()) {
       const int y0 = at.y0(), x0 = at.x0();
       const float* base = x + (size_t(at.n) * cbs + cb) * plane;
       const bool interior = at.interior();
-      v8 t[A][A];
+      Vec<L> t[A][A];
       for (int b = 0; b < A; ++b) {
-        v8 d[A];
+        Vec<L> d[A];
         const bool col_in = x0 + b >= 0 && x0 + b < T.w;
         for (int a = 0; a < A; ++a)
           d[a] = interior || (col_in && y0 + a >= 0 && y0 + a < T.h)
-                     ? _mm256_loadu_ps(base + (y0 + a) * row + (x0 + b) * L)
-                     : zero;
-        v8 r[A];
-        input_1d<M>(d, r);
+                     ? load<L>(base + (y0 + a) * row + (x0 + b) * L)
+                     : Vec<L>{};
+        Vec<L> r[A];
+        input_1d<M, L>(d, r);
         for (int a = 0; a < A; ++a) t[a][b] = r[a];
       }
       float* out = V + size_t(i) * c + cb * L;
       for (int a = 0; a < A; ++a) {
-        v8 r[A];
-        input_1d<M>(t[a], r);
-        for (int b = 0; b < A; ++b) _mm256_storeu_ps(out + (a * A + b) * pos, r[b]);
+        Vec<L> r[A];
+        input_1d<M, L>(t[a], r);
+        for (int b = 0; b < A; ++b) store<L>(out + (a * A + b) * pos, r[b]);
       }
     }
   }
 }
 
 // dM[xi][i][k] = A dY A^T of tile t0 + i's M x M output gradients (zero outside the image), for
-// the nChw8c gradients dy (channels k).
-template <int M>
-CAE_AVX2 void gradient_transform(const float* dy, int k, const Tiles<M>& T, long t0, int nt,
-                                 float* dM) {
+// the nChw<L>c gradients dy (channels k).
+template <int M, int L>
+CAE_INLINE void gradient_transform(const float* dy, int k, const Tiles<M>& T, long t0, int nt,
+                                   float* dM) {
   constexpr int A = Size<M>::A;
   const int kbs = k / L;
   const size_t plane = size_t(T.h) * T.w * L, pos = plane_stride(nt, k), row = size_t(T.w) * L;
-  const v8 zero = _mm256_setzero_ps();
   for (int kb = 0; kb < kbs; ++kb) {
     TileWalk<M> at(T, t0);
     for (int i = 0; i < nt; ++i, at.next()) {
       const int y = at.y0() + 1, x = at.x0() + 1;  // the tile's first output cell
       const float* base = dy + (size_t(at.n) * kbs + kb) * plane + y * row + x * L;
-      v8 t[A][M];
+      Vec<L> t[A][M];
       for (int s = 0; s < M; ++s) {
-        v8 d[M];
+        Vec<L> d[M];
         for (int r = 0; r < M; ++r)
-          d[r] = y + r < T.h && x + s < T.w ? _mm256_loadu_ps(base + r * row + s * L) : zero;
-        v8 m[A];
-        gradient_1d<M>(d, m);
+          d[r] = y + r < T.h && x + s < T.w ? load<L>(base + r * row + s * L) : Vec<L>{};
+        Vec<L> m[A];
+        gradient_1d<M, L>(d, m);
         for (int a = 0; a < A; ++a) t[a][s] = m[a];
       }
       float* out = dM + size_t(i) * k + kb * L;
       for (int a = 0; a < A; ++a) {
-        v8 m[A];
-        gradient_1d<M>(t[a], m);
-        for (int b = 0; b < A; ++b) _mm256_storeu_ps(out + (a * A + b) * pos, m[b]);
+        Vec<L> m[A];
+        gradient_1d<M, L>(t[a], m);
+        for (int b = 0; b < A; ++b) store<L>(out + (a * A + b) * pos, m[b]);
       }
     }
   }
@@ -286,105 +274,184 @@ CAE_AVX2 void gradient_transform(const float* dy, int k, const Tiles<M>& T, long
 
 // y's tile t0 + i (its M x M outputs inside the image) = A^T M A + b, then ReLU when asked, for
 // every channel of k; M[xi][i][k].
-template <int M>
-CAE_AVX2 void output_transform(const float* Mx, int k, const Tiles<M>& T, long t0, int nt,
-                               const float* bias, bool relu, float* y) {
+template <int M, int L>
+CAE_INLINE void output_transform(const float* Mx, int k, const Tiles<M>& T, long t0, int nt,
+                                 const float* bias, bool relu, float* y) {
   constexpr int A = Size<M>::A;
   const int kbs = k / L;
   const size_t plane = size_t(T.h) * T.w * L, pos = plane_stride(nt, k), row = size_t(T.w) * L;
-  const v8 zero = _mm256_setzero_ps();
   TileWalk<M> at(T, t0);
   for (int i = 0; i < nt; ++i, at.next()) {
     const int y0 = at.y0() + 1, x0 = at.x0() + 1;
     for (int kb = 0; kb < kbs; ++kb) {
       const float* src = Mx + size_t(i) * k + kb * L;
-      v8 s[M][A];
+      Vec<L> s[M][A];
       for (int b = 0; b < A; ++b) {
-        v8 m[A], o[M];
-        for (int a = 0; a < A; ++a) m[a] = _mm256_loadu_ps(src + (a * A + b) * pos);
-        output_1d<M>(m, o);
+        Vec<L> m[A], o[M];
+        for (int a = 0; a < A; ++a) m[a] = load<L>(src + (a * A + b) * pos);
+        output_1d<M, L>(m, o);
         for (int r = 0; r < M; ++r) s[r][b] = o[r];
       }
-      const v8 bv = bias ? _mm256_loadu_ps(bias + kb * L) : zero;
+      const Vec<L> bv = bias ? load<L>(bias + kb * L) : Vec<L>{};
       float* base = y + (size_t(at.n) * kbs + kb) * plane + y0 * row + x0 * L;
       for (int r = 0; r < M; ++r) {
         if (y0 + r >= T.h) break;
-        v8 o[M];
-        output_1d<M>(s[r], o);
-        for (int q = 0; q < M && x0 + q < T.w; ++q) {
-          v8 v = _mm256_add_ps(o[q], bv);
-          if (relu) v = _mm256_max_ps(v, zero);
-          _mm256_storeu_ps(base + r * row + q * L, v);
-        }
+        Vec<L> o[M];
+        output_1d<M, L>(s[r], o);
+        for (int q = 0; q < M && x0 + q < T.w; ++q)
+          store<L>(base + r * row + q * L, act<L>(o[q] + bv, relu));
       }
     }
   }
 }
 
-// C[r][0 .. 8 NV) (+)= sum_j A(r, j) B[j][0 .. 8 NV) for r < R, with A(r, j) = A[r rs + j js]
+// C[r][0 .. L NV) (+)= sum_j A(r, j) B[j][0 .. L NV) for r < R, with A(r, j) = A[r rs + j js]
 // (so A may be read transposed), B rows `ldb` apart, C rows `ldc` apart.
-template <int R, int NV, bool Add>
-CAE_INLINE CAE_AVX2 void gemm_tile(const float* A, size_t rs, size_t js, const float* B,
-                                   size_t ldb, float* C, size_t ldc, int inner) {
-  v8 acc[R][NV];
-  for (int r = 0; r < R; ++r)
-    for (int v = 0; v < NV; ++v) acc[r][v] = _mm256_setzero_ps();
+template <int L, int R, int NV, bool Add>
+CAE_INLINE void gemm_tile(const float* A, size_t rs, size_t js, const float* B, size_t ldb,
+                          float* C, size_t ldc, int inner) {
+  Vec<L> acc[R][NV] = {};
   for (int j = 0; j < inner; ++j) {
-    v8 b[NV];
-    for (int v = 0; v < NV; ++v) b[v] = _mm256_loadu_ps(B + size_t(j) * ldb + v * L);
+    Vec<L> b[NV];
+    for (int v = 0; v < NV; ++v) b[v] = load<L>(B + size_t(j) * ldb + v * L);
     for (int r = 0; r < R; ++r) {
-      const v8 a = _mm256_broadcast_ss(A + size_t(r) * rs + size_t(j) * js);
-      for (int v = 0; v < NV; ++v) acc[r][v] = _mm256_fmadd_ps(a, b[v], acc[r][v]);
+      const Vec<L> a = splat<L>(A[size_t(r) * rs + size_t(j) * js]);
+      for (int v = 0; v < NV; ++v) acc[r][v] += a * b[v];
     }
   }
   for (int r = 0; r < R; ++r)
     for (int v = 0; v < NV; ++v) {
       float* out = C + size_t(r) * ldc + v * L;
-      _mm256_storeu_ps(out, Add ? _mm256_add_ps(_mm256_loadu_ps(out), acc[r][v]) : acc[r][v]);
+      store<L>(out, Add ? load<L>(out) + acc[r][v] : acc[r][v]);
     }
 }
 
 // Rows [i, i + rest), rest < 6, of one column block.
-template <int NV, bool Add>
-CAE_INLINE CAE_AVX2 void gemm_rest(int rest, const float* A, size_t rs, size_t js,
-                                   const float* B, size_t ldb, float* C, size_t ldc, int inner) {
+template <int L, int NV, bool Add>
+CAE_INLINE void gemm_rest(int rest, const float* A, size_t rs, size_t js, const float* B,
+                          size_t ldb, float* C, size_t ldc, int inner) {
   switch (rest) {
-    case 5: gemm_tile<5, NV, Add>(A, rs, js, B, ldb, C, ldc, inner); break;
-    case 4: gemm_tile<4, NV, Add>(A, rs, js, B, ldb, C, ldc, inner); break;
-    case 3: gemm_tile<3, NV, Add>(A, rs, js, B, ldb, C, ldc, inner); break;
-    case 2: gemm_tile<2, NV, Add>(A, rs, js, B, ldb, C, ldc, inner); break;
-    case 1: gemm_tile<1, NV, Add>(A, rs, js, B, ldb, C, ldc, inner); break;
+    case 5: gemm_tile<L, 5, NV, Add>(A, rs, js, B, ldb, C, ldc, inner); break;
+    case 4: gemm_tile<L, 4, NV, Add>(A, rs, js, B, ldb, C, ldc, inner); break;
+    case 3: gemm_tile<L, 3, NV, Add>(A, rs, js, B, ldb, C, ldc, inner); break;
+    case 2: gemm_tile<L, 2, NV, Add>(A, rs, js, B, ldb, C, ldc, inner); break;
+    case 1: gemm_tile<L, 1, NV, Add>(A, rs, js, B, ldb, C, ldc, inner); break;
   }
 }
 
 // C (rows x cols, rows ldc apart) = or += A (rows x inner, A(r, j) = A[r rs + j js]) times B
-// (inner x cols, rows ldb apart); cols a multiple of 8. Blocks of 6 rows x 16 columns keep 12
+// (inner x cols, rows ldb apart); cols a multiple of L. Blocks of 6 rows x 2 vectors keep 12
 // accumulators in registers.
-template <bool Add>
-CAE_AVX2 void gemm(const float* A, size_t rs, size_t js, const float* B, size_t ldb, float* C,
-                   size_t ldc, int rows, int cols, int inner) {
+template <int L, bool Add>
+CAE_INLINE void gemm(const float* A, size_t rs, size_t js, const float* B, size_t ldb, float* C,
+                     size_t ldc, int rows, int cols, int inner) {
   int k0 = 0;
-  for (; k0 + 16 <= cols; k0 += 16) {
+  for (; k0 + 2 * L <= cols; k0 += 2 * L) {
     int i = 0;
     for (; i + 6 <= rows; i += 6)
-      gemm_tile<6, 2, Add>(A + i * rs, rs, js, B + k0, ldb, C + i * ldc + k0, ldc, inner);
-    gemm_rest<2, Add>(rows - i, A + i * rs, rs, js, B + k0, ldb, C + i * ldc + k0, ldc, inner);
+      gemm_tile<L, 6, 2, Add>(A + i * rs, rs, js, B + k0, ldb, C + i * ldc + k0, ldc, inner);
+    gemm_rest<L, 2, Add>(rows - i, A + i * rs, rs, js, B + k0, ldb, C + i * ldc + k0, ldc, inner);
   }
-  for (; k0 < cols; k0 += 8) {
+  for (; k0 < cols; k0 += L) {
     int i = 0;
     for (; i + 6 <= rows; i += 6)
-      gemm_tile<6, 1, Add>(A + i * rs, rs, js, B + k0, ldb, C + i * ldc + k0, ldc, inner);
-    gemm_rest<1, Add>(rows - i, A + i * rs, rs, js, B + k0, ldb, C + i * ldc + k0, ldc, inner);
+      gemm_tile<L, 6, 1, Add>(A + i * rs, rs, js, B + k0, ldb, C + i * ldc + k0, ldc, inner);
+    gemm_rest<L, 1, Add>(rows - i, A + i * rs, rs, js, B + k0, ldb, C + i * ldc + k0, ldc, inner);
   }
+}
+
+// One block of tiles of a conv: out (cout channels) from in (cin) and the transformed weights
+// u[xi][cin][cout], with bias and ReLU, through V and Mx (the thread's scratch).
+template <int M, int L>
+CAE_INLINE void conv_block(const float* in, int cin, int cout, const Tiles<M>& T, long t0, int nt,
+                           const float* u, const float* bias, bool relu, float* out, float* V,
+                           float* Mx) {
+  input_transform<M, L>(in, cin, T, t0, nt, V);
+  const size_t vpos = plane_stride(nt, cin), mpos = plane_stride(nt, cout);
+  for (int xi = 0; xi < Size<M>::P; ++xi)
+    gemm<L, false>(V + xi * vpos, cin, 1, u + size_t(xi) * cin * cout, cout, Mx + xi * mpos, cout,
+                   nt, cout, cin);
+  output_transform<M, L>(Mx, cout, T, t0, nt, bias, relu, out);
+}
+
+// One block of tiles of the weight gradient: dU[xi] (k x c) += dM[xi]^T V[xi].
+template <int M, int L>
+CAE_INLINE void weight_gradient_block(const float* x, const float* dy, int c, int k,
+                                      const Tiles<M>& T, long t0, int nt, float* V, float* dM,
+                                      float* dU) {
+  input_transform<M, L>(x, c, T, t0, nt, V);
+  gradient_transform<M, L>(dy, k, T, t0, nt, dM);
+  const size_t vpos = plane_stride(nt, c), mpos = plane_stride(nt, k);
+  for (int xi = 0; xi < Size<M>::P; ++xi)
+    gemm<L, true>(dM + xi * mpos, 1, k, V + xi * vpos, c, dU + size_t(xi) * k * c, c, k, c, nt);
+}
+
+// db[k] = the sum of dy over images and cells, per image in a fixed order.
+template <int L>
+CAE_INLINE void bias_gradient(const WinogradGeom& g, const float* dy, float* db) {
+  const size_t plane = size_t(g.h) * g.w;
+  const int kbs = g.k / L;
+  for (int kb = 0; kb < kbs; ++kb) {
+    Vec<L> total = {};
+    for (int n = 0; n < g.n; ++n) {
+      const float* base = dy + (size_t(n) * kbs + kb) * plane * L;
+      Vec<L> acc = {};
+      for (size_t q = 0; q < plane; ++q) acc += load<L>(base + q * L);
+      total += acc;
+    }
+    store<L>(db + kb * L, total);
+  }
+}
+
+// Each kernel once per tier and tile size: the AVX-512 code on 16-lane blocks, the AVX2 code on
+// 8-lane blocks. Only these wrappers carry a target (vec.h).
+struct Kernels {
+  void (*conv_block)(const float*, int, int, const void*, long, int, const float*, const float*,
+                     bool, float*, float*, float*);
+  void (*weight_gradient_block)(const float*, const float*, int, int, const void*, long, int,
+                                float*, float*, float*);
+  void (*bias_gradient)(const WinogradGeom&, const float*, float*);
+};
+
+#define CAE_WINOGRAD_TIER(attr, tier, M, L)                                                   \
+  attr void conv_block_##tier##_##M(const float* in, int cin, int cout, const void* T, long t0, \
+                                    int nt, const float* u, const float* bias, bool relu,     \
+                                    float* out, float* V, float* Mx) {                        \
+    conv_block<M, L>(in, cin, cout, *static_cast<const Tiles<M>*>(T), t0, nt, u, bias, relu,  \
+                     out, V, Mx);                                                             \
+  }                                                                                           \
+  attr void weight_gradient_block_##tier##_##M(const float* x, const float* dy, int c, int k, \
+                                               const void* T, long t0, int nt, float* V,      \
+                                               float* dM, float* dU) {                        \
+    weight_gradient_block<M, L>(x, dy, c, k, *static_cast<const Tiles<M>*>(T), t0, nt, V, dM, \
+                                dU);                                                          \
+  }                                                                                           \
+  attr void bias_gradient_##tier##_##M(const WinogradGeom& g, const float* dy, float* db) {   \
+    bias_gradient<L>(g, dy, db);                                                              \
+  }
+
+CAE_WINOGRAD_TIER(CAE_AVX2, avx2, 2, 8)
+CAE_WINOGRAD_TIER(CAE_AVX2, avx2, 4, 8)
+CAE_WINOGRAD_TIER(CAE_AVX512, avx512, 2, 16)
+CAE_WINOGRAD_TIER(CAE_AVX512, avx512, 4, 16)
+
+const Kernels& kernels(Isa isa, int tile) {
+#define CAE_KERNELS(tier, M) \
+  Kernels { conv_block_##tier##_##M, weight_gradient_block_##tier##_##M, bias_gradient_##tier##_##M }
+  static const Kernels table[2][2] = {{CAE_KERNELS(avx2, 2), CAE_KERNELS(avx2, 4)},
+                                      {CAE_KERNELS(avx512, 2), CAE_KERNELS(avx512, 4)}};
+#undef CAE_KERNELS
+  return table[isa == Isa::avx512][tile == 4];
 }
 
 // out = conv of in (cin channels) with the transformed weights u[xi][cin][cout], bias and ReLU:
 // forward and backward data alike. Tiles are split over the threads; each block of tiles goes
 // through V and M in the thread's scratch.
 template <int M>
-CAE_AVX2 void transformed_conv(WinogradPlan& p, const float* in, int cin, int cout,
-                               const float* u, const float* bias, bool relu, float* out) {
+void transformed_conv(WinogradPlan& p, const float* in, int cin, int cout, const float* u,
+                      const float* bias, bool relu, float* out) {
   const Tiles<M> T(p.g.n, p.g.h, p.g.w);
+  const auto block_fn = kernels(p.isa, M).conv_block;
   const int block = p.block;
   const long blocks = (T.total + block - 1) / block;
   const size_t per_thread = p.scratch.size() / size_t(p.threads);
@@ -398,12 +465,7 @@ CAE_AVX2 void transformed_conv(WinogradPlan& p, const float* in, int cin, int co
     for (long b = b0; b < b1; ++b) {
       const long t0 = b * block;
       const int nt = int(std::min<long>(block, T.total - t0));
-      input_transform<M>(in, cin, T, t0, nt, V);
-      const size_t vpos = plane_stride(nt, cin), mpos = plane_stride(nt, cout);
-      for (int xi = 0; xi < Size<M>::P; ++xi)
-        gemm<false>(V + xi * vpos, cin, 1, u + size_t(xi) * cin * cout, cout, Mx + xi * mpos,
-                    cout, nt, cout, cin);
-      output_transform<M>(Mx, cout, T, t0, nt, bias, relu, out);
+      block_fn(in, cin, cout, &T, t0, nt, u, bias, relu, out, V, Mx);
     }
   }
 }
@@ -411,9 +473,10 @@ CAE_AVX2 void transformed_conv(WinogradPlan& p, const float* in, int cin, int co
 // Per-thread dU[xi][k][c] partial sums over the thread's tiles, then their sum in thread order
 // into the first thread's buffer; returns it.
 template <int M>
-CAE_AVX2 const float* weight_gradient_sums(WinogradPlan& p, const float* x, const float* dy) {
+const float* weight_gradient_sums(WinogradPlan& p, const float* x, const float* dy) {
   const int c = p.g.c, k = p.g.k;
   const Tiles<M> T(p.g.n, p.g.h, p.g.w);
+  const auto block_fn = kernels(p.isa, M).weight_gradient_block;
   const int block = p.block;
   const long blocks = (T.total + block - 1) / block;
   const size_t per_thread = p.scratch.size() / size_t(p.threads);
@@ -432,12 +495,7 @@ CAE_AVX2 const float* weight_gradient_sums(WinogradPlan& p, const float* x, cons
     for (long b = b0; b < b1; ++b) {
       const long t0 = b * block;
       const int nt = int(std::min<long>(block, T.total - t0));
-      input_transform<M>(x, c, T, t0, nt, V);
-      gradient_transform<M>(dy, k, T, t0, nt, dM);
-      // dU[xi] (k x c) += dM[xi]^T (k x nt, read transposed) V[xi] (nt x c).
-      const size_t vpos = plane_stride(nt, c), mpos = plane_stride(nt, k);
-      for (int xi = 0; xi < Size<M>::P; ++xi)
-        gemm<true>(dM + xi * mpos, 1, k, V + xi * vpos, c, dU + size_t(xi) * k * c, c, k, c, nt);
+      block_fn(x, dy, c, k, &T, t0, nt, V, dM, dU);
     }
   }
   float* total = p.partials.data();
@@ -446,22 +504,6 @@ CAE_AVX2 const float* weight_gradient_sums(WinogradPlan& p, const float* x, cons
     for (size_t i = 0; i < du_size; ++i) total[i] += part[i];
   }
   return total;
-}
-
-// db[k] = the sum of dy over images and cells, per image in a fixed order.
-CAE_AVX2 void bias_gradient(const WinogradGeom& g, const float* dy, float* db) {
-  const size_t plane = size_t(g.h) * g.w;
-  const int kbs = g.k / L;
-  for (int kb = 0; kb < kbs; ++kb) {
-    v8 total = _mm256_setzero_ps();
-    for (int n = 0; n < g.n; ++n) {
-      const float* base = dy + (size_t(n) * kbs + kb) * plane * L;
-      v8 acc = _mm256_setzero_ps();
-      for (size_t q = 0; q < plane; ++q) acc = _mm256_add_ps(acc, _mm256_loadu_ps(base + q * L));
-      total = _mm256_add_ps(total, acc);
-    }
-    _mm256_storeu_ps(db + kb * L, total);
-  }
 }
 
 // Whether the transformed weights p.u[pass] (0: forward, 1: backward data) were made from w; if
@@ -513,7 +555,7 @@ void backward_weights(WinogradPlan& p, const float* x, const float* dy, float* d
     for (int cc = 0; cc < c; ++cc)
       transform_kernel_gradient<M>(du + size_t(kk) * c + cc, size_t(k) * c,
                                    dw + (size_t(kk) * c + cc) * 9);
-  if (db) bias_gradient(p.g, dy, db);
+  if (db) kernels(p.isa, M).bias_gradient(p.g, dy, db);
 }
 
 template <int M>
@@ -535,17 +577,20 @@ void size_plan(WinogradPlan& p) {
 }  // namespace
 
 bool winograd_supported(const WinogradGeom& g) {
-  return cpu_isa() >= Isa::avx2 && (g.tile == 2 || g.tile == 4) && g.n > 0 && g.c > 0 &&
-         g.k > 0 && g.c % L == 0 && g.k % L == 0 && g.c <= kMaxChannels &&
+  const bool tier = g.lanes == 16 ? cpu_isa() >= Isa::avx512
+                                  : g.lanes == 8 && cpu_isa() >= Isa::avx2;
+  return tier && (g.tile == 2 || g.tile == 4) && g.n > 0 && g.c > 0 && g.k > 0 &&
+         g.c % g.lanes == 0 && g.k % g.lanes == 0 && g.c <= kMaxChannels &&
          g.k <= kMaxChannels && g.h >= 2 && g.w >= 2;
 }
 
 WinogradPlan make_winograd_plan(const WinogradGeom& g) {
   if (!winograd_supported(g))
-    throw Error("winograd: geometry outside the kernels, or no AVX2 here (" + isa_description() +
-                ")");
+    throw Error("winograd: geometry outside the kernels, or no code for " +
+                std::to_string(g.lanes) + "-lane blocks here (" + isa_description() + ")");
   WinogradPlan p;
   p.g = g;
+  p.isa = g.lanes == 16 ? Isa::avx512 : Isa::avx2;
   p.threads = std::max(1, omp_get_max_threads());
   if (g.tile == 2)
     size_plan<2>(p);
@@ -555,7 +600,7 @@ WinogradPlan make_winograd_plan(const WinogradGeom& g) {
 }
 
 std::string winograd_impl(const WinogradPlan& p) {
-  return "cae:winograd_" + std::to_string(p.g.tile) + "x3:avx2";
+  return "cae:winograd_" + std::to_string(p.g.tile) + "x3:" + isa_name(p.isa);
 }
 
 void winograd_forward(WinogradPlan& p, const float* x, const float* w, const float* b, float* y) {
