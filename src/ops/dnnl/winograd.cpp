@@ -561,11 +561,13 @@ void backward_weights(WinogradPlan& p, const float* x, const float* dy, float* d
 template <int M>
 void size_plan(WinogradPlan& p) {
   const WinogradGeom& g = p.g;
-  // Small images (batch 1) have few tiles: blocks small enough that every thread gets some,
-  // in multiples of the products' 6 rows.
+  // As many blocks as the largest size needs, rounded up to a multiple of the threads, and
+  // the tiles spread evenly over them: at batch 1 (49 tiles of a 28x28 map) every thread gets
+  // the same share, where full blocks left one thread a block behind the other.
   const long tiles = Tiles<M>(g.n, g.h, g.w).total;
-  const long per_thread = (tiles + p.threads - 1) / p.threads;
-  p.block = int(std::min<long>((per_thread + 5) / 6 * 6, Size<M>::block));
+  long blocks = (tiles + Size<M>::block - 1) / Size<M>::block;
+  blocks = (blocks + p.threads - 1) / p.threads * p.threads;
+  p.block = int(std::max<long>(1, (tiles + blocks - 1) / blocks));
   const size_t P = Size<M>::P;
   for (std::vector<float>& u : p.u) u.assign(P * g.c * g.k, 0.f);
   // Per thread: V, then M (or dM), each P planes of a block of the larger channel count.
