@@ -323,11 +323,16 @@ def layer_table(rows, net_ops):
     by_op, kernels = {}, {}
     for s in steps:
         by_op[s["op"]] = by_op.get(s["op"], 0.0) + s["ms"]
-        impl = s.get("impl", "")  # "jit:avx2", "jit_wino_4x3:avx512_core", "cae:thin_conv:avx512", "cae"
-        kind = "Winograd" if "wino" in impl else "cae direct" if impl.split(":")[0] == "cae" else "oneDNN direct"
+        # "jit:avx2", "jit_wino_4x3:avx512_core", "cae:thin_conv:avx512", "cae:winograd_4x3:avx2"
+        impl = s.get("impl", "")
+        ours = impl.split(":")[0] == "cae"
+        if "wino" in impl:
+            kind = "cae Winograd" if ours else "oneDNN Winograd"
+        else:
+            kind = "cae direct" if ours else "oneDNN direct"
         if ":" in impl:
             kind += f" ({impl.rsplit(':', 1)[1]})"
-        if s["name"].endswith(("forward", "weights", "data", "(direct)")):
+        if s["name"].endswith(("forward", "weights", "data", "(direct)", "(winograd)")):
             kernels.setdefault(s["op"], kind)
     total = sum(s["ms"] for s in steps)
     # GFLOP/s count the direct convolution's 2·MACs per pass for every algorithm (for Winograd
@@ -497,7 +502,7 @@ def main():
         md += ["", "### Per layer: one training step, batch 200, 2 threads", "",
                "cae: every step of the executor timed on its own (forward, fused activation backward, backward "
                "weights and data, reorders). Bare: the same conv as lone oneDNN primitives in layouts of their own "
-               "choosing and the algorithm the executor asks for (Winograd where `winograd_chosen`), forward with "
+               "choosing and oneDNN's best algorithm for it (its Winograd where `onednn_winograd_fits`), forward with "
                "bias+ReLU fused, backward data, backward weights. GFLOP/s count the direct convolution's "
                "2·MACs per pass (for Winograd, an effective rate).", ""] + lines
     if rss:
