@@ -155,6 +155,9 @@ class Server:
         self.proc.wait()
 
 
+SETTLE_SECONDS = 0.3
+
+
 def compare(sides, mode, batch, threads, reps):
     """`reps` rounds of one command, each round asking every side that runs `mode` in turn
     (A B C A B C): drift in the machine's load hits every side alike. The ratios are cae's rate
@@ -168,6 +171,10 @@ def compare(sides, mode, batch, threads, reps):
     rates = {key: [] for key in takers}
     for _ in range(reps):
         for key, side in takers.items():
+            # The side before may leave its thread pool spinning on the cores for a while (GOMP's,
+            # ONNX Runtime's and PyTorch's pools all spin before they sleep); on 2 cores that
+            # halves the next side's batch-1 speed at 2 threads. Each side starts on idle cores.
+            time.sleep(SETTLE_SECONDS)
             rates[key].append(side.ask(command)["images_per_second"])
     row = {"mode": mode, "batch": batch, "threads": threads, "steps": steps, **rates}
     row["ratios"] = [x / y for x, y in zip(rates["cae"], rates["torch"])]
