@@ -1272,9 +1272,10 @@ int own_winograd_tile(const OpDesc&) {
   return env && std::string_view(env) == "2" ? 2 : 4;
 }
 
-// Our Winograd kernel (winograd.h) on every 3x3 'same' conv with whole channel blocks of at
-// least 4x4: on AVX2, where oneDNN 2.6 has none, 1.5-2.3x its direct kernels; on AVX-512 the
-// training step 1.2x and inference 1.3x faster than with oneDNN's jit_wino_4x3
+// Our Winograd kernel (winograd.h) on 3x3 'same' convs with whole channel blocks: on AVX2,
+// where oneDNN 2.6 has none, from 4x4 up (1.5-2.4x its direct kernels, 7x7 maps included); on
+// AVX-512 from 14x14 up, where it makes the training step 1.2x and inference 1.3x faster than
+// oneDNN's jit_wino_4x3; on 7x7 maps oneDNN's direct AVX-512 kernels are faster there
 // (docs/performance.md).
 bool own_winograd_chosen(const OpDesc& op) {
   if (winograd_choice() != "cae") return false;
@@ -1285,7 +1286,8 @@ bool own_winograd_chosen(const OpDesc& op) {
   return op.kind == OpKind::conv && op.kernel == 3 && op.stride == 1 && op.pad_top == 1 &&
          op.pad_left == 1 && op.pad_bottom == 1 && op.pad_right == 1 && op.in.h == op.out.h &&
          op.in.w == op.out.w && (op.act == Activation::none || op.act == Activation::relu) &&
-         op.out.h >= 4 && op.out.w >= 4 && dnnl_backend::winograd_supported(g);
+         (avx512 ? op.out.h * op.out.w >= 14 * 14 : op.out.h >= 4 && op.out.w >= 4) &&
+         dnnl_backend::winograd_supported(g);
 }
 
 std::vector<StepTime> profile_dnnl_steps(Executor& exec, const float* x, const float* d_output,

@@ -62,8 +62,8 @@ bool winograd_chosen(const OpDesc& op);
 
 // Whether the executor runs op on our own Winograd kernel (src/ops/dnnl/winograd.h): a 3x3
 // stride-1 'same' conv with channels in whole blocks of the CPU's width (8 on AVX2, 16 on
-// AVX-512), no activation or ReLU, output at least 4x4, CAE_WINOGRAD unset or "cae". Rounding:
-// within 1e-5 of the direct sum per layer.
+// AVX-512), no activation or ReLU, output at least 4x4 on AVX2 and 14x14 on AVX-512, and
+// CAE_WINOGRAD unset or "cae". Rounding: within 1e-5 of the direct sum per layer.
 bool own_winograd_chosen(const OpDesc& op);
 // The output tile our Winograd kernel uses on op: 4 (F(4x4, 3x3)) or 2 (F(2x2, 3x3)).
 int own_winograd_tile(const OpDesc& op);
