@@ -1,9 +1,10 @@
-// Winograd F(2x2, 3x3) and F(4x4, 3x3) convolutions for the wide 3x3 layers on AVX2, where
-// oneDNN 2.6 has only direct kernels (its Winograd is AVX-512 only). The direct kernels run
-// these layers near the machine's peak already, so only fewer multiplications make them faster:
-// an M x M output tile from an (M+2) x (M+2) input tile costs (M+2)^2 multiplications per
-// channel pair instead of 9 M^2: 2.25x fewer for M = 2, 4x for M = 4, for transforms that cost
-// a fraction of that at 16-32 channels. docs/performance.md has the measured table that chose.
+// Winograd F(2x2, 3x3) and F(4x4, 3x3) convolutions for the 3x3 layers. oneDNN 2.6 has
+// Winograd only for AVX-512, and on AVX2 its direct kernels run these layers near the machine's
+// peak already, so only fewer multiplications make them faster: an M x M output tile from an
+// (M+2) x (M+2) input tile costs (M+2)^2 multiplications per channel pair instead of 9 M^2:
+// 2.25x fewer for M = 2, 4x for M = 4, for transforms that cost a fraction of that at 16-32
+// channels. Written once on Vec<L> (vec.h): AVX2 code on 8-lane blocks, AVX-512 code on 16-lane
+// ones. docs/performance.md has the measured tables that chose it, on both tiers.
 //
 // Each pass works on blocks of tiles that stay in cache: the block's input tiles are transformed
 // (V = B^T d B), then (M+2)^2 small matrix products with the transformed weights (U = G g G^T)
@@ -11,12 +12,12 @@
 //   forward        y = act(conv(x, w) + b)
 //   backward data  dx = conv(dy, rot180(w)^T): the same pass with U built from flipped weights
 //   backward wts   dU = sum over tiles of (A dY A^T) (.) V, then dw = G^T dU G; db = sum dy
-// Activations are oneDNN's nChw8c (AVX2) or nChw16c (AVX-512), dense; weights are canonical OIHW
-// [k][c][3][3]. 3x3, stride 1,
-// 'same' padding (one cell each side), any size. Every sum runs in a fixed order for a fixed
-// thread count, so results repeat bitwise. Rounding: F(2x2) differs from the direct sum by the
-// transforms' reordering only (coefficients 0, +-1, +-1/2, exact in binary), within 1e-6 of
-// the largest output; F(4x4)'s coefficients (4, 5, 1/6, 1/24, ...) round, within 1e-5.
+// Activations are oneDNN's nChw8c (AVX2) or nChw16c (AVX-512), dense; weights are canonical
+// OIHW [k][c][3][3]. 3x3, stride 1, 'same' padding (one cell each side), any size. Every sum
+// runs in a fixed order for a fixed thread count, so results repeat bitwise. Rounding: F(2x2)
+// differs from the direct sum by the transforms' reordering only (coefficients 0, +-1, +-1/2,
+// exact in binary), within 1e-6 of the largest output; F(4x4)'s coefficients (4, 5, 1/6,
+// 1/24, ...) round, within 1e-5.
 #pragma once
 
 #include <string>
@@ -28,7 +29,7 @@ namespace cae::ops::dnnl_backend {
 
 struct WinogradGeom {
   int n = 0;         // batch
-  int c = 0, k = 0;  // input and output channels, multiples of 8
+  int c = 0, k = 0;  // input and output channels, multiples of lanes
   int h = 0, w = 0;  // image size (the same in and out)
   bool relu = false; // forward only: fused on the output
   int tile = 2;      // M: outputs per tile side, 2 or 4
