@@ -32,9 +32,10 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 if [[ "${HARDENING_SKIP_SANITIZE:-0}" != 1 ]]; then
   start=$SECONDS
   say "sanitizer build (address, undefined) in $sanitize_dir"
-  # CUDA stays off: the sanitizers instrument host code, and CI machines have no GPU.
+  # CUDA stays off: the sanitizers instrument host code, and CI machines have no GPU. So does the
+  # Python module: an instrumented extension cannot load into Debian's uninstrumented python3.
   cmake -S . -B "$sanitize_dir" -DCMAKE_BUILD_TYPE=Release -DCAE_SANITIZE=ON -DCAE_CUDA=OFF \
-    "${launcher[@]}" >/dev/null
+    -DCAE_PYTHON=OFF "${launcher[@]}" >/dev/null
   cmake --build "$sanitize_dir" -j"$jobs"
   say "unit tests under the sanitizers"
   # Left out: Install.* builds a consumer against the installed library without the sanitizer
@@ -52,7 +53,7 @@ if [[ "${HARDENING_SKIP_FUZZ:-0}" != 1 ]]; then
   command -v clang++ >/dev/null || die "clang++ not found (Debian: clang libclang-rt-14-dev libomp-14-dev)"
   say "fuzz targets (clang, libFuzzer + address, undefined) in $fuzz_dir"
   CC=clang CXX=clang++ cmake -S . -B "$fuzz_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCAE_FUZZ=ON \
-    -DCAE_BUILD_TESTS=OFF -DCAE_CUDA=OFF -DCAE_MPI=OFF "${launcher[@]}" >/dev/null
+    -DCAE_BUILD_TESTS=OFF -DCAE_CUDA=OFF -DCAE_MPI=OFF -DCAE_PYTHON=OFF "${launcher[@]}" >/dev/null
   cmake --build "$fuzz_dir" -j"$jobs" --target cae_fuzzers
   read -r -a targets <"$fuzz_dir/fuzz_targets.txt"
   findings="$fuzz_dir/findings"

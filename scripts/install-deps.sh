@@ -17,6 +17,9 @@ packages+=(libjpeg-dev libopencv-dev gnuplot-nox)  # JPEG, eval baselines, loss 
 packages+=(libonnx-dev libprotobuf-dev libopencv-dev)  # ONNX export; OpenCV DNN checks it in tests
 packages+=(clang libclang-rt-14-dev libomp-14-dev llvm-14)  # fuzzers, sanitizer reports (docs/reliability.md)
 packages+=(strace)  # scripts/check-deps.sh: CI traces a build to see what it reads
+# The Python module (docs/python.md): pybind11 and the headers of Debian's python3 to build it,
+# NumPy to run it, pytest for its tests.
+packages+=(pybind11-dev python3-dev python3-numpy python3-pytest)
 [[ "${CAE_WITH_TORCH:-0}" == 1 ]] && packages+=(python3-torch python3-numpy)
 
 case "${1:-}" in

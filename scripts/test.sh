@@ -21,4 +21,6 @@ for tier in "${tiers[@]}"; do
     CAE_MAX_ISA=$tier ctest --test-dir "$build" --output-on-failure --timeout 900
   fi
 done
+echo "test: the Python module (tests/python)"
+PYTHONDONTWRITEBYTECODE=1 PYTHONPATH="$build/python" /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/python
 scripts/hardening.sh  # the suite again under ASan + UBSan, then a bounded fuzz run (docs/reliability.md)

@@ -20,10 +20,6 @@ namespace cae {
 
 namespace {
 
-// Images per executor call: bounds the activation memory of a large batch; a last partial chunk
-// is padded with zeros so that one compiled net serves every chunk.
-constexpr int kChunk = 64;
-
 enum class Part { whole, encoder, decoder };
 
 Shape shape_of(ops::Dims d) { return Shape{d.c, d.h, d.w}; }
@@ -93,7 +89,7 @@ struct Autoencoder::Impl {
                          std::size_t out_size, bool image) {
     std::lock_guard lock(mutex);
     std::vector<float> out(std::size_t(count) * out_size);
-    const int batch = std::min(count, kChunk);
+    const int batch = std::min(count, nn::kInferenceChunk);
     std::vector<float> padded;
     for (int first = 0; first < count; first += batch) {
       const int n = std::min(batch, count - first);

@@ -82,6 +82,10 @@ void write_file_atomic(const std::string& path, std::span<const std::uint8_t> by
 }
 
 std::vector<std::uint8_t> read_file(const std::string& path) {
+  // A directory opens as a stream whose end is at the largest offset there is.
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec))
+    throw Error("cannot read '" + path + "': it is a directory");
   std::ifstream in(path, std::ios::binary);
   if (!in) throw Error("cannot open '" + path + "': " + errno_text());
   in.seekg(0, std::ios::end);

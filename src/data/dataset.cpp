@@ -84,7 +84,7 @@ void to_nchw(const ImageSet& set, const int* indices, int count, float* out) {
     const std::uint8_t* src = set.image(indices[b]);
     float* dst = out + std::size_t(b) * image;
     for (int p = 0; p < hw; ++p)
-      for (int ch = 0; ch < c; ++ch) dst[std::size_t(ch) * hw + p] = src[p * c + ch] * (1.f / 255.f);
+      for (int ch = 0; ch < c; ++ch) dst[std::size_t(ch) * hw + p] = byte_to_float(src[p * c + ch]);
   }
 }
 

@@ -43,7 +43,12 @@ std::string data_dir(const std::string& override_dir);
 Dataset load_dataset(const std::string& name, const std::string& data_dir,
                      const FolderOptions& folder = {});
 
-// Requires indices in range. Ensures out holds images indices[0..count) as NCHW floats byte/255.
+// The float of a byte sample, wherever pixels become floats (training, evaluation, the API, the
+// Python module): byte · (1/255), so that every path gives the same bits for the same pixels.
+inline float byte_to_float(std::uint8_t v) { return v * (1.f / 255.f); }
+
+// Requires indices in range. Ensures out holds images indices[0..count) as NCHW floats,
+// byte_to_float of each byte.
 void to_nchw(const ImageSet& set, const int* indices, int count, float* out);
 
 // Keep only the first n images (n <= 0 keeps all).

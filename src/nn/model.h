@@ -15,6 +15,12 @@
 
 namespace cae::nn {
 
+// Images per executor call where a model runs over many images (the embedding API and so the
+// Python module, cae denoise --idx): bounds the activation memory of a large set. Sets of up to
+// this many run as one batch; larger ones in chunks of it, the last padded with zeros. Both
+// paths chunk alike, so they give the same bits for the same images.
+inline constexpr int kInferenceChunk = 64;
+
 class Model {
  public:
   // Requires a parsed architecture that builds for `input`. Ensures zero parameters (call

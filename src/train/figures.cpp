@@ -34,7 +34,7 @@ void from_image(const data::Image& image, float* nchw) {
   const int hw = image.h * image.w;
   for (int p = 0; p < hw; ++p)
     for (int c = 0; c < image.c; ++c)
-      nchw[std::size_t(c) * hw + p] = image.pixels[std::size_t(p) * image.c + c] / 255.f;
+      nchw[std::size_t(c) * hw + p] = data::byte_to_float(image.pixels[std::size_t(p) * image.c + c]);
 }
 
 namespace {

@@ -40,7 +40,7 @@ void denoise_idx(const nn::Model& model, ops::Backend backend, const std::string
   const std::size_t image = dims.size();
   data::ImageSet set = data::read_idx_images(in);
   check_shape(in, set.h, set.w, set.c, dims);
-  const int batch = std::min(set.n, 200);
+  const int batch = std::min(set.n, nn::kInferenceChunk);  // as the API runs them
   auto exec = model.make_executor(backend, batch);
   std::vector<float> x(batch * image), y(batch * image);
   std::vector<int> idx(batch);
