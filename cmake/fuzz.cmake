@@ -49,10 +49,11 @@ if(CAE_FUZZ)
     target_link_options(${target} PRIVATE -fsanitize=fuzzer,address,undefined)
     target_link_libraries(${target} PRIVATE cae_lib ZLIB::ZLIB)
   endforeach()
-  # It takes whatever the cae target links and defines (features add to it).
-  get_target_property(cae_fuzz_cli_libs cae LINK_LIBRARIES)
-  get_target_property(cae_fuzz_cli_includes cae INCLUDE_DIRECTORIES)
-  get_target_property(cae_fuzz_cli_defs cae COMPILE_DEFINITIONS)
+  # It takes whatever the cae_cli library links and defines (features add to it), and compiles
+  # its sources itself, instrumented.
+  get_target_property(cae_fuzz_cli_libs cae_cli LINK_LIBRARIES)
+  get_target_property(cae_fuzz_cli_includes cae_cli INCLUDE_DIRECTORIES)
+  get_target_property(cae_fuzz_cli_defs cae_cli COMPILE_DEFINITIONS)
   target_sources(fuzz_cli PRIVATE ${cae_fuzz_cli_sources})
   target_include_directories(fuzz_cli PRIVATE ${cae_fuzz_cli_includes})
   target_compile_definitions(fuzz_cli PRIVATE ${cae_fuzz_cli_defs})

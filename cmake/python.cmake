@@ -36,9 +36,10 @@ if(CAE_PYTHON)
   target_include_directories(cae_python PRIVATE src python)
   target_compile_options(cae_python PRIVATE -Wall -Wextra)
   target_compile_definitions(cae_python PRIVATE CAE_VERSION="${PROJECT_VERSION}")
-  # cae_lib is linked in whole; its symbols stay inside the module, so they cannot meet those of
-  # another extension (or of libcae.so) loaded into the same interpreter.
-  target_link_libraries(cae_python PRIVATE cae_lib)
+  # cae_lib (and cae_cli, whose parser cae.train() and cae.evaluate() use) are linked in whole;
+  # their symbols stay inside the module, so they cannot meet those of another extension (or of
+  # libcae.so) loaded into the same interpreter.
+  target_link_libraries(cae_python PRIVATE cae_cli cae_lib)
   target_link_options(cae_python PRIVATE "LINKER:--exclude-libs,ALL")
 
   # The package's Python files next to the extension, on every build.

@@ -38,5 +38,6 @@ void set_thread_count(int n);  // throws cae::Error unless 1 <= n <= 1024
 void apply_thread_count();
 
 void bind_autoencoder(py::module_& m);
+void bind_train(py::module_& m);  // train, evaluate, corrupt (train.cpp)
 
 }  // namespace cae::python

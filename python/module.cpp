@@ -32,4 +32,5 @@ PYBIND11_MODULE(_cae, m) {
         "Sets the threads the kernels use, in every Python thread (what cae train's --threads "
         "does). Raises cae.Error unless 1 <= n <= 1024.");
   cae::python::bind_autoencoder(m);
+  cae::python::bind_train(m);
 }

@@ -94,4 +94,38 @@ void truncate(ImageSet& set, int n) {
   set.pixels.resize(set.image_size() * std::size_t(n));
 }
 
+void truncate(Dataset& ds, int train_n, int test_n) {
+  truncate(ds.train, train_n);
+  truncate(ds.test, test_n);
+  if (!ds.paired()) return;
+  truncate(ds.train_targets, train_n);
+  truncate(ds.test_targets, test_n);
+}
+
+namespace {
+
+std::string shape_text(const ImageSet& s) {
+  return std::to_string(s.h) + "x" + std::to_string(s.w) + "x" + std::to_string(s.c);
+}
+
+}  // namespace
+
+void check_dataset(const Dataset& ds) {
+  if (ds.test.n > 0 && shape_text(ds.test) != shape_text(ds.train))
+    throw Error(ds.name + ": the test images are " + shape_text(ds.test) +
+                ", the training images " + shape_text(ds.train));
+  if (!ds.paired() && ds.test_targets.n == 0) return;
+  const std::pair<const ImageSet*, const ImageSet*> pairs[] = {{&ds.train, &ds.train_targets},
+                                                               {&ds.test, &ds.test_targets}};
+  for (const auto& [images, targets] : pairs) {
+    const std::string which = images == &ds.train ? "training" : "test";
+    if (targets->n != images->n)
+      throw Error(ds.name + ": " + std::to_string(targets->n) + " " + which + " targets for " +
+                  std::to_string(images->n) + " " + which + " images (give one target per image)");
+    if (shape_text(*targets) != shape_text(*images))
+      throw Error(ds.name + ": the " + which + " targets are " + shape_text(*targets) +
+                  ", their images " + shape_text(*images) + " (a target has its image's shape)");
+  }
+}
+
 }  // namespace cae::data

@@ -14,8 +14,19 @@ namespace cae::data {
 struct Dataset {
   std::string name;
   ImageSet train, test;
+  // Paired data (the Python module's arrays): what the model is to output for each image of
+  // train and test, in their order and shape. Empty (n == 0) otherwise: the target is the image.
+  ImageSet train_targets, test_targets;
   ops::Dims dims() const { return {train.c, train.h, train.w}; }
+  bool paired() const { return train_targets.n > 0; }
+  // The clean images the loss and the scores compare with.
+  const ImageSet& train_clean() const { return paired() ? train_targets : train; }
+  const ImageSet& test_clean() const { return paired() ? test_targets : test; }
 };
+
+// Requires nothing. Ensures train and test hold images of one shape, and, when the set is paired,
+// each target set the count and shape of its images; throws cae::Error saying which differs.
+void check_dataset(const Dataset& ds);
 
 // How a folder of images becomes a set of one working size.
 enum class Fit {
@@ -53,5 +64,7 @@ void to_nchw(const ImageSet& set, const int* indices, int count, float* out);
 
 // Keep only the first n images (n <= 0 keeps all).
 void truncate(ImageSet& set, int n);
+// Keep only the first train_n training and test_n test images, targets with them.
+void truncate(Dataset& ds, int train_n, int test_n);
 
 }  // namespace cae::data

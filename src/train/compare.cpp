@@ -65,9 +65,19 @@ Comparison compare(const std::vector<NamedModel>& models, const data::ImageSet& 
   std::vector<float> clean(std::size_t(n) * image), noisy(clean.size()), out(clean.size());
   std::vector<int> all(n);
   std::iota(all.begin(), all.end(), 0);
-  data::to_nchw(test, all.data(), n, clean.data());
+  const data::ImageSet* targets = options.targets;
+  if (targets && (targets->n != n || targets->h != test.h || targets->w != test.w ||
+                  targets->c != test.c))
+    throw Error("eval: the targets must be one per test image, of its shape");
+  data::to_nchw(targets ? *targets : test, all.data(), n, clean.data());
+  std::vector<float> given;
+  if (targets) {
+    given.resize(clean.size());
+    data::to_nchw(test, all.data(), n, given.data());
+  }
   // The same damage evaluate() draws: image i's stream is keyed by (seed, test_noise, 0, i).
-  data::corrupt(corruption, clean.data(), noisy.data(), n, d, seed, Stream::test_noise, 0, 0);
+  data::corrupt(corruption, targets ? given.data() : clean.data(), noisy.data(), n, d, seed,
+                Stream::test_noise, 0, 0);
 
   Comparison c;
   c.corruption = corruption.describe();

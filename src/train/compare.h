@@ -41,6 +41,9 @@ struct CompareOptions {
   int tune_images = 100;  // baseline parameters are chosen by mean PSNR on this many images
   int batch = 200;
   ops::Backend backend = ops::Backend::dnnl;
+  // Paired data: the clean image each test image is scored against (one per image, of its
+  // shape), the test images being damaged as given. Null: the test images are the clean ones.
+  const data::ImageSet* targets = nullptr;
 };
 
 // Requires models sharing test's image shape, h and w >= 11 (SSIM's window). Ensures every test

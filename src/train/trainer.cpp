@@ -73,6 +73,8 @@ std::string config_value(const TrainConfig& c, const std::string& key) {
 
 const char* const kRunKeys[] = {"batch", "seed", "optimizer", "lr", "momentum", "corruption"};
 
+}  // namespace
+
 std::vector<EpochStats> parse_history(const std::string& csv) {
   std::vector<EpochStats> rows;
   std::istringstream in(csv);
@@ -91,6 +93,8 @@ std::vector<EpochStats> parse_history(const std::string& csv) {
   }
   return rows;
 }
+
+namespace {
 
 struct Checkpoint {
   int epoch = 0;
@@ -178,21 +182,26 @@ struct EvalSums {
   std::array<double, count> v{};
 };
 
+// targets: what the model is to output for each test image (the images themselves unless the
+// data is paired).
 EvalSums evaluate_sums(const nn::Model& model, ops::Executor& exec, const data::ImageSet& test,
-                       int begin, int end, const data::Corruption& corruption,
-                       std::uint64_t seed) {
+                       const data::ImageSet& targets, int begin, int end,
+                       const data::Corruption& corruption, std::uint64_t seed) {
   const int batch = exec.desc().batch;
   const std::size_t image = model.input().size();
   std::vector<float> clean(batch * image), noisy(batch * image), image_out(batch * image);
+  const bool paired = &targets != &test;
+  std::vector<float> input(paired ? batch * image : 0);
   std::vector<int> indices(batch);
   EvalSums sums;
   auto& v = sums.v;
   for (int first = begin; first < end; first += batch) {
     const int count = std::min(batch, end - first);
     for (int b = 0; b < count; ++b) indices[b] = first + b;
-    data::to_nchw(test, indices.data(), count, clean.data());
-    data::corrupt(corruption, clean.data(), noisy.data(), count, model.input(), seed,
-                  Stream::test_noise, 0, std::uint64_t(first));
+    data::to_nchw(targets, indices.data(), count, clean.data());
+    if (paired) data::to_nchw(test, indices.data(), count, input.data());
+    data::corrupt(corruption, paired ? input.data() : clean.data(), noisy.data(), count,
+                  model.input(), seed, Stream::test_noise, 0, std::uint64_t(first));
     std::fill(noisy.begin() + count * image, noisy.end(), 0.f);  // padding of the last batch
     exec.forward(noisy.data());
     const float* out = exec.output();
@@ -307,7 +316,7 @@ std::string history_csv(const std::vector<EpochStats>& history) {
 
 EvalStats evaluate(const nn::Model& model, ops::Executor& exec, const data::ImageSet& test,
                    const data::Corruption& corruption, std::uint64_t seed) {
-  return eval_stats(evaluate_sums(model, exec, test, 0, test.n, corruption, seed),
+  return eval_stats(evaluate_sums(model, exec, test, test, 0, test.n, corruption, seed),
                     model.input().size());
 }
 
@@ -321,6 +330,7 @@ std::vector<EpochStats> train(nn::Model& model, const data::Dataset& data,
     throw Error("batch size " + std::to_string(config.batch) + " needs 1 to " +
                 std::to_string(data.train.n) + " training images");
   if (config.epochs < 1) throw Error("epochs must be at least 1");
+  data::check_dataset(data);
   dist::LocalCommunicator alone;
   dist::Communicator& comm = config.comm ? *config.comm : alone;
   const int ranks = comm.size(), rank = comm.rank();
@@ -365,6 +375,8 @@ std::vector<EpochStats> train(nn::Model& model, const data::Dataset& data,
   const std::size_t image = model.input().size();
   const std::size_t n = std::size_t(micro) * image;
   std::vector<float> clean(n), noisy(n), d_out(n);
+  // Paired data: the images go in (damaged as set), their targets are what the loss compares with.
+  std::vector<float> input(data.paired() ? n : 0);
   // Each pass's gradient is of its micro-batch's mean loss; scaled by 1/(ranks * micro_steps),
   // they add up to the gradient of the whole batch's mean loss.
   const float shard_weight = 1.f / float(ranks * micro_steps);
@@ -393,7 +405,8 @@ std::vector<EpochStats> train(nn::Model& model, const data::Dataset& data,
     // A backend that runs whole steps on its device (cuda) takes the epoch's batches itself.
     StepTotals fused;
     // (Not across ranks: a fused epoch has no place to sum gradients.)
-    const bool fused_epoch = ranks == 1 && micro_steps == 1 &&
+    // (Nor for paired data: a fused epoch reads the images alone.)
+    const bool fused_epoch = ranks == 1 && micro_steps == 1 && !data.paired() &&
                              run_fused_epoch(*exec, opt, model, data.train, order, config, epoch,
                                              progress, checkpoint_path, fused);
     if (fused_epoch) {
@@ -410,9 +423,11 @@ std::vector<EpochStats> train(nn::Model& model, const data::Dataset& data,
         // nor micro-batches.
         const std::size_t first = std::size_t(b) * batch + std::size_t(rank) * local_batch +
                                   std::size_t(u) * micro;
-        data::to_nchw(data.train, order.data() + first, micro, clean.data());
-        data::corrupt(config.corruption, clean.data(), noisy.data(), micro, model.input(),
-                      config.seed, Stream::train_noise, std::uint64_t(epoch), first);
+        data::to_nchw(data.train_clean(), order.data() + first, micro, clean.data());
+        if (data.paired()) data::to_nchw(data.train, order.data() + first, micro, input.data());
+        data::corrupt(config.corruption, data.paired() ? input.data() : clean.data(), noisy.data(),
+                      micro, model.input(), config.seed, Stream::train_noise,
+                      std::uint64_t(epoch), first);
         exec->forward(noisy.data());
         const double pass_loss =
             nn::loss_and_grad(model.loss(), exec->output(), clean.data(), n, d_out.data());
@@ -462,8 +477,8 @@ std::vector<EpochStats> train(nn::Model& model, const data::Dataset& data,
       // Each rank scores its share of the test images; the sums add up to the whole set's.
       const int begin = int(std::int64_t(data.test.n) * rank / ranks);
       const int end = int(std::int64_t(data.test.n) * (rank + 1) / ranks);
-      EvalSums sums = evaluate_sums(model, *exec, data.test, begin, end, config.corruption,
-                                    config.seed);
+      EvalSums sums = evaluate_sums(model, *exec, data.test, data.test_clean(), begin, end,
+                                    config.corruption, config.seed);
       comm.sum(std::span<double>(sums.v));
       st.test = eval_stats(sums, image);
     }

@@ -76,7 +76,7 @@ EvalStats evaluate(const nn::Model& model, ops::Executor& exec, const data::Imag
                    const data::Corruption& corruption, std::uint64_t seed);
 
 // Trains model in place on data.train (the tutorial's way: n / batch full batches per epoch, the
-// remainder of the shuffled order unused), evaluates on data.test after each epoch, writes
+// remainder of the shuffled order unused; for paired data, from each image to its target), evaluates on data.test after each epoch, writes
 // checkpoint.cae, losses.csv and finally model.cae into config.out_dir. Returns every epoch's
 // stats, resumed history included. Throws cae::Error on divergence (NaN/Inf loss, naming epoch
 // and step; the last checkpoint stays) and on a checkpoint that does not match the run.
@@ -85,5 +85,8 @@ std::vector<EpochStats> train(nn::Model& model, const data::Dataset& data,
 
 // The CSV text of a run's history (header + one row per epoch).
 std::string history_csv(const std::vector<EpochStats>& history);
+// Requires history_csv's text (losses.csv, a checkpoint's meta "history"). Ensures its rows (the
+// test stats it does not hold are 0); throws cae::Error on a malformed row.
+std::vector<EpochStats> parse_history(const std::string& csv);
 
 }  // namespace cae::train

@@ -3,39 +3,36 @@
 #include <filesystem>
 #include <memory>
 
-#include "commands.h"
-#include "train/compare.h"
+#include "eval_command.h"
 
 namespace cae::cli {
 
-namespace {
-
-struct EvalOptions {
-  CommonOptions common;
-  DataOptions data;
-  CorruptionOptions corruption;
-  std::string model_path, json, csv;
-  std::uint64_t seed = 0;
-  int limit = 0, tune = 100;
-  bool no_baselines = false;
-};
-
-void run(const EvalOptions& o) {
+train::Comparison run_evaluation(const EvalOptions& o, const nn::Model* given_model,
+                                 const data::Dataset* given, std::FILE* log) {
   train::CompareOptions options;
   options.backend = o.common.apply();
   options.baselines = !o.no_baselines;
   options.tune_images = o.tune;
-  nn::Model model = load_model(o.model_path);
-  data::Dataset ds = o.data.load();
-  data::truncate(ds.test, o.limit);
+  const nn::Model model = given_model ? *given_model : load_model(o.model_path);
+  data::Dataset ds = given ? *given : o.data.load();
+  data::truncate(ds, 0, o.limit);
+  if (ds.paired()) options.targets = &ds.test_targets;
   const data::Corruption corruption = o.corruption.apply(model_corruption(model));
-  std::fprintf(stderr, "evaluating %s on %d test images of %s\n", o.model_path.c_str(), ds.test.n,
-               ds.name.c_str());
-  const train::Comparison c =
+  if (log)
+    std::fprintf(log, "evaluating %s on %d test images of %s\n", o.model_path.c_str(), ds.test.n,
+                 ds.name.c_str());
+  train::Comparison c =
       train::compare({{"cae", &model}}, ds.test, corruption, o.seed, options);
-  std::printf("%s", train::comparison_table(c).c_str());
   if (!o.json.empty()) write_text(o.json, train::comparison_json(c));
   if (!o.csv.empty()) write_text(o.csv, train::comparison_csv(c));
+  return c;
+}
+
+namespace {
+
+void run(const EvalOptions& o) {
+  const train::Comparison c = run_evaluation(o, nullptr, nullptr, stderr);
+  std::printf("%s", train::comparison_table(c).c_str());
   for (const std::string* f : {&o.json, &o.csv})
     if (!f->empty()) std::fprintf(stderr, "wrote %s\n", f->c_str());
 }
@@ -46,10 +43,17 @@ void add_eval_command(CLI::App& app) {
   auto o = std::make_shared<EvalOptions>();
   CLI::App* cmd = app.add_subcommand(
       "eval", "score a model against the noisy input and median / Gaussian / NLM baselines");
+  add_eval_options(cmd, *o);
+  cmd->final_callback([o] { run(*o); });
+}
+
+void add_eval_options(CLI::App* cmd, EvalOptions& options, bool model_required) {
+  EvalOptions* o = &options;
   o->common.add(cmd);
   o->data.add(cmd);
   o->corruption.add(cmd);
-  cmd->add_option("-m,--model", o->model_path, "model file")->required();
+  CLI::Option* model = cmd->add_option("-m,--model", o->model_path, "model file");
+  if (model_required) model->required();
   cmd->add_option("--seed", o->seed, "seed of the test damage (default 0)");
   cmd->add_option("--limit", o->limit, "use only the first N test images")
       ->check(at_least(0));
@@ -59,7 +63,6 @@ void add_eval_command(CLI::App& app) {
   cmd->add_flag("--no-baselines", o->no_baselines, "score only the noisy input and the model");
   cmd->add_option("--json", o->json, "write the table as JSON here");
   cmd->add_option("--csv", o->csv, "write per-image scores as CSV here");
-  cmd->final_callback([o] { run(*o); });
 }
 
 }  // namespace cae::cli

@@ -9,10 +9,8 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 
-#include "commands.h"
-#include "dist/communicator.h"
 #include "nn/spec.h"
-#include "train/trainer.h"
+#include "train_command.h"
 
 namespace cae::cli {
 
@@ -32,7 +30,6 @@ std::string format_duration(double seconds) {
 class ConsoleProgress : public train::Progress {
  public:
   ConsoleProgress() : tty_(::isatty(2)) {}
-  int first_epoch() const { return first_epoch_; }
 
   void on_start(int first_epoch, int epochs, int /*batches*/) override {
     first_epoch_ = first_epoch;
@@ -75,16 +72,6 @@ nlohmann::json eval_json(const train::EvalStats& s) {
           {"psnr_output_db", s.psnr_output}};
 }
 
-struct TrainOptions {
-  CommonOptions common;
-  DataOptions data;
-  CorruptionOptions corruption;
-  train::TrainConfig config;
-  std::string preset = "seed", spec, loss = "bce", optimizer = "adam";
-  int limit = 0, test_limit = 0;
-  bool sync_grads = false;
-};
-
 // Under mpirun, a rank that dies makes the runtime stop the others with SIGTERM. Rank 0 then says
 // what that means for the run before it goes (async-signal-safe calls only in the handler).
 char terminated_message[1024];
@@ -106,8 +93,29 @@ void explain_termination(const std::string& out_dir) {
   std::signal(SIGTERM, on_terminate);
 }
 
-// One rank's part of a run (the whole run without mpirun): only rank 0 prints and writes.
-void run_rank(TrainOptions& o, dist::Communicator& comm) {
+// Hands the loop's reports on, noting the epoch this run started at.
+class StartNoting : public train::Progress {
+ public:
+  explicit StartNoting(train::Progress& next) : next_(next) {}
+  int first_epoch() const { return first_epoch_; }
+  void on_start(int first_epoch, int epochs, int batches) override {
+    first_epoch_ = first_epoch;
+    next_.on_start(first_epoch, epochs, batches);
+  }
+  void on_batch(int epoch, int batch, int batches, double loss, double ips) override {
+    next_.on_batch(epoch, batch, batches, loss, ips);
+  }
+  void on_epoch(const train::EpochStats& e) override { next_.on_epoch(e); }
+
+ private:
+  train::Progress& next_;
+  int first_epoch_ = 1;
+};
+
+}  // namespace
+
+TrainOutcome run_training(TrainOptions& o, dist::Communicator& comm, train::Progress& progress,
+                          const data::Dataset* given, TrainLog log) {
   train::TrainConfig& config = o.config;
   config.comm = &comm;
   config.overlap_grads = !o.sync_grads;
@@ -122,39 +130,37 @@ void run_rank(TrainOptions& o, dist::Communicator& comm) {
     spec_text = read_text(o.spec.substr(1));
   else
     spec_text = o.spec;
-  data::Dataset ds = o.data.load();
-  data::truncate(ds.train, o.limit);
-  data::truncate(ds.test, o.test_limit);
+  data::Dataset ds = given ? *given : o.data.load();
+  data::truncate(ds, o.limit, o.test_limit);
   nn::Model model(nn::parse_spec(spec_text), ds.dims(), nn::parse_loss(o.loss));
   model.init_glorot(config.seed);
-  if (lead)
+  if (lead && log.lines)
     std::fprintf(stderr,
-                 "training on %s: %d train / %d test images of %dx%dx%d, %d epochs, batch %d, %s "
-                 "backend, %d threads%s\n",
+                 "training on %s: %d train / %d test images of %dx%dx%d%s, %d epochs, batch %d, "
+                 "%s backend, %d threads%s\n",
                  ds.name.c_str(), ds.train.n, ds.test.n, ds.train.h, ds.train.w, ds.train.c,
-                 config.epochs, config.batch, ops::backend_name(config.backend),
-                 omp_get_max_threads(),
+                 ds.paired() ? " with targets" : "", config.epochs, config.batch,
+                 ops::backend_name(config.backend), omp_get_max_threads(),
                  comm.size() > 1 ? (" x " + std::to_string(comm.size()) + " ranks").c_str() : "");
-  if (lead && comm.size() > 1) explain_termination(config.out_dir);
-  ConsoleProgress console;
-  train::Progress silent;
-  train::Progress& progress = lead ? console : silent;
+  StartNoting noting(progress);
   const auto t0 = std::chrono::steady_clock::now();
-  auto history = train::train(model, ds, config, progress);
+  TrainOutcome outcome;
+  outcome.history = train::train(model, ds, config, noting);
+  const auto& history = outcome.history;
   const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  if (!lead) return;
+  if (!lead) return outcome;
   // Where this run's training steps spent their time (rank 0; a rank's blocked time also counts
   // the once-an-epoch broadcast and test sums).
   const long steps_per_epoch = ds.train.n / config.batch;
   double train_seconds = 0;
   long steps = 0;
   for (const auto& e : history)
-    if (e.epoch >= console.first_epoch()) {
+    if (e.epoch >= noting.first_epoch()) {
       train_seconds += double(steps_per_epoch) * config.batch / e.images_per_second;
       steps += steps_per_epoch;
     }
   auto ms_per_step = [&](double seconds) { return steps > 0 ? 1e3 * seconds / steps : 0.0; };
-  if (comm.size() > 1)
+  if (comm.size() > 1 && log.lines)
     std::fprintf(stderr,
                  "%d ranks: %.2f ms per step, of which %.2f ms blocked in communication (rank 0, "
                  "gradient sums %s)\n",
@@ -172,6 +178,7 @@ void run_rank(TrainOptions& o, dist::Communicator& comm) {
       {"lr", config.optimizer.lr},
       {"optimizer", nn::optimizer_name(config.optimizer.kind)},
       {"loss", o.loss},
+      {"paired_targets", ds.paired()},
       {"corruption", config.corruption.describe()},
       {"seed", config.seed},
       {"threads", omp_get_max_threads()},
@@ -185,17 +192,29 @@ void run_rank(TrainOptions& o, dist::Communicator& comm) {
       {"ms_blocked_in_communication_per_step", ms_per_step(comm.blocked_seconds())},
       {"wall_seconds_this_run", wall},
   };
-  write_text(config.out_dir + "/metrics.json", metrics.dump(2) + "\n");
-  std::printf("%s\n", metrics.dump(2).c_str());
-  std::fprintf(stderr, "wrote %s/{model.cae,checkpoint.cae,losses.csv,metrics.json}\n",
-               config.out_dir.c_str());
+  outcome.metrics_json = metrics.dump(2) + "\n";
+  write_text(config.out_dir + "/metrics.json", outcome.metrics_json);
+  if (log.json) std::printf("%s", outcome.metrics_json.c_str());
+  if (log.lines)
+    std::fprintf(stderr, "wrote %s/{model.cae,checkpoint.cae,losses.csv,metrics.json}\n",
+                 config.out_dir.c_str());
+  return outcome;
 }
+
+std::unique_ptr<train::Progress> make_console_progress() {
+  return std::make_unique<ConsoleProgress>();
+}
+
+namespace {
 
 void run(TrainOptions& o) {
   // Under mpirun this process is one rank of a data-parallel job; otherwise the only one.
   std::unique_ptr<dist::Communicator> comm = dist::make_world_communicator();
+  if (comm->rank() == 0 && comm->size() > 1) explain_termination(o.config.out_dir);
+  std::unique_ptr<train::Progress> console = make_console_progress();
+  train::Progress silent;
   try {
-    run_rank(o, *comm);
+    run_training(o, *comm, comm->rank() == 0 ? *console : silent);
   } catch (const std::exception& e) {
     if (comm->size() == 1) throw;
     // The other ranks may wait in a collective for this one: end the whole job, saying why.
@@ -209,8 +228,13 @@ void run(TrainOptions& o) {
 
 void add_train_command(CLI::App& app) {
   auto o = std::make_shared<TrainOptions>();
-  o->config.out_dir = "runs/seed";
   CLI::App* cmd = app.add_subcommand("train", "train a model on an image dataset");
+  add_train_options(cmd, *o);
+  cmd->final_callback([o] { run(*o); });
+}
+
+void add_train_options(CLI::App* cmd, TrainOptions& options) {
+  TrainOptions* o = &options;
   o->common.add(cmd);
   o->data.add(cmd);
   cmd->add_option("--preset", o->preset, "built-in architecture: seed, seed-tconv")
@@ -243,7 +267,6 @@ void add_train_command(CLI::App& app) {
       ->check(at_least(0));
   cmd->add_flag("--sync-grads", o->sync_grads,
                 "under mpirun: sum gradients after backward instead of during it (to measure)");
-  cmd->final_callback([o] { run(*o); });
 }
 
 }  // namespace cae::cli
