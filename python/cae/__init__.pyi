@@ -1,6 +1,6 @@
 # Types of the Python module cae (docs/python.md), for editors and type checkers.
 import os
-from typing import Literal, NamedTuple, Optional, Union
+from typing import Any, Callable, Literal, NamedTuple, Optional, TypedDict, Union
 
 import numpy as np
 import numpy.typing as npt
@@ -47,3 +47,95 @@ class Autoencoder:
 def version() -> str: ...
 def get_num_threads() -> int: ...
 def set_num_threads(n: int) -> None: ...
+
+# cae.train(dataset, ...): a name or path as --dataset takes it, (train, test) uint8 arrays
+# (N, H, W) or (N, H, W, C), or a dict of them with optional targets.
+class ArrayDataset(TypedDict, total=False):
+    train: npt.NDArray[np.uint8]
+    test: npt.NDArray[np.uint8]
+    train_targets: npt.NDArray[np.uint8]
+    test_targets: npt.NDArray[np.uint8]
+    name: str
+
+Dataset = Union[Path, tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint8]], ArrayDataset]
+Progress = Callable[[int, int, float, float], Optional[bool]]
+
+class TrainResult:
+    model: Optional[Autoencoder]
+    history: list[dict[str, float]]
+    metrics: Optional[dict[str, Any]]
+    stopped: bool
+    out: str
+
+# The keyword options are cae train's (cae train --help), with its defaults; listed here for
+# editors. Any of them may also be None (left out).
+def train(
+    dataset: Dataset = "mnist",
+    *,
+    progress: Optional[Progress] = None,
+    verbose: bool = True,
+    preset: str = "seed",
+    spec: str = ...,
+    epochs: int = 100,
+    batch: int = 200,
+    micro_batch: int = ...,
+    lr: float = 0.001,
+    optimizer: Literal["adam", "sgd"] = "adam",
+    momentum: float = 0.9,
+    loss: Literal["bce", "mse"] = "bce",
+    corruption: str = ...,
+    noise: float = 0.5,
+    speckle: float = 0.0,
+    salt_pepper: float = 0.0,
+    masks: int = 0,
+    mask_min: int = 4,
+    mask_max: int = 8,
+    mask_value: float = 0.0,
+    lines: int = 0,
+    crosshair: bool = False,
+    line_thickness: int = 1,
+    jitter: int = 2,
+    line_value: float = 1.0,
+    seed: int = 0,
+    out: Path = "runs/seed",
+    resume: bool = False,
+    limit: int = 0,
+    test_limit: int = 0,
+    threads: int = ...,
+    backend: Literal["dnnl", "ref", "cuda"] = "dnnl",
+    device: Literal["cpu", "cuda"] = "cpu",
+    data: Path = ...,
+    size: str = ...,
+    fit: Literal["resize", "crop"] = "resize",
+    sync_grads: bool = False,
+) -> TrainResult: ...
+
+# cae eval's options (cae eval --help); the corruption options default to the model's own.
+def evaluate(
+    model: Union[Autoencoder, Path],
+    dataset: Dataset = "mnist",
+    *,
+    limit: int = 0,
+    seed: int = 0,
+    tune: int = 100,
+    no_baselines: bool = False,
+    json: Path = ...,
+    csv: Path = ...,
+    threads: int = ...,
+    backend: Literal["dnnl", "ref", "cuda"] = "dnnl",
+    device: Literal["cpu", "cuda"] = "cpu",
+    data: Path = ...,
+    size: str = ...,
+    fit: Literal["resize", "crop"] = "resize",
+    **corruption_options: Any,
+) -> dict[str, Any]: ...
+def corrupt(
+    images: ImageArray,
+    corruption: str = "gaussian sigma=0.5",
+    seed: int = 0,
+    layout: Optional[Layout] = None,
+    first_index: int = 0,
+) -> ImageArray: ...
+def load_dataset(
+    name: Path = "mnist", data: Optional[Path] = None, size: str = "", fit: str = "resize"
+) -> dict[str, Any]: ...

@@ -313,3 +313,28 @@ def test_the_documented_example_runs(tmp_path):
         assert (tmp_path / "example.png").stat().st_size > 0
     except ImportError:
         assert "no figure" in r.stdout
+
+
+def options_of(function):
+    """The option names the module knows, from its own unknown-option message."""
+    with pytest.raises(cae.Error) as e:
+        function(frob=1)
+    return set(str(e.value).split(": ", 2)[2].rstrip(")").split(", "))
+
+
+def test_the_stub_lists_every_option_and_name():
+    import ast
+
+    stub = ast.parse((pathlib.Path(cae.__file__).parent / "__init__.pyi").read_text())
+    functions = {n.name: n for n in stub.body if isinstance(n, ast.FunctionDef)}
+    classes = {n.name for n in stub.body if isinstance(n, ast.ClassDef)}
+    for name in cae.__all__:
+        assert name in functions or name in classes or name == "__version__", name
+    train_kw = {a.arg for a in functions["train"].args.kwonlyargs} - {"progress", "verbose"}
+    assert train_kw == options_of(lambda **o: cae.train("mnist", **o))
+    eval_kw = {a.arg for a in functions["evaluate"].args.kwonlyargs}
+    eval_options = options_of(lambda **o: cae.evaluate("m.cae", "mnist", **o))
+    assert eval_kw <= eval_options
+    assert eval_options - eval_kw == {"corruption", "noise", "speckle", "salt_pepper", "masks",
+                                      "mask_min", "mask_max", "mask_value", "lines", "crosshair",
+                                      "line_thickness", "jitter", "line_value"}

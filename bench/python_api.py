@@ -1,0 +1,108 @@
+#!/usr/bin/python3
+"""The Python module's denoise against the C++ API's, on the same model, in one run.
+
+  /usr/bin/python3 bench/python_api.py [--reps 7] [--batch 200] [--steps 30] [--isa avx2]
+
+Builds build-bench/ (Release, CAE_BUILD_BENCH=ON: the module and bench/api_bench.cpp), trains a
+seed model for one step on synthetic images (the weights do not change the speed), then
+alternates, round by round, Python's `model.denoise(batch)` in this process and the C++ API's
+`Autoencoder::denoise` in cae_api_bench (a warm server), float32 and uint8, on 2 and 1 threads.
+Prints images/s (medians) and Python's time over C++'s, per round and its median: the cost of
+the bindings. Not a test: a benchmark on a shared machine, read the ratio.
+"""
+import argparse, json, os, statistics, struct, subprocess, sys, tempfile, time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ISA_ENV = {"native": {}, "avx2": {"CAE_MAX_ISA": "avx2"}}
+
+
+def build(build_dir):
+    subprocess.run(f"cmake -S {ROOT} -B {build_dir} -DCMAKE_BUILD_TYPE=Release -DCAE_BUILD_BENCH=ON"
+                   " > /dev/null", shell=True, check=True)
+    subprocess.run(f"cmake --build {build_dir} -j2 --target cae cae_python cae_api_bench", shell=True,
+                   check=True, stdout=subprocess.DEVNULL)
+
+
+def write_idx(path, images):
+    with open(path, "wb") as f:
+        f.write(struct.pack(">BBBB", 0, 0, 8, images.ndim))
+        f.write(struct.pack(">" + "I" * images.ndim, *images.shape))
+        f.write(images.tobytes())
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[1])
+    ap.add_argument("--reps", type=int, default=7)
+    ap.add_argument("--batch", type=int, default=200)
+    ap.add_argument("--steps", type=int, default=30)
+    ap.add_argument("--warmup", type=int, default=5)
+    ap.add_argument("--isa", choices=sorted(ISA_ENV), default="native")
+    ap.add_argument("--build", default=os.path.join(ROOT, "build-bench"))
+    args = ap.parse_args()
+    os.environ.update(ISA_ENV[args.isa])  # before the module loads: it reads the cap once
+    build(args.build)
+    sys.path.insert(0, os.path.join(args.build, "python"))
+    import numpy as np
+    import cae
+
+    work = tempfile.mkdtemp(prefix="cae-python-bench-")
+    rng = np.random.default_rng(0)
+    images = ((rng.random((200, 28, 28)) < 0.2) * 255).astype(np.uint8)
+    write_idx(os.path.join(work, "train-images-idx3-ubyte"), images)
+    write_idx(os.path.join(work, "t10k-images-idx3-ubyte"), images[:20])
+    subprocess.run([os.path.join(args.build, "cae"), "train", "--dataset", work, "--epochs", "1",
+                    "--batch", "200", "--out", os.path.join(work, "run")], check=True,
+                   capture_output=True)
+    model_path = os.path.join(work, "run", "model.cae")
+    model = cae.Autoencoder.load(model_path)
+    server = subprocess.Popen([os.path.join(args.build, "cae_api_bench"), model_path], text=True,
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+
+    def cpp(kind, threads):
+        server.stdin.write(f"{kind} {args.batch} {threads} {args.warmup} {args.steps}\n")
+        server.stdin.flush()
+        answer = json.loads(server.stdout.readline())
+        if "error" in answer:
+            raise RuntimeError(answer["error"])
+        return answer["images_per_second"]
+
+    # The pattern the C++ side denoises: a ramp of bytes, its floats byte / 255.
+    ramp = (np.arange(args.batch * 784) % 256).astype(np.uint8).reshape(args.batch, 28, 28, 1)
+    inputs = {"bytes": ramp, "float": ramp.astype(np.float32) * np.float32(1 / 255)}
+
+    def python(kind, threads):
+        cae.set_num_threads(threads)
+        x = inputs[kind]
+        for _ in range(args.warmup):
+            model.denoise(x)
+        t0 = time.perf_counter()
+        for _ in range(args.steps):
+            model.denoise(x)
+        return args.steps * args.batch / (time.perf_counter() - t0)
+
+    print(f"# Python denoise against the C++ API: batch {args.batch}, {args.steps} calls after "
+          f"{args.warmup}, {args.reps} rounds, tier {args.isa}, cae {cae.version()}\n")
+    print("| input | threads | Python images/s | C++ API images/s | Python time / C++ time (median of rounds) |")
+    print("|---|---|---|---|---|")
+    for kind in ("float", "bytes"):
+        for threads in (2, 1):
+            py_rates, cpp_rates, ratios = [], [], []
+            for _ in range(args.reps):
+                a = python(kind, threads)
+                time.sleep(0.2)
+                b = cpp(kind, threads)
+                time.sleep(0.2)
+                py_rates.append(a)
+                cpp_rates.append(b)
+                ratios.append(b / a)
+            print(f"| {'float32' if kind == 'float' else 'uint8'} | {threads} | "
+                  f"{statistics.median(py_rates):.0f} | {statistics.median(cpp_rates):.0f} | "
+                  f"{statistics.median(ratios):.3f} (rounds {min(ratios):.3f} to {max(ratios):.3f}) |",
+                  flush=True)
+    server.stdin.write("quit\n")
+    server.stdin.flush()
+    server.wait()
+
+
+if __name__ == "__main__":
+    main()
