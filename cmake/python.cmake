@@ -26,6 +26,8 @@ if(CAE_PYTHON)
   # What pybind11's NewTools would ask the interpreter (a release CPython: no Py_DEBUG).
   set(PYTHON_IS_DEBUG FALSE CACHE INTERNAL "")
   set(PYTHON_MODULE_EXTENSION ".${Python3_SOABI}.so" CACHE INTERNAL "")
+  # ... and that it has asked this interpreter already (else it forgets the two answers above).
+  set(PYBIND11_PYTHON_EXECUTABLE_LAST "${Python3_EXECUTABLE}" CACHE INTERNAL "")
   find_package(pybind11 2.10 CONFIG REQUIRED)
 
   file(GLOB CAE_PYTHON_SOURCES CONFIGURE_DEPENDS python/*.cpp)

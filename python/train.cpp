@@ -310,15 +310,17 @@ py::dict evaluate(const py::object& model, const py::object& dataset, const py::
   py::dict table = json_loads(train::comparison_json(c));
   // Per image too, as cae eval --csv writes them: one array per method and score.
   py::dict per_image;
+  const std::pair<const char*, double train::Scores::*> columns[] = {
+      {"mse", &train::Scores::mse},
+      {"psnr_db", &train::Scores::psnr},
+      {"ssim", &train::Scores::ssim},
+      {"bce", &train::Scores::bce}};
   for (const train::Method& m : c.methods) {
     py::dict scores;
-    for (const char* key : {"mse", "psnr_db", "ssim", "bce"}) {
+    for (const auto& [key, member] : columns) {
       py::array_t<double> values(py::ssize_t(m.per_image.size()));
       auto v = values.mutable_unchecked<1>();
-      for (std::size_t i = 0; i < m.per_image.size(); ++i) {
-        const train::Scores& s = m.per_image[i];
-        v(py::ssize_t(i)) = key[0] == 'm' ? s.mse : key[0] == 'p' ? s.psnr : key[1] == 's' ? s.ssim : s.bce;
-      }
+      for (std::size_t i = 0; i < m.per_image.size(); ++i) v(py::ssize_t(i)) = m.per_image[i].*member;
       scores[key] = values;
     }
     per_image[py::str(m.name)] = scores;

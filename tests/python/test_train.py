@@ -338,3 +338,16 @@ def test_the_stub_lists_every_option_and_name():
     assert eval_options - eval_kw == {"corruption", "noise", "speckle", "salt_pepper", "masks",
                                       "mask_min", "mask_max", "mask_value", "lines", "crosshair",
                                       "line_thickness", "jitter", "line_value"}
+
+
+def test_load_dataset_gives_the_images_cae_train_reads(gray_dataset, tmp_path):
+    from conftest import read_idx
+
+    ds = cae.load_dataset(gray_dataset)
+    assert ds["train"].shape == (400, 28, 28, 1) and ds["train"].dtype == np.uint8
+    assert np.array_equal(ds["train"][..., 0], read_idx(gray_dataset / "train-images-idx3-ubyte"))
+    assert np.array_equal(ds["test"][..., 0], read_idx(gray_dataset / "t10k-images-idx3-ubyte"))
+    with pytest.raises(cae.Error, match="mnist"):
+        cae.load_dataset("mnist", data=tmp_path / "empty")
+    with pytest.raises(cae.Error, match="fit"):
+        cae.load_dataset(gray_dataset, fit="stretch")
