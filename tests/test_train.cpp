@@ -157,6 +157,27 @@ TEST(Train, DefaultMicroBatchIsTheLargestDivisorFrom16To50) {
   EXPECT_EQ(train::default_micro_batch(1), 1);
 }
 
+// cae train --device cuda at the seed's defaults: one pass of the whole batch, so that its epochs
+// go to the fused device steps. Decided without a GPU, as the trainer decides it.
+TEST(Train, DefaultSettingsOfferCudaTheFusedStepsAndTheHostPasses) {
+  train::TrainConfig config;  // batch 200, no --micro-batch
+  EXPECT_EQ(train::default_micro_batch(200, ops::Backend::cuda), 200);
+  config.backend = ops::Backend::cuda;
+  EXPECT_EQ(train::micro_batch_of(config, 1), 200);
+  EXPECT_TRUE(train::offers_fused_epochs(config, 1, false));
+  EXPECT_FALSE(train::offers_fused_epochs(config, 2, false));  // ranks sum on the host
+  EXPECT_FALSE(train::offers_fused_epochs(config, 1, true));   // targets: the host loop
+  EXPECT_EQ(train::micro_batch_of(config, 2), 100);
+  config.micro_batch = 50;  // asked for: passes of 50, the host loop
+  EXPECT_FALSE(train::offers_fused_epochs(config, 1, false));
+  config = train::TrainConfig{};  // the host backends: passes of 50
+  for (ops::Backend b : {ops::Backend::dnnl, ops::Backend::ref}) {
+    config.backend = b;
+    EXPECT_EQ(train::micro_batch_of(config, 1), 50);
+    EXPECT_FALSE(train::offers_fused_epochs(config, 1, false));
+  }
+}
+
 // Passes of 10 or 20 images with summed gradients take the step of one pass of 40. With SGD,
 // whose step scales with the gradient (Adam's hardly does), so a wrong weighting shows too.
 TEST(Train, MicroBatchesTakeTheWholeBatchsStep) {

@@ -13,6 +13,7 @@
 #include "nn/model.h"
 #include "nn/optimizer.h"
 #include "ops/ops.h"
+#include "train/evaluation.h"
 
 namespace cae::train {
 
@@ -38,18 +39,19 @@ struct TrainConfig {
   bool overlap_grads = true;
 };
 
-// The largest divisor of share from 16 to 50, else share itself. Passes of 50 run the seed
+// The micro-batch of a run that names none, for a rank's share of a batch. On the host backends
+// the largest divisor of share from 16 to 50, else share itself: passes of 50 run the seed
 // 1.1-1.2x faster than one pass of 200 on the reference machine (their activations stay in
 // cache) and hold a quarter of the activations; below 16, oneDNN's kernels lose more than that.
-int default_micro_batch(int share);
+// On cuda the whole share, one pass a batch: the fused device steps (fused_epoch.h) need that.
+int default_micro_batch(int share, ops::Backend backend = ops::Backend::dnnl);
 
-struct EvalStats {
-  int images = 0;
-  double loss = 0;         // the model's loss on (output, clean), mean per element
-  double bce = 0;          // sigmoid cross-entropy of the output image against the clean one
-  double mse_noisy = 0, mse_output = 0;    // mean per element
-  double psnr_noisy = 0, psnr_output = 0;  // dB, mean over images of 10 log10(1 / MSE_image)
-};
+// The micro-batch the run takes: config.micro_batch, else default_micro_batch of its share.
+int micro_batch_of(const TrainConfig& config, int ranks);
+
+// Whether train() offers each epoch to the backend's fused steps (fused_epoch.h): one pass a
+// batch, one process (a fused epoch has no place to sum gradients) and images without targets.
+bool offers_fused_epochs(const TrainConfig& config, int ranks, bool paired);
 
 struct EpochStats {
   int epoch = 0;  // 1-based
@@ -69,24 +71,13 @@ class Progress {
   virtual void on_epoch(const EpochStats&) {}
 };
 
-// Requires exec built for model's net at some batch size, holding the parameters to evaluate.
-// Ensures every image of test is scored (the last partial batch is padded and the padding
-// ignored), with noise fixed per test image by (seed, image index).
-EvalStats evaluate(const nn::Model& model, ops::Executor& exec, const data::ImageSet& test,
-                   const data::Corruption& corruption, std::uint64_t seed);
-
 // Trains model in place on data.train (the tutorial's way: n / batch full batches per epoch, the
-// remainder of the shuffled order unused; for paired data, from each image to its target), evaluates on data.test after each epoch, writes
-// checkpoint.cae, losses.csv and finally model.cae into config.out_dir. Returns every epoch's
+// remainder of the shuffled order unused; for paired data, from each image to its target),
+// evaluates on data.test after each epoch (evaluation.h), writes checkpoint.cae (checkpoint.h),
+// losses.csv and finally model.cae into config.out_dir. Returns every epoch's
 // stats, resumed history included. Throws cae::Error on divergence (NaN/Inf loss, naming epoch
 // and step; the last checkpoint stays) and on a checkpoint that does not match the run.
 std::vector<EpochStats> train(nn::Model& model, const data::Dataset& data,
                               const TrainConfig& config, Progress& progress);
-
-// The CSV text of a run's history (header + one row per epoch).
-std::string history_csv(const std::vector<EpochStats>& history);
-// Requires history_csv's text (losses.csv, a checkpoint's meta "history"). Ensures its rows (the
-// test stats it does not hold are 0); throws cae::Error on a malformed row.
-std::vector<EpochStats> parse_history(const std::string& csv);
 
 }  // namespace cae::train

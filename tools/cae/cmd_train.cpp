@@ -173,8 +173,7 @@ TrainOutcome run_training(TrainOptions& o, dist::Communicator& comm, train::Prog
       {"test_images", ds.test.n},
       {"epochs", config.epochs},
       {"batch", config.batch},
-      {"micro_batch", config.micro_batch > 0 ? config.micro_batch
-                                              : train::default_micro_batch(config.batch)},
+      {"micro_batch", train::micro_batch_of(config, comm.size())},
       {"lr", config.optimizer.lr},
       {"optimizer", nn::optimizer_name(config.optimizer.kind)},
       {"loss", o.loss},
@@ -247,7 +246,7 @@ void add_train_options(CLI::App* cmd, TrainOptions& options) {
   cmd->add_option("--micro-batch", o->config.micro_batch,
                   "run each batch as passes of N images with their gradients summed: the same "
                   "steps (N divides the batch; default: its largest divisor from 16 to 50, else "
-                  "the whole batch)")
+                  "the whole batch; on cuda the whole batch, for the fused device steps)")
       ->check(in_range(1, 65536));
   cmd->add_option("--lr", o->config.optimizer.lr, "learning rate (default 0.001)")
       ->check(above(0.0));

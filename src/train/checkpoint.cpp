@@ -1,0 +1,134 @@
+#include "train/checkpoint.h"
+
+#include <iomanip>
+#include <sstream>
+
+#include "cae/error.h"
+#include "io/model_file.h"
+
+namespace cae::train {
+
+namespace {
+
+std::string config_value(const TrainConfig& c, const std::string& key) {
+  std::ostringstream s;
+  s << std::setprecision(9);
+  if (key == "batch") s << c.batch;
+  else if (key == "seed") s << c.seed;
+  else if (key == "optimizer") s << nn::optimizer_name(c.optimizer.kind);
+  else if (key == "lr") s << c.optimizer.lr;
+  else if (key == "momentum") s << c.optimizer.momentum;
+  else if (key == "corruption") s << c.corruption.describe();
+  return s.str();
+}
+
+const char* const kRunKeys[] = {"batch", "seed", "optimizer", "lr", "momentum", "corruption"};
+
+}  // namespace
+
+std::string history_csv(const std::vector<EpochStats>& history) {
+  std::ostringstream s;
+  s << "epoch,train_loss,test_loss,test_bce,test_psnr_noisy,test_psnr_output,seconds,"
+       "images_per_second\n";
+  s << std::setprecision(8);
+  for (const auto& e : history)
+    s << e.epoch << ',' << e.train_loss << ',' << e.test.loss << ',' << e.test.bce << ','
+      << e.test.psnr_noisy << ',' << e.test.psnr_output << ',' << e.seconds << ','
+      << e.images_per_second << '\n';
+  return s.str();
+}
+
+std::vector<EpochStats> parse_history(const std::string& csv) {
+  std::vector<EpochStats> rows;
+  std::istringstream in(csv);
+  std::string line;
+  std::getline(in, line);  // header
+  while (std::getline(in, line)) {
+    if (line.empty()) continue;
+    EpochStats e;
+    char comma;
+    std::istringstream f(line);
+    f >> e.epoch >> comma >> e.train_loss >> comma >> e.test.loss >> comma >> e.test.bce >>
+        comma >> e.test.psnr_noisy >> comma >> e.test.psnr_output >> comma >> e.seconds >>
+        comma >> e.images_per_second;
+    if (!f) throw Error("checkpoint: history row '" + line + "' is malformed");
+    rows.push_back(e);
+  }
+  return rows;
+}
+
+void write_checkpoint(const std::string& path, const nn::Model& model, ops::Executor& exec,
+                      nn::Optimizer& opt, const TrainConfig& config, int epoch,
+                      const std::vector<EpochStats>& history) {
+  nn::Model snapshot = model;
+  snapshot.params() = exec.to_canonical(exec.params());
+  io::ModelFile file = snapshot.to_file();
+  file.kind = "checkpoint";
+  file.set_meta("epoch", std::to_string(epoch));
+  file.set_meta("optimizer_steps", std::to_string(opt.steps()));
+  for (const char* key : kRunKeys) file.set_meta(key, config_value(config, key));
+  // Every random draw is keyed by (seed, purpose, epoch, position): the seed and the epoch are
+  // the whole generator state.
+  file.set_meta("rng", "xoshiro256** streams keyed by seed and epoch; next epoch " +
+                           std::to_string(epoch + 1));
+  file.set_meta("history", history_csv(history));
+  const auto names = opt.slot_names();
+  for (std::size_t s = 0; s < names.size(); ++s) {
+    auto tensors = exec.to_canonical(opt.slots()[s]);
+    for (std::size_t i = 0; i < tensors.size(); ++i) {
+      io::NamedTensor t;
+      t.name = std::string(nn::optimizer_name(config.optimizer.kind)) + "." + names[s] + "." +
+               model.param_name(i);
+      const auto& shape = model.param_infos()[i].shape;
+      t.shape.assign(shape.begin(), shape.end());
+      t.data = std::move(tensors[i]);
+      file.tensors.push_back(std::move(t));
+    }
+  }
+  io::write_model_file(path, file);
+}
+
+Checkpoint read_checkpoint(const std::string& path, nn::Model& model, ops::Executor& exec,
+                           nn::Optimizer& opt, const TrainConfig& config) {
+  io::ModelFile file = io::read_model_file(path);
+  if (file.kind != "checkpoint")
+    throw Error(path + ": expected a checkpoint, found a file of kind '" + file.kind + "'");
+  if (file.spec != model.arch().text)
+    throw Error(path + ": the checkpoint's architecture differs from this run's");
+  nn::Model saved = nn::Model::from_file(file, path);
+  if (!(saved.input() == model.input()) || saved.loss() != model.loss())
+    throw Error(path + ": the checkpoint was trained on another input shape or loss");
+  for (const char* key : kRunKeys) {
+    const std::string& was = file.meta_value(key);
+    const std::string now = config_value(config, key);
+    if (was != now)
+      throw Error(path + ": the checkpoint was trained with " + key + " " + was +
+                  ", this run asks for " + now + " (resume needs the same settings)");
+  }
+  model.params() = saved.params();
+  exec.from_canonical(model.params(), exec.params());
+  const auto names = opt.slot_names();
+  for (std::size_t s = 0; s < names.size(); ++s) {
+    std::vector<std::vector<float>> tensors;
+    for (std::size_t i = 0; i < model.param_infos().size(); ++i) {
+      const std::string name = std::string(nn::optimizer_name(config.optimizer.kind)) + "." +
+                               names[s] + "." + model.param_name(i);
+      const io::NamedTensor& t = file.tensor(name);
+      if (t.data.size() != model.params()[i].size())
+        throw Error(path + ": tensor '" + name + "' has the wrong size");
+      tensors.push_back(t.data);
+    }
+    exec.from_canonical(tensors, opt.slots()[s]);
+  }
+  Checkpoint cp;
+  try {
+    cp.epoch = std::stoi(file.meta_value("epoch"));
+    opt.set_steps(std::stoll(file.meta_value("optimizer_steps")));
+  } catch (const std::logic_error&) {
+    throw Error(path + ": meta 'epoch' or 'optimizer_steps' is not a number");
+  }
+  cp.history = parse_history(file.meta_value("history"));
+  return cp;
+}
+
+}  // namespace cae::train

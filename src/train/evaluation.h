@@ -1,0 +1,46 @@
+// The test evaluation of a training run: the model's loss, BCE, MSE and PSNR of its output and
+// of its noisy input, over a test set damaged the same way every time (noise fixed per image by
+// the seed and the image's index), in sums that ranks can add up.
+#pragma once
+
+#include <array>
+#include <cstdint>
+
+#include "data/corrupt.h"
+#include "data/idx.h"
+#include "nn/model.h"
+#include "ops/ops.h"
+
+namespace cae::train {
+
+struct EvalStats {
+  int images = 0;
+  double loss = 0;         // the model's loss on (output, clean), mean per element
+  double bce = 0;          // sigmoid cross-entropy of the output image against the clean one
+  double mse_noisy = 0, mse_output = 0;    // mean per element
+  double psnr_noisy = 0, psnr_output = 0;  // dB, mean over images of 10 log10(1 / MSE_image)
+};
+
+// What EvalStats' means are made of, over some of the test images, so that ranks can add their
+// shares.
+struct EvalSums {
+  enum { images, loss, bce, se_noisy, se_output, psnr_noisy, psnr_output, count };
+  std::array<double, count> v{};
+};
+
+// Requires exec built for model's net at some batch size, holding the parameters to evaluate,
+// and targets of test's count and shape (test itself unless the data is paired). Ensures the
+// sums over test images [begin, end), each damaged from the stream keyed by (seed, its index)
+// and scored against its target; the last partial batch is padded and the padding ignored.
+EvalSums evaluate_sums(const nn::Model& model, ops::Executor& exec, const data::ImageSet& test,
+                       const data::ImageSet& targets, int begin, int end,
+                       const data::Corruption& corruption, std::uint64_t seed);
+
+// The means of sums over images of `image` floats each.
+EvalStats eval_stats(const EvalSums& sums, std::size_t image);
+
+// Requires exec as for evaluate_sums. Ensures every image of test is scored against itself.
+EvalStats evaluate(const nn::Model& model, ops::Executor& exec, const data::ImageSet& test,
+                   const data::Corruption& corruption, std::uint64_t seed);
+
+}  // namespace cae::train
