@@ -15,6 +15,7 @@
 #include "data/corrupt.h"
 #include "eval_command.h"
 #include "io/model_file.h"
+#include "train/checkpoint.h"
 #include "train/figures.h"
 #include "train_command.h"
 #include "usage.h"
