@@ -8,7 +8,9 @@ seed model for one step on synthetic images (the weights do not change the speed
 alternates, round by round, Python's `model.denoise(batch)` in this process and the C++ API's
 `Autoencoder::denoise` in cae_api_bench (a warm server), float32 and uint8, on 2 and 1 threads.
 Prints images/s (medians) and Python's time over C++'s, per round and its median: the cost of
-the bindings. Not a test: a benchmark on a shared machine, read the ratio.
+the bindings; by wall time and by the process's CPU time, which other work on a shared machine
+does not stretch (OMP_WAIT_POLICY=passive, so that waiting threads spend none). Not a test: a
+benchmark on a shared machine, read the ratios.
 """
 import argparse, json, os, statistics, struct, subprocess, sys, tempfile, time
 
@@ -40,6 +42,7 @@ def main():
     ap.add_argument("--build", default=os.path.join(ROOT, "build-bench"))
     args = ap.parse_args()
     os.environ.update(ISA_ENV[args.isa])  # before the module loads: it reads the cap once
+    os.environ["OMP_WAIT_POLICY"] = "passive"  # CPU time is then work, not spinning
     build(args.build)
     sys.path.insert(0, os.path.join(args.build, "python"))
     import numpy as np
@@ -64,7 +67,7 @@ def main():
         answer = json.loads(server.stdout.readline())
         if "error" in answer:
             raise RuntimeError(answer["error"])
-        return answer["images_per_second"]
+        return answer["images_per_second"], answer["images_per_cpu_second"]
 
     # The pattern the C++ side denoises: a ramp of bytes, its floats byte / 255.
     ramp = (np.arange(args.batch * 784) % 256).astype(np.uint8).reshape(args.batch, 28, 28, 1)
@@ -75,30 +78,32 @@ def main():
         x = inputs[kind]
         for _ in range(args.warmup):
             model.denoise(x)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         for _ in range(args.steps):
             model.denoise(x)
-        return args.steps * args.batch / (time.perf_counter() - t0)
+        cpu, wall = time.process_time() - c0, time.perf_counter() - t0
+        return args.steps * args.batch / wall, args.steps * args.batch / cpu
 
     print(f"# Python denoise against the C++ API: batch {args.batch}, {args.steps} calls after "
           f"{args.warmup}, {args.reps} rounds, tier {args.isa}, cae {cae.version()}\n")
-    print("| input | threads | Python images/s | C++ API images/s | Python time / C++ time (median of rounds) |")
-    print("|---|---|---|---|---|")
+    print("| input | threads | Python images/s | C++ API images/s | Python / C++ time, wall | Python / C++ time, CPU |")
+    print("|---|---|---|---|---|---|")
+    med = statistics.median
     for kind in ("float", "bytes"):
         for threads in (2, 1):
-            py_rates, cpp_rates, ratios = [], [], []
+            rounds = []
             for _ in range(args.reps):
                 a = python(kind, threads)
                 time.sleep(0.2)
                 b = cpp(kind, threads)
                 time.sleep(0.2)
-                py_rates.append(a)
-                cpp_rates.append(b)
-                ratios.append(b / a)
+                rounds.append((a, b))
+            wall = [b[0] / a[0] for a, b in rounds]
+            cpu = [b[1] / a[1] for a, b in rounds]
             print(f"| {'float32' if kind == 'float' else 'uint8'} | {threads} | "
-                  f"{statistics.median(py_rates):.0f} | {statistics.median(cpp_rates):.0f} | "
-                  f"{statistics.median(ratios):.3f} (rounds {min(ratios):.3f} to {max(ratios):.3f}) |",
-                  flush=True)
+                  f"{med(a[0] for a, _ in rounds):.0f} | {med(b[0] for _, b in rounds):.0f} | "
+                  f"{med(wall):.3f} ({min(wall):.3f} to {max(wall):.3f}) | "
+                  f"{med(cpu):.3f} ({min(cpu):.3f} to {max(cpu):.3f}) |", flush=True)
     server.stdin.write("quit\n")
     server.stdin.flush()
     server.wait()
