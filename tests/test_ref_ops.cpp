@@ -624,9 +624,9 @@ TEST(RefGradient, UnetInMiniatureTwoReadersOfOneActivation) {
                           .maxpool_same(2, 2)
                           .conv(2, 3, 1, true, relu)
                           .resize(7, 7)
-                          .join(OpKind::concat, 0)    // 4
+                          .join(OpKind::concat, 0)  // 4
                           .conv(2, 3, 1, true, none)
-                          .join(OpKind::add, 0)       // 6
+                          .join(OpKind::add, 0)  // 6
                           .conv(1, 3, 1, true, none)
                           .net();
   expect_gradients_match(net);

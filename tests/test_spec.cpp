@@ -154,8 +154,7 @@ std::size_t param_count(const ops::NetDesc& net) {
 }
 
 TEST(Spec, UnetPresetConcatenatesEachEncoderOutputAtItsSize) {
-  const ops::NetDesc net =
-      nn::build_net(nn::parse_spec(nn::preset_spec("unet")), {1, 28, 28}, 1);
+  const ops::NetDesc net = nn::build_net(nn::parse_spec(nn::preset_spec("unet")), {1, 28, 28}, 1);
   ASSERT_EQ(net.ops.size(), 16u);
   // concat e3 after the 4 -> 7 resize: 16 + 16 channels at 7x7, reading conv 3 (op 4).
   EXPECT_EQ(net.ops[7].kind, ops::OpKind::concat);
@@ -215,15 +214,15 @@ TEST(Spec, BadJoinsNameTheLineAndTheToken) {
   EXPECT_THAT(error_of("conv 8\nconv 8\nconcat e9"),
               AllOf(HasSubstr("line 3, token 'e9'"), HasSubstr("unknown name"),
                     HasSubstr("named so far: input")));
-  EXPECT_THAT(error_of("conv 8\nconv 8\nadd e1\nconv 8 as e1"),
-              AllOf(HasSubstr("line 3, token 'e1'"), HasSubstr("named on line 4"),
-                    HasSubstr("cycle")));
+  EXPECT_THAT(
+      error_of("conv 8\nconv 8\nadd e1\nconv 8 as e1"),
+      AllOf(HasSubstr("line 3, token 'e1'"), HasSubstr("named on line 4"), HasSubstr("cycle")));
   EXPECT_THAT(error_of("conv 8\nconv 8\nadd e1 as e1"),
               AllOf(HasSubstr("token 'e1'"), HasSubstr("by this join itself"), HasSubstr("cycle")));
-  EXPECT_THAT(error_of("conv 8 as a\nconcat a"), AllOf(HasSubstr("line 2, token 'a'"),
-                                                       HasSubstr("the layer just before")));
-  EXPECT_THAT(error_of("conv 8 as a; conv 8 as a"), AllOf(HasSubstr("token 'a'"),
-                                                          HasSubstr("named twice")));
+  EXPECT_THAT(error_of("conv 8 as a\nconcat a"),
+              AllOf(HasSubstr("line 2, token 'a'"), HasSubstr("the layer just before")));
+  EXPECT_THAT(error_of("conv 8 as a; conv 8 as a"),
+              AllOf(HasSubstr("token 'a'"), HasSubstr("named twice")));
   EXPECT_THAT(error_of("conv 8 as input"), HasSubstr("token 'input'"));
   EXPECT_THAT(error_of("conv 8 as 1x"), HasSubstr("token '1x'"));
   EXPECT_THAT(error_of("conv 8 as"), HasSubstr("token 'as'"));
@@ -233,9 +232,9 @@ TEST(Spec, BadJoinsNameTheLineAndTheToken) {
 }
 
 TEST(Spec, JoinsOfMismatchedShapesAreRefusedNamingTheToken) {
-  EXPECT_THAT(build_error_of("conv 8 as a; pool; conv 8; concat a", {1, 8, 8}),
-              AllOf(HasSubstr("line 1"), HasSubstr("token 'a'"), HasSubstr("8x8x8"),
-                    HasSubstr("4x4x8")));
+  EXPECT_THAT(
+      build_error_of("conv 8 as a; pool; conv 8; concat a", {1, 8, 8}),
+      AllOf(HasSubstr("line 1"), HasSubstr("token 'a'"), HasSubstr("8x8x8"), HasSubstr("4x4x8")));
   EXPECT_THAT(build_error_of("conv 8 as a\nconv 4\nadd a", {1, 8, 8}),
               AllOf(HasSubstr("line 3"), HasSubstr("token 'a'"), HasSubstr("differs")));
   EXPECT_THAT(build_error_of("conv 8; conv 4; add input", {1, 8, 8}), HasSubstr("token 'input'"));

@@ -229,8 +229,7 @@ Architecture parse_spec(const std::string& text) {
       std::string name;
       if (auto as = std::ranges::find(tokens, "as"); as != tokens.end()) {
         if (as == tokens.begin()) fail(line_no, "as", "'as NAME' follows a layer");
-        if (as + 2 != tokens.end())
-          fail(line_no, "as", "'as' ends a line with one name after it");
+        if (as + 2 != tokens.end()) fail(line_no, "as", "'as' ends a line with one name after it");
         name = *(as + 1);
         if (!valid_name(name) || name == "input")
           fail(line_no, name,
@@ -376,13 +375,13 @@ ops::NetDesc build_net(const Architecture& arch, ops::Dims input, int batch) {
         op.act = ops::Activation::none;
         op.other = l.joins_layer;
         const ops::Dims y = op.other == ops::OpDesc::kNetInput ? input : net.ops[op.other].out;
-        const bool fits = y.h == cur.h && y.w == cur.w &&
-                          (l.kind == LayerKind::concat || y.c == cur.c);
+        const bool fits =
+            y.h == cur.h && y.w == cur.w && (l.kind == LayerKind::concat || y.c == cur.c);
         if (!fits)
-          throw Error(where + "token '" + l.joins + "': its shape " + dims_text(y) +
-                      (l.kind == LayerKind::concat ? " has another spatial size than "
-                                                   : " differs from ") +
-                      dims_text(cur) + ", the activation it joins");
+          throw Error(
+              where + "token '" + l.joins + "': its shape " + dims_text(y) +
+              (l.kind == LayerKind::concat ? " has another spatial size than " : " differs from ") +
+              dims_text(cur) + ", the activation it joins");
         op.out = cur;
         if (l.kind == LayerKind::concat) {
           if (std::int64_t(cur.c) + y.c > kMaxSize)

@@ -36,8 +36,8 @@ struct LayerSpec {
   int out_h = 0, out_w = 0;  // SizeRule::fixed
   ops::Activation act = ops::Activation::none;
   bool bias = true;
-  std::string name;          // 'as NAME': this layer's output may be joined later; "" unnamed
-  std::string joins;         // concat/add/sub: the name of the second operand
+  std::string name;   // 'as NAME': this layer's output may be joined later; "" unnamed
+  std::string joins;  // concat/add/sub: the name of the second operand
   int joins_layer = ops::OpDesc::kNoOperand;  // its layer index, ops::OpDesc::kNetInput: input
   int line = 0;              // where it came from, for messages
 };

@@ -27,8 +27,7 @@ const char* op_kind_name(OpKind kind) {
 std::vector<std::vector<int>> NetDesc::join_readers() const {
   std::vector<std::vector<int>> readers(ops.size() + 1);
   for (int i = 0; i < int(ops.size()); ++i)
-    if (is_join(ops[i].kind) && ops[i].other >= OpDesc::kNetInput &&
-        ops[i].other < int(ops.size()))
+    if (is_join(ops[i].kind) && ops[i].other >= OpDesc::kNetInput && ops[i].other < int(ops.size()))
       readers[ops[i].other + 1].push_back(i);
   return readers;
 }

@@ -83,13 +83,15 @@ void check_net_desc(const NetDesc& net) {
     if (is_join(op.kind)) {
       // The second operand must be an earlier activation than the first: a chain with skips.
       if (op.other < OpDesc::kNetInput || op.other >= i - 1)
-        fail(i, op, "the second operand must be the net input (-1) or the output of an op before " +
-                        std::to_string(i - 1) + ", found " + std::to_string(op.other));
+        fail(i, op,
+             "the second operand must be the net input (-1) or the output of an op before " +
+                 std::to_string(i - 1) + ", found " + std::to_string(op.other));
       other = net.act_dims(op.other);
       if (other.h != op.in.h || other.w != op.in.w ||
           (op.kind != OpKind::concat && other.c != op.in.c))
-        fail(i, op, "operands of different shapes: " + dims_string(op.in) + " and " +
-                        dims_string(other) + " (op " + std::to_string(op.other) + ")");
+        fail(i, op,
+             "operands of different shapes: " + dims_string(op.in) + " and " + dims_string(other) +
+                 " (op " + std::to_string(op.other) + ")");
     } else if (op.other != OpDesc::kNoOperand) {
       fail(i, op, "only a join (concat, add, sub) reads a second operand");
     }

@@ -40,9 +40,9 @@ enum class OpKind {
   relu,     // max(x, 0)
   sigmoid,  // 1 / (1 + exp(-x))
   // Joins: the previous op's output x and an earlier activation y (OpDesc::other).
-  concat,   // [x ; y] along channels, x's channels first
-  add,      // x + y, same dims
-  sub,      // y - x, same dims (DnCNN: the input minus the predicted noise)
+  concat,  // [x ; y] along channels, x's channels first
+  add,     // x + y, same dims
+  sub,     // y - x, same dims (DnCNN: the input minus the predicted noise)
 };
 
 // Whether an op reads a second operand, an earlier activation named by OpDesc::other.

@@ -669,8 +669,8 @@ class CudaExecutor final : public Executor {
           ck::act_forward(in, out, count, ck::Act::sigmoid, stream_);
           break;
         case OpKind::concat:
-          ck::concat_forward(in, op.in.size(), other_of(op), net_.act_dims(op.other).size(), out,
-                             n, stream_);
+          ck::concat_forward(in, op.in.size(), other_of(op), net_.act_dims(op.other).size(), out, n,
+                             stream_);
           break;
         case OpKind::add:
         case OpKind::sub:
@@ -822,8 +822,8 @@ class CudaExecutor final : public Executor {
   bool grads_stale_ = false, output_fresh_ = false, forwarded_ = false;
 
   DeviceBuffer<float> x_dev_, dx_dev_;
-  std::vector<DeviceBuffer<float>> skip_grads_;      // per join op: d loss / d its other operand
-  std::vector<std::vector<int>> join_readers_;       // NetDesc::join_readers()
+  std::vector<DeviceBuffer<float>> skip_grads_;     // per join op: d loss / d its other operand
+  std::vector<std::vector<int>> join_readers_;      // NetDesc::join_readers()
   std::vector<DeviceBuffer<float>> acts_, d_acts_;  // output of op k and d loss / d it
   std::vector<std::unique_ptr<ConvPlan>> plans_;    // conv / tconv ops only
   std::vector<DeviceBuffer<int>> argmax_;           // maxpool ops only

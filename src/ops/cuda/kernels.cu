@@ -317,13 +317,13 @@ void concat_forward(const float* x, std::size_t x_size, const float* y, std::siz
   const std::size_t pitch = (x_size + y_size) * sizeof(float);
   if (cudaMemcpy2DAsync(z, pitch, x, x_size * sizeof(float), x_size * sizeof(float), batch,
                         cudaMemcpyDeviceToDevice, stream) != cudaSuccess ||
-      cudaMemcpy2DAsync(z + x_size, pitch, y, y_size * sizeof(float), y_size * sizeof(float),
-                        batch, cudaMemcpyDeviceToDevice, stream) != cudaSuccess)
+      cudaMemcpy2DAsync(z + x_size, pitch, y, y_size * sizeof(float), y_size * sizeof(float), batch,
+                        cudaMemcpyDeviceToDevice, stream) != cudaSuccess)
     check_launch("concat_forward");
 }
 
-void concat_backward(const float* dz, float* dx, std::size_t x_size, float* dy,
-                     std::size_t y_size, int batch, cudaStream_t stream) {
+void concat_backward(const float* dz, float* dx, std::size_t x_size, float* dy, std::size_t y_size,
+                     int batch, cudaStream_t stream) {
   const std::size_t pitch = (x_size + y_size) * sizeof(float);
   if (cudaMemcpy2DAsync(dx, x_size * sizeof(float), dz, pitch, x_size * sizeof(float), batch,
                         cudaMemcpyDeviceToDevice, stream) != cudaSuccess ||

@@ -61,8 +61,8 @@ void scale(const float* x, float a, float* y, std::size_t count, cudaStream_t st
 // Per image of batch: z = [x ; y], x_size and y_size floats of it from x and y; and back.
 void concat_forward(const float* x, std::size_t x_size, const float* y, std::size_t y_size,
                     float* z, int batch, cudaStream_t stream);
-void concat_backward(const float* dz, float* dx, std::size_t x_size, float* dy,
-                     std::size_t y_size, int batch, cudaStream_t stream);
+void concat_backward(const float* dz, float* dx, std::size_t x_size, float* dy, std::size_t y_size,
+                     int batch, cudaStream_t stream);
 
 struct PoolGeometry {
   int nc, in_h, in_w, out_h, out_w, kernel, stride, pad_top, pad_left;

@@ -15,24 +15,24 @@
 // step lists the memories it reads or writes, so the plan needs no liveness noted by hand.
 #include "ops/dnnl/dnnl_executor.h"
 
+#include <omp.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <map>
 #include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <dnnl.hpp>
 #include <functional>
 #include <limits>
+#include <map>
 #include <memory>
 #include <optional>
 #include <span>
 #include <string>
 #include <string_view>
 #include <utility>
-
-#include <omp.h>
 
 #include "cae/error.h"
 #include "ops/dnnl/join_kernel.h"
@@ -776,8 +776,14 @@ bool DnnlExecutor::build_own_winograd(int i) {
   }
   const Md dst_md(dst_dims, f32, *tag);
   // Checked before anything is added: a false return leaves the op to build_conv.
-  const WinogradGeom g{net_.batch, op.in.c, op.out.c, op.in.h, op.in.w,
-                       op.act == Activation::relu, own_winograd_tile(op), lanes};
+  const WinogradGeom g{net_.batch,
+                       op.in.c,
+                       op.out.c,
+                       op.in.h,
+                       op.in.w,
+                       op.act == Activation::relu,
+                       own_winograd_tile(op),
+                       lanes};
   if (!dnnl_backend::winograd_supported(g)) {
     note_fallback(i, "no Winograd kernel of ours for " + std::to_string(lanes) +
                          "-channel blocks here: oneDNN's direct kernel");
@@ -806,10 +812,10 @@ bool DnnlExecutor::build_own_winograd(int i) {
     s.kernel = std::move(kernel);
     return s;
   };
-  op_fwd_[i].push_back(step("forward (winograd)", {have, weights, dst},
-                            [&plan, have, weights, bias, dst, ptr, maybe] {
-    dnnl_backend::winograd_forward(plan, ptr(have), ptr(weights), maybe(bias), ptr(dst));
-  }));
+  op_fwd_[i].push_back(step(
+      "forward (winograd)", {have, weights, dst}, [&plan, have, weights, bias, dst, ptr, maybe] {
+        dnnl_backend::winograd_forward(plan, ptr(have), ptr(weights), maybe(bias), ptr(dst));
+      }));
 
   // Backward: the ReLU's gradient on d(dst) in place (oneDNN's eltwise, from the saved output)
   // unless the pool after it applies it; then the weights' and the input's gradients.
@@ -833,9 +839,8 @@ bool DnnlExecutor::build_own_winograd(int i) {
                                   plan, ptr(have), ptr(d_dst), ptr(d_weights), maybe(d_bias));
                             }));
   const memory target = diff_input_of(i);
-  data_grad_steps(i).push_back(
-      step("backward data (winograd)", {d_dst, weights, target},
-           [&plan, d_dst, weights, target, ptr] {
+  data_grad_steps(i).push_back(step(
+      "backward data (winograd)", {d_dst, weights, target}, [&plan, d_dst, weights, target, ptr] {
         dnnl_backend::winograd_backward_data(plan, ptr(d_dst), ptr(weights), ptr(target));
       }));
   return true;
@@ -1023,9 +1028,8 @@ void DnnlExecutor::build_join(int i) {
   const float sign = op.kind == OpKind::sub ? -1.f : 1.f;
   const ConcatPlan* plan = nullptr;
   if (op.kind == OpKind::concat)
-    plan = &concat_plans_.emplace_back(ConcatPlan{*blocked_view(xs.get_desc()),
-                                                  *blocked_view(ys.get_desc()),
-                                                  *blocked_view(z_md)});
+    plan = &concat_plans_.emplace_back(ConcatPlan{
+        *blocked_view(xs.get_desc()), *blocked_view(ys.get_desc()), *blocked_view(z_md)});
   const char* impl = op.kind == OpKind::concat ? "cae:concat" : "cae:add";
   Step fwd;
   fwd.op = i;
@@ -1048,8 +1052,8 @@ void DnnlExecutor::build_join(int i) {
   dact_.push_back(d_dst);
   Step after;
   const memory d_x = converted_output(diff_input_of(i), xs.get_desc(), after, i);
-  const memory d_y = planned_memory(ys.get_desc(), "d " + other_name + " from op " +
-                                                       std::to_string(i) + " (skip)");
+  const memory d_y = planned_memory(
+      ys.get_desc(), "d " + other_name + " from op " + std::to_string(i) + " (skip)");
   Step bwd;
   bwd.op = i;
   bwd.name = "backward";
@@ -1190,9 +1194,8 @@ void DnnlExecutor::make_memory_plan() {
 
   std::vector<int> order(plan_.rows.size());
   for (int k = 0; k < int(order.size()); ++k) order[k] = k;
-  std::ranges::stable_sort(order, [&](int a, int b) {
-    return plan_.rows[a].first < plan_.rows[b].first;
-  });
+  std::ranges::stable_sort(order,
+                           [&](int a, int b) { return plan_.rows[a].first < plan_.rows[b].first; });
   struct Buffer {
     std::size_t bytes = 0;
     int busy_until = -1;  // the last step of the spans it holds
@@ -1445,16 +1448,16 @@ std::string format_dnnl_plan(const DnnlPlan& plan) {
                     std::to_string(plan.input_grad_steps) + " input gradient\n";
   for (const std::string& r : plan.rewrites) out += "rewrite: " + r + "\n";
   char line[256];
-  std::snprintf(line, sizeof line, "%-36s %12s %6s %6s %7s\n", "memory", "bytes", "first",
-                "last", "buffer");
+  std::snprintf(line, sizeof line, "%-36s %12s %6s %6s %7s\n", "memory", "bytes", "first", "last",
+                "buffer");
   out += line;
   const int end = plan.forward_steps + plan.backward_steps + plan.input_grad_steps;
   for (const DnnlPlanRow& r : plan.rows) {
     const std::string last = r.last >= end ? "end" : std::to_string(r.last);
     char buffer[16] = "none";
     if (r.buffer >= 0) std::snprintf(buffer, sizeof buffer, "B%d", r.buffer);
-    std::snprintf(line, sizeof line, "%-36s %12zu %6d %6s %7s\n", r.what.c_str(), r.bytes,
-                  r.first, last.c_str(), buffer);
+    std::snprintf(line, sizeof line, "%-36s %12zu %6d %6s %7s\n", r.what.c_str(), r.bytes, r.first,
+                  last.c_str(), buffer);
     out += line;
   }
   std::size_t total = 0;

@@ -42,7 +42,7 @@ class RefExecutor final : public Executor {
       const OpDesc& op = net_.ops[k];
       const float* in = k ? acts_[k - 1].data() : x;
       float* out = acts_[k].data();
-      const float* other = !is_join(op.kind)                ? nullptr
+      const float* other = !is_join(op.kind)               ? nullptr
                            : op.other == OpDesc::kNetInput ? x
                                                            : acts_[op.other].data();
       switch (op.kind) {
