@@ -5,6 +5,7 @@ cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 scripts/setup-data.sh
 scripts/build.sh
+scripts/setup-ort.sh  # ONNX Runtime for the export tests (npm, into build/ort)
 scripts/check-deps.sh  # a fresh build, under strace, reads only what install-deps installs
 build=${BUILD_DIR:-build}
 # Once per instruction-set tier the machine has (src/core/isa.h): natively, and, where the CPU

@@ -134,4 +134,50 @@ inline NetDesc seed_tconv_net(int batch) {
   return net;
 }
 
+// concat, add or sub of `in` (the previous op's output) with activation `other` of dims y.
+inline OpDesc join(OpKind kind, Dims in, int other, Dims y) {
+  OpDesc op;
+  op.kind = kind;
+  op.in = in;
+  op.other = other;
+  op.out = kind == OpKind::concat ? Dims{in.c + y.c, in.h, in.w} : in;
+  return op;
+}
+
+// The seed with each encoder activation concatenated into the decoder after the resize that
+// brings it back to its size (the unet preset, written out by hand).
+inline NetDesc unet_net(int batch, int width = 1) {
+  const Activation relu = Activation::relu;
+  std::vector<OpDesc> ops;
+  auto add = [&](OpDesc op) { ops.push_back(op); };
+  auto skip = [&](int k) { add(join(OpKind::concat, ops.back().out, k, ops[k].out)); };
+  add(conv({1, 28, 28}, 32 * width, 3, 1, true, relu));  // 0: e1
+  add(maxpool_same(ops.back().out));
+  add(conv(ops.back().out, 32 * width, 3, 1, true, relu));  // 2: e2
+  add(maxpool_same(ops.back().out));
+  add(conv(ops.back().out, 16 * width, 3, 1, true, relu));  // 4: e3
+  add(maxpool_same(ops.back().out));
+  add(resize(ops.back().out, 7, 7));
+  skip(4);
+  add(conv(ops.back().out, 16 * width, 3, 1, true, relu));
+  add(resize(ops.back().out, 14, 14));
+  skip(2);
+  add(conv(ops.back().out, 32 * width, 3, 1, true, relu));
+  add(resize(ops.back().out, 28, 28));
+  skip(0);
+  add(conv(ops.back().out, 32 * width, 3, 1, true, relu));
+  add(conv(ops.back().out, 1, 3, 1, true, Activation::none));
+  return chain(batch, {1, 28, 28}, ops);
+}
+
+// DnCNN-like: five ReLU convs at full size, a conv to the input's channels, the input minus it.
+inline NetDesc residual_net(int batch, Dims input = {1, 28, 28}) {
+  std::vector<OpDesc> ops;
+  ops.push_back(conv(input, 32, 3, 1, true, Activation::relu));
+  for (int k = 0; k < 4; ++k) ops.push_back(conv(ops.back().out, 32, 3, 1, true, Activation::relu));
+  ops.push_back(conv(ops.back().out, input.c, 3, 1, true, Activation::none));
+  ops.push_back(join(OpKind::sub, ops.back().out, OpDesc::kNetInput, input));
+  return chain(batch, input, ops);
+}
+
 }  // namespace cae::ops::test_nets

@@ -208,6 +208,40 @@ inline std::vector<Case> shared_op_cases() {
       chain(3, {1, 5, 5}, {tconv_same({1, 5, 5}, 16, 3, 2, A::sigmoid, false)}));
   add("tconv_16to16_4to7",
       chain(3, {16, 4, 4}, {tconv({16, 4, 4}, 16, 3, 2, {1, 1}, {1, 1}, A::relu)}));
+  // Joins (skip connections): blocked operands in whole blocks, a channel-padded operand (both
+  // reordered to nchw on the dnnl backend), the plain input joined to a blocked activation, add and
+  // sub, and one activation read by two joins and by the pool after it.
+  {
+    const OpDesc a = conv({3, 8, 8}, 16, 3, 1, true, A::relu),
+                 b = conv(a.out, 16, 3, 1, true, A::none);
+    add("concat_blocked", chain(3, a.in,
+                                {a, b, join(OpKind::concat, b.out, 0, a.out),
+                                 conv({32, 8, 8}, 3, 3, 1, true, A::none)}));
+    const OpDesc c = conv({3, 6, 6}, 5, 3, 1, true, A::relu),
+                 d = conv(c.out, 3, 1, 1, true, A::none);
+    add("concat_channel_padded", chain(2, c.in,
+                                       {c, d, join(OpKind::concat, d.out, 0, c.out),
+                                        conv({8, 6, 6}, 3, 3, 1, true, A::none)}));
+    const OpDesc e = conv({1, 7, 7}, 32, 3, 1, true, A::relu),
+                 f = conv(e.out, 32, 3, 1, true, A::relu);
+    add("concat_input_after_blocked", chain(2, e.in,
+                                            {e, f, join(OpKind::concat, f.out, -1, e.in),
+                                             conv({33, 7, 7}, 1, 3, 1, true, A::none)}));
+    add("add_skip",
+        chain(3, a.in,
+              {a, b, join(OpKind::add, b.out, 0, a.out), conv(b.out, 3, 3, 1, true, A::none)}));
+    const OpDesc g = conv({1, 9, 9}, 16, 3, 1, true, A::relu),
+                 h = conv(g.out, 1, 3, 1, true, A::none);
+    add("sub_input_last", chain(3, g.in, {g, h, join(OpKind::sub, h.out, -1, g.in)}));
+    const OpDesc p = maxpool_same(a.out), q = conv(p.out, 16, 3, 1, true, A::relu),
+                 r = resize(q.out, 8, 8);
+    const OpDesc cat = join(OpKind::concat, r.out, 0, a.out),
+                 s2 = conv(cat.out, 16, 3, 1, true, A::none);
+    add("two_joins_read_a_pooled_activation",
+        chain(2, a.in,
+              {a, p, q, r, cat, s2, join(OpKind::add, s2.out, 0, a.out),
+               conv(a.out, 3, 3, 1, true, A::none)}));
+  }
   return cases;
 }
 

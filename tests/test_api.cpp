@@ -177,3 +177,39 @@ TEST(Api, Errors) {
   EXPECT_EQ(flat.denoise(std::span<const float>(std::vector<float>(kMnist.size(), 0.5f)), 1).size(),
             kMnist.size());
 }
+
+// Graph models (skip connections, a global residual) run whole: denoise matches the engine.
+// Where the decoder reads encoder activations there is no latent code to decode alone; a skip
+// inside the decoder keeps it.
+TEST(Api, GraphModelsDenoiseAndSayWhenThereIsNoLatentCode) {
+  const ops::Dims d{1, 12, 12};
+  for (const char* preset : {"unet", "residual"}) {
+    const nn::Model model = test::random_model(nn::preset_spec(preset), d, nn::LossKind::bce, 4);
+    const Autoencoder ae = Autoencoder::load(save(model, "g.cae"));
+    const auto x = test::random_floats(3 * d.size(), 30, 0.f, 1.f);
+    const auto y = ae.denoise(std::span<const float>(x), 3);
+    EXPECT_LT(test::max_abs_diff(y, test::model_images(model, ops::Backend::ref, x, 3)), 1e-5f)
+        << preset;
+  }
+  const Autoencoder unet = Autoencoder::load(
+      save(test::random_model(nn::preset_spec("unet"), d, nn::LossKind::bce, 5), "u.cae"));
+  try {
+    (void)unet.latent_shape();
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_THAT(e.what(), HasSubstr("skip connections"));
+  }
+  const std::vector<float> x(d.size(), 0.5f);
+  EXPECT_THROW((void)unet.encode(std::span<const float>(x), 1), Error);
+
+  const nn::Model inner = test::random_model(
+      "conv 8 relu; pool; resize mirror; conv 8 relu as a; conv 8 relu; add a; conv channels", d,
+      nn::LossKind::bce, 6);
+  const Autoencoder ae = Autoencoder::load(save(inner, "i.cae"));
+  EXPECT_EQ(ae.latent_shape(), (Shape{8, 6, 6}));
+  const auto images = test::random_floats(2 * d.size(), 31, 0.f, 1.f);
+  const auto codes = ae.encode(std::span<const float>(images), 2);
+  EXPECT_LT(test::max_abs_diff(ae.decode(std::span<const float>(codes), 2),
+                               ae.denoise(std::span<const float>(images), 2)),
+            1e-5f);
+}

@@ -78,6 +78,47 @@ TEST(Cli, TrainInfoShowDenoise) {
   EXPECT_THAT(r.output, HasSubstr("resuming at epoch 3 of 3"));
 }
 
+// A graph model (skip connections) through every command: train, info with its memory plan,
+// denoise in tiles (an image larger than the model's 12x12), export; a bad join in --spec is one
+// clear line naming the token.
+TEST(Cli, GraphModelTrainsDenoisesInTilesAndPrintsItsPlan) {
+  const std::string dir = test::scratch_dir();
+  std::filesystem::create_directories(dir + "/ds");
+  data::write_idx_images(dir + "/ds/train-images-idx3-ubyte", binary_noise_images(20, 12, 1));
+  data::write_idx_images(dir + "/ds/t10k-images-idx3-ubyte", binary_noise_images(10, 12, 2));
+  Result t = run("train --dataset " + dir +
+                 "/ds --preset unet --epochs 1 --batch 10 --threads 1 "
+                 "--out " +
+                 dir + "/run");
+  ASSERT_EQ(t.status, 0) << t.output;
+  Result info = run("info " + dir + "/run/model.cae --plan --batch 10");
+  ASSERT_EQ(info.status, 0) << info.output;
+  EXPECT_THAT(info.output, HasSubstr("concat e1"));
+  EXPECT_THAT(info.output, HasSubstr("memory plan (dnnl, batch 10"));
+  EXPECT_THAT(info.output, HasSubstr("d act 0 from op 13 (skip)"));
+  EXPECT_THAT(info.output, HasSubstr("total: "));
+
+  data::Image big;
+  big.h = 29;
+  big.w = 17;
+  big.pixels.assign(std::size_t(big.h) * big.w, 90);
+  data::write_png(dir + "/big.png", big);
+  Result dn = run("denoise -m " + dir + "/run/model.cae " + dir + "/big.png -o " + dir + "/out");
+  ASSERT_EQ(dn.status, 0) << dn.output;
+  EXPECT_EQ(data::read_png(dir + "/out/big.png").h, 29);
+  Result ex = run("export " + dir + "/run/model.cae -o " + dir + "/unet.onnx");
+  ASSERT_EQ(ex.status, 0) << ex.output;
+
+  Result bad = run("train --dataset " + dir +
+                   "/ds --spec 'conv 8 as a; pool; conv 8; concat a; "
+                   "conv channels' --epochs 1 --batch 10 --out " +
+                   dir + "/bad");
+  EXPECT_EQ(bad.status, 1) << bad.output;
+  EXPECT_THAT(bad.output, ::testing::StartsWith("cae: error: "));
+  EXPECT_THAT(bad.output, HasSubstr("token 'a'"));
+  EXPECT_EQ(std::count(bad.output.begin(), bad.output.end(), '\n'), 1) << bad.output;
+}
+
 TEST(Cli, BadInputEndsInOneClearMessage) {
   const std::string dir = test::scratch_dir();
   {
@@ -123,7 +164,8 @@ TEST(Cli, UsageErrorsAreOneLineAndExitTwo) {
       {"train --limit -3", "--limit: value -3 is below 0" + see_train},
       {"train --seed abc", "--seed: 'abc' is not a non-negative integer" + see_train},
       {"train --backend frob", "--backend: 'frob' is not one of dnnl, ref, cuda" + see_train},
-      {"train --preset frob", "--preset: 'frob' is not one of seed, seed-tconv" + see_train},
+      {"train --preset frob",
+       "--preset: 'frob' is not one of residual, seed, seed-tconv, unet, unet-wide" + see_train},
       {"denoise -m a.cae -o out --depth 12",
        "--depth: value 12 is not one of 8, 16 (see 'cae denoise --help')"},
       // unknown options and arguments

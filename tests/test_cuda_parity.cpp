@@ -488,6 +488,18 @@ TEST(CudaNetParity, SeedTconvBatch3) {
   expect_parity(Backend::cuda, seed_tconv_net(3), 104);
 }
 
+// Skip connections and the global residual: the joins, and the skips' gradients summed into
+// the chain's (the join cases of shared_op_cases run op by op above).
+TEST(CudaNetParity, UnetBatch3) {
+  REQUIRE_GPU();
+  expect_parity(Backend::cuda, unet_net(3), 106);
+}
+
+TEST(CudaNetParity, ResidualBatch3) {
+  REQUIRE_GPU();
+  expect_parity(Backend::cuda, residual_net(3), 108);
+}
+
 TEST(CudaExecutor, CanonicalRoundTripAndRepeatedStepsAreExact) {
   REQUIRE_GPU();
   const NetDesc net = seed_net(4);

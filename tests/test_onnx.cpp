@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 #include <onnx/onnx_pb.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -104,6 +105,86 @@ TEST(OnnxExport, EveryLayerOptionMatchesOpenCv) {
   expect_parity(test::random_model(spec, ops::Dims{2, 13, 13}, nn::LossKind::mse, 5));
   expect_parity(test::random_model("pool valid\nresize 9x9\nconv channels\n", ops::Dims{1, 9, 9},
                                    nn::LossKind::bce, 6));
+}
+
+TEST(OnnxExport, GraphPresetsMatchOpenCv) {
+  // Skip connections as Concat along channels (unet, unet-wide), the input minus the predicted
+  // noise as Sub (residual); and at odd RGB sizes, where each skip meets a non-integer resize.
+  for (const char* preset : {"unet", "unet-wide", "residual"})
+    expect_parity(test::random_model(nn::preset_spec(preset), kMnist, nn::LossKind::bce, 20));
+  expect_parity(
+      test::random_model(nn::preset_spec("unet"), ops::Dims{3, 30, 21}, nn::LossKind::mse, 21));
+}
+
+TEST(OnnxExport, EveryJoinMatchesOpenCv) {
+  // Add of two activations, the input added to the logits, Concat with the input itself.
+  const std::string spec =
+      "conv 4 relu as a; conv 4; add a; concat input; conv 4 relu; conv channels; add input";
+  expect_parity(test::random_model(spec, ops::Dims{2, 9, 7}, nn::LossKind::bce, 22));
+  const onnx::ModelProto proto =
+      parse(io::encode_onnx(test::random_model(spec, ops::Dims{2, 9, 7}, nn::LossKind::bce, 22)));
+  std::map<std::string, int> types;
+  for (const auto& node : proto.graph().node()) ++types[node.op_type()];
+  EXPECT_EQ(types["Add"], 2);
+  EXPECT_EQ(types["Concat"], 1);
+}
+
+// ONNX Runtime, the runtime a user would deploy, on every preset's export and on every join:
+// through tests/ort_run.js and npm's onnxruntime-node (scripts/setup-ort.sh puts it in
+// build/ort; CAE_ORT_DIR elsewhere). Batch 1 and 3, within 1e-4 of cae.
+TEST(OnnxRuntime, EveryPresetAndJoinMatchesCae) {
+  const char* env = std::getenv("CAE_ORT_DIR");
+  const std::string ort_dir = env ? env : std::string(CAE_BINARY_DIR) + "/ort";
+  if (!std::filesystem::exists(ort_dir + "/node_modules/onnxruntime-node/package.json"))
+    GTEST_SKIP() << "ONNX Runtime (npm onnxruntime-node) is not in " << ort_dir
+                 << ": scripts/setup-ort.sh installs it";
+  if (std::system("node --version >/dev/null 2>&1") != 0) GTEST_SKIP() << "node is missing";
+  const std::string dir = test::scratch_dir();
+  struct Job {
+    nn::Model model;
+    int batch;
+    std::vector<float> x;
+  };
+  std::vector<Job> jobs;
+  int seed = 40;
+  auto add = [&](const std::string& spec, ops::Dims d, nn::LossKind loss) {
+    nn::Model model = test::random_model(spec, d, loss, seed++);
+    for (int batch : {1, 3})
+      jobs.push_back(
+          {model, batch, test::random_floats(std::size_t(batch) * d.size(), seed++, 0.f, 1.f)});
+  };
+  for (const std::string& preset : nn::preset_names())
+    add(nn::preset_spec(preset), kMnist, nn::LossKind::bce);
+  add("conv 4 relu as a; conv 4; add a; concat input; conv 4 relu; conv channels; sub input",
+      ops::Dims{2, 9, 7}, nn::LossKind::mse);
+  add(nn::preset_spec("unet"), ops::Dims{3, 30, 21}, nn::LossKind::bce);
+  std::ofstream list(dir + "/jobs.txt");
+  for (std::size_t j = 0; j < jobs.size(); ++j) {
+    const std::string base = dir + "/job" + std::to_string(j);
+    const std::vector<std::uint8_t> onnx = io::encode_onnx(jobs[j].model);
+    std::ofstream(base + ".onnx", std::ios::binary)
+        .write(reinterpret_cast<const char*>(onnx.data()), std::streamsize(onnx.size()));
+    std::ofstream(base + ".in", std::ios::binary)
+        .write(reinterpret_cast<const char*>(jobs[j].x.data()),
+               std::streamsize(jobs[j].x.size() * sizeof(float)));
+    const ops::Dims d = jobs[j].model.input();
+    list << base << ".onnx " << base << ".in " << jobs[j].batch << " " << d.c << " " << d.h << " "
+         << d.w << " " << base << ".out\n";
+  }
+  list.close();
+  const std::string command = "node " + std::string(CAE_SOURCE_DIR) + "/tests/ort_run.js " +
+                              ort_dir + " " + dir + "/jobs.txt";
+  ASSERT_EQ(std::system(command.c_str()), 0) << command;
+  for (std::size_t j = 0; j < jobs.size(); ++j) {
+    std::ifstream in(dir + "/job" + std::to_string(j) + ".out", std::ios::binary);
+    std::vector<float> theirs(jobs[j].x.size());
+    in.read(reinterpret_cast<char*>(theirs.data()), std::streamsize(theirs.size() * sizeof(float)));
+    ASSERT_EQ(in.gcount(), std::streamsize(theirs.size() * sizeof(float))) << "job " << j;
+    const std::vector<float> ours =
+        test::model_images(jobs[j].model, ops::Backend::dnnl, jobs[j].x, jobs[j].batch);
+    EXPECT_LT(test::max_abs_diff(ours, theirs), 1e-4f)
+        << "job " << j << " (" << jobs[j].model.arch().text << "), batch " << jobs[j].batch;
+  }
 }
 
 TEST(OnnxExport, GraphContract) {

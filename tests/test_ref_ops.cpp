@@ -83,6 +83,15 @@ class NetBuilder {
     return push(op);
   }
 
+  // concat, add or sub of the last output with activation `other` (-1: the input).
+  NetBuilder& join(OpKind kind, int other) {
+    OpDesc op = start(kind, 1, 1);
+    op.other = other;
+    const Dims y = net_.act_dims(other);
+    op.out = kind == OpKind::concat ? Dims{op.in.c + y.c, op.in.h, op.in.w} : op.in;
+    return push(op);
+  }
+
   NetDesc net() const { return net_; }
 
  private:
@@ -574,6 +583,81 @@ TEST(RefGradient, SmallAutoencoderChain) {
                           .eltwise(OpKind::sigmoid)
                           .net();
   expect_gradients_match(net);
+}
+
+// Joins: each operand's gradient, the skip's summed into the chain's at the activation it reads.
+TEST(RefGradient, ConcatAfterConvs) {
+  expect_gradients_match(NetBuilder(2, {2, 5, 4})
+                             .conv(3, 3, 1, true, relu)
+                             .conv(4, 3, 1, true, none)
+                             .join(OpKind::concat, 0)
+                             .conv(2, 3, 1, true, none)
+                             .net());
+}
+TEST(RefGradient, ConcatWithTheInput) {
+  expect_gradients_match(NetBuilder(2, {2, 4, 4})
+                             .conv(3, 3, 1, true, sigmoid)
+                             .conv(3, 1, 1, true, none)
+                             .join(OpKind::concat, -1)
+                             .conv(1, 3, 1, true, none)
+                             .net());
+}
+TEST(RefGradient, AddSkip) {
+  expect_gradients_match(NetBuilder(2, {3, 5, 5})
+                             .conv(3, 3, 1, true, none)
+                             .conv(3, 3, 1, true, relu)
+                             .join(OpKind::add, 0)
+                             .conv(3, 1, 1, true, none)
+                             .net());
+}
+TEST(RefGradient, SubFromTheInputAsTheLastOp) {
+  expect_gradients_match(NetBuilder(2, {1, 6, 5})
+                             .conv(4, 3, 1, true, relu)
+                             .conv(1, 3, 1, true, none)
+                             .join(OpKind::sub, -1)
+                             .net());
+}
+TEST(RefGradient, UnetInMiniatureTwoReadersOfOneActivation) {
+  // e0 is read by the pool after it and by two joins (concat and add), with a 7 -> 4 -> 7 trip.
+  const NetDesc net = NetBuilder(2, {1, 7, 7})
+                          .conv(2, 3, 1, true, relu)  // 0: e0
+                          .maxpool_same(2, 2)
+                          .conv(2, 3, 1, true, relu)
+                          .resize(7, 7)
+                          .join(OpKind::concat, 0)  // 4
+                          .conv(2, 3, 1, true, none)
+                          .join(OpKind::add, 0)  // 6
+                          .conv(1, 3, 1, true, none)
+                          .net();
+  expect_gradients_match(net);
+}
+
+TEST(RefJoin, ForwardValues) {
+  // Per image: x = {1, 2 | 3, 4} (2 channels of 1x2 after a k1 conv that copies), y = input.
+  OpDesc copy;
+  copy.kind = OpKind::conv;
+  copy.in = copy.out = {1, 1, 2};
+  copy.bias = false;
+  NetDesc net{2, {1, 1, 2}, {copy}};
+  OpDesc twice = copy;
+  net.ops.push_back(twice);
+  OpDesc cat;
+  cat.kind = OpKind::concat;
+  cat.in = {1, 1, 2};
+  cat.out = {2, 1, 2};
+  cat.other = -1;
+  net.ops.push_back(cat);
+  auto ex = make_ref_executor(net);
+  ex->params()[0] = 2.f;  // op 0: x * 2
+  ex->params()[1] = 3.f;  // op 1: x * 6
+  const std::vector<float> x = {1, 2, 3, 4};
+  expect_values(run_forward(*ex, x), {6, 12, 1, 2, 18, 24, 3, 4});
+  net.ops[2].kind = OpKind::sub;
+  net.ops[2].out = {1, 1, 2};
+  auto sub = make_ref_executor(net);
+  sub->params()[0] = 2.f;
+  sub->params()[1] = 3.f;
+  expect_values(run_forward(*sub, x), {-5, -10, -15, -20});
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@
 #include "nn/spec.h"
 
 using namespace cae;
+using ::testing::AllOf;
 using ::testing::HasSubstr;
 
 namespace {
@@ -142,4 +143,101 @@ TEST(Spec, ShapesThatCannotWorkAreRefused) {
               HasSubstr("cannot produce 9x9"));
   EXPECT_THROW(nn::preset_spec("nope"), Error);
   EXPECT_THROW(nn::build_net(nn::parse_spec("conv 3"), {1, 8, 8}, 0), Error);
+}
+
+// ---- graph specs: named activations and joins ----
+
+std::size_t param_count(const ops::NetDesc& net) {
+  std::size_t n = 0;
+  for (const ops::ParamInfo& info : ops::param_infos(net)) n += info.size();
+  return n;
+}
+
+TEST(Spec, UnetPresetConcatenatesEachEncoderOutputAtItsSize) {
+  const ops::NetDesc net = nn::build_net(nn::parse_spec(nn::preset_spec("unet")), {1, 28, 28}, 1);
+  ASSERT_EQ(net.ops.size(), 16u);
+  // concat e3 after the 4 -> 7 resize: 16 + 16 channels at 7x7, reading conv 3 (op 4).
+  EXPECT_EQ(net.ops[7].kind, ops::OpKind::concat);
+  EXPECT_EQ(net.ops[7].other, 4);
+  EXPECT_EQ(net.ops[7].out, (ops::Dims{32, 7, 7}));
+  EXPECT_EQ(net.ops[10].other, 2);
+  EXPECT_EQ(net.ops[10].out, (ops::Dims{48, 14, 14}));
+  EXPECT_EQ(net.ops[13].other, 0);
+  EXPECT_EQ(net.ops[13].out, (ops::Dims{64, 28, 28}));
+  EXPECT_EQ(net.ops.back().out, (ops::Dims{1, 28, 28}));
+  // The seed's 30,689 parameters plus the skips' input channels: 3x3 convs 32 -> 16 (+2,304),
+  // 48 -> 32 (+9,216), 64 -> 32 (+9,216).
+  EXPECT_EQ(param_count(nn::build_net(nn::parse_spec(nn::preset_spec("seed")), {1, 28, 28}, 1)),
+            30689u);
+  EXPECT_EQ(param_count(net), 30689u + 2304 + 9216 + 9216);
+  // Any input size, as the seed: 30x21x3 -> 4x3 -> 30x21x3, the skips at every size.
+  const ops::NetDesc odd = nn::build_net(nn::parse_spec(nn::preset_spec("unet")), {3, 30, 21}, 2);
+  EXPECT_EQ(odd.ops[13].out, (ops::Dims{64, 30, 21}));
+  EXPECT_EQ(odd.ops.back().out, (ops::Dims{3, 30, 21}));
+}
+
+TEST(Spec, ResidualPresetSubtractsItsOutputFromTheInput) {
+  const ops::NetDesc net =
+      nn::build_net(nn::parse_spec(nn::preset_spec("residual")), {1, 28, 28}, 1);
+  EXPECT_EQ(net.ops.back().kind, ops::OpKind::sub);
+  EXPECT_EQ(net.ops.back().other, ops::OpDesc::kNetInput);
+  for (const ops::OpDesc& op : net.ops) EXPECT_EQ(op.out.h, 28);  // full resolution throughout
+  const ops::NetDesc wide =
+      nn::build_net(nn::parse_spec(nn::preset_spec("unet-wide")), {1, 28, 28}, 1);
+  EXPECT_EQ(wide.ops[13].out, (ops::Dims{128, 28, 28}));
+}
+
+TEST(Spec, NamesAndJoinsOnOneLineAndBackThroughFormatSpec) {
+  const std::string text =
+      "conv 8 relu as a; pool; conv 8 relu; resize mirror; concat a; conv 4 as b; add input;"
+      " sub b; conv channels";
+  const nn::Architecture arch = nn::parse_spec(text);
+  const ops::NetDesc net = nn::build_net(arch, {4, 6, 5}, 2);
+  EXPECT_EQ(net.ops[4].other, 0);
+  EXPECT_EQ(net.ops[4].out, (ops::Dims{16, 6, 5}));
+  EXPECT_EQ(net.ops[6].kind, ops::OpKind::add);
+  EXPECT_EQ(net.ops[6].other, ops::OpDesc::kNetInput);
+  EXPECT_EQ(net.ops[7].kind, ops::OpKind::sub);
+  EXPECT_EQ(net.ops[7].other, 5);
+  const nn::Architecture again = nn::parse_spec(nn::format_spec(arch));
+  EXPECT_EQ(nn::format_spec(again), nn::format_spec(arch));
+  const ops::NetDesc net2 = nn::build_net(again, {4, 6, 5}, 2);
+  for (std::size_t i = 0; i < net.ops.size(); ++i) {
+    EXPECT_EQ(net2.ops[i].other, net.ops[i].other);
+    EXPECT_EQ(net2.ops[i].out, net.ops[i].out);
+  }
+  EXPECT_THAT(nn::format_spec(arch), HasSubstr("conv 8 k3 s1 same relu as a\n"));
+  EXPECT_THAT(nn::format_spec(arch), HasSubstr("\nconcat a\n"));
+}
+
+TEST(Spec, BadJoinsNameTheLineAndTheToken) {
+  EXPECT_THAT(error_of("conv 8\nconv 8\nconcat e9"),
+              AllOf(HasSubstr("line 3, token 'e9'"), HasSubstr("unknown name"),
+                    HasSubstr("named so far: input")));
+  EXPECT_THAT(
+      error_of("conv 8\nconv 8\nadd e1\nconv 8 as e1"),
+      AllOf(HasSubstr("line 3, token 'e1'"), HasSubstr("named on line 4"), HasSubstr("cycle")));
+  EXPECT_THAT(error_of("conv 8\nconv 8\nadd e1 as e1"),
+              AllOf(HasSubstr("token 'e1'"), HasSubstr("by this join itself"), HasSubstr("cycle")));
+  EXPECT_THAT(error_of("conv 8 as a\nconcat a"),
+              AllOf(HasSubstr("line 2, token 'a'"), HasSubstr("the layer just before")));
+  EXPECT_THAT(error_of("conv 8 as a; conv 8 as a"),
+              AllOf(HasSubstr("token 'a'"), HasSubstr("named twice")));
+  EXPECT_THAT(error_of("conv 8 as input"), HasSubstr("token 'input'"));
+  EXPECT_THAT(error_of("conv 8 as 1x"), HasSubstr("token '1x'"));
+  EXPECT_THAT(error_of("conv 8 as"), HasSubstr("token 'as'"));
+  EXPECT_THAT(error_of("conv 8 as a b"), HasSubstr("token 'as'"));
+  EXPECT_THAT(error_of("concat"), HasSubstr("needs exactly one operand"));
+  EXPECT_THAT(error_of("conv 8\nconcatt a"), HasSubstr("line 2, token 'concatt'"));
+}
+
+TEST(Spec, JoinsOfMismatchedShapesAreRefusedNamingTheToken) {
+  EXPECT_THAT(
+      build_error_of("conv 8 as a; pool; conv 8; concat a", {1, 8, 8}),
+      AllOf(HasSubstr("line 1"), HasSubstr("token 'a'"), HasSubstr("8x8x8"), HasSubstr("4x4x8")));
+  EXPECT_THAT(build_error_of("conv 8 as a\nconv 4\nadd a", {1, 8, 8}),
+              AllOf(HasSubstr("line 3"), HasSubstr("token 'a'"), HasSubstr("differs")));
+  EXPECT_THAT(build_error_of("conv 8; conv 4; add input", {1, 8, 8}), HasSubstr("token 'input'"));
+  // The same spec builds where the shapes agree: shapes are resolved from the data.
+  EXPECT_EQ(build_error_of("conv 8 as a; pool; resize mirror; concat a", {1, 8, 8}), "(no error)");
 }

@@ -53,7 +53,8 @@ class Autoencoder {
 
   // Ensures the shape of the latent code: the activation after the last layer before the first
   // upsampling layer (resize or transposed conv); the seed preset's is 16x4x4 for 28x28 input.
-  // A model without upsampling has no latent code: throws cae::Error.
+  // A model without upsampling, or whose decoder joins encoder activations (skip connections,
+  // as in the unet presets), has no latent code: throws cae::Error. denoise() works on all.
   Shape latent_shape() const;
 
   // Ensures the key/value facts stored with the model: "loss", "corruption" (when recorded),

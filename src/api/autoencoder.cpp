@@ -39,6 +39,7 @@ struct Autoencoder::Impl {
   nn::Model model;
   std::vector<ops::OpDesc> ops;  // the model's ops, shapes resolved (batch-independent)
   int split = -1;                // index of the first upsampling op, -1 when there is none
+  int crossing_join = -1;        // a decoder op joining an encoder activation (a skip), or -1
   std::size_t encoder_params = 0;
   std::mutex mutex;
   std::map<std::pair<Part, int>, std::unique_ptr<ops::Executor>> executors;
@@ -47,6 +48,8 @@ struct Autoencoder::Impl {
     ops = model.net(1).ops;
     for (std::size_t i = 0; i < ops.size() && split < 0; ++i)
       if (is_upsampling(ops[i].kind)) split = int(i);
+    for (int i = std::max(split, 0); split >= 0 && i < int(ops.size()); ++i)
+      if (ops::is_join(ops[i].kind) && ops[i].other < split && crossing_join < 0) crossing_join = i;
     if (split >= 0) {
       ops::NetDesc encoder = part_net(Part::encoder, 1);
       encoder_params = encoder.ops.empty() ? 0 : ops::param_infos(encoder).size();
@@ -62,6 +65,9 @@ struct Autoencoder::Impl {
     const std::size_t end = part == Part::encoder ? split : ops.size();
     net.input = part == Part::decoder ? latent() : model.input();
     net.ops.assign(ops.begin() + begin, ops.begin() + end);
+    // The decoder alone: its joins read its own activations (no crossing_join), renumbered.
+    for (ops::OpDesc& op : net.ops)
+      if (ops::is_join(op.kind)) op.other -= int(begin);
     return net;
   }
 
@@ -143,6 +149,11 @@ Shape Autoencoder::image_shape() const { return shape_of(impl_->model.input()); 
 Shape Autoencoder::latent_shape() const {
   if (impl_->split < 0)
     throw Error("this model has no upsampling layer (resize or tconv), so no latent code");
+  if (impl_->crossing_join >= 0)
+    throw Error("this model's decoder reads encoder activations through skip connections (op " +
+                std::to_string(impl_->crossing_join) + ", " +
+                ops::op_kind_name(impl_->ops[impl_->crossing_join].kind) +
+                "), so its latent code alone cannot be decoded: no latent code");
   return shape_of(impl_->latent());
 }
 

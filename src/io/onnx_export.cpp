@@ -231,10 +231,24 @@ class GraphBuilder {
       case ops::OpKind::sigmoid:
         add_node(graph_, "Sigmoid", name, {x}, out);
         break;
+      case ops::OpKind::concat:
+        add_int(add_node(graph_, "Concat", name, {x, tensor_of(op.other)}, out), "axis", 1);
+        break;
+      case ops::OpKind::add:
+        add_node(graph_, "Add", name, {x, tensor_of(op.other)}, out);
+        break;
+      case ops::OpKind::sub:  // the other operand minus x
+        add_node(graph_, "Sub", name, {tensor_of(op.other), x}, out);
+        break;
       default:
         throw Error(name + ": no ONNX form for this op");
     }
     return out;
+  }
+
+  // The tensor holding activation k: op k's output, or the graph's input.
+  static std::string tensor_of(int k) {
+    return k == ops::OpDesc::kNetInput ? std::string(kOnnxInputName) : "op" + std::to_string(k);
   }
 
   // The runtime batch size as a 1-element int64 tensor, made once: Shape(input)[0:1].

@@ -19,6 +19,21 @@ const std::map<std::string, std::string>& presets() {
        "conv 32 relu\npool\nconv 32 relu\npool\nconv 16 relu\npool\n"
        "resize mirror\nconv 16 relu\nresize mirror\nconv 32 relu\nresize mirror\nconv 32 relu\n"
        "conv channels\n"},
+      // The seed's encoder and decoder, each encoder activation concatenated into the decoder
+      // after the resize that brings it back to its size (U-Net, Ronneberger et al. 2015).
+      {"unet",
+       "conv 32 relu as e1\npool\nconv 32 relu as e2\npool\nconv 16 relu as e3\npool\n"
+       "resize mirror\nconcat e3\nconv 16 relu\nresize mirror\nconcat e2\nconv 32 relu\n"
+       "resize mirror\nconcat e1\nconv 32 relu\nconv channels\n"},
+      {"unet-wide",
+       "conv 64 relu as e1\npool\nconv 64 relu as e2\npool\nconv 32 relu as e3\npool\n"
+       "resize mirror\nconcat e3\nconv 32 relu\nresize mirror\nconcat e2\nconv 64 relu\n"
+       "resize mirror\nconcat e1\nconv 64 relu\nconv channels\n"},
+      // DnCNN-like (Zhang et al. 2017), shallow: a stack at full resolution predicts the noise,
+      // and the logits are the input minus it.
+      {"residual",
+       "conv 32 relu\nconv 32 relu\nconv 32 relu\nconv 32 relu\nconv 32 relu\n"
+       "conv channels\nsub input\n"},
       {"seed-tconv",
        "conv 32 relu\npool\nconv 32 relu\npool\nconv 16 relu\npool\n"
        "tconv 16 s2 mirror relu\ntconv 32 s2 mirror relu\ntconv 32 s2 mirror relu\n"
@@ -61,6 +76,13 @@ bool parse_size(const std::string& token, int& h, int& w) {
          w >= 1 && h <= kMaxSize && w <= kMaxSize;
 }
 
+bool valid_name(const std::string& s) {
+  if (s.empty() || s.size() > 64 || !std::isalpha(static_cast<unsigned char>(s[0]))) return false;
+  return std::ranges::all_of(s, [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-';
+  });
+}
+
 LayerSpec parse_line(const std::vector<std::string>& tokens, int line) {
   LayerSpec layer;
   layer.line = line;
@@ -88,12 +110,23 @@ LayerSpec parse_line(const std::vector<std::string>& tokens, int line) {
       fail(line, tokens[1], "expected 'mirror', HxW or N (sizes from 1 to 65536)");
     }
     return layer;
+  } else if (head == "concat" || head == "add" || head == "sub") {
+    layer.kind = head == "concat" ? LayerKind::concat
+                 : head == "add"  ? LayerKind::add
+                                  : LayerKind::sub;
+    if (tokens.size() != 2)
+      fail(line, head, "needs exactly one operand: the name of an earlier activation ('as NAME')");
+    if (!valid_name(tokens[1]))
+      fail(line, tokens[1], "not a name (a letter, then letters, digits, '_' or '-')");
+    layer.joins = tokens[1];
+    return layer;
   } else if (head == "relu" || head == "sigmoid") {
     layer.kind = head == "relu" ? LayerKind::relu : LayerKind::sigmoid;
     if (tokens.size() > 1) fail(line, tokens[1], "'" + head + "' takes no options");
     return layer;
   } else {
-    fail(line, head, "unknown layer (expected conv, tconv, pool, resize, relu or sigmoid)");
+    fail(line, head,
+         "unknown layer (expected conv, tconv, pool, resize, relu, sigmoid, concat, add or sub)");
   }
 
   const bool is_conv = layer.kind != LayerKind::pool;
@@ -140,6 +173,41 @@ std::string dims_text(ops::Dims d) {
   return std::to_string(d.h) + "x" + std::to_string(d.w) + "x" + std::to_string(d.c);
 }
 
+// Gives every join the layer index of its operand, and rejects what cannot be a chain with
+// skips: an unknown or repeated name, a join with the layer just before it (x itself), a name
+// from a later line or the join's own (a cycle).
+void resolve_names(Architecture& arch) {
+  std::map<std::string, int> defined;  // name -> layer index
+  for (int i = 0; i < int(arch.layers.size()); ++i) {
+    LayerSpec& l = arch.layers[i];
+    if (!l.joins.empty()) {
+      if (l.joins == "input") {
+        l.joins_layer = ops::OpDesc::kNetInput;
+      } else if (auto it = defined.find(l.joins); it != defined.end()) {
+        l.joins_layer = it->second;
+      } else {
+        for (int j = i; j < int(arch.layers.size()); ++j)
+          if (arch.layers[j].name == l.joins)
+            fail(l.line, l.joins,
+                 "is named on line " + std::to_string(arch.layers[j].line) +
+                     (j == i ? ", by this join itself" : ", after this join") +
+                     ": a join reads an earlier activation only (this would be a cycle)");
+        std::string known = "input";
+        for (const auto& [key, _] : defined) known += ", " + key;
+        fail(l.line, l.joins, "unknown name (named so far: " + known + ")");
+      }
+      if (l.joins_layer == i - 1)
+        fail(l.line, l.joins,
+             "is the layer just before, the join's own first operand: name an earlier one");
+    }
+    if (!l.name.empty()) {
+      if (auto [it, fresh] = defined.emplace(l.name, i); !fresh)
+        fail(l.line, l.name,
+             "is named twice (also on line " + std::to_string(arch.layers[it->second].line) + ")");
+    }
+  }
+}
+
 }  // namespace
 
 Architecture parse_spec(const std::string& text) {
@@ -157,10 +225,25 @@ Architecture parse_spec(const std::string& text) {
       std::istringstream words(part);
       std::vector<std::string> tokens;
       for (std::string w; words >> w;) tokens.push_back(w);
-      if (!tokens.empty()) arch.layers.push_back(parse_line(tokens, line_no));
+      if (tokens.empty()) continue;
+      std::string name;
+      if (auto as = std::ranges::find(tokens, "as"); as != tokens.end()) {
+        if (as == tokens.begin()) fail(line_no, "as", "'as NAME' follows a layer");
+        if (as + 2 != tokens.end()) fail(line_no, "as", "'as' ends a line with one name after it");
+        name = *(as + 1);
+        if (!valid_name(name) || name == "input")
+          fail(line_no, name,
+               name == "input" ? "'input' names the net's input already"
+                               : "not a name (a letter, then letters, digits, '_' or '-')");
+        tokens.erase(as, tokens.end());
+      }
+      LayerSpec layer = parse_line(tokens, line_no);
+      layer.name = name;
+      arch.layers.push_back(std::move(layer));
     }
   }
   if (arch.layers.empty()) throw Error("architecture spec is empty: it needs at least one layer");
+  resolve_names(arch);
   return arch;
 }
 
@@ -282,6 +365,31 @@ ops::NetDesc build_net(const Architecture& arch, ops::Dims input, int batch) {
         op.act = ops::Activation::none;
         op.out = cur;
         break;
+      case LayerKind::concat:
+      case LayerKind::add:
+      case LayerKind::sub: {
+        op.kind = l.kind == LayerKind::concat ? ops::OpKind::concat
+                  : l.kind == LayerKind::add  ? ops::OpKind::add
+                                              : ops::OpKind::sub;
+        op.kernel = op.stride = 1;
+        op.act = ops::Activation::none;
+        op.other = l.joins_layer;
+        const ops::Dims y = op.other == ops::OpDesc::kNetInput ? input : net.ops[op.other].out;
+        const bool fits =
+            y.h == cur.h && y.w == cur.w && (l.kind == LayerKind::concat || y.c == cur.c);
+        if (!fits)
+          throw Error(
+              where + "token '" + l.joins + "': its shape " + dims_text(y) +
+              (l.kind == LayerKind::concat ? " has another spatial size than " : " differs from ") +
+              dims_text(cur) + ", the activation it joins");
+        op.out = cur;
+        if (l.kind == LayerKind::concat) {
+          if (std::int64_t(cur.c) + y.c > kMaxSize)
+            throw Error(where + "token '" + l.joins + "': more than 65536 channels");
+          op.out.c = cur.c + y.c;
+        }
+        break;
+      }
     }
     if (op.out.h < 1 || op.out.w < 1)
       throw Error(where + "the output would be empty (" + dims_text(op.out) + ")");
@@ -324,7 +432,11 @@ std::string format_spec(const Architecture& arch) {
       case LayerKind::resize: line = "resize " + size_word(); break;
       case LayerKind::relu: line = "relu"; break;
       case LayerKind::sigmoid: line = "sigmoid"; break;
+      case LayerKind::concat: line = "concat " + l.joins; break;
+      case LayerKind::add: line = "add " + l.joins; break;
+      case LayerKind::sub: line = "sub " + l.joins; break;
     }
+    if (!l.name.empty()) line += " as " + l.name;
     out += line + "\n";
   }
   return out;

@@ -6,6 +6,11 @@
 //   pool [kK] [sS] [same|valid]                                      max pooling (k2 s2 same)
 //   resize mirror|HxW|N                                              nearest neighbour
 //   relu | sigmoid
+//   concat NAME | add NAME | sub NAME          joins: [x ; NAME], x + NAME, NAME - x
+//   any layer line may end in 'as NAME', naming its output; 'input' names the net's input.
+//
+// docs/spec.md has the full grammar. A join reads an activation named on an earlier line, never
+// the line just before it (that is x itself) and never a later one (that would be a cycle).
 //
 // 'channels' is the channel count of the data; 'mirror' is the spatial size that the matching
 // downsampling layer (a pool or a strided conv, matched last-in first-out) received, so that a
@@ -20,7 +25,7 @@
 
 namespace cae::nn {
 
-enum class LayerKind { conv, tconv, pool, resize, relu, sigmoid };
+enum class LayerKind { conv, tconv, pool, resize, relu, sigmoid, concat, add, sub };
 enum class SizeRule { same, valid, mirror, fixed };
 
 struct LayerSpec {
@@ -31,6 +36,9 @@ struct LayerSpec {
   int out_h = 0, out_w = 0;  // SizeRule::fixed
   ops::Activation act = ops::Activation::none;
   bool bias = true;
+  std::string name;   // 'as NAME': this layer's output may be joined later; "" unnamed
+  std::string joins;  // concat/add/sub: the name of the second operand
+  int joins_layer = ops::OpDesc::kNoOperand;  // its layer index, ops::OpDesc::kNetInput: input
   int line = 0;              // where it came from, for messages
 };
 

@@ -17,8 +17,19 @@ const char* op_kind_name(OpKind kind) {
     case OpKind::resize: return "resize";
     case OpKind::relu: return "relu";
     case OpKind::sigmoid: return "sigmoid";
+    case OpKind::concat: return "concat";
+    case OpKind::add: return "add";
+    case OpKind::sub: return "sub";
   }
   return "unknown";
+}
+
+std::vector<std::vector<int>> NetDesc::join_readers() const {
+  std::vector<std::vector<int>> readers(ops.size() + 1);
+  for (int i = 0; i < int(ops.size()); ++i)
+    if (is_join(ops[i].kind) && ops[i].other >= OpDesc::kNetInput && ops[i].other < int(ops.size()))
+      readers[ops[i].other + 1].push_back(i);
+  return readers;
 }
 
 std::size_t ParamInfo::size() const {

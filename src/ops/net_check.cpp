@@ -23,7 +23,7 @@ void check_window(int index, const OpDesc& op) {
 }
 
 // The output dims an op must have, given its input and geometry.
-Dims expected_out(int index, const OpDesc& op) {
+Dims expected_out(int index, const OpDesc& op, Dims other) {
   const Dims in = op.in;
   const int k = op.kernel, s = op.stride;
   const int rows = in.h + op.pad_top + op.pad_bottom, cols = in.w + op.pad_left + op.pad_right;
@@ -48,7 +48,11 @@ Dims expected_out(int index, const OpDesc& op) {
       return {in.c, op.out.h, op.out.w};
     case OpKind::relu:
     case OpKind::sigmoid:
+    case OpKind::add:
+    case OpKind::sub:
       return in;
+    case OpKind::concat:
+      return {in.c + other.c, in.h, in.w};
   }
   fail(index, op, "unknown op kind " + std::to_string(int(op.kind)));
 }
@@ -75,7 +79,23 @@ void check_net_desc(const NetDesc& net) {
                "), found " + dims_string(op.in));
     if (!positive(op.out))
       fail(i, op, "output dims must be positive, found " + dims_string(op.out));
-    const Dims expected = expected_out(i, op);
+    Dims other{};
+    if (is_join(op.kind)) {
+      // The second operand must be an earlier activation than the first: a chain with skips.
+      if (op.other < OpDesc::kNetInput || op.other >= i - 1)
+        fail(i, op,
+             "the second operand must be the net input (-1) or the output of an op before " +
+                 std::to_string(i - 1) + ", found " + std::to_string(op.other));
+      other = net.act_dims(op.other);
+      if (other.h != op.in.h || other.w != op.in.w ||
+          (op.kind != OpKind::concat && other.c != op.in.c))
+        fail(i, op,
+             "operands of different shapes: " + dims_string(op.in) + " and " + dims_string(other) +
+                 " (op " + std::to_string(op.other) + ")");
+    } else if (op.other != OpDesc::kNoOperand) {
+      fail(i, op, "only a join (concat, add, sub) reads a second operand");
+    }
+    const Dims expected = expected_out(i, op, other);
     if (op.out != expected)
       fail(i, op,
            "output dims expected " + dims_string(expected) + ", found " + dims_string(op.out));

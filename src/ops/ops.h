@@ -39,7 +39,16 @@ enum class OpKind {
   resize,   // nearest-neighbour resize, TF1 map src = min(floor(dst * in / out), in - 1)
   relu,     // max(x, 0)
   sigmoid,  // 1 / (1 + exp(-x))
+  // Joins: the previous op's output x and an earlier activation y (OpDesc::other).
+  concat,  // [x ; y] along channels, x's channels first
+  add,     // x + y, same dims
+  sub,     // y - x, same dims (DnCNN: the input minus the predicted noise)
 };
+
+// Whether an op reads a second operand, an earlier activation named by OpDesc::other.
+inline bool is_join(OpKind kind) {
+  return kind == OpKind::concat || kind == OpKind::add || kind == OpKind::sub;
+}
 
 const char* op_kind_name(OpKind kind);  // "conv", "tconv", ...
 
@@ -57,6 +66,10 @@ struct OpDesc {
   int pad_top = 0, pad_left = 0, pad_bottom = 0, pad_right = 0;
   bool bias = true;                       // conv / tconv
   Activation act = Activation::none;      // conv / tconv: applied to the output
+  // Joins only: the op whose output is the second operand (kNetInput: the net's input), always
+  // before this op's predecessor, so that the net stays a chain with skips and has no cycle.
+  int other = kNoOperand;
+  static constexpr int kNoOperand = -2, kNetInput = -1;
 };
 
 struct NetDesc {
@@ -64,6 +77,10 @@ struct NetDesc {
   Dims input;
   std::vector<OpDesc> ops;  // ops[i].in == (i ? ops[i-1].out : input)
   Dims output() const { return ops.empty() ? input : ops.back().out; }
+  // The dims of activation k: op k's output, or the input for OpDesc::kNetInput.
+  Dims act_dims(int k) const { return k == OpDesc::kNetInput ? input : ops[k].out; }
+  // Per activation k (index k + 1, index 0 the input): the joins that read it as `other`.
+  std::vector<std::vector<int>> join_readers() const;
 };
 
 // One parameter tensor in canonical layout: op index, "weight" or "bias", shape.

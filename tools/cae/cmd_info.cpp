@@ -5,14 +5,23 @@
 #include "commands.h"
 #include "io/model_file.h"
 #include "nn/spec.h"
+#include "ops/dnnl/dnnl_executor.h"
 
 namespace cae::cli {
 
 void add_info_command(CLI::App& app) {
   auto path = std::make_shared<std::string>();
+  auto plan = std::make_shared<bool>(false);
+  auto batch = std::make_shared<int>(50);
   CLI::App* cmd = app.add_subcommand("info", "describe a model or checkpoint file");
   cmd->add_option("model", *path, "model file")->required();
-  cmd->final_callback([path] {
+  cmd->add_flag("--plan", *plan,
+                "also print the dnnl backend's memory plan of a training pass: per activation and "
+                "gradient its bytes, first and last step, and the buffer it shares");
+  cmd->add_option("--batch", *batch,
+                  "images per pass of that plan (default 50: the passes of the default batch 200)")
+      ->check(in_range(1, 65536));
+  cmd->final_callback([path, plan, batch] {
     io::ModelFile file = io::read_model_file(*path);
     nn::Model model = nn::Model::from_file(file, *path);
     std::size_t params = 0;
@@ -23,6 +32,11 @@ void add_info_command(CLI::App& app) {
     for (const auto& [key, value] : file.meta)
       if (key != "history") std::printf("%s: %s\n", key.c_str(), value.c_str());
     std::printf("spec:\n%s", file.spec.c_str());
+    if (*plan) {
+      auto exec = ops::make_executor(ops::Backend::dnnl, model.net(*batch));
+      std::printf("memory plan (dnnl, batch %d, %s):\n%s", *batch, ops::dnnl_isa().c_str(),
+                  ops::format_dnnl_plan(ops::dnnl_plan(*exec)).c_str());
+    }
   });
 
   CLI::App* presets = app.add_subcommand("presets", "print the built-in architecture specs");

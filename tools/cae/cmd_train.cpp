@@ -236,7 +236,7 @@ void add_train_options(CLI::App* cmd, TrainOptions& options) {
   TrainOptions* o = &options;
   o->common.add(cmd);
   o->data.add(cmd);
-  cmd->add_option("--preset", o->preset, "built-in architecture: seed, seed-tconv")
+  cmd->add_option("--preset", o->preset, "built-in architecture ('cae presets' prints them)")
       ->check(one_of(nn::preset_names()));
   cmd->add_option("--spec", o->spec, "architecture spec text, or @FILE (overrides --preset)");
   cmd->add_option("--epochs", o->config.epochs, "epochs (default 100)")

@@ -266,6 +266,8 @@ class CudaExecutor final : public Executor {
       const OpDesc& op = net_.ops[k];
       acts_.emplace_back(batch_size(op.out));
       d_acts_.emplace_back(batch_size(op.out));
+      // A join's gradient for its second operand, summed into the chain's later.
+      skip_grads_.emplace_back(is_join(op.kind) ? batch_size(net_.act_dims(op.other)) : 0);
       if (op.kind == OpKind::maxpool) argmax_[k] = DeviceBuffer<int>(batch_size(op.out));
       if (op.kind != OpKind::conv && op.kind != OpKind::tconv) continue;
       plans_[k] = std::make_unique<ConvPlan>(make_plan(k, workspace));
@@ -284,6 +286,8 @@ class CudaExecutor final : public Executor {
     };
     for (auto& a : acts_) poison(a.get(), a.size());
     for (auto& d : d_acts_) poison(d.get(), d.size());
+    for (auto& d : skip_grads_) poison(d.get(), d.size());
+    join_readers_ = net_.join_readers();
     poison(grads_dev_.get(), grads_dev_.size());
     poison(dx_dev_.get(), dx_dev_.size());
     CUDA_CHECK(cudaStreamSynchronize(stream_));
@@ -484,6 +488,9 @@ class CudaExecutor final : public Executor {
     return bias_at_[k] == no_param ? nullptr : grads_dev_.get() + bias_at_[k];
   }
   const float* input_of(int k) const { return k ? acts_[k - 1].get() : x_dev_.get(); }
+  const float* other_of(const OpDesc& op) const {
+    return op.other == OpDesc::kNetInput ? x_dev_.get() : acts_[op.other].get();
+  }
 
   static ck::Act act_of(Activation a) {
     return a == Activation::relu ? ck::Act::relu
@@ -661,6 +668,15 @@ class CudaExecutor final : public Executor {
         case OpKind::sigmoid:
           ck::act_forward(in, out, count, ck::Act::sigmoid, stream_);
           break;
+        case OpKind::concat:
+          ck::concat_forward(in, op.in.size(), other_of(op), net_.act_dims(op.other).size(), out, n,
+                             stream_);
+          break;
+        case OpKind::add:
+        case OpKind::sub:
+          ck::axpby(in, op.kind == OpKind::sub ? -1.f : 1.f, other_of(op), 1.f, out, count,
+                    stream_);
+          break;
       }
       if (op.kind == OpKind::conv || op.kind == OpKind::tconv)
         ck::bias_act(out, bias(k), n, op.out.c, op.out.h * op.out.w, act_of(op.act), stream_);
@@ -714,7 +730,21 @@ class CudaExecutor final : public Executor {
         case OpKind::sigmoid:
           if (dx) ck::act_backward(out, dy, dx, count, ck::Act::sigmoid, stream_);
           break;
+        case OpKind::concat:
+          ck::concat_backward(dy, dx, op.in.size(), skip_grads_[k].get(),
+                              net_.act_dims(op.other).size(), n, stream_);
+          break;
+        case OpKind::add:
+        case OpKind::sub:
+          ck::scale(dy, op.kind == OpKind::sub ? -1.f : 1.f, dx, count, stream_);
+          ck::scale(dy, 1.f, skip_grads_[k].get(), count, stream_);
+          break;
       }
+      // d(act k-1) is complete: the chain's part from op k, then each join's.
+      if (dx)
+        for (int join : join_readers_[k])
+          ck::axpby(skip_grads_[join].get(), 1.f, dx, 1.f, dx, batch_size(net_.act_dims(k - 1)),
+                    stream_);
     }
   }
 
@@ -792,6 +822,8 @@ class CudaExecutor final : public Executor {
   bool grads_stale_ = false, output_fresh_ = false, forwarded_ = false;
 
   DeviceBuffer<float> x_dev_, dx_dev_;
+  std::vector<DeviceBuffer<float>> skip_grads_;     // per join op: d loss / d its other operand
+  std::vector<std::vector<int>> join_readers_;      // NetDesc::join_readers()
   std::vector<DeviceBuffer<float>> acts_, d_acts_;  // output of op k and d loss / d it
   std::vector<std::unique_ptr<ConvPlan>> plans_;    // conv / tconv ops only
   std::vector<DeviceBuffer<int>> argmax_;           // maxpool ops only

@@ -111,6 +111,15 @@ __global__ void act_forward_kernel(const float* x, float* y, std::size_t count, 
   GRID_STRIDE(i, count) y[i] = act_apply(x[i], act);
 }
 
+__global__ void axpby_kernel(const float* x, float a, const float* y, float b, float* z,
+                             std::size_t count) {
+  GRID_STRIDE(i, count) z[i] = a * x[i] + b * y[i];
+}
+
+__global__ void scale_kernel(const float* x, float a, float* y, std::size_t count) {
+  GRID_STRIDE(i, count) y[i] = a * x[i];
+}
+
 __global__ void act_backward_kernel(const float* y, const float* dy, float* dx, std::size_t count,
                                     Act act) {
   GRID_STRIDE(i, count) dx[i] = dy[i] * act_slope(y[i], act);
@@ -289,6 +298,38 @@ void act_backward(const float* y, const float* dy, float* dx, std::size_t count,
                   cudaStream_t stream) {
   act_backward_kernel<<<blocks_for(count), threads, 0, stream>>>(y, dy, dx, count, act);
   check_launch("act_backward");
+}
+
+void axpby(const float* x, float a, const float* y, float b, float* z, std::size_t count,
+           cudaStream_t stream) {
+  axpby_kernel<<<blocks_for(count), threads, 0, stream>>>(x, a, y, b, z, count);
+  check_launch("axpby");
+}
+
+void scale(const float* x, float a, float* y, std::size_t count, cudaStream_t stream) {
+  scale_kernel<<<blocks_for(count), threads, 0, stream>>>(x, a, y, count);
+  check_launch("scale");
+}
+
+// Strided copies of one image's share per row: the copy engine's 2-D form.
+void concat_forward(const float* x, std::size_t x_size, const float* y, std::size_t y_size,
+                    float* z, int batch, cudaStream_t stream) {
+  const std::size_t pitch = (x_size + y_size) * sizeof(float);
+  if (cudaMemcpy2DAsync(z, pitch, x, x_size * sizeof(float), x_size * sizeof(float), batch,
+                        cudaMemcpyDeviceToDevice, stream) != cudaSuccess ||
+      cudaMemcpy2DAsync(z + x_size, pitch, y, y_size * sizeof(float), y_size * sizeof(float), batch,
+                        cudaMemcpyDeviceToDevice, stream) != cudaSuccess)
+    check_launch("concat_forward");
+}
+
+void concat_backward(const float* dz, float* dx, std::size_t x_size, float* dy, std::size_t y_size,
+                     int batch, cudaStream_t stream) {
+  const std::size_t pitch = (x_size + y_size) * sizeof(float);
+  if (cudaMemcpy2DAsync(dx, x_size * sizeof(float), dz, pitch, x_size * sizeof(float), batch,
+                        cudaMemcpyDeviceToDevice, stream) != cudaSuccess ||
+      cudaMemcpy2DAsync(dy, y_size * sizeof(float), dz + x_size, pitch, y_size * sizeof(float),
+                        batch, cudaMemcpyDeviceToDevice, stream) != cudaSuccess)
+    check_launch("concat_backward");
 }
 
 void maxpool_forward(const float* x, float* y, int* argmax, const PoolGeometry& g,

@@ -52,6 +52,18 @@ void act_forward(const float* x, float* y, std::size_t count, Act act, cudaStrea
 void act_backward(const float* y, const float* dy, float* dx, std::size_t count, Act act,
                   cudaStream_t stream);
 
+// The joins of skip connections, on NCHW: z = a * x + b * y over count floats (add: 1, 1;
+// sub: -1, 1; a skip gradient summed in place: x = skip, y = z = the chain's gradient).
+void axpby(const float* x, float a, const float* y, float b, float* z, std::size_t count,
+           cudaStream_t stream);
+// y = a * x over count floats.
+void scale(const float* x, float a, float* y, std::size_t count, cudaStream_t stream);
+// Per image of batch: z = [x ; y], x_size and y_size floats of it from x and y; and back.
+void concat_forward(const float* x, std::size_t x_size, const float* y, std::size_t y_size,
+                    float* z, int batch, cudaStream_t stream);
+void concat_backward(const float* dz, float* dx, std::size_t x_size, float* dy, std::size_t y_size,
+                     int batch, cudaStream_t stream);
+
 struct PoolGeometry {
   int nc, in_h, in_w, out_h, out_w, kernel, stride, pad_top, pad_left;
 };

@@ -8,18 +8,25 @@
 // only its reference implementation for a forced layout, the builder falls back to its own choice
 // plus a reorder: slower, never wrong.
 //
-// Gradients of activations live in two ping-pong buffers: op i reads d(act i) and writes
-// d(act i-1), and nothing older is needed again.
+// Memory: activations, gradients of activations and the skip connections' gradients are
+// "planned" memories without a buffer while the steps are built. finish() then derives the memory
+// plan in one pass over the built steps: per planned memory the first and last step that touches
+// it, and gives memories whose spans do not overlap the same buffer (make_memory_plan). Every
+// step lists the memories it reads or writes, so the plan needs no liveness noted by hand.
 #include "ops/dnnl/dnnl_executor.h"
+
+#include <omp.h>
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <dnnl.hpp>
 #include <functional>
 #include <limits>
+#include <map>
 #include <memory>
 #include <optional>
 #include <span>
@@ -27,9 +34,8 @@
 #include <string_view>
 #include <utility>
 
-#include <omp.h>
-
 #include "cae/error.h"
+#include "ops/dnnl/join_kernel.h"
 #include "ops/dnnl/onednn_isa.h"
 #include "ops/dnnl/resize_kernel.h"
 #include "ops/dnnl/thin_conv.h"
@@ -41,6 +47,7 @@ namespace {
 
 using dnnl::memory;
 using dnnl_backend::BlockedView;
+using dnnl_backend::ConcatPlan;
 using dnnl_backend::ResizePlan;
 using dnnl_backend::ThinConvGeom;
 using dnnl_backend::ThinConvPlan;
@@ -153,7 +160,9 @@ struct Step {
   int op = -1;  // for error messages; -1 at the edges
   const char* name = "";
   dnnl::primitive prim;
-  std::vector<memory> mems;  // keeps alive the memories `args` points at
+  // Every memory the step reads or writes: for a primitive those `args` points at (kept alive
+  // here), for one of our kernels those its closure uses. The memory plan is derived from them.
+  std::vector<memory> mems;
   std::vector<dnnl_exec_arg_t> args;
   std::size_t scratchpad_bytes = 0;
   std::function<void()> kernel;
@@ -167,9 +176,28 @@ struct ParamSlot {
   memory param, grad;      // views into params_ / grads_
 };
 
+// The ReLU-by-pool rewrite, chosen before anything is built: a conv or tconv with a fused ReLU
+// whose only reader is the max pool after it leaves its ReLU's gradient to that pool. The pool's
+// output is the max of ReLU outputs, so the ReLU passes a gradient at the pool's chosen input
+// exactly when the pool's output there is > 0: masking the 4x smaller pooled gradient gives the
+// same values, and the conv's own output is no longer read by backward, so gradients may take
+// its buffer. A join reading the conv's output too (a skip connection) needs the full masked
+// gradient, so there the rewrite does not apply.
+std::vector<bool> relu_by_pool_rewrite(const NetDesc& net) {
+  const auto readers = net.join_readers();
+  std::vector<bool> rewrite(net.ops.size(), false);
+  for (int i = 0; i + 1 < int(net.ops.size()); ++i) {
+    const OpDesc& op = net.ops[i];
+    rewrite[i] = (op.kind == OpKind::conv || op.kind == OpKind::tconv) &&
+                 op.act == Activation::relu && net.ops[i + 1].kind == OpKind::maxpool &&
+                 readers[i + 1].empty();
+  }
+  return rewrite;
+}
+
 class DnnlExecutor final : public Executor {
  public:
-  explicit DnnlExecutor(const NetDesc& net);
+  DnnlExecutor(const NetDesc& net, const DnnlOptions& options);
 
   void forward(const float* x) override;
   const float* output() override { return output_ptr_; }
@@ -183,6 +211,7 @@ class DnnlExecutor final : public Executor {
   const NetDesc& desc() const override { return net_; }
 
   DnnlMemory memory_held() const;
+  const DnnlPlan& plan() const { return plan_; }
   std::vector<DnnlStep> steps() const;
   const std::vector<std::string>& fallbacks() const { return fallbacks_; }
   // One forward and backward with every step timed on its own (see profile_dnnl_steps).
@@ -194,6 +223,10 @@ class DnnlExecutor final : public Executor {
   void build_pool(int i);
   void build_eltwise(int i);
   void build_resize(int i);
+  void build_join(int i);
+  // The gradient a join hands to its second operand, activation k, summed into d(act k) right
+  // after op k+1 has written it (or into d_input for the net's input).
+  void add_skip_gradient(int i, int k, const memory& d_skip);
   // Our direct kernel for a 1 -> 16k or 16k -> 1 conv (thin_conv.h); false when op i is outside
   // its family or its neighbours' layouts do not fit, and oneDNN builds it.
   bool build_thin_conv(int i);
@@ -201,8 +234,8 @@ class DnnlExecutor final : public Executor {
   // when the input's layout does not fit, and oneDNN builds it.
   bool build_own_winograd(int i);
   void finish();
-  // Gives every gradient view a buffer (see the definition).
-  void assign_gradient_buffers();
+  // Derives the plan from the steps and binds every planned memory to its buffer.
+  void make_memory_plan();
 
   // The memory holding the input of op i (x for op 0) and the one op i's backward writes to.
   const memory& input_of(int i) const { return i == 0 ? x_user_ : act_[i - 1]; }
@@ -214,6 +247,10 @@ class DnnlExecutor final : public Executor {
   std::vector<Step>& data_grad_steps(int i) { return i == 0 ? input_grad_steps_ : op_bwd_[i]; }
 
   memory new_memory(const Md& md) { return memory(md, engine_); }
+  // A memory the plan gives a buffer in finish(); `what` names it in dnnl_plan().
+  memory planned_memory(const Md& md, std::string what, bool activation = false);
+  // Op i's output, planned.
+  memory new_activation(int i, const Md& md);
   // The channel block oneDNN lays activations of size d out in on this CPU (asked, not assumed).
   int block_width(Dims d) const { return dnnl_backend::conv_block_width(engine_, net_.batch, d.c, d.h, d.w); }
   // Records that op i runs on another kernel or layout than the one asked for, and why.
@@ -222,14 +259,7 @@ class DnnlExecutor final : public Executor {
   // d_output itself for the last op when it is already in the right layout and nothing writes
   // it in place.
   memory make_diff(int i, const Md& md, bool written_in_place);
-  // Records that op's backward steps read activation act (-1: x, not ours, ignored).
-  void note_backward_read(int op, int act);
-  // Whether op i, a conv with a fused ReLU, leaves its ReLU's gradient to the max pool after it:
-  // the pool's output is the max of ReLU outputs, so the ReLU passes a gradient at the pool's
-  // chosen input exactly when the pool's output there is > 0. Masking the 4x smaller pooled
-  // gradient gives the same values, and the conv's own output is no longer read by backward, so
-  // gradients may take its buffer.
-  bool relu_left_to_pool(int i) const;
+
   // Returns `have` when it is already laid out as `want`, else a new memory that a reorder step
   // (appended to `steps`) fills from it.
   memory converted_input(const memory& have, const Md& want, std::vector<Step>& steps, int op);
@@ -255,15 +285,19 @@ class DnnlExecutor final : public Executor {
 
   memory x_user_, d_output_user_, dx_user_;  // plain NCHW views of caller buffers
   std::vector<memory> act_, dact_;
-  std::vector<std::pair<memory, int>> grad_views_;  // (view, i): it holds d(act i)
-  std::vector<FloatBuffer> grad_buffers_;            // gradients no activation's buffer takes
-  // Per activation k: the lowest op whose backward reads it (INT_MAX: none). Backward runs the
-  // ops from the last down, so from that op's backward on, act k's buffer is free.
-  std::vector<int> last_reader_;
-  // Per op: its backward reads activations only in steps before the one writing d(input).
-  std::vector<bool> reads_before_data_grad_;
-  std::vector<bool> relu_by_pool_;  // per op: relu_left_to_pool() held when it was built
+  struct Planned {
+    memory mem;
+    std::string what;
+    bool activation = false;
+  };
+  std::vector<Planned> planned_;      // planned_memory(), in creation order
+  std::vector<FloatBuffer> buffers_;  // the plan's buffers
+  DnnlPlan plan_;
+  // The rewrites chosen before the build (relu_by_pool_rewrite), per op.
+  std::vector<bool> relu_by_pool_;
+  bool share_buffers_ = true;  // DnnlOptions::share_buffers
   const float* output_ptr_ = nullptr;
+  bool output_is_last_act_ = false;  // output() is the last activation's buffer itself
 
   std::vector<ParamSlot> slots_;
   std::size_t flat_size_ = 0;
@@ -272,6 +306,7 @@ class DnnlExecutor final : public Executor {
   std::deque<ResizePlan> resize_plans_;  // deque: steps point into it
   std::deque<ThinConvPlan> thin_plans_;  // likewise
   std::deque<WinogradPlan> winograd_plans_;  // likewise
+  std::deque<ConcatPlan> concat_plans_;      // likewise
   // CAE_THIN_CONV=dnnl keeps oneDNN's kernels for the thin convs too (for comparison).
   bool direct_thin_ = true;
   std::vector<std::vector<Step>> op_fwd_, op_bwd_;
@@ -285,7 +320,8 @@ class DnnlExecutor final : public Executor {
   bool alone_ = false;
 };
 
-DnnlExecutor::DnnlExecutor(const NetDesc& net) : net_(net) {
+DnnlExecutor::DnnlExecutor(const NetDesc& net, const DnnlOptions& options)
+    : net_(net), share_buffers_(options.share_buffers) {
   check_net_desc(net_);
   if (const char* thin = std::getenv("CAE_THIN_CONV")) direct_thin_ = std::string_view(thin) != "dnnl";
   attr_.set_scratchpad_mode(dnnl::scratchpad_mode::user);
@@ -295,9 +331,7 @@ DnnlExecutor::DnnlExecutor(const NetDesc& net) : net_(net) {
   d_output_user_ = memory(plain_md(net_.batch, net_.output()), engine_, DNNL_MEMORY_NONE);
   op_fwd_.resize(n_ops);
   op_bwd_.resize(n_ops);
-  last_reader_.assign(n_ops, std::numeric_limits<int>::max());
-  reads_before_data_grad_.assign(n_ops, false);
-  relu_by_pool_.assign(n_ops, false);
+  relu_by_pool_ = relu_by_pool_rewrite(net_);
   for (int i = 0; i < n_ops; ++i) {
     const OpDesc& op = net_.ops[i];
     try {
@@ -317,6 +351,11 @@ DnnlExecutor::DnnlExecutor(const NetDesc& net) : net_(net) {
         case OpKind::relu:
         case OpKind::sigmoid:
           build_eltwise(i);
+          break;
+        case OpKind::concat:
+        case OpKind::add:
+        case OpKind::sub:
+          build_join(i);
           break;
       }
     } catch (const dnnl::error& e) {
@@ -342,19 +381,21 @@ DnnlExecutor::DnnlExecutor(const NetDesc& net) : net_(net) {
 memory DnnlExecutor::make_diff(int i, const Md& md, bool written_in_place) {
   const bool last = i == int(net_.ops.size()) - 1;
   if (last && !written_in_place && md == d_output_user_.get_desc()) return d_output_user_;
-  memory m(md, engine_, DNNL_MEMORY_NONE);
-  grad_views_.push_back({m, i});
+  memory m = planned_memory(md, "d act " + std::to_string(i));
   if (last) backward_steps_.push_back(reorder_step(d_output_user_, m, -1));
   return m;
 }
 
-void DnnlExecutor::note_backward_read(int op, int act) {
-  if (act >= 0) last_reader_[act] = std::min(last_reader_[act], op);
+memory DnnlExecutor::planned_memory(const Md& md, std::string what, bool activation) {
+  memory m(md, engine_, DNNL_MEMORY_NONE);
+  planned_.push_back({m, std::move(what), activation});
+  return m;
 }
 
-bool DnnlExecutor::relu_left_to_pool(int i) const {
-  return net_.ops[i].act == Activation::relu && i + 1 < int(net_.ops.size()) &&
-         net_.ops[i + 1].kind == OpKind::maxpool;
+memory DnnlExecutor::new_activation(int i, const Md& md) {
+  memory m = planned_memory(md, "act " + std::to_string(i), true);
+  act_.push_back(m);
+  return m;
 }
 
 Step DnnlExecutor::reorder_step(const memory& from, const memory& to, int op) {
@@ -394,8 +435,7 @@ memory DnnlExecutor::converted_input(const memory& have, const Md& want, std::ve
 memory DnnlExecutor::converted_output(const memory& target, const Md& produced, Step& after, int op,
                                       bool is_view) {
   if (target.get_desc() == produced) return target;
-  memory m = is_view ? memory(produced, engine_, DNNL_MEMORY_NONE) : new_memory(produced);
-  if (is_view) grad_views_.push_back({m, -1});
+  memory m = is_view ? planned_memory(produced, "d input scratch") : new_memory(produced);
   after = reorder_step(m, target, op);
   return m;
 }
@@ -495,8 +535,7 @@ void DnnlExecutor::build_conv(int i) {
 
   std::vector<Step>& fsteps = op_fwd_[i];
   const memory src = converted_input(have, fwd.src_desc(), fsteps, i);
-  const memory dst = new_memory(fwd.dst_desc());
-  act_.push_back(dst);
+  const memory dst = new_activation(i, fwd.dst_desc());
   ParamSlot& w_slot =
       add_param(fwd.weights_desc(), Md(w_dims, f32, is_tconv ? Tag::iohw : Tag::oihw));
   const memory weights = w_slot.param, d_weights = w_slot.grad;
@@ -519,16 +558,11 @@ void DnnlExecutor::build_conv(int i) {
 
   // Backward. The fused activation's gradient is applied in place to d(dst), from the saved
   // post-activation dst, unless the pool after it does that.
-  relu_by_pool_[i] = relu_left_to_pool(i);
   const bool act_backward = op.act != Activation::none && !relu_by_pool_[i];
   const memory d_dst = make_diff(i, fwd.dst_desc(), act_backward);
   dact_.push_back(d_dst);
   std::vector<Step>& bsteps = op_bwd_[i];
-  // Backward weights reads src (act i-1 unless a reorder made a copy), all before backward data.
-  if (src.get() == have.get()) note_backward_read(i, i - 1);
-  reads_before_data_grad_[i] = true;
   if (act_backward) {
-    note_backward_read(i, i);
     dnnl::eltwise_forward::primitive_desc hint(
         dnnl::eltwise_forward::desc(dnnl::prop_kind::forward_training, act_bwd_alg, fwd.dst_desc(),
                                     0.f, 0.f),
@@ -605,8 +639,9 @@ bool DnnlExecutor::build_thin_conv(int i) {
   const OpDesc& op = net_.ops[i];
   const bool widen = op.in.c == 1 && op.out.c % 16 == 0;
   const bool narrow = op.out.c == 1 && op.in.c % 16 == 0;
+  // narrow masks its ReLU's gradient itself: a rewrite that leaves it to a pool is oneDNN's.
   if (!direct_thin_ || !(widen || narrow) || op.stride != 1 ||
-      (op.act != Activation::none && op.act != Activation::relu))
+      (op.act != Activation::none && op.act != Activation::relu) || (narrow && relu_by_pool_[i]))
     return false;
   ThinConvGeom g;
   g.n = net_.batch;
@@ -652,8 +687,7 @@ bool DnnlExecutor::build_thin_conv(int i) {
     bias = b_slot.param;
     d_bias = b_slot.grad;
   }
-  const memory dst = new_memory(dst_md);
-  act_.push_back(dst);
+  const memory dst = new_activation(i, dst_md);
   ThinConvPlan& plan = thin_plans_.emplace_back(dnnl_backend::make_thin_conv_plan(g));
   auto ptr = [](const memory& m) { return static_cast<float*>(m.get_data_handle()); };
   auto maybe = [ptr](const memory& m) { return m ? ptr(m) : nullptr; };
@@ -667,17 +701,15 @@ bool DnnlExecutor::build_thin_conv(int i) {
     (widen ? dnnl_backend::widen_forward : dnnl_backend::narrow_forward)(
         plan, ptr(have), ptr(weights), maybe(bias), ptr(dst));
   };
+  fwd.mems = {have, weights, dst};
   op_fwd_[i].push_back(std::move(fwd));
 
   // widen masks d(dst) in place by the ReLU (unless the pool after it does); narrow only reads
   // it. Both read their input; narrow reads dst in the pass that writes d(input).
-  relu_by_pool_[i] = widen && relu_left_to_pool(i);
+  // The ReLU-by-pool rewrite holds for widen only: narrow has no ReLU before a pool.
   const memory d_dst = make_diff(i, dst_md, widen && g.relu && !relu_by_pool_[i]);
   dact_.push_back(d_dst);
   const memory target = diff_input_of(i);
-  note_backward_read(i, i - 1);
-  if (!relu_by_pool_[i]) note_backward_read(i, i);
-  reads_before_data_grad_[i] = widen;
   Step bwd;
   bwd.op = i;
   bwd.name = "backward weights (direct)";
@@ -693,6 +725,9 @@ bool DnnlExecutor::build_thin_conv(int i) {
       dnnl_backend::widen_backward_weights(*bwd_plan, ptr(have), ptr(dst), ptr(d_dst),
                                            ptr(d_weights), maybe(d_bias));
     };
+    // dst is read for the ReLU's mask unless the pool after applies it.
+    bwd.mems = {have, d_dst, d_weights};
+    if (!relu_by_pool_[i]) bwd.mems.push_back(dst);
     Step data;
     data.op = i;
     data.name = "backward data (direct)";
@@ -700,6 +735,7 @@ bool DnnlExecutor::build_thin_conv(int i) {
     data.kernel = [&plan, d_dst, weights, target, ptr] {
       dnnl_backend::widen_backward_data(plan, ptr(d_dst), ptr(weights), ptr(target));
     };
+    data.mems = {d_dst, weights, target};
     op_bwd_[i].push_back(std::move(bwd));
     data_grad_steps(i).push_back(std::move(data));
     return true;
@@ -716,6 +752,8 @@ bool DnnlExecutor::build_thin_conv(int i) {
                                     with_dx ? ptr(target) : nullptr, ptr(d_weights),
                                     maybe(d_bias));
     };
+    s.mems = {have, dst, d_dst, weights, d_weights};
+    if (with_dx) s.mems.push_back(target);
     return s;
   };
   op_bwd_[i].push_back(narrow_step("backward (direct)", i > 0));
@@ -737,6 +775,20 @@ bool DnnlExecutor::build_own_winograd(int i) {
     return false;
   }
   const Md dst_md(dst_dims, f32, *tag);
+  // Checked before anything is added: a false return leaves the op to build_conv.
+  const WinogradGeom g{net_.batch,
+                       op.in.c,
+                       op.out.c,
+                       op.in.h,
+                       op.in.w,
+                       op.act == Activation::relu,
+                       own_winograd_tile(op),
+                       lanes};
+  if (!dnnl_backend::winograd_supported(g)) {
+    note_fallback(i, "no Winograd kernel of ours for " + std::to_string(lanes) +
+                         "-channel blocks here: oneDNN's direct kernel");
+    return false;
+  }
   const memory::dims w_dims{op.out.c, op.in.c, 3, 3};
   ParamSlot& w_slot = add_param(Md(w_dims, f32, Tag::oihw), Md(w_dims, f32, Tag::oihw));
   const memory weights = w_slot.param, d_weights = w_slot.grad;
@@ -747,40 +799,30 @@ bool DnnlExecutor::build_own_winograd(int i) {
     bias = b_slot.param;
     d_bias = b_slot.grad;
   }
-  const memory dst = new_memory(dst_md);
-  act_.push_back(dst);
-  const WinogradGeom g{net_.batch, op.in.c, op.out.c, op.in.h, op.in.w,
-                       op.act == Activation::relu, own_winograd_tile(op), lanes};
-  if (!dnnl_backend::winograd_supported(g)) {
-    note_fallback(i, "no Winograd kernel of ours for " + std::to_string(lanes) +
-                         "-channel blocks here: oneDNN's direct kernel");
-    return false;
-  }
+  const memory dst = new_activation(i, dst_md);
   WinogradPlan& plan = winograd_plans_.emplace_back(dnnl_backend::make_winograd_plan(g));
   auto ptr = [](const memory& m) { return static_cast<float*>(m.get_data_handle()); };
   auto maybe = [ptr](const memory& m) { return m ? ptr(m) : nullptr; };
-  auto step = [&](const char* name, std::function<void()> kernel) {
+  auto step = [&](const char* name, std::vector<memory> mems, std::function<void()> kernel) {
     Step s;
     s.op = i;
     s.name = name;
     s.impl = dnnl_backend::winograd_impl(plan);
+    s.mems = std::move(mems);
     s.kernel = std::move(kernel);
     return s;
   };
-  op_fwd_[i].push_back(step("forward (winograd)", [&plan, have, weights, bias, dst, ptr, maybe] {
-    dnnl_backend::winograd_forward(plan, ptr(have), ptr(weights), maybe(bias), ptr(dst));
-  }));
+  op_fwd_[i].push_back(step(
+      "forward (winograd)", {have, weights, dst}, [&plan, have, weights, bias, dst, ptr, maybe] {
+        dnnl_backend::winograd_forward(plan, ptr(have), ptr(weights), maybe(bias), ptr(dst));
+      }));
 
   // Backward: the ReLU's gradient on d(dst) in place (oneDNN's eltwise, from the saved output)
   // unless the pool after it applies it; then the weights' and the input's gradients.
-  relu_by_pool_[i] = relu_left_to_pool(i);
   const bool act_backward = op.act == Activation::relu && !relu_by_pool_[i];
   const memory d_dst = make_diff(i, dst_md, act_backward);
   dact_.push_back(d_dst);
-  note_backward_read(i, i - 1);
-  reads_before_data_grad_[i] = true;
   if (act_backward) {
-    note_backward_read(i, i);
     const auto alg = dnnl::algorithm::eltwise_relu_use_dst_for_bwd;
     dnnl::eltwise_forward::primitive_desc hint(
         dnnl::eltwise_forward::desc(dnnl::prop_kind::forward_training, alg, dst_md, 0.f, 0.f),
@@ -791,14 +833,14 @@ bool DnnlExecutor::build_own_winograd(int i) {
         i, "activation backward", dnnl::eltwise_backward(pd), pd,
         {{DNNL_ARG_DIFF_DST, d_dst}, {DNNL_ARG_DST, dst}, {DNNL_ARG_DIFF_SRC, d_dst}}));
   }
-  op_bwd_[i].push_back(step("backward weights (winograd)",
+  op_bwd_[i].push_back(step("backward weights (winograd)", {have, d_dst, d_weights},
                             [&plan, have, d_dst, d_weights, d_bias, ptr, maybe] {
                               dnnl_backend::winograd_backward_weights(
                                   plan, ptr(have), ptr(d_dst), ptr(d_weights), maybe(d_bias));
                             }));
   const memory target = diff_input_of(i);
-  data_grad_steps(i).push_back(
-      step("backward data (winograd)", [&plan, d_dst, weights, target, ptr] {
+  data_grad_steps(i).push_back(step(
+      "backward data (winograd)", {d_dst, weights, target}, [&plan, d_dst, weights, target, ptr] {
         dnnl_backend::winograd_backward_data(plan, ptr(d_dst), ptr(weights), ptr(target));
       }));
   return true;
@@ -814,9 +856,8 @@ void DnnlExecutor::build_pool(int i) {
       dnnl::pooling_forward::desc(dnnl::prop_kind::forward_training, dnnl::algorithm::pooling_max,
                                   have.get_desc(), any_md(dst_dims), strides, kernel, pad_l, pad_r),
       attr_, engine_);
-  const memory dst = new_memory(fwd.dst_desc());
+  const memory dst = new_activation(i, fwd.dst_desc());
   const memory workspace = new_memory(fwd.workspace_desc());
-  act_.push_back(dst);
   op_fwd_[i].push_back(
       primitive_step(i, "forward", dnnl::pooling_forward(fwd), fwd,
                      {{DNNL_ARG_SRC, have}, {DNNL_ARG_DST, dst}, {DNNL_ARG_WORKSPACE, workspace}}));
@@ -824,7 +865,6 @@ void DnnlExecutor::build_pool(int i) {
   const memory d_dst = make_diff(i, fwd.dst_desc(), false);
   dact_.push_back(d_dst);
   const memory target = diff_input_of(i);
-  reads_before_data_grad_[i] = true;
   if (i > 0 && relu_by_pool_[i - 1]) {
     // The ReLU of the conv before, on the pooled gradient (relu_left_to_pool), in place.
     const auto alg = dnnl::algorithm::eltwise_relu_use_dst_for_bwd;
@@ -838,7 +878,6 @@ void DnnlExecutor::build_pool(int i) {
     op_bwd_[i].push_back(primitive_step(
         i, "ReLU backward of the conv before", dnnl::eltwise_backward(pd), pd,
         {{DNNL_ARG_DIFF_DST, d_dst}, {DNNL_ARG_DST, dst}, {DNNL_ARG_DIFF_SRC, d_dst}}));
-    note_backward_read(i, i);
   }
   auto make_bwd = [&](const Md& diff_src) {
     return dnnl::pooling_backward::primitive_desc(
@@ -876,14 +915,12 @@ void DnnlExecutor::build_eltwise(int i) {
   dnnl::eltwise_forward::primitive_desc fwd(
       dnnl::eltwise_forward::desc(dnnl::prop_kind::forward_training, alg, md, 0.f, 0.f), attr_,
       engine_);
-  const memory dst = new_memory(fwd.dst_desc());
-  act_.push_back(dst);
+  const memory dst = new_activation(i, fwd.dst_desc());
   op_fwd_[i].push_back(primitive_step(i, "forward", dnnl::eltwise_forward(fwd), fwd,
                                       {{DNNL_ARG_SRC, have}, {DNNL_ARG_DST, dst}}));
 
   const memory d_dst = make_diff(i, fwd.dst_desc(), false);
   dact_.push_back(d_dst);
-  note_backward_read(i, i);  // in the primitive that writes d(input)
   dnnl::eltwise_backward::primitive_desc bwd(
       dnnl::eltwise_backward::desc(alg, fwd.dst_desc(), fwd.dst_desc(), 0.f, 0.f), attr_, engine_,
       fwd);
@@ -905,8 +942,7 @@ void DnnlExecutor::build_resize(int i) {
   const auto src_view = blocked_view(src_md);
   if (!src_view) throw Error("input layout is outside the resize kernel's family");
   const Md dst_md = same_layout(src_md, {net_.batch, op.out.c, op.out.h, op.out.w});
-  const memory dst = new_memory(dst_md);
-  act_.push_back(dst);
+  const memory dst = new_activation(i, dst_md);
   const ResizePlan& plan =
       resize_plans_.emplace_back(dnnl_backend::make_resize_plan(*src_view, *blocked_view(dst_md)));
   Step fwd;
@@ -917,11 +953,11 @@ void DnnlExecutor::build_resize(int i) {
     dnnl_backend::resize_forward(plan, static_cast<const float*>(have.get_data_handle()),
                                  static_cast<float*>(dst.get_data_handle()));
   };
+  fwd.mems = {have, dst};
   op_fwd_[i].push_back(std::move(fwd));
 
   const memory d_dst = make_diff(i, dst_md, false);
   dact_.push_back(d_dst);
-  reads_before_data_grad_[i] = true;  // reads no activation at all
   // d(src) is written in the layout of src, which is the layout of whatever receives it.
   const memory target = diff_input_of(i);
   Step bwd;
@@ -932,19 +968,149 @@ void DnnlExecutor::build_resize(int i) {
     dnnl_backend::resize_backward(plan, static_cast<const float*>(d_dst.get_data_handle()),
                                   static_cast<float*>(target.get_data_handle()));
   };
+  bwd.mems = {d_dst, target};
   data_grad_steps(i).push_back(std::move(bwd));
+}
+
+void DnnlExecutor::build_join(int i) {
+  const OpDesc& op = net_.ops[i];
+  const memory x = input_of(i);  // copies: act_ grows below
+  const memory y = op.other == OpDesc::kNetInput ? x_user_ : act_[op.other];
+  const Dims y_dims = net_.act_dims(op.other);
+  const memory::dims z_dims{net_.batch, op.out.c, op.out.h, op.out.w};
+  std::vector<Step>& fsteps = op_fwd_[i];
+  memory xs = x, ys = y;
+  Md z_md;
+  const std::string other_name =
+      op.other == OpDesc::kNetInput ? "the input" : "act " + std::to_string(op.other);
+  if (op.kind == OpKind::concat) {
+    // Block copies: y's blocks follow x's, both in x's block family.
+    auto fits = [&](const Md& a, const Md& b) {
+      const auto av = blocked_view(a), bv = blocked_view(b);
+      if (!av || !bv || op.in.c % av->ci != 0) return false;
+      Md z;
+      try {
+        z = same_layout(a, z_dims);
+      } catch (const Error&) {
+        return false;
+      }
+      const auto zv = blocked_view(z);
+      if (!zv || !dnnl_backend::concat_fits(*av, *bv, *zv)) return false;
+      z_md = z;
+      return true;
+    };
+    if (!fits(x.get_desc(), y.get_desc())) {
+      std::optional<Md> y_like_x;
+      try {
+        y_like_x = same_layout(x.get_desc(), {net_.batch, y_dims.c, y_dims.h, y_dims.w});
+      } catch (const Error&) {
+      }
+      if (y_like_x && fits(x.get_desc(), *y_like_x)) {
+        note_fallback(i, other_name + " is laid out otherwise than its first operand: reordered");
+        ys = converted_input(y, *y_like_x, fsteps, i);
+      } else {
+        note_fallback(i, "operands outside one block family: both reordered to nchw");
+        xs = converted_input(x, plain_md(net_.batch, op.in), fsteps, i);
+        ys = converted_input(y, plain_md(net_.batch, y_dims), fsteps, i);
+        z_md = plain_md(net_.batch, op.out);
+      }
+    }
+  } else {
+    z_md = x.get_desc();
+    if (y.get_desc() != z_md) {
+      note_fallback(i, other_name + " is laid out otherwise than its first operand: reordered");
+      ys = converted_input(y, z_md, fsteps, i);
+    }
+  }
+  const memory dst = new_activation(i, z_md);
+  auto ptr = [](const memory& m) { return static_cast<float*>(m.get_data_handle()); };
+  const std::size_t floats = z_md.get_size() / sizeof(float);
+  const float sign = op.kind == OpKind::sub ? -1.f : 1.f;
+  const ConcatPlan* plan = nullptr;
+  if (op.kind == OpKind::concat)
+    plan = &concat_plans_.emplace_back(ConcatPlan{
+        *blocked_view(xs.get_desc()), *blocked_view(ys.get_desc()), *blocked_view(z_md)});
+  const char* impl = op.kind == OpKind::concat ? "cae:concat" : "cae:add";
+  Step fwd;
+  fwd.op = i;
+  fwd.name = "forward";
+  fwd.impl = impl;
+  fwd.mems = {xs, ys, dst};
+  if (plan)
+    fwd.kernel = [plan, xs, ys, dst, ptr] {
+      dnnl_backend::concat_forward(*plan, ptr(xs), ptr(ys), ptr(dst));
+    };
+  else
+    fwd.kernel = [floats, sign, xs, ys, dst, ptr] {
+      dnnl_backend::add_forward(floats, sign, ptr(xs), ptr(ys), ptr(dst));
+    };
+  fsteps.push_back(std::move(fwd));
+
+  // Backward: d(x) into the chain's gradient of act i-1, d(y) into a skip gradient that is
+  // summed into d(y's activation) once the chain has written it.
+  const memory d_dst = make_diff(i, z_md, false);
+  dact_.push_back(d_dst);
+  Step after;
+  const memory d_x = converted_output(diff_input_of(i), xs.get_desc(), after, i);
+  const memory d_y = planned_memory(
+      ys.get_desc(), "d " + other_name + " from op " + std::to_string(i) + " (skip)");
+  Step bwd;
+  bwd.op = i;
+  bwd.name = "backward";
+  bwd.impl = impl;
+  bwd.mems = {d_dst, d_x, d_y};
+  if (plan)
+    bwd.kernel = [plan, d_dst, d_x, d_y, ptr] {
+      dnnl_backend::concat_backward(*plan, ptr(d_dst), ptr(d_x), ptr(d_y));
+    };
+  else
+    bwd.kernel = [floats, sign, d_dst, d_x, d_y, ptr] {
+      dnnl_backend::add_backward(floats, sign, ptr(d_dst), ptr(d_x), ptr(d_y));
+    };
+  op_bwd_[i].push_back(std::move(bwd));
+  if (after.prim) op_bwd_[i].push_back(std::move(after));
+  add_skip_gradient(i, op.other, d_y);
+}
+
+void DnnlExecutor::add_skip_gradient(int i, int k, const memory& d_skip) {
+  // d(act k) is complete once op k+1's backward has written it and every join reading act k
+  // (all after op k+1, so all earlier in backward) has handed over its share.
+  const memory target = k == OpDesc::kNetInput ? dx_user_ : dact_[k];
+  std::vector<Step>& steps = k == OpDesc::kNetInput ? input_grad_steps_ : op_bwd_[k + 1];
+  if (d_skip.get_desc() == target.get_desc()) {
+    Step s;
+    s.op = i;
+    s.name = "skip gradient sum";
+    s.impl = "cae:accumulate";
+    s.mems = {d_skip, target};
+    const std::size_t floats = target.get_desc().get_size() / sizeof(float);
+    s.kernel = [floats, d_skip, target] {
+      dnnl_backend::accumulate(floats, static_cast<const float*>(d_skip.get_data_handle()),
+                               static_cast<float*>(target.get_data_handle()));
+    };
+    steps.push_back(std::move(s));
+    return;
+  }
+  // Another layout: a reorder that adds to its destination.
+  dnnl::primitive_attr sum_attr;
+  sum_attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  dnnl::post_ops po;
+  po.append_sum(1.f);
+  sum_attr.set_post_ops(po);
+  dnnl::reorder::primitive_desc pd(engine_, d_skip.get_desc(), engine_, target.get_desc(),
+                                   sum_attr);
+  steps.push_back(primitive_step(i, "skip gradient sum (reorder)", dnnl::reorder(pd), pd,
+                                 {{DNNL_ARG_FROM, d_skip}, {DNNL_ARG_TO, target}}));
 }
 
 void DnnlExecutor::finish() {
   const int n_ops = int(net_.ops.size());
-  const memory& last = act_.back();
+  const memory last = act_.back();
   const Md out_md = plain_md(net_.batch, net_.output());
-  if (last.get_desc() == out_md) {
-    output_ptr_ = static_cast<const float*>(last.get_data_handle());
-  } else {
-    memory out = new_memory(out_md);
+  memory out = last;
+  if (last.get_desc() != out_md) {
+    out = new_memory(out_md);
     op_fwd_[n_ops - 1].push_back(reorder_step(last, out, -1));
-    output_ptr_ = static_cast<const float*>(out.get_data_handle());
   }
   for (auto& steps : op_fwd_)
     for (auto& s : steps) forward_steps_.push_back(std::move(s));
@@ -953,7 +1119,9 @@ void DnnlExecutor::finish() {
   op_fwd_.clear();
   op_bwd_.clear();
 
-  assign_gradient_buffers();
+  output_is_last_act_ = out.get() == last.get();
+  make_memory_plan();
+  output_ptr_ = static_cast<const float*>(out.get_data_handle());
 
   // Weights first, then biases, packed without gaps: blocked weight sizes are multiples of 16
   // floats, so every weight region stays 64-byte aligned, and every cell of grads() is written
@@ -986,56 +1154,95 @@ void DnnlExecutor::finish() {
   }
 }
 
-// d(act i) is written by op i+1's data-gradient step and read through op i's backward (op 0's
-// d_input scratch, i = -1, only within the input-gradient steps, which run last). It may take
-// the buffer of an activation k whose last backward reader has finished by then (last_reader_[k]
-// > i + 1, or == i + 1 reading before it writes d(act i)), or else one of grad_buffers_; never
-// the buffer of d(act i+1), which op i+1 reads while writing d(act i). Gradients further apart
-// never overlap in time and may share. The last activation is output() and never lent. With the
-// seed at batch 200 this turns five 20 MB buffers (three activations, two gradient ping-pong
-// buffers) into three.
-void DnnlExecutor::assign_gradient_buffers() {
-  const int n_ops = int(net_.ops.size());
-  auto bytes_of = [](const memory& m) { return m.get_desc().get_size(); };
-  std::ranges::sort(grad_views_, [](const auto& a, const auto& b) { return a.second > b.second; });
-  // A buffer: activation k's (k >= 0) or grad_buffers_[-1 - k]'s.
-  std::vector<std::size_t> grad_bytes;
-  int previous_buffer = std::numeric_limits<int>::min();  // the buffer of d(act i+1)
-  int previous_i = std::numeric_limits<int>::min();
-  std::vector<int> chosen;
-  for (const auto& [view, i] : grad_views_) {
-    const std::size_t need = bytes_of(view);
-    const int neighbour = previous_i == i + 1 ? previous_buffer : std::numeric_limits<int>::min();
-    const int writer = i + 1;
-    int best = std::numeric_limits<int>::min();
-    for (int k = 0; k + 1 < n_ops; ++k) {
-      const int reader = last_reader_[k];
-      const bool free = reader > writer || (reader == writer && reads_before_data_grad_[writer]);
-      if (!free || k == neighbour || bytes_of(act_[k]) < need) continue;
-      if (best < 0 || bytes_of(act_[k]) < bytes_of(act_[best])) best = k;
+// One pass over the steps in execution order (forward, backward, input gradient) gives each
+// planned memory its span: the first and the last step that lists it. Activations are kept
+// through the whole forward pass (read_activation may ask for any of them until backward), and
+// the last one to the end when it is output() itself. Then, in order of first use, a memory
+// takes a buffer none of whose memories' spans overlaps its own: among those of activations the
+// smallest that is large enough, else the largest of the gradients' buffers (grown if need be),
+// else a new one. Spans are closed, so a step never reads and writes through one buffer unless
+// it is one memory (the in-place ReLU backward).
+void DnnlExecutor::make_memory_plan() {
+  std::map<dnnl_memory_t, int> row_of;
+  plan_.rows.clear();
+  for (const Planned& p : planned_) {
+    row_of[p.mem.get()] = int(plan_.rows.size());
+    plan_.rows.push_back({p.what, p.mem.get_desc().get_size(), -1, -1, -1});
+  }
+  plan_.forward_steps = int(forward_steps_.size());
+  plan_.backward_steps = int(backward_steps_.size());
+  plan_.input_grad_steps = int(input_grad_steps_.size());
+  const int total = plan_.forward_steps + plan_.backward_steps + plan_.input_grad_steps;
+  int t = 0;
+  for (auto* list : {&forward_steps_, &backward_steps_, &input_grad_steps_})
+    for (const Step& s : *list) {
+      for (const memory& m : s.mems)
+        if (auto it = row_of.find(m.get()); it != row_of.end()) {
+          DnnlPlanRow& r = plan_.rows[it->second];
+          if (r.first < 0) r.first = t;
+          r.last = t;
+        }
+      ++t;
+    }
+  for (std::size_t k = 0; k < planned_.size(); ++k) {
+    DnnlPlanRow& r = plan_.rows[k];
+    if (!planned_[k].activation) continue;
+    if (r.first < 0) r.first = 0;
+    r.last = std::max(r.last, plan_.forward_steps - 1);
+  }
+  if (output_is_last_act_) plan_.rows[row_of.at(act_.back().get())].last = total;
+
+  std::vector<int> order(plan_.rows.size());
+  for (int k = 0; k < int(order.size()); ++k) order[k] = k;
+  std::ranges::stable_sort(order,
+                           [&](int a, int b) { return plan_.rows[a].first < plan_.rows[b].first; });
+  struct Buffer {
+    std::size_t bytes = 0;
+    int busy_until = -1;  // the last step of the spans it holds
+    bool activation = false;
+  };
+  std::vector<Buffer> buffers;
+  for (int k : order) {
+    DnnlPlanRow& r = plan_.rows[k];
+    if (r.first < 0) continue;  // no step touches it: no buffer
+    int best = -1;
+    if (share_buffers_ && !planned_[k].activation) {
+      for (int b = 0; b < int(buffers.size()); ++b)
+        if (buffers[b].activation && buffers[b].busy_until < r.first &&
+            buffers[b].bytes >= r.bytes && (best < 0 || buffers[b].bytes < buffers[best].bytes))
+          best = b;
+      if (best < 0)
+        for (int b = 0; b < int(buffers.size()); ++b)
+          if (!buffers[b].activation && buffers[b].busy_until < r.first &&
+              (best < 0 || buffers[b].bytes > buffers[best].bytes))
+            best = b;
     }
     if (best < 0) {
-      for (int b = 0; b < int(grad_bytes.size()); ++b) {
-        if (-1 - b == neighbour) continue;
-        if (best == std::numeric_limits<int>::min() || grad_bytes[b] > grad_bytes[-1 - best])
-          best = -1 - b;
-      }
-      if (best == std::numeric_limits<int>::min()) {
-        grad_bytes.push_back(0);
-        best = -int(grad_bytes.size());
-      }
-      grad_bytes[-1 - best] = std::max(grad_bytes[-1 - best], need);
+      best = int(buffers.size());
+      buffers.push_back({0, -1, planned_[k].activation});
     }
-    chosen.push_back(best);
-    previous_buffer = best;
-    previous_i = i;
+    buffers[best].bytes = std::max(buffers[best].bytes, r.bytes);
+    buffers[best].busy_until = r.last;
+    r.buffer = best;
   }
-  for (std::size_t b : grad_bytes) grad_buffers_.emplace_back(b / sizeof(float));
-  for (std::size_t v = 0; v < grad_views_.size(); ++v) {
-    const int b = chosen[v];
-    grad_views_[v].first.set_data_handle(b >= 0 ? act_[b].get_data_handle()
-                                                : grad_buffers_[-1 - b].data());
+  plan_.buffer_bytes.clear();
+  plan_.buffer_holds_activation.clear();
+  buffers_.clear();
+  for (const Buffer& b : buffers) {
+    plan_.buffer_bytes.push_back(b.bytes);
+    plan_.buffer_holds_activation.push_back(b.activation);
+    buffers_.emplace_back(b.bytes / sizeof(float));
   }
+  for (std::size_t k = 0; k < planned_.size(); ++k)
+    if (plan_.rows[k].buffer >= 0)
+      planned_[k].mem.set_data_handle(buffers_[plan_.rows[k].buffer].data());
+  plan_.rewrites.clear();
+  for (int i = 0; i < int(net_.ops.size()); ++i)
+    if (relu_by_pool_[i])
+      plan_.rewrites.push_back("op " + std::to_string(i) + " (" + op_kind_name(net_.ops[i].kind) +
+                               "): its ReLU's gradient is applied by op " + std::to_string(i + 1) +
+                               " (maxpool) to the pooled gradient; its output is not read by "
+                               "backward");
 }
 
 void DnnlExecutor::run(std::span<Step> steps) {
@@ -1206,8 +1413,8 @@ std::vector<DnnlStep> DnnlExecutor::steps() const {
 
 DnnlMemory DnnlExecutor::memory_held() const {
   DnnlMemory m;
-  for (const memory& a : act_) m.activations += a.get_desc().get_size();
-  for (const FloatBuffer& b : grad_buffers_) m.gradients += b.size() * sizeof(float);
+  for (std::size_t b = 0; b < plan_.buffer_bytes.size(); ++b)
+    (plan_.buffer_holds_activation[b] ? m.activations : m.gradients) += plan_.buffer_bytes[b];
   if (scratchpad_) m.scratchpad = scratchpad_.get_desc().get_size();
   return m;
 }
@@ -1222,9 +1429,47 @@ DnnlExecutor& as_dnnl(Executor& exec, const char* caller) {
 
 }  // namespace
 
-std::unique_ptr<Executor> make_dnnl_executor(const NetDesc& net) {
+std::unique_ptr<Executor> make_dnnl_executor(const NetDesc& net, const DnnlOptions& options) {
   dnnl_backend::apply_isa_cap();  // before the first primitive: oneDNN fixes its ISA then
-  return std::make_unique<DnnlExecutor>(net);
+  return std::make_unique<DnnlExecutor>(net, options);
+}
+
+DnnlPlan dnnl_plan(Executor& exec) { return as_dnnl(exec, "dnnl_plan").plan(); }
+
+std::string format_dnnl_plan(const DnnlPlan& plan) {
+  auto mb = [](std::size_t bytes) {
+    char text[32];
+    std::snprintf(text, sizeof text, "%.3f MB", double(bytes) / 1e6);
+    return std::string(text);
+  };
+  std::string out = "steps: " + std::to_string(plan.forward_steps) + " forward (0-" +
+                    std::to_string(plan.forward_steps - 1) + "), " +
+                    std::to_string(plan.backward_steps) + " backward, " +
+                    std::to_string(plan.input_grad_steps) + " input gradient\n";
+  for (const std::string& r : plan.rewrites) out += "rewrite: " + r + "\n";
+  char line[256];
+  std::snprintf(line, sizeof line, "%-36s %12s %6s %6s %7s\n", "memory", "bytes", "first", "last",
+                "buffer");
+  out += line;
+  const int end = plan.forward_steps + plan.backward_steps + plan.input_grad_steps;
+  for (const DnnlPlanRow& r : plan.rows) {
+    const std::string last = r.last >= end ? "end" : std::to_string(r.last);
+    char buffer[16] = "none";
+    if (r.buffer >= 0) std::snprintf(buffer, sizeof buffer, "B%d", r.buffer);
+    std::snprintf(line, sizeof line, "%-36s %12zu %6d %6s %7s\n", r.what.c_str(), r.bytes, r.first,
+                  last.c_str(), buffer);
+    out += line;
+  }
+  std::size_t total = 0;
+  for (std::size_t b = 0; b < plan.buffer_bytes.size(); ++b) {
+    total += plan.buffer_bytes[b];
+    std::snprintf(line, sizeof line, "B%zu: %s (%s)\n", b, mb(plan.buffer_bytes[b]).c_str(),
+                  plan.buffer_holds_activation[b] ? "an activation's" : "gradients only");
+    out += line;
+  }
+  out += "total: " + mb(total) + " in " + std::to_string(plan.buffer_bytes.size()) +
+         " buffers, for " + std::to_string(plan.rows.size()) + " memories\n";
+  return out;
 }
 
 DnnlMemory dnnl_memory(Executor& exec) { return as_dnnl(exec, "dnnl_memory").memory_held(); }

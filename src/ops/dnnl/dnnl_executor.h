@@ -11,14 +11,43 @@
 
 namespace cae::ops {
 
+// How the executor is built; the defaults are what make_executor() uses.
+struct DnnlOptions {
+  // false: every planned memory gets a buffer of its own (to test that sharing changes no bit).
+  bool share_buffers = true;
+};
+
 // Requires nothing. Ensures an executor whose primitives and buffers are all built for net.batch,
 // or throws cae::Error naming the op (index, kind, shapes) that check_net_desc or oneDNN rejected.
-std::unique_ptr<Executor> make_dnnl_executor(const NetDesc& net);
+std::unique_ptr<Executor> make_dnnl_executor(const NetDesc& net, const DnnlOptions& options = {});
+
+// The memory plan, derived from the built steps: one row per planned memory (activations,
+// gradients of activations, skip gradients), its bytes, the first and last step (indices into
+// forward, then backward, then input-gradient steps, as dnnl_steps lists them) that read or write
+// it, and the buffer it shares with memories whose spans do not overlap.
+struct DnnlPlanRow {
+  std::string what;  // "act 3", "d act 2", "d act 1 from op 9 (skip)", ...
+  std::size_t bytes = 0;
+  int first = -1, last = -1;  // last == total steps: kept to the end (output())
+  int buffer = -1;            // -1: no step touches it
+};
+struct DnnlPlan {
+  std::vector<DnnlPlanRow> rows;
+  std::vector<std::size_t> buffer_bytes;
+  std::vector<bool> buffer_holds_activation;
+  int forward_steps = 0, backward_steps = 0, input_grad_steps = 0;
+  std::vector<std::string> rewrites;  // applied before the build (the ReLU-by-pool fusion)
+};
+
+// Requires exec from make_dnnl_executor; throws cae::Error for another backend.
+DnnlPlan dnnl_plan(Executor& exec);
+// The plan as a table, for `cae info --plan`.
+std::string format_dnnl_plan(const DnnlPlan& plan);
 
 // The bytes an executor of this backend holds besides parameters and gradients of parameters.
 struct DnnlMemory {
-  std::size_t activations = 0;  // every op's output
-  std::size_t gradients = 0;    // gradient buffers no activation's buffer could take
+  std::size_t activations = 0;  // the plan's buffers that hold an activation
+  std::size_t gradients = 0;    // the plan's buffers that hold gradients only
   std::size_t scratchpad = 0;   // oneDNN's shared scratchpad
 };
 

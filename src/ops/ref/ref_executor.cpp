@@ -42,6 +42,9 @@ class RefExecutor final : public Executor {
       const OpDesc& op = net_.ops[k];
       const float* in = k ? acts_[k - 1].data() : x;
       float* out = acts_[k].data();
+      const float* other = !is_join(op.kind)               ? nullptr
+                           : op.other == OpDesc::kNetInput ? x
+                                                           : acts_[op.other].data();
       switch (op.kind) {
         case OpKind::conv:
           ref::conv_forward(op, net_.batch, in, weight(k), bias(k), out);
@@ -61,6 +64,15 @@ class RefExecutor final : public Executor {
         case OpKind::sigmoid:
           ref::sigmoid_forward(batch_size(op.out), in, out);
           break;
+        case OpKind::concat:
+          ref::concat_forward(op, net_.batch, in, other, out);
+          break;
+        case OpKind::add:
+          ref::add_forward(batch_size(op.out), in, other, out);
+          break;
+        case OpKind::sub:
+          ref::sub_forward(batch_size(op.out), in, other, out);
+          break;
       }
       ref::activation_forward(op.act, batch_size(op.out), out);
     }
@@ -77,9 +89,18 @@ class RefExecutor final : public Executor {
 
   void backward(const float* d_output, float* d_input) override {
     if (!x_) throw Error("ref backend: backward() called before forward()");
-    std::vector<float> dy(d_output, d_output + acts_.back().size()), d_pre, dx;
+    std::vector<float> dy(d_output, d_output + acts_.back().size()), d_pre, dx, d_other;
+    // pending[k + 1]: the joins' gradients of activation k (pending[0]: of the input), added to
+    // the chain's once every reader of it has run (all readers come after it).
+    std::vector<std::vector<float>> pending(net_.ops.size() + 1);
+    auto add_into = [](std::vector<float>& sum, const std::vector<float>& part) {
+      if (sum.empty()) sum.assign(part.size(), 0.f);
+      for (std::size_t i = 0; i < part.size(); ++i) sum[i] += part[i];
+    };
     for (int k = int(net_.ops.size()) - 1; k >= 0; --k) {
       const OpDesc& op = net_.ops[k];
+      if (!pending[k + 1].empty())
+        for (std::size_t i = 0; i < dy.size(); ++i) dy[i] += pending[k + 1][i];
       const float* in = k ? acts_[k - 1].data() : x_;
       const float* out = acts_[k].data();
       d_pre.resize(dy.size());
@@ -110,6 +131,17 @@ class RefExecutor final : public Executor {
         case OpKind::sigmoid:
           ref::sigmoid_backward(dx.size(), out, d_pre.data(), dx.data());
           break;
+        case OpKind::concat:
+        case OpKind::add:
+        case OpKind::sub:
+          d_other.resize(batch_size(net_.act_dims(op.other)));
+          if (op.kind == OpKind::concat)
+            ref::concat_backward(op, net_.batch, d_pre.data(), dx.data(), d_other.data());
+          else
+            (op.kind == OpKind::add ? ref::add_backward : ref::sub_backward)(
+                dx.size(), d_pre.data(), dx.data(), d_other.data());
+          add_into(pending[op.other + 1], d_other);
+          break;
       }
       // An op's weight and bias lie side by side, weight first: one range.
       if (grads_ready_ && weight_at_[k] != no_param)
@@ -117,6 +149,8 @@ class RefExecutor final : public Executor {
             std::span<float>(grads_).subspan(weight_at_[k], params_end_[k] - weight_at_[k]));
       std::swap(dy, dx);
     }
+    if (!pending[0].empty())
+      for (std::size_t i = 0; i < dy.size(); ++i) dy[i] += pending[0][i];
     if (d_input) std::copy(dy.begin(), dy.end(), d_input);
   }
 

@@ -310,4 +310,39 @@ void activation_backward(Activation act, std::size_t n, const float* y, const fl
   }
 }
 
+void concat_forward(const OpDesc& op, int batch, const float* x, const float* y, float* z) {
+  const std::size_t xs = op.in.size(), ys = op.out.size() - op.in.size();
+  for (int n = 0; n < batch; ++n) {
+    std::copy_n(x + n * xs, xs, z + n * (xs + ys));
+    std::copy_n(y + n * ys, ys, z + n * (xs + ys) + xs);
+  }
+}
+
+void concat_backward(const OpDesc& op, int batch, const float* dz, float* dx, float* dy) {
+  const std::size_t xs = op.in.size(), ys = op.out.size() - op.in.size();
+  for (int n = 0; n < batch; ++n) {
+    std::copy_n(dz + n * (xs + ys), xs, dx + n * xs);
+    std::copy_n(dz + n * (xs + ys) + xs, ys, dy + n * ys);
+  }
+}
+
+void add_forward(std::size_t n, const float* x, const float* y, float* z) {
+  for (std::size_t i = 0; i < n; ++i) z[i] = x[i] + y[i];
+}
+
+void sub_forward(std::size_t n, const float* x, const float* y, float* z) {
+  for (std::size_t i = 0; i < n; ++i) z[i] = y[i] - x[i];
+}
+
+void add_backward(std::size_t n, const float* dz, float* dx, float* dy) {
+  for (std::size_t i = 0; i < n; ++i) dx[i] = dy[i] = dz[i];
+}
+
+void sub_backward(std::size_t n, const float* dz, float* dx, float* dy) {
+  for (std::size_t i = 0; i < n; ++i) {
+    dx[i] = -dz[i];
+    dy[i] = dz[i];
+  }
+}
+
 }  // namespace cae::ops::ref

@@ -57,6 +57,16 @@ void relu_backward(std::size_t n, const float* y, const float* dy, float* dx);
 void sigmoid_forward(std::size_t n, const float* x, float* y);
 void sigmoid_backward(std::size_t n, const float* y, const float* dy, float* dx);
 
+// Joins of x[N][C][H][W] (the previous op's output) and y[N][D][H][W] (an earlier activation).
+// concat: z[N][C+D][H][W] = [x ; y] per image, x's channels first; backward splits dz back.
+void concat_forward(const OpDesc& op, int batch, const float* x, const float* y, float* z);
+void concat_backward(const OpDesc& op, int batch, const float* dz, float* dx, float* dy);
+// add: z = x + y; sub: z = y - x. Over n values; backward dx = ±dz, dy = dz.
+void add_forward(std::size_t n, const float* x, const float* y, float* z);
+void sub_forward(std::size_t n, const float* x, const float* y, float* z);
+void add_backward(std::size_t n, const float* dz, float* dx, float* dy);
+void sub_backward(std::size_t n, const float* dz, float* dx, float* dy);
+
 // The fused activation of a conv / tconv, in place on y[n]; Activation::none leaves y alone.
 void activation_forward(Activation act, std::size_t n, float* y);
 // dx[n] = dy through the activation, from its output y; Activation::none copies dy.
