@@ -9,6 +9,8 @@
 //   layers B T REPS          per-step times of one training step and the bare oneDNN convs
 //   isa                      the tier our kernels and oneDNN run (core/isa.h)
 //   quit
+//
+//   cae_bench [PRESET]       the model of every command: a preset (default seed)
 #include <omp.h>
 
 #include <chrono>
@@ -34,8 +36,11 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+// The preset every command runs: the first argument (default seed).
+std::string preset = "seed";
+
 cae::nn::Model seed_model() {
-  cae::nn::Model model(cae::nn::parse_spec(cae::nn::preset_spec("seed")), {1, 28, 28},
+  cae::nn::Model model(cae::nn::parse_spec(cae::nn::preset_spec(preset)), {1, 28, 28},
                        cae::nn::LossKind::bce);
   model.init_glorot(0);
   return model;
@@ -96,8 +101,11 @@ void layers(int batch, int reps) {
   const cae::ops::NetDesc& net = exec->desc();
   std::vector<float> x(std::size_t(batch) * 784, 0.25f), dy(x.size(), 1e-4f);
   for (const auto& t : cae::ops::profile_dnnl_steps(*exec, x.data(), dy.data(), reps)) {
-    std::printf("{\"kind\":\"step\",\"op\":%d,\"name\":\"%s\",\"ms\":%.5f,\"impl\":\"%s\"}\n",
-                t.op, t.name.c_str(), t.ms, t.impl.c_str());
+    const char* layer = t.op >= 0 ? cae::ops::op_kind_name(net.ops[t.op].kind) : "edge";
+    std::printf(
+        "{\"kind\":\"step\",\"op\":%d,\"layer\":\"%s\",\"name\":\"%s\",\"ms\":%.5f,"
+        "\"impl\":\"%s\"}\n",
+        t.op, layer, t.name.c_str(), t.ms, t.impl.c_str());
   }
   for (int i = 0; i < int(net.ops.size()); ++i) {
     const cae::ops::OpDesc& op = net.ops[i];
@@ -116,7 +124,8 @@ void layers(int batch, int reps) {
 
 }  // namespace
 
-int main() {
+int main(int argc, char** argv) {
+  if (argc > 1) preset = argv[1];
   std::string line;
   while (std::getline(std::cin, line)) {
     std::istringstream in(line);

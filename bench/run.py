@@ -101,7 +101,7 @@ def synthetic_idx(path, n):
         f.write(pixels)
 
 
-def seed_onnx(cae_exe, ort_dir):
+def seed_onnx(cae_exe, ort_dir, preset="seed"):
     """cae's own ONNX export of the seed model (`cae export`; symbolic batch). `cae train` wants
     images, so one step on one batch of synthetic ones makes the model file: no dataset needed,
     and speed does not depend on the weights."""
@@ -109,9 +109,9 @@ def seed_onnx(cae_exe, ort_dir):
     try:
         synthetic_idx(os.path.join(work, "train-images-idx3-ubyte"), 200)
         synthetic_idx(os.path.join(work, "t10k-images-idx3-ubyte"), 20)
-        run_or_die([cae_exe, "train", "--preset", "seed", "--epochs", "1", "--batch", "200", "--dataset", work,
+        run_or_die([cae_exe, "train", "--preset", preset, "--epochs", "1", "--batch", "200", "--dataset", work,
                     "--out", os.path.join(work, "run")], "cae train (the model for ONNX Runtime)")
-        onnx = os.path.join(ort_dir, "seed.onnx")
+        onnx = os.path.join(ort_dir, preset + ".onnx")
         run_or_die([cae_exe, "export", os.path.join(work, "run", "model.cae"), "-o", onnx], "cae export")
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -276,7 +276,8 @@ def isa_lines(a, info, probes, own):
     present = " ".join(f for f in REPORTED_FLAGS if flags[f]) or "none"
     missing = " ".join(f for f in REPORTED_FLAGS if not flags[f])
     lines = [f"Machine: {info.get('Model name')}, {info.get('CPU(s)')} CPUs; tier **{info['tier']}**; "
-             f"flags: {present}" + (f" (no {missing})" if missing else "") + "  "]
+             f"flags: {present}" + (f" (no {missing})" if missing else "") + "  ",
+             f"Model: the `{a.preset}` preset on every side (PyTorch: bench/torch_seed.py)  "]
     if a.isa == "native":
         lines.append("ISA: native (`--isa native`): every side runs the best kernels it has for this CPU  ")
     else:
@@ -371,6 +372,8 @@ def layer_table(rows, net_ops):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--preset", choices=["seed", "unet"], default="seed",
+                    help="the model every side runs (PyTorch's twin in bench/torch_seed.py)")
     ap.add_argument("--build-dir", default=os.path.join(ROOT, "build-bench"))
     ap.add_argument("--out", default=None, help="also write the markdown report here")
     ap.add_argument("--quick", action="store_true", help="batch 200 only, no RSS runs")
@@ -401,21 +404,21 @@ def main():
     onnx = None
     if with_ort:
         ensure_ort(ort_dir)
-        onnx = seed_onnx(cae_exe, ort_dir)
+        onnx = seed_onnx(cae_exe, ort_dir, a.preset)
     env = dict(os.environ, **ISA_ENV[a.isa])
-    torch_argv = [PY, os.path.join(ROOT, "bench", "torch_bench.py")]
+    torch_argv = [PY, os.path.join(ROOT, "bench", "torch_bench.py"), a.preset]
     info = machine()
 
     # Which kernels each side runs, before any timing: oneDNN's own report in a process of its
     # own, then each server's answer to `isa`.
-    probes = {"cae": onednn_in_use([bench_exe], env)}
+    probes = {"cae": onednn_in_use([bench_exe, a.preset], env)}
     if not a.versus_env:
         probes["torch"] = onednn_in_use(torch_argv, env)
     load_before = os.getloadavg()
-    sides = {"cae": Server("cae", [bench_exe], env)}
+    sides = {"cae": Server("cae", [bench_exe, a.preset], env)}
     if a.versus_env:
         var, _, value = a.versus_env.partition("=")
-        sides["torch"] = Server(f"cae {a.versus_env}", [bench_exe], dict(env, **{var: value}))
+        sides["torch"] = Server(f"cae {a.versus_env}", [bench_exe, a.preset], dict(env, **{var: value}))
     else:
         sides["torch"] = Server("PyTorch", torch_argv, env)
     if with_ort:
@@ -457,12 +460,12 @@ def main():
     mnist = os.path.join(a.data, "mnist", "train-images-idx3-ubyte")
     if not (a.quick or a.skip_rss) and os.path.exists(mnist):
         out_dir = tempfile.mkdtemp(prefix="cae_rss_")
-        cae_rss, cae_wall, _ = peak_rss([cae_exe, "train", "--epochs", "1", "--threads", "2", "--out", out_dir,
+        cae_rss, cae_wall, _ = peak_rss([cae_exe, "train", "--preset", a.preset, "--epochs", "1", "--threads", "2", "--out", out_dir,
                                          "--data", a.data], env)
         with open(os.path.join(out_dir, "losses.csv")) as f:
             row = f.read().splitlines()[1].split(",")
         cae_epoch, cae_train = float(row[6]), 60000 / float(row[7])
-        torch_rss, torch_wall, out = peak_rss([PY, os.path.join(ROOT, "bench", "torch_seed.py"), "--epochs", "1",
+        torch_rss, torch_wall, out = peak_rss([PY, os.path.join(ROOT, "bench", "torch_seed.py"), "--preset", a.preset, "--epochs", "1",
                                                "--threads", "2", "--data", os.path.join(a.data, "mnist")], env)
         torch_epoch = json.loads(out.splitlines()[-1])["train_seconds"]
         shutil.rmtree(out_dir, ignore_errors=True)
@@ -504,7 +507,8 @@ def main():
             return text
         md += ["", "Batch-1 latency (ms, median): " + "; ".join(latency(r) for r in lat)]
     if not a.versus_env:
-        net_ops = {1: "maxpool", 3: "maxpool", 5: "maxpool", 6: "resize", 8: "resize", 10: "resize"}
+        # Each step names its op's kind (cae_bench's layers), whatever the preset.
+        net_ops = {r["op"]: r["layer"] for r in layer_rows if r.get("kind") == "step" and "layer" in r}
         lines, total, bare_conv = layer_table(layer_rows, net_ops)
         md += ["", "### Per layer: one training step, batch 200, 2 threads", "",
                "cae: every step of the executor timed on its own (forward, fused activation backward, backward "

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """PyTorch's side of bench/run.py: the seed model of DESIGN.md §1 (the Seed module of
-bench/torch_seed.py) in channels-last, PyTorch's fastest layout on the CPU. Reads one command per
+bench/torch_seed.py; the first argument names another of its MODELS, e.g. unet) in channels-last, PyTorch's fastest layout on the CPU. Reads one command per
 line on stdin, answers one JSON line, the same protocol as cae_bench:
 
   train B T WARMUP STEPS   batch assembly from bytes, noise, forward, loss, backward, Adam
@@ -15,7 +15,10 @@ import torch.nn.functional as F
 
 sys.dont_write_bytecode = True  # no bench/__pycache__ in the work tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from torch_seed import Seed  # noqa: E402
+from torch_seed import MODELS  # noqa: E402
+
+# The model: the seed, or the preset named as the first argument (torch_seed.MODELS).
+Model = MODELS[sys.argv[1] if len(sys.argv) > 1 else "seed"]
 
 
 def synthetic_images(n):
@@ -29,7 +32,7 @@ def synthetic_images(n):
 def train_rate(batch, warmup, steps):
     torch.manual_seed(0)
     train = synthetic_images((warmup + steps) * batch)
-    model = Seed().to(memory_format=torch.channels_last)
+    model = Model().to(memory_format=torch.channels_last)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.9, 0.999), eps=1e-8)
     perm = torch.randperm(train.shape[0])
     model.train()
@@ -54,7 +57,7 @@ _models = {}
 def infer_rate(batch, warmup, steps):
     if "m" not in _models:
         torch.manual_seed(0)
-        _models["m"] = Seed().to(memory_format=torch.channels_last).eval()
+        _models["m"] = Model().to(memory_format=torch.channels_last).eval()
     model = _models["m"]
     x = torch.full((batch, 1, 28, 28), 0.25).contiguous(memory_format=torch.channels_last)
     with torch.no_grad():

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""The peer: the seed model of DESIGN.md §1 in PyTorch (Debian python3-torch), trained with the
+"""The peer: the seed model of DESIGN.md §1 (or cae's unet preset, --preset unet) in PyTorch (Debian python3-torch), trained with the
 seed's recipe on the same MNIST files, evaluated the way cae evaluates (test noise drawn once,
 PSNR = mean over images of 10 log10(1 / MSE_image)). Prints one JSON line per epoch.
 
@@ -51,8 +51,37 @@ class Seed(nn.Module):
         return self.out(x)
 
 
+class Unet(Seed):
+    """cae's unet preset: the seed with each encoder output concatenated into the decoder after
+    the resize that brings it back to its size (51,425 parameters)."""
+
+    def __init__(self, c=1):
+        super().__init__(c)
+        self.d1, self.d2, self.d3 = nn.Conv2d(32, 16, 3, padding=1), nn.Conv2d(48, 32, 3, padding=1), nn.Conv2d(64, 32, 3, padding=1)
+        for m in (self.d1, self.d2, self.d3):
+            nn.init.xavier_uniform_(m.weight)
+            nn.init.zeros_(m.bias)
+
+    def forward(self, x):
+        h, w = x.shape[-2:]
+        e1 = F.relu(self.e1(x))
+        x = self.pool(e1)
+        e2 = F.relu(self.e2(x))
+        x = self.pool(e2)
+        e3 = F.relu(self.e3(x))
+        x = self.pool(e3)
+        x = F.relu(self.d1(torch.cat([F.interpolate(x, size=e3.shape[-2:], mode="nearest"), e3], 1)))
+        x = F.relu(self.d2(torch.cat([F.interpolate(x, size=e2.shape[-2:], mode="nearest"), e2], 1)))
+        x = F.relu(self.d3(torch.cat([F.interpolate(x, size=(h, w), mode="nearest"), e1], 1)))
+        return self.out(x)
+
+
+MODELS = {"seed": Seed, "unet": Unet}
+
+
 def main():
     ap = argparse.ArgumentParser()
+    ap.add_argument("--preset", choices=sorted(MODELS), default="seed")
     ap.add_argument("--epochs", type=int, default=5)
     ap.add_argument("--batch", type=int, default=200)
     ap.add_argument("--threads", type=int, default=os.cpu_count())
@@ -66,7 +95,7 @@ def main():
     test = torch.from_numpy(read_idx(os.path.join(a.data, "t10k-images-idx3-ubyte")).astype(np.float32) / 255).unsqueeze(1)
     g = torch.Generator().manual_seed(1234)
     test_noisy = (test + 0.5 * torch.randn(test.shape, generator=g)).clamp(0, 1)
-    model = Seed().to(memory_format=torch.channels_last)
+    model = MODELS[a.preset]().to(memory_format=torch.channels_last)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.9, 0.999), eps=1e-8)
     for epoch in range(1, a.epochs + 1):
         t0 = time.time()
