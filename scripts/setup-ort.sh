@@ -3,7 +3,7 @@
 # package onnxruntime-node, whose Linux x64 CPU library ships inside the package, into
 # ${BUILD_DIR:-build}/ort. --ignore-scripts: the package's install script only fetches CUDA
 # libraries, and fails without them. Does nothing when that version is there already; without
-# npm it says so and the tests that need it skip, saying why.
+# npm, or when the install fails, it says so and the tests that need it skip, saying why.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dir=${BUILD_DIR:-build}/ort
@@ -20,4 +20,8 @@ mkdir -p "$dir"
 [[ -f "$dir/package.json" ]] ||
   echo '{"name": "cae-tests-ort", "private": true, "description": "ONNX Runtime for tests/test_onnx.cpp"}' >"$dir/package.json"
 echo "setup-ort: installing onnxruntime-node@$version into $dir"
-(cd "$dir" && npm install --ignore-scripts --save-exact --no-audit --no-fund "onnxruntime-node@$version" >/dev/null)
+if ! (cd "$dir" && npm install --ignore-scripts --save-exact --no-audit --no-fund \
+      "onnxruntime-node@$version" >/dev/null); then
+  # No registry here: the suite still runs, and the ONNX Runtime test skips, saying so.
+  echo "setup-ort: npm install failed: the ONNX Runtime tests will skip" >&2
+fi
