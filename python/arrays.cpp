@@ -75,13 +75,6 @@ void check_finite(const std::string& what, const float* values, std::size_t n,
 }
 
 template <class T>
-py::array owning_array(std::vector<T>&& values, std::vector<py::ssize_t> shape) {
-  auto* heap = new std::vector<T>(std::move(values));
-  py::capsule owner(heap, [](void* p) { delete static_cast<std::vector<T>*>(p); });
-  return py::array_t<T>(std::move(shape), heap->data(), owner);
-}
-
-template <class T>
 py::array to_caller(std::vector<T>&& values, const EngineInput& in, Shape item, Order order) {
   const py::ssize_t n = in.count;
   std::vector<py::ssize_t> engine_shape =

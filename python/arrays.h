@@ -60,6 +60,15 @@ py::array from_engine(std::vector<float>&& values, const EngineInput& in, Shape 
 py::array from_engine(std::vector<std::uint8_t>&& values, const EngineInput& in, Shape item,
                       Order order);
 
+// Requires values.size() to be the product of shape. Ensures a C-contiguous array of that shape
+// that takes the values over without copying them (it frees them when NumPy lets it go).
+template <class T>
+py::array owning_array(std::vector<T>&& values, std::vector<py::ssize_t> shape) {
+  auto* heap = new std::vector<T>(std::move(values));
+  py::capsule owner(heap, [](void* p) { delete static_cast<std::vector<T>*>(p); });
+  return py::array_t<T>(std::move(shape), heap->data(), owner);
+}
+
 // The floats byte / 255 of uint8 values, as the API's pixel path reads them.
 std::vector<float> bytes_to_floats(std::span<const std::uint8_t> bytes);
 

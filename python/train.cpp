@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cstring>
 #include <filesystem>
+#include <optional>
 
 #include "arrays.h"
 #include "bindings.h"
@@ -194,6 +195,19 @@ bool is_path(const py::handle& object) {
   return py::isinstance<py::str>(object) || py::hasattr(object, "__fspath__");
 }
 
+// What train() and evaluate() do with their dataset and threads: a name or path goes on to the
+// parser as --dataset, arrays become the returned dataset; the module's thread count is the
+// default of --threads.
+std::optional<data::Dataset> dataset_and_threads(const std::string& what,
+                                                 const py::object& dataset,
+                                                 const py::dict& options,
+                                                 std::vector<std::string>& args) {
+  if (!given(options, "threads")) args.push_back("--threads=" + std::to_string(thread_count()));
+  if (!is_path(dataset)) return array_dataset(what, dataset);
+  args.push_back("--dataset=" + path_text(what, dataset));
+  return std::nullopt;
+}
+
 py::dict epoch_dict(const train::EpochStats& e) {
   py::dict d;
   d["epoch"] = e.epoch;
@@ -226,17 +240,12 @@ py::dict train(const py::object& dataset, const py::object& progress, bool verbo
   cli::add_train_options(cmd, o);
   std::vector<std::string> args =
       command_line("train", cmd, options, {"dataset", "progress", "verbose"});
-  data::Dataset arrays;
-  const bool from_arrays = !is_path(dataset);
-  if (from_arrays)
-    arrays = array_dataset("train", dataset);
-  else
-    args.push_back("--dataset=" + path_text("train", dataset));
+  const std::optional<data::Dataset> arrays = dataset_and_threads("train", dataset, options, args);
   // Pairs are trained as given, unless a corruption is asked for.
-  if (arrays.paired() && std::none_of(kCorruptionKeys.begin(), kCorruptionKeys.end(),
-                                      [&](const std::string& k) { return given(options, k.c_str()); }))
+  if (arrays && arrays->paired() &&
+      std::none_of(kCorruptionKeys.begin(), kCorruptionKeys.end(),
+                   [&](const std::string& k) { return given(options, k.c_str()); }))
     args.push_back("--corruption=none");
-  if (!given(options, "threads")) args.push_back("--threads=" + std::to_string(thread_count()));
   parse(app, args);
 
   dist::LocalCommunicator alone;
@@ -246,7 +255,7 @@ py::dict train(const py::object& dataset, const py::object& progress, bool verbo
   {
     py::gil_scoped_release release;
     try {
-      outcome = cli::run_training(o, alone, bridge, from_arrays ? &arrays : nullptr,
+      outcome = cli::run_training(o, alone, bridge, arrays ? &*arrays : nullptr,
                                   {.lines = verbose, .json = false});
     } catch (const StopRequested&) {
       stopped = true;
@@ -287,12 +296,8 @@ py::dict evaluate(const py::object& model, const py::object& dataset, const py::
   cli::add_eval_options(cmd, o, false);
   std::vector<std::string> args =
       command_line("evaluate", cmd, options, {"model", "m", "dataset"});
-  data::Dataset arrays;
-  const bool from_arrays = !is_path(dataset);
-  if (from_arrays)
-    arrays = array_dataset("evaluate", dataset);
-  else
-    args.push_back("--dataset=" + path_text("evaluate", dataset));
+  const std::optional<data::Dataset> arrays =
+      dataset_and_threads("evaluate", dataset, options, args);
   std::optional<nn::Model> net;
   if (py::isinstance<Model>(model)) {
     const Model& m = model.cast<const Model&>();
@@ -301,12 +306,11 @@ py::dict evaluate(const py::object& model, const py::object& dataset, const py::
   } else {
     args.push_back("--model=" + path_text("evaluate: model", model));
   }
-  if (!given(options, "threads")) args.push_back("--threads=" + std::to_string(thread_count()));
   parse(app, args);
   train::Comparison c;
   {
     py::gil_scoped_release release;
-    c = cli::run_evaluation(o, net ? &*net : nullptr, from_arrays ? &arrays : nullptr);
+    c = cli::run_evaluation(o, net ? &*net : nullptr, arrays ? &*arrays : nullptr);
   }
   py::dict table = json_loads(train::comparison_json(c));
   // Per image too, as cae eval --csv writes them: one array per method and score.
@@ -373,13 +377,11 @@ py::array corrupt(const py::handle& images, const std::string& text, std::uint64
   return from_engine(std::move(bytes), in, item, Order::nhwc);
 }
 
+// The images of set as an array (N, H, W, C), a copy.
 py::array images_array(const data::ImageSet& set) {
-  std::vector<std::uint8_t> pixels = set.pixels;
-  auto* heap = new std::vector<std::uint8_t>(std::move(pixels));
-  py::capsule owner(heap, [](void* p) { delete static_cast<std::vector<std::uint8_t>*>(p); });
-  return py::array_t<std::uint8_t>({py::ssize_t(set.n), py::ssize_t(set.h), py::ssize_t(set.w),
-                                    py::ssize_t(set.c)},
-                                   heap->data(), owner);
+  return owning_array(std::vector<std::uint8_t>(set.pixels),
+                      {py::ssize_t(set.n), py::ssize_t(set.h), py::ssize_t(set.w),
+                       py::ssize_t(set.c)});
 }
 
 py::dict load_dataset(const py::object& name, const py::object& data_dir, const std::string& size,
