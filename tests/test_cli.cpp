@@ -97,6 +97,14 @@ TEST(Cli, GraphModelTrainsDenoisesInTilesAndPrintsItsPlan) {
   EXPECT_THAT(info.output, HasSubstr("memory plan (dnnl, batch 10"));
   EXPECT_THAT(info.output, HasSubstr("d act 0 from op 13 (skip)"));
   EXPECT_THAT(info.output, HasSubstr("total: "));
+  Result kernels = run("info " + dir + "/run/model.cae --kernels --batch 10");
+  ASSERT_EQ(kernels.status, 0) << kernels.output;
+  EXPECT_THAT(kernels.output, HasSubstr("kernels (dnnl, batch 10, "));
+  EXPECT_THAT(kernels.output, ::testing::ContainsRegex("forward +13 +concat +forward +cae:concat"));
+  EXPECT_THAT(kernels.output, HasSubstr("fallbacks: none"));
+  Result ref_kernels = run("info " + dir + "/run/model.cae --kernels --backend ref");
+  ASSERT_EQ(ref_kernels.status, 0) << ref_kernels.output;
+  EXPECT_THAT(ref_kernels.output, ::testing::ContainsRegex("backward +0 +conv +backward +ref"));
 
   data::Image big;
   big.h = 29;

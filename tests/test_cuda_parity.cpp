@@ -258,6 +258,8 @@ class ScriptedFused final : public Executor {
     ref_->from_canonical(t, flat);
   }
   const NetDesc& desc() const override { return ref_->desc(); }
+  std::vector<KernelUse> kernels() const override { return ref_->kernels(); }
+  std::vector<std::string> fallbacks() const override { return ref_->fallbacks(); }
 
   bool fused_begin(const FusedStepConfig& c, std::span<const float> m, std::span<const float> v,
                    std::int64_t t) override {

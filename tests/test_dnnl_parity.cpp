@@ -225,11 +225,11 @@ TEST(DnnlExecutor, PresetsRunNoReferenceKernelAndNoFallback) {
   if (cpu_isa() < Isa::avx2) GTEST_SKIP() << "below AVX2 oneDNN 2.6 has no JIT backward convs";
   for (const NetDesc& net : {unet_net(50), unet_net(1), unet_net(2, 2), residual_net(50)}) {
     auto exec = make_executor(Backend::dnnl, net);
-    for (const DnnlStep& s : dnnl_steps(*exec))
+    for (const KernelUse& s : exec->kernels())
       EXPECT_TRUE(s.impl.starts_with("cae:") || s.impl.starts_with("jit") ||
                   s.impl.starts_with("brg"))
           << "op " << s.op << " " << s.name << ": " << s.impl;
-    EXPECT_THAT(dnnl_fallbacks(*exec), ::testing::IsEmpty());
+    EXPECT_THAT(exec->fallbacks(), ::testing::IsEmpty());
   }
 }
 
@@ -288,20 +288,20 @@ TEST(DnnlExecutor, ThreeByThreeConvsRunInWinograd) {
 // and a batch of 1) runs on one of oneDNN's JIT kernels or one of ours, never on a reference
 // kernel (ref:, 10-60x slower), and the builder took no fallback: on each tier from AVX2 up,
 // since CI runs this natively and capped (CAE_MAX_ISA). Below AVX2 the forward still is, and
-// each reference kernel of the backward is named in dnnl_fallbacks(). What was built is
+// each reference kernel of the backward is named in Executor::fallbacks(). What was built is
 // checked, not how fast it runs.
 TEST(DnnlExecutor, SeedRunsNoReferenceKernelAndNoFallback) {
   for (int batch : {50, 64, 1}) {
     auto exec = make_executor(Backend::dnnl, seed_net(batch));
-    const std::vector<DnnlStep> steps = dnnl_steps(*exec);
+    const std::vector<KernelUse> steps = exec->kernels();
     std::ostringstream all;
-    for (const DnnlStep& s : steps)
+    for (const KernelUse& s : steps)
       all << "  op " << s.op << " " << s.pass << " " << s.name << ": " << s.impl << "\n";
     SCOPED_TRACE("batch " + std::to_string(batch) + " on " + isa_description() + ", oneDNN " +
                  dnnl_isa() + ":\n" + all.str());
     EXPECT_GT(steps.size(), 13u);
-    const std::vector<std::string> fallbacks = dnnl_fallbacks(*exec);
-    for (const DnnlStep& s : steps) {
+    const std::vector<std::string> fallbacks = exec->fallbacks();
+    for (const KernelUse& s : steps) {
       const bool ours = s.impl.starts_with("cae:");
       const bool jit = s.impl.starts_with("jit") || s.impl.starts_with("brg");
       if (cpu_isa() >= Isa::avx2 || s.pass == "forward") {

@@ -17,6 +17,7 @@
 #include "io/model_file.h"
 #include "io/onnx_export.h"
 #include "models.h"
+#include "op_specs.h"
 #include "nn/model.h"
 #include "support.h"
 
@@ -105,6 +106,21 @@ TEST(OnnxExport, EveryLayerOptionMatchesOpenCv) {
   expect_parity(test::random_model(spec, ops::Dims{2, 13, 13}, nn::LossKind::mse, 5));
   expect_parity(test::random_model("pool valid\nresize 9x9\nconv channels\n", ops::Dims{1, 9, 9},
                                    nn::LossKind::bce, 6));
+}
+
+// The op table's ONNX column: every op exports to the operator its row names, and the graph
+// of each one-op net matches cae in OpenCV.
+TEST(OnnxExport, EveryOpOfTheTableExportsToItsOperator) {
+  for (const ops::OpInfo& info : ops::op_table()) {
+    SCOPED_TRACE(info.name);
+    const nn::Model model =
+        test::random_model(test::one_op_spec(info), ops::Dims{1, 8, 8}, nn::LossKind::bce, 23);
+    const onnx::ModelProto proto = parse(io::encode_onnx(model));
+    bool found = false;
+    for (const auto& node : proto.graph().node()) found = found || node.op_type() == info.onnx;
+    EXPECT_TRUE(found) << "no " << info.onnx << " node";
+    expect_parity(model);
+  }
 }
 
 TEST(OnnxExport, GraphPresetsMatchOpenCv) {

@@ -158,10 +158,11 @@ class GraphBuilder {
   std::string add_op(int i, const ops::OpDesc& op, const std::string& x) {
     const std::string out = "op" + std::to_string(i);
     const std::string name = op_text(i, op);
+    const char* onnx_type = ops::op_info(op.kind).onnx;  // the op table's ONNX column
     switch (op.kind) {
       case ops::OpKind::conv: {
         const std::string pre = op.act != ops::Activation::none ? out + ".pre" : out;
-        onnx::NodeProto* node = add_node(graph_, "Conv", name, weights(i, op, x), pre);
+        onnx::NodeProto* node = add_node(graph_, onnx_type, name, weights(i, op, x), pre);
         add_window(node, op);
         add_ints(node, "pads", {op.pad_top, op.pad_left, op.pad_bottom, op.pad_right});
         add_activation(op, name, pre, out);
@@ -181,7 +182,7 @@ class GraphBuilder {
         const bool crop = op.pad_bottom != op.pad_top || op.pad_right != op.pad_left;
         const bool fused = op.act != ops::Activation::none;
         const std::string full = crop ? out + ".full" : fused ? out + ".pre" : out;
-        onnx::NodeProto* node = add_node(graph_, "ConvTranspose", name, weights(i, op, x), full);
+        onnx::NodeProto* node = add_node(graph_, onnx_type, name, weights(i, op, x), full);
         add_window(node, op);
         add_ints(node, "pads", {op.pad_top, op.pad_left, op.pad_top, op.pad_left});
         std::string pre = full;
@@ -200,7 +201,7 @@ class GraphBuilder {
       case ops::OpKind::maxpool: {
         // ONNX MaxPool ignores padded cells, as cae's 'same' pooling does (7 -> 4 pads the
         // bottom and right by one).
-        onnx::NodeProto* node = add_node(graph_, "MaxPool", name, {x}, out);
+        onnx::NodeProto* node = add_node(graph_, onnx_type, name, {x}, out);
         add_ints(node, "kernel_shape", {op.kernel, op.kernel});
         add_ints(node, "strides", {op.stride, op.stride});
         add_ints(node, "pads", {op.pad_top, op.pad_left, op.pad_bottom, op.pad_right});
@@ -219,26 +220,24 @@ class GraphBuilder {
           add_int(add_node(graph_, "Concat", name + " sizes", {batch_dim(), chw}, sizes), "axis",
                   0);
         }
-        onnx::NodeProto* node = add_node(graph_, "Resize", name, {x, "", "", sizes}, out);
+        onnx::NodeProto* node = add_node(graph_, onnx_type, name, {x, "", "", sizes}, out);
         add_string(node, "mode", "nearest");
         add_string(node, "coordinate_transformation_mode", "asymmetric");
         add_string(node, "nearest_mode", "floor");
         break;
       }
       case ops::OpKind::relu:
-        add_node(graph_, "Relu", name, {x}, out);
-        break;
       case ops::OpKind::sigmoid:
-        add_node(graph_, "Sigmoid", name, {x}, out);
+        add_node(graph_, onnx_type, name, {x}, out);
         break;
       case ops::OpKind::concat:
-        add_int(add_node(graph_, "Concat", name, {x, tensor_of(op.other)}, out), "axis", 1);
+        add_int(add_node(graph_, onnx_type, name, {x, tensor_of(op.other)}, out), "axis", 1);
         break;
       case ops::OpKind::add:
-        add_node(graph_, "Add", name, {x, tensor_of(op.other)}, out);
+        add_node(graph_, onnx_type, name, {x, tensor_of(op.other)}, out);
         break;
       case ops::OpKind::sub:  // the other operand minus x
-        add_node(graph_, "Sub", name, {tensor_of(op.other), x}, out);
+        add_node(graph_, onnx_type, name, {tensor_of(op.other), x}, out);
         break;
       default:
         throw Error(name + ": no ONNX form for this op");

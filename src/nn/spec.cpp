@@ -83,53 +83,61 @@ bool valid_name(const std::string& s) {
   });
 }
 
+std::string spec_words() {
+  std::string words;
+  const auto& table = ops::op_table();
+  for (std::size_t i = 0; i < table.size(); ++i)
+    words += std::string(i == 0 ? "" : i + 1 == table.size() ? " or " : ", ") +
+             table[i].spec_word;
+  return words;
+}
+
+// One line's layer, its keyword and what may follow it as the op table says (ops::SpecArgs).
 LayerSpec parse_line(const std::vector<std::string>& tokens, int line) {
   LayerSpec layer;
   layer.line = line;
   const std::string& head = tokens[0];
+  const ops::OpInfo* info = ops::op_by_spec_word(head);
+  if (!info) fail(line, head, "unknown layer (expected " + spec_words() + ")");
+  layer.kind = info->kind;
+  layer.kernel = info->kernel;
+  layer.stride = info->stride;
   std::size_t next = 1;
-  if (head == "conv" || head == "tconv") {
-    layer.kind = head == "conv" ? LayerKind::conv : LayerKind::tconv;
-    layer.stride = head == "conv" ? 1 : 2;
-    if (tokens.size() < 2) fail(line, head, "needs an output channel count (a number or 'channels')");
-    if (tokens[1] != "channels")
-      layer.channels = parse_positive(tokens[1], line, tokens[1], "channel count");
-    next = 2;
-  } else if (head == "pool") {
-    layer.kind = LayerKind::pool;
-    layer.kernel = 2;
-    layer.stride = 2;
-  } else if (head == "resize") {
-    layer.kind = LayerKind::resize;
-    if (tokens.size() != 2) fail(line, head, "needs exactly one target: 'mirror', HxW or N");
-    if (tokens[1] == "mirror") {
-      layer.size = SizeRule::mirror;
-    } else if (parse_size(tokens[1], layer.out_h, layer.out_w)) {
-      layer.size = SizeRule::fixed;
-    } else {
-      fail(line, tokens[1], "expected 'mirror', HxW or N (sizes from 1 to 65536)");
-    }
-    return layer;
-  } else if (head == "concat" || head == "add" || head == "sub") {
-    layer.kind = head == "concat" ? LayerKind::concat
-                 : head == "add"  ? LayerKind::add
-                                  : LayerKind::sub;
-    if (tokens.size() != 2)
-      fail(line, head, "needs exactly one operand: the name of an earlier activation ('as NAME')");
-    if (!valid_name(tokens[1]))
-      fail(line, tokens[1], "not a name (a letter, then letters, digits, '_' or '-')");
-    layer.joins = tokens[1];
-    return layer;
-  } else if (head == "relu" || head == "sigmoid") {
-    layer.kind = head == "relu" ? LayerKind::relu : LayerKind::sigmoid;
-    if (tokens.size() > 1) fail(line, tokens[1], "'" + head + "' takes no options");
-    return layer;
-  } else {
-    fail(line, head,
-         "unknown layer (expected conv, tconv, pool, resize, relu, sigmoid, concat, add or sub)");
+  switch (info->spec_args) {
+    case ops::SpecArgs::conv:
+      if (tokens.size() < 2)
+        fail(line, head, "needs an output channel count (a number or 'channels')");
+      if (tokens[1] != "channels")
+        layer.channels = parse_positive(tokens[1], line, tokens[1], "channel count");
+      next = 2;
+      break;
+    case ops::SpecArgs::window:
+      break;
+    case ops::SpecArgs::target:
+      if (tokens.size() != 2) fail(line, head, "needs exactly one target: 'mirror', HxW or N");
+      if (tokens[1] == "mirror") {
+        layer.size = SizeRule::mirror;
+      } else if (parse_size(tokens[1], layer.out_h, layer.out_w)) {
+        layer.size = SizeRule::fixed;
+      } else {
+        fail(line, tokens[1], "expected 'mirror', HxW or N (sizes from 1 to 65536)");
+      }
+      return layer;
+    case ops::SpecArgs::operand:
+      if (tokens.size() != 2)
+        fail(line, head, "needs exactly one operand: the name of an earlier activation ('as NAME')");
+      if (!valid_name(tokens[1]))
+        fail(line, tokens[1], "not a name (a letter, then letters, digits, '_' or '-')");
+      layer.joins = tokens[1];
+      return layer;
+    case ops::SpecArgs::nothing:
+      if (tokens.size() > 1) fail(line, tokens[1], "'" + head + "' takes no options");
+      return layer;
   }
 
-  const bool is_conv = layer.kind != LayerKind::pool;
+  // conv and window ops: kK sS and a size word; conv ops also an activation and nobias.
+  const bool is_conv = info->spec_args == ops::SpecArgs::conv;
+  const bool transposed = info->shape == ops::ShapeRule::transposed;
   for (; next < tokens.size(); ++next) {
     const std::string& t = tokens[next];
     // A later size word overrides an earlier HxW: forget its numbers, so that format_spec's text
@@ -141,11 +149,11 @@ LayerSpec parse_line(const std::vector<std::string>& tokens, int line) {
       layer.stride = parse_positive(t.substr(1), line, t, "stride");
     } else if (t == "same") {
       layer.size = SizeRule::same;
-    } else if (t == "valid" && layer.kind != LayerKind::tconv) {
+    } else if (t == "valid" && !transposed) {
       layer.size = SizeRule::valid;
-    } else if (t == "mirror" && layer.kind == LayerKind::tconv) {
+    } else if (t == "mirror" && transposed) {
       layer.size = SizeRule::mirror;
-    } else if (layer.kind == LayerKind::tconv && parse_size(t, layer.out_h, layer.out_w)) {
+    } else if (transposed && parse_size(t, layer.out_h, layer.out_w)) {
       layer.size = SizeRule::fixed;
     } else if (is_conv && (t == "relu" || t == "sigmoid" || t == "linear")) {
       layer.act = t == "relu"      ? ops::Activation::relu
@@ -294,11 +302,12 @@ ops::NetDesc build_net(const Architecture& arch, ops::Dims input, int batch) {
     op.stride = l.stride;
     op.bias = l.bias;
     op.act = l.act;
-    switch (l.kind) {
-      case LayerKind::conv:
-      case LayerKind::pool: {
-        op.kind = l.kind == LayerKind::conv ? ops::OpKind::conv : ops::OpKind::maxpool;
-        op.out.c = l.kind == LayerKind::pool ? cur.c : (l.channels ? l.channels : input.c);
+    op.kind = l.kind;
+    const ops::OpInfo& info = ops::op_info(l.kind);
+    switch (info.shape) {
+      case ops::ShapeRule::window:
+      case ops::ShapeRule::pool: {
+        op.out.c = info.shape == ops::ShapeRule::pool ? cur.c : (l.channels ? l.channels : input.c);
         if (l.size == SizeRule::same) {
           op.out.h = same_out(cur.h, l.stride);
           op.out.w = same_out(cur.w, l.stride);
@@ -314,8 +323,7 @@ ops::NetDesc build_net(const Architecture& arch, ops::Dims input, int batch) {
         if (l.stride > 1) downsampled_from.push_back(cur);
         break;
       }
-      case LayerKind::tconv: {
-        op.kind = ops::OpKind::tconv;
+      case ops::ShapeRule::transposed: {
         op.out.c = l.channels ? l.channels : input.c;
         std::int64_t oh = std::int64_t(cur.h) * l.stride, ow = std::int64_t(cur.w) * l.stride;
         if (l.size == SizeRule::mirror) {
@@ -343,8 +351,7 @@ ops::NetDesc build_net(const Architecture& arch, ops::Dims input, int batch) {
         op.out.w = int(ow);
         break;
       }
-      case LayerKind::resize: {
-        op.kind = ops::OpKind::resize;
+      case ops::ShapeRule::resize: {
         op.kernel = op.stride = 1;
         op.act = ops::Activation::none;
         op.out.c = cur.c;
@@ -358,32 +365,21 @@ ops::NetDesc build_net(const Architecture& arch, ops::Dims input, int batch) {
         }
         break;
       }
-      case LayerKind::relu:
-      case LayerKind::sigmoid:
-        op.kind = l.kind == LayerKind::relu ? ops::OpKind::relu : ops::OpKind::sigmoid;
+      case ops::ShapeRule::same:
+      case ops::ShapeRule::concat: {
         op.kernel = op.stride = 1;
         op.act = ops::Activation::none;
         op.out = cur;
-        break;
-      case LayerKind::concat:
-      case LayerKind::add:
-      case LayerKind::sub: {
-        op.kind = l.kind == LayerKind::concat ? ops::OpKind::concat
-                  : l.kind == LayerKind::add  ? ops::OpKind::add
-                                              : ops::OpKind::sub;
-        op.kernel = op.stride = 1;
-        op.act = ops::Activation::none;
+        if (!info.join) break;
         op.other = l.joins_layer;
+        const bool concat = info.shape == ops::ShapeRule::concat;
         const ops::Dims y = op.other == ops::OpDesc::kNetInput ? input : net.ops[op.other].out;
-        const bool fits =
-            y.h == cur.h && y.w == cur.w && (l.kind == LayerKind::concat || y.c == cur.c);
+        const bool fits = y.h == cur.h && y.w == cur.w && (concat || y.c == cur.c);
         if (!fits)
-          throw Error(
-              where + "token '" + l.joins + "': its shape " + dims_text(y) +
-              (l.kind == LayerKind::concat ? " has another spatial size than " : " differs from ") +
-              dims_text(cur) + ", the activation it joins");
-        op.out = cur;
-        if (l.kind == LayerKind::concat) {
+          throw Error(where + "token '" + l.joins + "': its shape " + dims_text(y) +
+                      (concat ? " has another spatial size than " : " differs from ") +
+                      dims_text(cur) + ", the activation it joins");
+        if (concat) {
           if (std::int64_t(cur.c) + y.c > kMaxSize)
             throw Error(where + "token '" + l.joins + "': more than 65536 channels");
           op.out.c = cur.c + y.c;
@@ -402,7 +398,6 @@ ops::NetDesc build_net(const Architecture& arch, ops::Dims input, int batch) {
 std::string format_spec(const Architecture& arch) {
   std::string out;
   for (const LayerSpec& l : arch.layers) {
-    std::string line;
     auto size_word = [&]() -> std::string {
       switch (l.size) {
         case SizeRule::same: return "same";
@@ -417,24 +412,21 @@ std::string format_spec(const Architecture& arch) {
              : l.act == ops::Activation::sigmoid ? " sigmoid"
                                                  : "";
     };
-    switch (l.kind) {
-      case LayerKind::conv:
-      case LayerKind::tconv:
-        line = std::string(l.kind == LayerKind::conv ? "conv " : "tconv ") +
-               (l.channels ? std::to_string(l.channels) : "channels") + " k" +
-               std::to_string(l.kernel) + " s" + std::to_string(l.stride) + " " + size_word() +
-               act_word() + (l.bias ? "" : " nobias");
+    const ops::OpInfo& info = ops::op_info(l.kind);
+    std::string line = info.spec_word;
+    switch (info.spec_args) {
+      case ops::SpecArgs::conv:
+        line += std::string(" ") + (l.channels ? std::to_string(l.channels) : "channels") + " k" +
+                std::to_string(l.kernel) + " s" + std::to_string(l.stride) + " " + size_word() +
+                act_word() + (l.bias ? "" : " nobias");
         break;
-      case LayerKind::pool:
-        line = "pool k" + std::to_string(l.kernel) + " s" + std::to_string(l.stride) + " " +
-               size_word();
+      case ops::SpecArgs::window:
+        line += " k" + std::to_string(l.kernel) + " s" + std::to_string(l.stride) + " " +
+                size_word();
         break;
-      case LayerKind::resize: line = "resize " + size_word(); break;
-      case LayerKind::relu: line = "relu"; break;
-      case LayerKind::sigmoid: line = "sigmoid"; break;
-      case LayerKind::concat: line = "concat " + l.joins; break;
-      case LayerKind::add: line = "add " + l.joins; break;
-      case LayerKind::sub: line = "sub " + l.joins; break;
+      case ops::SpecArgs::target: line += " " + size_word(); break;
+      case ops::SpecArgs::nothing: break;
+      case ops::SpecArgs::operand: line += " " + l.joins; break;
     }
     if (!l.name.empty()) line += " as " + l.name;
     out += line + "\n";

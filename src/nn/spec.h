@@ -25,11 +25,12 @@
 
 namespace cae::nn {
 
-enum class LayerKind { conv, tconv, pool, resize, relu, sigmoid, concat, add, sub };
+// A layer is one op of the op table (ops::op_table(): its spec keyword, what follows it, its
+// shape rule); the spec only adds how sizes are given.
 enum class SizeRule { same, valid, mirror, fixed };
 
 struct LayerSpec {
-  LayerKind kind = LayerKind::conv;
+  ops::OpKind kind = ops::OpKind::conv;
   int channels = 0;          // conv/tconv; 0 means "the data's channel count"
   int kernel = 3, stride = 1;
   SizeRule size = SizeRule::same;

@@ -9,21 +9,6 @@
 
 namespace cae::ops {
 
-const char* op_kind_name(OpKind kind) {
-  switch (kind) {
-    case OpKind::conv: return "conv";
-    case OpKind::tconv: return "tconv";
-    case OpKind::maxpool: return "maxpool";
-    case OpKind::resize: return "resize";
-    case OpKind::relu: return "relu";
-    case OpKind::sigmoid: return "sigmoid";
-    case OpKind::concat: return "concat";
-    case OpKind::add: return "add";
-    case OpKind::sub: return "sub";
-  }
-  return "unknown";
-}
-
 std::vector<std::vector<int>> NetDesc::join_readers() const {
   std::vector<std::vector<int>> readers(ops.size() + 1);
   for (int i = 0; i < int(ops.size()); ++i)
@@ -42,12 +27,14 @@ std::vector<ParamInfo> param_infos(const NetDesc& net) {
   std::vector<ParamInfo> infos;
   for (int i = 0; i < int(net.ops.size()); ++i) {
     const OpDesc& op = net.ops[i];
-    if (op.kind == OpKind::conv) {
-      infos.push_back({i, "weight", {op.out.c, op.in.c, op.kernel, op.kernel}});
-    } else if (op.kind == OpKind::tconv) {
-      infos.push_back({i, "weight", {op.in.c, op.out.c, op.kernel, op.kernel}});
-    } else {
-      continue;
+    switch (op_info(op.kind).weights) {
+      case Weights::none: continue;
+      case Weights::oihw:
+        infos.push_back({i, "weight", {op.out.c, op.in.c, op.kernel, op.kernel}});
+        break;
+      case Weights::iohw:
+        infos.push_back({i, "weight", {op.in.c, op.out.c, op.kernel, op.kernel}});
+        break;
     }
     if (op.bias) infos.push_back({i, "bias", {op.out.c}});
   }
@@ -69,6 +56,12 @@ double Executor::fused_end(std::span<float>, std::span<float>) {
 }
 
 std::unique_ptr<Executor> make_executor(Backend backend, const NetDesc& net) {
+  // The op table's backend columns are the one statement of what runs where: an op a backend
+  // has no kernel for is refused here, by name, before the backend sees it.
+  for (int i = 0; i < int(net.ops.size()); ++i)
+    if (!op_info(net.ops[i].kind).runs_on(backend))
+      throw Error(std::string(backend_name(backend)) + " backend: op " + std::to_string(i) +
+                  " (" + op_kind_name(net.ops[i].kind) + ") has no kernel on this backend");
   switch (backend) {
     case Backend::ref:
       return make_ref_executor(net);

@@ -27,31 +27,29 @@ Dims expected_out(int index, const OpDesc& op, Dims other) {
   const Dims in = op.in;
   const int k = op.kernel, s = op.stride;
   const int rows = in.h + op.pad_top + op.pad_bottom, cols = in.w + op.pad_left + op.pad_right;
-  switch (op.kind) {
-    case OpKind::conv:
-    case OpKind::maxpool:
+  switch (op_info(op.kind).shape) {
+    case ShapeRule::window:
+    case ShapeRule::pool: {
+      const bool pool = op_info(op.kind).shape == ShapeRule::pool;
       check_window(index, op);
       if (rows < k || cols < k)
         fail(index, op,
              "padded input " + std::to_string(rows) + "x" + std::to_string(cols) +
                  " is smaller than the kernel " + std::to_string(k));
-      if (op.kind == OpKind::maxpool &&
-          (op.pad_top >= k || op.pad_left >= k || op.pad_bottom >= k || op.pad_right >= k))
+      if (pool && (op.pad_top >= k || op.pad_left >= k || op.pad_bottom >= k || op.pad_right >= k))
         // A window of padding only would have no cell to take the maximum of.
         fail(index, op, "padding must be smaller than the kernel " + std::to_string(k));
-      return {op.kind == OpKind::conv ? op.out.c : in.c, (rows - k) / s + 1, (cols - k) / s + 1};
-    case OpKind::tconv:
+      return {pool ? in.c : op.out.c, (rows - k) / s + 1, (cols - k) / s + 1};
+    }
+    case ShapeRule::transposed:
       check_window(index, op);
       return {op.out.c, (in.h - 1) * s + k - op.pad_top - op.pad_bottom,
               (in.w - 1) * s + k - op.pad_left - op.pad_right};
-    case OpKind::resize:
+    case ShapeRule::resize:
       return {in.c, op.out.h, op.out.w};
-    case OpKind::relu:
-    case OpKind::sigmoid:
-    case OpKind::add:
-    case OpKind::sub:
+    case ShapeRule::same:
       return in;
-    case OpKind::concat:
+    case ShapeRule::concat:
       return {in.c + other.c, in.h, in.w};
   }
   fail(index, op, "unknown op kind " + std::to_string(int(op.kind)));
@@ -88,7 +86,7 @@ void check_net_desc(const NetDesc& net) {
                  std::to_string(i - 1) + ", found " + std::to_string(op.other));
       other = net.act_dims(op.other);
       if (other.h != op.in.h || other.w != op.in.w ||
-          (op.kind != OpKind::concat && other.c != op.in.c))
+          (op_info(op.kind).shape != ShapeRule::concat && other.c != op.in.c))
         fail(i, op,
              "operands of different shapes: " + dims_string(op.in) + " and " + dims_string(other) +
                  " (op " + std::to_string(op.other) + ")");
@@ -99,8 +97,8 @@ void check_net_desc(const NetDesc& net) {
     if (op.out != expected)
       fail(i, op,
            "output dims expected " + dims_string(expected) + ", found " + dims_string(op.out));
-    if (op.act != Activation::none && op.kind != OpKind::conv && op.kind != OpKind::tconv)
-      // Only conv / tconv fuse an activation; elsewhere it would be silently dropped.
+    if (op.act != Activation::none && !op_info(op.kind).fuses_activation)
+      // Elsewhere it would be silently dropped.
       fail(i, op, "a fused activation is only allowed on conv and tconv");
     previous = op.out;
   }

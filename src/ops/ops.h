@@ -45,12 +45,59 @@ enum class OpKind {
   sub,     // y - x, same dims (DnCNN: the input minus the predicted noise)
 };
 
-// Whether an op reads a second operand, an earlier activation named by OpDesc::other.
-inline bool is_join(OpKind kind) {
-  return kind == OpKind::concat || kind == OpKind::add || kind == OpKind::sub;
-}
+enum class Backend { ref, dnnl, cuda };
 
-const char* op_kind_name(OpKind kind);  // "conv", "tconv", ...
+// ---- The op table: everything about an op that is not a kernel, in one row per op ----
+// Adding an op: its OpKind above, its row in op_table() (src/ops/op_table.cpp), its ref kernel,
+// the kernels of each backend its row names, and their tests (tests/test_op_table.cpp checks
+// that each backend builds exactly the ops its column claims).
+
+// How an op's output dims follow from its input and geometry (check_net_desc, build_net).
+enum class ShapeRule {
+  window,      // conv: (in + pads - kernel) / stride + 1, channels the op's own
+  pool,        // maxpool: the same size as window, the input's channels
+  transposed,  // tconv: (in - 1) * stride + kernel - pads, channels the op's own
+  resize,      // the size given in the op, the input's channels
+  same,        // element-wise: the input's dims
+  concat,      // the operands' channels together, the input's size
+};
+
+// The parameters an op holds (param_infos): a weight in this canonical layout, then a bias when
+// OpDesc::bias is set.
+enum class Weights { none, oihw, iohw };
+
+// What follows an op's keyword on a spec line (src/nn/spec.cpp parses it, docs/spec.md).
+enum class SpecArgs {
+  conv,     // C [kK] [sS] [size word] [relu|sigmoid|linear] [nobias]; size words by ShapeRule
+  window,   // [kK] [sS] [same|valid]
+  target,   // mirror | HxW | N
+  nothing,  // the keyword alone
+  operand,  // NAME, the join's second operand
+};
+
+struct OpInfo {
+  OpKind kind;
+  const char* name;        // in messages and dumps: "conv", "maxpool", ...
+  const char* spec_word;   // its keyword in a spec: "conv", "pool", ...
+  SpecArgs spec_args;
+  int kernel, stride;      // the spec's defaults for an op with a window
+  ShapeRule shape;
+  Weights weights;
+  bool join;               // reads a second operand, OpDesc::other
+  bool fuses_activation;   // OpDesc::act may be set
+  const char* onnx;        // the ONNX operator it exports to (src/io/onnx_export.cpp)
+  bool ref, dnnl, cuda;    // the backends that have its kernels
+  bool runs_on(Backend backend) const;
+};
+
+// Every op, in OpKind order.
+const std::vector<OpInfo>& op_table();
+const OpInfo& op_info(OpKind kind);
+// The op whose spec keyword is word, or nullptr.
+const OpInfo* op_by_spec_word(const std::string& word);
+
+inline bool is_join(OpKind kind) { return op_info(kind).join; }
+inline const char* op_kind_name(OpKind kind) { return op_info(kind).name; }
 
 enum class Activation { none, relu, sigmoid };
 
@@ -108,9 +155,26 @@ struct NoiseKey {
   std::uint64_t seed = 0, stream = 0, epoch = 0, first_index = 0;
 };
 
+// One step of an executor's prebuilt lists, as built (nothing runs): the kernel it runs.
+struct KernelUse {
+  int op = -1;       // -1: a reorder or copy at the edges
+  std::string pass;  // "forward" | "backward" | "input gradient" (only when d_input is asked)
+  std::string name;  // what the step does: "forward", "backward weights", "reorder", ...
+  std::string impl;  // the kernel: oneDNN's implementation ("jit:avx2", "ref:any", ...), ours
+                     // ("cae:winograd F(4x4,3x3)", "ref"), cuDNN's ("cudnn: algo 1"), ...
+};
+
 class Executor {
  public:
   virtual ~Executor() = default;
+
+  // Every step of forward(), backward() and the input-gradient steps in execution order, with
+  // the kernel each runs. Backends report here what they run, so that no choice is silent.
+  virtual std::vector<KernelUse> kernels() const = 0;
+  // One line per place where the builder ran an op on another kernel or layout than the one it
+  // asked for first, naming the op and why; empty when every op got its first choice. A backend
+  // falls back to another kernel only where it says so here.
+  virtual std::vector<std::string> fallbacks() const = 0;
 
   // Requires x: batch * input.size() floats, NCHW, valid and unchanged until backward() returns.
   // Ensures the activations needed by backward() and output() are computed.
@@ -173,8 +237,6 @@ class Executor {
  protected:
   GradsReady grads_ready_;
 };
-
-enum class Backend { ref, dnnl, cuda };
 
 // The single dispatch seam. Throws cae::Error when the backend cannot run the net.
 std::unique_ptr<Executor> make_executor(Backend backend, const NetDesc& net);

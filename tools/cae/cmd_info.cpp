@@ -1,7 +1,10 @@
 // cae info and cae presets: describe a model file; print the built-in specs.
 #include <cstdio>
 #include <memory>
+#include <string>
+#include <vector>
 
+#include "cae/error.h"
 #include "commands.h"
 #include "io/model_file.h"
 #include "nn/spec.h"
@@ -12,16 +15,24 @@ namespace cae::cli {
 void add_info_command(CLI::App& app) {
   auto path = std::make_shared<std::string>();
   auto plan = std::make_shared<bool>(false);
+  auto kernels = std::make_shared<bool>(false);
+  auto backend = std::make_shared<std::string>("dnnl");
   auto batch = std::make_shared<int>(50);
   CLI::App* cmd = app.add_subcommand("info", "describe a model or checkpoint file");
   cmd->add_option("model", *path, "model file")->required();
   cmd->add_flag("--plan", *plan,
                 "also print the dnnl backend's memory plan of a training pass: per activation and "
                 "gradient its bytes, first and last step, and the buffer it shares");
+  cmd->add_flag("--kernels", *kernels,
+                "also print the kernel the backend runs at each step of a training pass, and "
+                "every op it runs on another kernel than its first choice, with why");
+  cmd->add_option("--backend", *backend, "the backend of --kernels: dnnl (default), ref or cuda")
+      ->check(one_of({"dnnl", "ref", "cuda"}));
   cmd->add_option("--batch", *batch,
-                  "images per pass of that plan (default 50: the passes of the default batch 200)")
+                  "images per pass of the plan and the kernels (default 50: the passes of the "
+                  "default batch 200)")
       ->check(in_range(1, 65536));
-  cmd->final_callback([path, plan, batch] {
+  cmd->final_callback([path, plan, kernels, backend, batch] {
     io::ModelFile file = io::read_model_file(*path);
     nn::Model model = nn::Model::from_file(file, *path);
     std::size_t params = 0;
@@ -36,6 +47,23 @@ void add_info_command(CLI::App& app) {
       auto exec = ops::make_executor(ops::Backend::dnnl, model.net(*batch));
       std::printf("memory plan (dnnl, batch %d, %s):\n%s", *batch, ops::dnnl_isa().c_str(),
                   ops::format_dnnl_plan(ops::dnnl_plan(*exec)).c_str());
+    }
+    if (*kernels) {
+      const ops::Backend chosen = ops::parse_backend(*backend);
+      if (const std::string why = ops::backend_unavailable_reason(chosen); !why.empty())
+        throw Error(*backend + " backend: " + why);
+      auto exec = ops::make_executor(chosen, model.net(*batch));
+      const ops::NetDesc& net = exec->desc();
+      std::printf("kernels (%s, batch %d%s):\n", backend->c_str(), *batch,
+                  chosen == ops::Backend::dnnl ? (", " + ops::dnnl_isa()).c_str() : "");
+      for (const ops::KernelUse& k : exec->kernels())
+        std::printf("  %-15s %-4s %-8s %-34s %s\n", k.pass.c_str(),
+                    k.op < 0 ? "-" : std::to_string(k.op).c_str(),
+                    k.op < 0 ? "" : ops::op_kind_name(net.ops[k.op].kind), k.name.c_str(),
+                    k.impl.c_str());
+      const std::vector<std::string> fallbacks = exec->fallbacks();
+      std::printf("fallbacks: %s\n", fallbacks.empty() ? "none" : "");
+      for (const std::string& line : fallbacks) std::printf("  %s\n", line.c_str());
     }
   });
 

@@ -382,6 +382,41 @@ class CudaExecutor final : public Executor {
 
   const NetDesc& desc() const override { return net_; }
 
+  // The steps of enqueue_forward and enqueue_backward, with cuDNN's algorithm for each conv
+  // (chosen when the plan was built, fastest deterministic first) and our kernels elsewhere.
+  // The fused steps run the same kernels, plus the noise, the loss and Adam.
+  std::vector<KernelUse> kernels() const override {
+    std::vector<KernelUse> all;
+    const int n = int(net_.ops.size());
+    auto cudnn = [](const char* what, int algo) {
+      return std::string("cudnn:") + what + " algo " + std::to_string(algo);
+    };
+    for (int k = 0; k < n; ++k) {
+      const OpDesc& op = net_.ops[k];
+      const ConvPlan* p = plans_[k].get();
+      const std::string impl = !p ? std::string("cae-cuda:") + op_kind_name(op.kind)
+                               : p->transposed ? cudnn("backward data", int(p->bwd_data_algo))
+                                               : cudnn("forward", int(p->fwd_algo));
+      all.push_back({k, "forward", "forward", impl});
+    }
+    for (int k = n - 1; k >= 0; --k) {
+      const OpDesc& op = net_.ops[k];
+      const ConvPlan* p = plans_[k].get();
+      if (!p) {
+        all.push_back({k, "backward", "backward", std::string("cae-cuda:") + op_kind_name(op.kind)});
+        continue;
+      }
+      all.push_back({k, "backward", "backward weights", cudnn("backward filter",
+                                                              int(p->bwd_filter_algo))});
+      all.push_back({k, "backward", "backward data",
+                     p->transposed ? cudnn("forward", int(p->fwd_algo))
+                                   : cudnn("backward data", int(p->bwd_data_algo))});
+    }
+    return all;
+  }
+  // cuDNN runs every conv; no op is moved to another kernel than the one chosen for it.
+  std::vector<std::string> fallbacks() const override { return {}; }
+
   bool fused_begin(const FusedStepConfig& config, std::span<const float> m,
                    std::span<const float> v, std::int64_t t) override {
     require_not_fused("fused_begin");

@@ -212,8 +212,8 @@ class DnnlExecutor final : public Executor {
 
   DnnlMemory memory_held() const;
   const DnnlPlan& plan() const { return plan_; }
-  std::vector<DnnlStep> steps() const;
-  const std::vector<std::string>& fallbacks() const { return fallbacks_; }
+  std::vector<KernelUse> kernels() const override;
+  std::vector<std::string> fallbacks() const override { return fallbacks_; }
   // One forward and backward with every step timed on its own (see profile_dnnl_steps).
   void profile(const float* x, const float* d_output, std::vector<StepTime>& acc);
 
@@ -1402,8 +1402,8 @@ void DnnlExecutor::note_fallback(int i, const std::string& what) {
                        dims_string(op.in) + " -> " + dims_string(op.out) + "): " + what);
 }
 
-std::vector<DnnlStep> DnnlExecutor::steps() const {
-  std::vector<DnnlStep> all;
+std::vector<KernelUse> DnnlExecutor::kernels() const {
+  std::vector<KernelUse> all;
   for (const auto& [list, pass] : {std::pair{&forward_steps_, "forward"},
                                    std::pair{&backward_steps_, "backward"},
                                    std::pair{&input_grad_steps_, "input gradient"}})
@@ -1473,12 +1473,6 @@ std::string format_dnnl_plan(const DnnlPlan& plan) {
 }
 
 DnnlMemory dnnl_memory(Executor& exec) { return as_dnnl(exec, "dnnl_memory").memory_held(); }
-
-std::vector<DnnlStep> dnnl_steps(Executor& exec) { return as_dnnl(exec, "dnnl_steps").steps(); }
-
-std::vector<std::string> dnnl_fallbacks(Executor& exec) {
-  return as_dnnl(exec, "dnnl_fallbacks").fallbacks();
-}
 
 std::string dnnl_isa() {
   dnnl_backend::apply_isa_cap();

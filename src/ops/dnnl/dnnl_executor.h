@@ -23,8 +23,8 @@ std::unique_ptr<Executor> make_dnnl_executor(const NetDesc& net, const DnnlOptio
 
 // The memory plan, derived from the built steps: one row per planned memory (activations,
 // gradients of activations, skip gradients), its bytes, the first and last step (indices into
-// forward, then backward, then input-gradient steps, as dnnl_steps lists them) that read or write
-// it, and the buffer it shares with memories whose spans do not overlap.
+// forward, then backward, then input-gradient steps, as Executor::kernels() lists them) that
+// read or write it, and the buffer it shares with memories whose spans do not overlap.
 struct DnnlPlanRow {
   std::string what;  // "act 3", "d act 2", "d act 1 from op 9 (skip)", ...
   std::size_t bytes = 0;
@@ -54,24 +54,6 @@ struct DnnlMemory {
 // Requires exec from make_dnnl_executor; throws cae::Error for another backend.
 DnnlMemory dnnl_memory(Executor& exec);
 
-// One step of an executor's prebuilt lists, as built (nothing runs).
-struct DnnlStep {
-  int op = -1;       // -1: a reorder at the edges
-  std::string pass;  // "forward" | "backward" | "input gradient" (only when d_input is asked)
-  std::string name;  // "forward", "backward weights", "reorder", "forward (direct)", ...
-  std::string impl;  // oneDNN's implementation ("jit:avx2", "ref:any", ...) or ours ("cae:...")
-};
-
-// Requires exec from make_dnnl_executor; throws cae::Error for another backend. Ensures every
-// step of forward(), backward() and the input-gradient steps, in execution order.
-std::vector<DnnlStep> dnnl_steps(Executor& exec);
-
-// Requires exec from make_dnnl_executor. Ensures one line per place where the builder ran an op
-// on another kernel or layout than the one it asked for first (a layout only oneDNN's reference
-// kernel takes, Winograd unavailable for a layout, a thin conv left to oneDNN), naming the op
-// and why; empty when every op got its first choice.
-std::vector<std::string> dnnl_fallbacks(Executor& exec);
-
 // oneDNN's instruction set in this process after the CAE_MAX_ISA cap: "avx512_core", "avx2", ...
 std::string dnnl_isa();
 
@@ -86,7 +68,7 @@ bool onednn_winograd_fits(const OpDesc& op);
 
 // Whether the executor asks oneDNN for a Winograd convolution on op: CAE_WINOGRAD=onednn and
 // onednn_winograd_fits (it falls back to direct where oneDNN has none for the layout, and says
-// so in dnnl_fallbacks).
+// so in Executor::fallbacks()).
 bool winograd_chosen(const OpDesc& op);
 
 // Whether the executor runs op on our own Winograd kernel (src/ops/dnnl/winograd.h): a 3x3

@@ -78,6 +78,17 @@ class RefExecutor final : public Executor {
     }
   }
 
+  // Plain loops for every op, forward in order, backward in reverse (its input gradient is part
+  // of the same loop); no other kernel to fall back to.
+  std::vector<KernelUse> kernels() const override {
+    std::vector<KernelUse> all;
+    const int n = int(net_.ops.size());
+    for (int k = 0; k < n; ++k) all.push_back({k, "forward", "forward", "ref"});
+    for (int k = n - 1; k >= 0; --k) all.push_back({k, "backward", "backward", "ref"});
+    return all;
+  }
+  std::vector<std::string> fallbacks() const override { return {}; }
+
   const float* output() override { return acts_.back().data(); }
 
   void read_activation(int k, float* out) override {
