@@ -76,7 +76,34 @@ class Unet(Seed):
         return self.out(x)
 
 
-MODELS = {"seed": Seed, "unet": Unet}
+class UnetBN(Unet):
+    """The unet with batch normalisation after every hidden conv, before its ReLU (the convs then
+    lose their biases, which BN's shift replaces): the measurement behind cae's choice not to
+    have batch normalisation (README, "Batch normalisation")."""
+
+    def __init__(self, c=1):
+        super().__init__(c)
+        self.hidden = [self.e1, self.e2, self.e3, self.d1, self.d2, self.d3]
+        for conv in self.hidden:
+            conv.bias = None
+        self.norms = nn.ModuleList(nn.BatchNorm2d(conv.out_channels) for conv in self.hidden)
+
+    def block(self, i, x):
+        return F.relu(self.norms[i](self.hidden[i](x)))
+
+    def forward(self, x):
+        h, w = x.shape[-2:]
+        e1 = self.block(0, x)
+        e2 = self.block(1, self.pool(e1))
+        e3 = self.block(2, self.pool(e2))
+        x = self.pool(e3)
+        x = self.block(3, torch.cat([F.interpolate(x, size=e3.shape[-2:], mode="nearest"), e3], 1))
+        x = self.block(4, torch.cat([F.interpolate(x, size=e2.shape[-2:], mode="nearest"), e2], 1))
+        x = self.block(5, torch.cat([F.interpolate(x, size=(h, w), mode="nearest"), e1], 1))
+        return self.out(x)
+
+
+MODELS = {"seed": Seed, "unet": Unet, "unet-bn": UnetBN}
 
 
 def main():

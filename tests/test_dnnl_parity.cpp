@@ -19,6 +19,7 @@
 
 #include "cae/error.h"
 #include "core/isa.h"
+#include "nn/spec.h"
 #include "ops/dnnl/dnnl_executor.h"
 #include "ops/dnnl/resize_kernel.h"
 #include "ops/ops.h"
@@ -146,6 +147,15 @@ TEST(DnnlNetParity, SeedTconvBatch3) { expect_dnnl_parity(seed_tconv_net(3), 104
 TEST(DnnlNetParity, SeedBatch3OnOneDnnWinograd) {
   const test::ScopedEnv onednn("CAE_WINOGRAD", "onednn");
   expect_dnnl_parity(seed_net(3), 105);
+}
+
+// Every built-in preset, built from its spec as a user gets it (the nets above are written out
+// by hand, independent of the parser).
+TEST(DnnlNetParity, EveryPresetFromItsSpec) {
+  for (const std::string& name : nn::preset_names()) {
+    SCOPED_TRACE(name);
+    expect_dnnl_parity(nn::build_net(nn::parse_spec(nn::preset_spec(name)), {1, 28, 28}, 2), 110);
+  }
 }
 
 TEST(DnnlNetParity, UnetBatch3) { expect_dnnl_parity(unet_net(3), 106); }

@@ -29,6 +29,13 @@ const std::map<std::string, std::string>& presets() {
        "conv 64 relu as e1\npool\nconv 64 relu as e2\npool\nconv 32 relu as e3\npool\n"
        "resize mirror\nconcat e3\nconv 32 relu\nresize mirror\nconcat e2\nconv 64 relu\n"
        "resize mirror\nconcat e1\nconv 64 relu\nconv channels\n"},
+      // Closer to Ronneberger's U-Net: two 64-channel convs per level, a conv at the 4x4
+      // bottom, and two convs after each concatenation but the smallest.
+      {"unet-deep",
+       "conv 64 relu\nconv 64 relu as e1\npool\nconv 64 relu\nconv 64 relu as e2\npool\n"
+       "conv 64 relu as e3\npool\nconv 64 relu\n"
+       "resize mirror\nconcat e3\nconv 64 relu\nresize mirror\nconcat e2\nconv 64 relu\n"
+       "conv 64 relu\nresize mirror\nconcat e1\nconv 64 relu\nconv 64 relu\nconv channels\n"},
       // DnCNN-like (Zhang et al. 2017), shallow: a stack at full resolution predicts the noise,
       // and the logits are the input minus it.
       {"residual",
