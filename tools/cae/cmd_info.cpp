@@ -33,7 +33,8 @@ void add_info_command(CLI::App& app) {
       if (key != "history") std::printf("%s: %s\n", key.c_str(), value.c_str());
     std::printf("spec:\n%s", file.spec.c_str());
     if (*plan) {
-      auto exec = ops::make_executor(ops::Backend::dnnl, model.net(*batch));
+      auto exec = ops::make_executor(ops::Backend::dnnl, model.net(*batch),
+                                     ops::executor_options_from_env());
       std::printf("memory plan (dnnl, batch %d, %s):\n%s", *batch, ops::dnnl_isa().c_str(),
                   ops::format_dnnl_plan(ops::dnnl_plan(*exec)).c_str());
     }
