@@ -104,14 +104,15 @@ inline int relu_flips(const std::vector<float>& a, const std::vector<float>& b) 
   return flips;
 }
 
-// Runs `backend` and ref on one net and compares everything the Executor exposes: the forward
-// element-wise, the backward by `backward`. `keep`, when given, receives the fast executor after
-// its last backward (full gradients in grads()).
+// Runs `backend` (built with `options`) and ref on one net and compares everything the Executor
+// exposes: the forward element-wise, the backward by `backward`. `keep`, when given, receives the
+// fast executor after its last backward (full gradients in grads()).
 inline void expect_parity(Backend backend, const NetDesc& net, std::uint64_t seed,
                           Measure backward = Measure::max_abs,
-                          std::unique_ptr<Executor>* keep = nullptr) {
+                          std::unique_ptr<Executor>* keep = nullptr,
+                          const ExecutorOptions& options = {}) {
   auto ref = make_executor(Backend::ref, net);
-  auto fast = make_executor(backend, net);
+  auto fast = make_executor(backend, net, options);
   ASSERT_EQ(fast->params().size(), fast->grads().size());
 
   const auto tensors = random_params(net, seed);

@@ -152,6 +152,23 @@ TEST(Cli, BadInputEndsInOneClearMessage) {
             "cae: error: --epochs: value -3 is not in 1 … 1000000 (see 'cae train --help')\n");
 }
 
+// An executor variable with a value the backends do not know (once silently taken as one of the
+// choices) ends the run in one clear message naming the variable and what it accepts.
+TEST(Cli, BadExecutorVariableEndsInOneClearMessage) {
+  const std::string dir = test::scratch_dir();
+  std::filesystem::create_directories(dir + "/ds");
+  data::write_idx_images(dir + "/ds/train-images-idx3-ubyte", binary_noise_images(20, 12, 1));
+  data::write_idx_images(dir + "/ds/t10k-images-idx3-ubyte", binary_noise_images(10, 12, 2));
+  Result r = test::run_shell("(CAE_WINOGRAD=bogus " CAE_EXE " train --dataset " + dir +
+                             "/ds --epochs 1 --batch 10 --threads 1 --out " + dir + "/run)");
+  EXPECT_EQ(r.status, 1) << r.output;
+  // After the training header, which comes before the first executor is built.
+  EXPECT_THAT(r.output,
+              ::testing::EndsWith(
+                  "\ncae: error: CAE_WINOGRAD='bogus': expected cae|onednn|0 (or unset)\n"));
+  EXPECT_EQ(r.output.find("cae: error:"), r.output.rfind("cae: error:")) << r.output;
+}
+
 // A command line cae cannot run ends, before any work, with exactly one line on stderr that names
 // the option or argument and says what was expected, and exit status 2.
 TEST(Cli, UsageErrorsAreOneLineAndExitTwo) {

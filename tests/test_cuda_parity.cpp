@@ -639,11 +639,8 @@ TEST(CudaFusedStep, CallerNoiseMatchesTheHostStep) {
 TEST(CudaFusedStep, GraphReplayEqualsEagerSteps) {
   REQUIRE_GPU();
   const NetDesc net = seed_net(8);
-  auto run = [&](const char* graphs) {
-    auto gpu = [&] {
-      const test::ScopedEnv choice("CAE_CUDA_GRAPH", graphs);
-      return make_executor(Backend::cuda, net);
-    }();
+  auto run = [&](bool graphs) {
+    auto gpu = make_executor(Backend::cuda, net, {.cuda_graphs = graphs});
     gpu->from_canonical(random_params(net, 5), gpu->params());
     std::vector<float> m(gpu->params().size(), 0.f), v(m.size(), 0.f);
     EXPECT_TRUE(gpu->fused_begin({}, m, v, 0));
@@ -655,7 +652,7 @@ TEST(CudaFusedStep, GraphReplayEqualsEagerSteps) {
     std::vector<float> p(gpu->params().begin(), gpu->params().end());
     return std::vector<std::vector<float>>{p, m, v};
   };
-  EXPECT_EQ(run("1"), run("0"));
+  EXPECT_EQ(run(true), run(false));
 }
 
 // ---- with a GPU: training through the trainer, files read back by the CPU backends ----

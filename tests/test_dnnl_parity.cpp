@@ -34,10 +34,10 @@ using namespace cae::ops::test_nets;
 
 // oneDNN against ref (tests/parity.h), and every cell of grads() written, padding as zero: the
 // flat buffer survives a round trip through the canonical tensors.
-void expect_dnnl_parity(const NetDesc& net, std::uint64_t seed,
-                        Measure backward = Measure::max_abs) {
+void expect_dnnl_parity(const NetDesc& net, std::uint64_t seed, Measure backward = Measure::max_abs,
+                        const ExecutorOptions& options = {}) {
   std::unique_ptr<Executor> fast;
-  expect_parity(Backend::dnnl, net, seed, backward, &fast);
+  expect_parity(Backend::dnnl, net, seed, backward, &fast, options);
   if (!fast) return;
   const auto grads = fast->to_canonical(fast->grads());
   std::vector<float> round_trip(fast->grads().size(), nan_f);
@@ -58,7 +58,7 @@ std::vector<Case> op_cases() {
   add("conv_32to32_s2_same_relu",
       chain(1, {32, 14, 14}, {conv({32, 14, 14}, 32, 3, 2, true, A::relu)}));
   // Layers the executor runs in Winograd (ours by default, after a first conv that gives them
-  // a blocked input; oneDNN's with CAE_WINOGRAD=onednn): element-wise within 1e-4 of ref.
+  // a blocked input; oneDNN's with Winograd::onednn): element-wise within 1e-4 of ref.
   auto after_conv = [](int batch, OpDesc op) {
     return chain(batch, op.in, {conv(op.in, op.in.c, 3, 1, true, A::relu), op});
   };
@@ -139,14 +139,14 @@ TEST(DnnlNetParity, SeedBatch3) { expect_dnnl_parity(seed_net(3), 102); }
 // unless a tier's rounding puts one within rounding of zero too (parity.h says so when it does).
 TEST(DnnlNetParity, SeedBatch200) { expect_dnnl_parity(seed_net(200), 103, Measure::relative_l2); }
 TEST(DnnlNetParity, SeedBatch200Direct) {
-  const test::ScopedEnv direct("CAE_WINOGRAD", "0");
-  expect_dnnl_parity(seed_net(200), 103);
+  expect_dnnl_parity(seed_net(200), 103, Measure::max_abs,
+                     {.winograd = ExecutorOptions::Winograd::off});
 }
 TEST(DnnlNetParity, SeedTconvBatch3) { expect_dnnl_parity(seed_tconv_net(3), 104); }
-// oneDNN's own Winograd, kept selectable for comparison (CAE_WINOGRAD=onednn; AVX-512 only).
+// oneDNN's own Winograd, kept selectable for comparison (Winograd::onednn; AVX-512 only).
 TEST(DnnlNetParity, SeedBatch3OnOneDnnWinograd) {
-  const test::ScopedEnv onednn("CAE_WINOGRAD", "onednn");
-  expect_dnnl_parity(seed_net(3), 105);
+  expect_dnnl_parity(seed_net(3), 105, Measure::max_abs,
+                     {.winograd = ExecutorOptions::Winograd::onednn});
 }
 
 // Every built-in preset, built from its spec as a user gets it (the nets above are written out
@@ -210,7 +210,7 @@ TEST(DnnlPlan, ReluByPoolRewriteOnlyWhereThePoolIsTheOnlyReader) {
 TEST(DnnlPlan, SharedBuffersGiveBitwiseTheSameGradients) {
   for (const NetDesc& net : {seed_net(50), unet_net(8), residual_net(4)}) {
     auto shared = make_dnnl_executor(net);
-    auto separate = make_dnnl_executor(net, DnnlOptions{.share_buffers = false});
+    auto separate = make_dnnl_executor(net, {.share_buffers = false});
     EXPECT_LT(dnnl_memory(*shared).activations + dnnl_memory(*shared).gradients,
               dnnl_memory(*separate).activations + dnnl_memory(*separate).gradients);
     const auto tensors = random_params(net, 21);
@@ -246,8 +246,8 @@ TEST(DnnlExecutor, PresetsRunNoReferenceKernelAndNoFallback) {
 // ---- properties of the flat buffers ----
 
 // The implementations of the steps of one training step of net, as oneDNN names them.
-std::vector<std::string> step_impls(const NetDesc& net) {
-  auto exec = make_executor(Backend::dnnl, net);
+std::vector<std::string> step_impls(const NetDesc& net, const ExecutorOptions& options = {}) {
+  auto exec = make_executor(Backend::dnnl, net, options);
   const auto x = test::random_floats(batch_size(net, net.input), 1);
   const auto dy = test::random_floats(batch_size(net, net.output()), 2);
   std::vector<std::string> impls;
@@ -258,40 +258,46 @@ std::vector<std::string> step_impls(const NetDesc& net) {
 
 // The 3x3 layers run in Winograd: ours by default on every tier with AVX2 (from 4x4 on AVX2,
 // from 14x14 on AVX-512, where oneDNN's direct kernels win on 7x7 maps), oneDNN's jit_wino_4x3
-// with CAE_WINOGRAD=onednn where it has one (AVX-512, 14x14 and up); CAE_WINOGRAD=0 keeps every
+// with Winograd::onednn where it has one (AVX-512, 14x14 and up); Winograd::off keeps every
 // layer direct.
 TEST(DnnlExecutor, ThreeByThreeConvsRunInWinograd) {
+  using W = ExecutorOptions::Winograd;
   // Two layers: the first one's data gradient is not part of a training step.
   const OpDesc wide = conv({32, 28, 28}, 32, 3, 1, true, Activation::relu);
   const NetDesc net = chain(2, wide.in, {wide, wide});
   const OpDesc small = conv({32, 7, 7}, 16, 3, 1, true, Activation::relu);
   const bool avx512 = dnnl_isa().starts_with("avx512");
   const bool ours = cpu_isa() >= Isa::avx2;
+  const ExecutorOptions defaults, onednn{.winograd = W::onednn}, direct{.winograd = W::off};
   EXPECT_EQ(onednn_winograd_fits(wide), avx512);
   EXPECT_FALSE(onednn_winograd_fits(small));
-  EXPECT_FALSE(winograd_chosen(wide));
-  EXPECT_EQ(own_winograd_chosen(wide), ours);
-  EXPECT_EQ(own_winograd_chosen(small), ours && !avx512);
-  EXPECT_FALSE(own_winograd_chosen(conv({32, 28, 28}, 32, 3, 2, true, Activation::relu)));
+  EXPECT_FALSE(winograd_chosen(wide, defaults));
+  EXPECT_EQ(own_winograd_chosen(wide, defaults), ours);
+  EXPECT_EQ(own_winograd_chosen(small, defaults), ours && !avx512);
+  EXPECT_FALSE(own_winograd_chosen(conv({32, 28, 28}, 32, 3, 2, true, Activation::relu), defaults));
   // The second layer's three passes (the first one's input gradient is not part of the step).
-  auto expect_passes_on = [&](const std::string& kernel) {
-    const auto impls = step_impls(net);
+  auto expect_passes_on = [&](const std::string& kernel, const ExecutorOptions& options) {
+    const auto impls = step_impls(net, options);
     for (const char* pass : {"fwd forward", "bwd backward weights", "bwd backward data"})
       EXPECT_THAT(impls, ::testing::Contains(::testing::AllOf(
                              ::testing::StartsWith(pass), ::testing::HasSubstr(": " + kernel))))
           << pass << " on " << kernel;
   };
-  if (ours) expect_passes_on(std::string("cae:winograd_4x3:") + (avx512 ? "avx512" : "avx2"));
-  {
-    const test::ScopedEnv onednn("CAE_WINOGRAD", "onednn");
-    EXPECT_FALSE(own_winograd_chosen(wide));
-    EXPECT_EQ(winograd_chosen(wide), avx512);
-    if (avx512) expect_passes_on("jit_wino");
+  const std::string tier = avx512 ? "avx512" : "avx2";
+  if (ours) {
+    expect_passes_on("cae:winograd_4x3:" + tier, defaults);
+    EXPECT_EQ(own_winograd_tile(wide, {.winograd_tile = 2}), 2);
+    expect_passes_on("cae:winograd_2x3:" + tier, {.winograd_tile = 2});
   }
-  const test::ScopedEnv direct("CAE_WINOGRAD", "0");
-  EXPECT_FALSE(winograd_chosen(wide));
-  EXPECT_FALSE(own_winograd_chosen(wide));
-  EXPECT_THAT(step_impls(net), ::testing::Not(::testing::Contains(::testing::HasSubstr("wino"))));
+  EXPECT_FALSE(own_winograd_chosen(wide, onednn));
+  EXPECT_EQ(winograd_chosen(wide, onednn), avx512);
+  if (avx512) expect_passes_on("jit_wino", onednn);
+  EXPECT_FALSE(winograd_chosen(wide, direct));
+  EXPECT_FALSE(own_winograd_chosen(wide, direct));
+  EXPECT_THAT(step_impls(net, direct),
+              ::testing::Not(::testing::Contains(::testing::HasSubstr("wino"))));
+  // A tile our kernel has no variant for is refused, not run on another kernel.
+  EXPECT_THROW(make_executor(Backend::dnnl, net, {.winograd_tile = 3}), Error);
 }
 
 // Every step of the seed's training step (micro-batches of 50) and of its inference (the API's 64

@@ -1,7 +1,7 @@
 // The direct kernels for thin convolutions (src/ops/dnnl/thin_conv.h) against a naive NCHW
 // convolution written here, on several geometries, thread counts and with/without ReLU and bias;
 // a central-difference check of their gradients; bitwise repeatability; and the whole seed net
-// with the direct kernels against the same net with oneDNN's kernels (CAE_THIN_CONV=dnnl).
+// with the direct kernels against the same net with oneDNN's kernels (thin_convs false).
 #include <gtest/gtest.h>
 #include <omp.h>
 
@@ -347,14 +347,10 @@ void expect_close_net(const std::vector<float>& a, const std::vector<float>& b) 
 // one pre-activation crossing a ReLU the other way would move every gradient behind it.
 TEST(ThinConvInNet, SeedNetAgreesWithOneDnnKernels) {
   omp_set_num_threads(2);
-  const test::ScopedEnv wide_direct("CAE_WINOGRAD", "0");
   const NetDesc net = nn::build_net(nn::parse_spec(nn::preset_spec("seed")), {1, 28, 28}, 4);
-  auto built_with = [&](const char* thin) {
-    const test::ScopedEnv choice("CAE_THIN_CONV", thin);
-    return make_executor(Backend::dnnl, net);
-  };
-  auto direct = built_with(nullptr);
-  auto onednn = built_with("dnnl");
+  const auto wide_direct = ExecutorOptions::Winograd::off;
+  auto direct = make_executor(Backend::dnnl, net, {.winograd = wide_direct});
+  auto onednn = make_executor(Backend::dnnl, net, {.winograd = wide_direct, .thin_convs = false});
   std::vector<std::vector<float>> params;
   std::uint64_t seed = 30;
   for (const ParamInfo& p : param_infos(net))

@@ -41,6 +41,9 @@ struct Autoencoder::Impl {
   int split = -1;                // index of the first upsampling op, -1 when there is none
   int crossing_join = -1;        // a decoder op joining an encoder activation (a skip), or -1
   std::size_t encoder_params = 0;
+  // Read when the model is loaded, so that a bad CAE_WINOGRAD etc. fails there and not at the
+  // first call that builds an executor.
+  ops::ExecutorOptions options = ops::executor_options_from_env();
   std::mutex mutex;
   std::map<std::pair<Part, int>, std::unique_ptr<ops::Executor>> executors;
 
@@ -79,7 +82,7 @@ struct Autoencoder::Impl {
         executors.clear();
         return executor(part, batch);
       }
-      slot = ops::make_executor(ops::Backend::dnnl, part_net(part, batch));
+      slot = ops::make_executor(ops::Backend::dnnl, part_net(part, batch), options);
       const auto& all = model.params();
       const std::size_t first = part == Part::decoder ? encoder_params : 0;
       const std::size_t last = part == Part::encoder ? encoder_params : all.size();

@@ -49,8 +49,9 @@ void Model::init_glorot(std::uint64_t seed) {
   }
 }
 
-std::unique_ptr<ops::Executor> Model::make_executor(ops::Backend backend, int batch) const {
-  auto exec = ops::make_executor(backend, net(batch));
+std::unique_ptr<ops::Executor> Model::make_executor(ops::Backend backend, int batch,
+                                                    const ops::ExecutorOptions& options) const {
+  auto exec = ops::make_executor(backend, net(batch), options);
   exec->from_canonical(params_, exec->params());
   return exec;
 }

@@ -34,8 +34,14 @@ class Model {
   // The net for a batch size; make_executor(backend, net(b)) runs it.
   ops::NetDesc net(int batch) const { return build_net(arch_, input_, batch); }
 
-  // An executor with this model's parameters loaded.
-  std::unique_ptr<ops::Executor> make_executor(ops::Backend backend, int batch) const;
+  // An executor with this model's parameters loaded, built with the given options, or with
+  // ops::executor_options_from_env() (throws cae::Error for a bad CAE_WINOGRAD etc.): the path
+  // the CLI, the trainer and the Python module take, so the variables reach every executor there.
+  std::unique_ptr<ops::Executor> make_executor(ops::Backend backend, int batch,
+                                               const ops::ExecutorOptions& options) const;
+  std::unique_ptr<ops::Executor> make_executor(ops::Backend backend, int batch) const {
+    return make_executor(backend, batch, ops::executor_options_from_env());
+  }
 
   const Architecture& arch() const { return arch_; }
   ops::Dims input() const { return input_; }

@@ -1,5 +1,8 @@
 #include "ops/ops.h"
 
+#include <cstdlib>
+#include <cstring>
+
 #include "cae/error.h"
 #include "ops/dnnl/dnnl_executor.h"
 #include "ops/ref/ref_executor.h"
@@ -55,7 +58,8 @@ double Executor::fused_end(std::span<float>, std::span<float>) {
   throw Error("fused_end: the backend has no fused training step (fused_begin returned false)");
 }
 
-std::unique_ptr<Executor> make_executor(Backend backend, const NetDesc& net) {
+std::unique_ptr<Executor> make_executor(Backend backend, const NetDesc& net,
+                                        const ExecutorOptions& options) {
   // The op table's backend columns are the one statement of what runs where: an op a backend
   // has no kernel for is refused here, by name, before the backend sees it.
   for (int i = 0; i < int(net.ops.size()); ++i)
@@ -66,15 +70,46 @@ std::unique_ptr<Executor> make_executor(Backend backend, const NetDesc& net) {
     case Backend::ref:
       return make_ref_executor(net);
     case Backend::dnnl:
-      return make_dnnl_executor(net);
+      return make_dnnl_executor(net, options);
     case Backend::cuda:
 #ifdef CAE_HAVE_CUDA
-      return make_cuda_executor(net);
+      return make_cuda_executor(net, options);
 #else
       throw Error("cuda backend: " + backend_unavailable_reason(backend));
 #endif
   }
   throw Error("unknown backend");
+}
+
+namespace {
+
+// The value of one executor variable among its accepted spellings (values[i] gives results[i]);
+// unset or empty: fallback. Anything else throws, naming the variable and what it takes.
+template <class T, std::size_t N>
+T env_choice(const char* name, const char* const (&values)[N], const T (&results)[N], T fallback) {
+  const char* v = std::getenv(name);
+  if (!v || !*v) return fallback;
+  std::string accepted;
+  for (std::size_t i = 0; i < N; ++i) {
+    if (std::strcmp(v, values[i]) == 0) return results[i];
+    if (i) accepted += '|';
+    accepted += values[i];
+  }
+  throw Error(std::string(name) + "='" + v + "': expected " + accepted + " (or unset)");
+}
+
+}  // namespace
+
+ExecutorOptions executor_options_from_env() {
+  using W = ExecutorOptions::Winograd;
+  ExecutorOptions o;
+  o.winograd =
+      env_choice("CAE_WINOGRAD", {"cae", "onednn", "0"}, {W::cae, W::onednn, W::off}, o.winograd);
+  o.winograd_tile = env_choice("CAE_WINOGRAD_TILE", {"4", "2"}, {4, 2}, o.winograd_tile);
+  o.thin_convs = env_choice("CAE_THIN_CONV", {"cae", "dnnl"}, {true, false}, o.thin_convs);
+  o.cuda_graphs = env_choice("CAE_CUDA_GRAPH", {"1", "0"}, {true, false}, o.cuda_graphs);
+  o.cuda_tf32 = env_choice("CAE_CUDA_TF32", {"0", "1"}, {false, true}, o.cuda_tf32);
+  return o;
 }
 
 std::string backend_unavailable_reason(Backend backend) {

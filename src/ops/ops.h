@@ -238,8 +238,49 @@ class Executor {
   GradsReady grads_ready_;
 };
 
-// The single dispatch seam. Throws cae::Error when the backend cannot run the net.
-std::unique_ptr<Executor> make_executor(Backend backend, const NetDesc& net);
+// How a backend builds an executor: the kernel choices kept selectable for comparison and
+// debugging. Each backend reads its own fields and ignores the rest (ref reads none); the
+// defaults are the fast paths.
+//
+// The environment variables of the same names (CAE_WINOGRAD, ...) reach an executor only
+// through executor_options_from_env(), called by nn::Model::make_executor(backend, batch) (the
+// CLI, the trainer, the Python module, cae_bench), by the C++ API (src/api/autoencoder.cpp)
+// when it loads a model, and by `cae info --plan`. make_executor() itself never reads the
+// environment: tests and library code pass the struct.
+struct ExecutorOptions {
+  // dnnl: whose Winograd kernels the 3x3 convs use. cae: ours (winograd.h) where
+  // own_winograd_chosen; onednn: oneDNN's where it has one (winograd_chosen, AVX-512 only);
+  // off: every conv direct. CAE_WINOGRAD=cae|onednn|0.
+  enum class Winograd { cae, onednn, off };
+  Winograd winograd = Winograd::cae;
+  // dnnl: the output tile of our Winograd: 4, F(4x4, 3x3), or 2, F(2x2, 3x3), slower, kept for
+  // comparison. CAE_WINOGRAD_TILE=4|2.
+  int winograd_tile = 4;
+  // dnnl: our direct kernels for the thin convs 1->C and C->1 (thin_conv.h); false gives them
+  // to oneDNN. CAE_THIN_CONV=cae|dnnl.
+  bool thin_convs = true;
+  // dnnl: the memory plan shares buffers between memories whose spans do not overlap; false
+  // gives each memory a buffer of its own (to test that sharing changes no bit). No variable.
+  bool share_buffers = true;
+  // cuda: fused training steps replay a captured CUDA graph; false runs them eagerly.
+  // CAE_CUDA_GRAPH=1|0.
+  bool cuda_graphs = true;
+  // cuda: cuDNN may use TF32 tensor cores (about 10 bits of mantissa: too coarse for the parity
+  // tests). CAE_CUDA_TF32=0|1.
+  bool cuda_tf32 = false;
+  bool operator==(const ExecutorOptions&) const = default;
+};
+
+// Requires nothing. Ensures the defaults of ExecutorOptions with each of CAE_WINOGRAD,
+// CAE_WINOGRAD_TILE, CAE_THIN_CONV, CAE_CUDA_GRAPH and CAE_CUDA_TF32 that is set and not empty
+// applied; throws cae::Error naming the variable, its value and the accepted values otherwise.
+// The only place that reads them.
+ExecutorOptions executor_options_from_env();
+
+// The single dispatch seam. Passes options to the backend. Throws cae::Error when the backend
+// cannot run the net.
+std::unique_ptr<Executor> make_executor(Backend backend, const NetDesc& net,
+                                        const ExecutorOptions& options = {});
 
 Backend parse_backend(const std::string& name);  // "ref" | "dnnl" | "cuda"; throws otherwise
 const char* backend_name(Backend backend);

@@ -44,7 +44,7 @@ void add_info_command(CLI::App& app) {
       if (key != "history") std::printf("%s: %s\n", key.c_str(), value.c_str());
     std::printf("spec:\n%s", file.spec.c_str());
     if (*plan) {
-      auto exec = ops::make_executor(ops::Backend::dnnl, model.net(*batch));
+      auto exec = model.make_executor(ops::Backend::dnnl, *batch);  // with the CAE_* options
       std::printf("memory plan (dnnl, batch %d, %s):\n%s", *batch, ops::dnnl_isa().c_str(),
                   ops::format_dnnl_plan(ops::dnnl_plan(*exec)).c_str());
     }
@@ -52,7 +52,7 @@ void add_info_command(CLI::App& app) {
       const ops::Backend chosen = ops::parse_backend(*backend);
       if (const std::string why = ops::backend_unavailable_reason(chosen); !why.empty())
         throw Error(*backend + " backend: " + why);
-      auto exec = ops::make_executor(chosen, model.net(*batch));
+      auto exec = model.make_executor(chosen, *batch);
       const ops::NetDesc& net = exec->desc();
       std::printf("kernels (%s, batch %d%s):\n", backend->c_str(), *batch,
                   chosen == ops::Backend::dnnl ? (", " + ops::dnnl_isa()).c_str() : "");

@@ -143,15 +143,6 @@ TensorDesc tensor_desc(int n, Dims d) {
   return t;
 }
 
-// Knobs read once from the environment, for benchmarks and debugging: CAE_CUDA_GRAPH=0 runs
-// fused steps eagerly instead of replaying a captured graph; CAE_CUDA_TF32=1 lets cuDNN use
-// TF32 tensor cores (about 10 bits of mantissa: too coarse for the parity tests).
-bool env_flag(const char* name, bool fallback) {
-  const char* v = std::getenv(name);
-  if (!v || !*v) return fallback;
-  return std::strcmp(v, "0") != 0;
-}
-
 // ---- cuDNN algorithm choice: measured once per shape in the process ----
 
 struct AlgoChoice {
@@ -207,12 +198,13 @@ struct ConvPlan {
 
 class CudaExecutor final : public Executor {
  public:
-  explicit CudaExecutor(const NetDesc& net) : net_(net), infos_(param_infos(net)) {
+  CudaExecutor(const NetDesc& net, const ExecutorOptions& options)
+      : net_(net), infos_(param_infos(net)) {
     check_net_desc(net_);
     if (const std::string why = cuda_unavailable_reason(); !why.empty())
       throw Error("cuda backend: " + why);
-    use_graphs_ = env_flag("CAE_CUDA_GRAPH", true);
-    tf32_ = env_flag("CAE_CUDA_TF32", false);
+    use_graphs_ = options.cuda_graphs;
+    tf32_ = options.cuda_tf32;
     CUDA_CHECK(cudaGetDevice(&device_));
     stream_owner_ = make_stream();
     copy_stream_owner_ = make_stream();
@@ -841,7 +833,7 @@ class CudaExecutor final : public Executor {
   NetDesc net_;
   std::vector<ParamInfo> infos_;
   std::vector<std::size_t> weight_at_, bias_at_;  // offsets into the flat buffers, or no_param
-  bool use_graphs_ = true, tf32_ = false;
+  bool use_graphs_ = true, tf32_ = false;         // ExecutorOptions::cuda_graphs, ::cuda_tf32
   int device_ = 0;
 
   // Declared before everything that queues work on them, so released after it.
@@ -892,8 +884,8 @@ std::string cuda_unavailable_reason() {
   return ck::probe();
 }
 
-std::unique_ptr<Executor> make_cuda_executor(const NetDesc& net) {
-  return std::make_unique<CudaExecutor>(net);
+std::unique_ptr<Executor> make_cuda_executor(const NetDesc& net, const ExecutorOptions& options) {
+  return std::make_unique<CudaExecutor>(net, options);
 }
 
 }  // namespace cae::ops

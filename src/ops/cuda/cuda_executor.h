@@ -17,8 +17,10 @@ std::string cuda_unavailable_reason();
 
 // Requires a net that passes check_net_desc. Ensures an executor whose buffers, cuDNN algorithms
 // (chosen once per shape, by measurement) and workspace are all made here, so steps allocate
-// nothing and can be captured in a CUDA graph. Throws cae::Error naming the reason where no
-// device is usable or cuDNN cannot run an op.
-std::unique_ptr<Executor> make_cuda_executor(const NetDesc& net);
+// nothing and can be captured in a CUDA graph; options.cuda_graphs and options.cuda_tf32 say
+// whether fused steps replay a graph and whether cuDNN may use TF32. Throws cae::Error naming the
+// reason where no device is usable or cuDNN cannot run an op.
+std::unique_ptr<Executor> make_cuda_executor(const NetDesc& net,
+                                             const ExecutorOptions& options = {});
 
 }  // namespace cae::ops

@@ -197,7 +197,7 @@ std::vector<bool> relu_by_pool_rewrite(const NetDesc& net) {
 
 class DnnlExecutor final : public Executor {
  public:
-  DnnlExecutor(const NetDesc& net, const DnnlOptions& options);
+  DnnlExecutor(const NetDesc& net, const ExecutorOptions& options);
 
   void forward(const float* x) override;
   const float* output() override { return output_ptr_; }
@@ -295,7 +295,6 @@ class DnnlExecutor final : public Executor {
   DnnlPlan plan_;
   // The rewrites chosen before the build (relu_by_pool_rewrite), per op.
   std::vector<bool> relu_by_pool_;
-  bool share_buffers_ = true;  // DnnlOptions::share_buffers
   const float* output_ptr_ = nullptr;
   bool output_is_last_act_ = false;  // output() is the last activation's buffer itself
 
@@ -307,8 +306,7 @@ class DnnlExecutor final : public Executor {
   std::deque<ThinConvPlan> thin_plans_;  // likewise
   std::deque<WinogradPlan> winograd_plans_;  // likewise
   std::deque<ConcatPlan> concat_plans_;      // likewise
-  // CAE_THIN_CONV=dnnl keeps oneDNN's kernels for the thin convs too (for comparison).
-  bool direct_thin_ = true;
+  const ExecutorOptions options_;            // which kernels, and whether the plan shares buffers
   std::vector<std::vector<Step>> op_fwd_, op_bwd_;
   std::vector<Step> forward_steps_, backward_steps_, input_grad_steps_;
   memory scratchpad_;
@@ -320,10 +318,12 @@ class DnnlExecutor final : public Executor {
   bool alone_ = false;
 };
 
-DnnlExecutor::DnnlExecutor(const NetDesc& net, const DnnlOptions& options)
-    : net_(net), share_buffers_(options.share_buffers) {
+DnnlExecutor::DnnlExecutor(const NetDesc& net, const ExecutorOptions& options)
+    : net_(net), options_(options) {
   check_net_desc(net_);
-  if (const char* thin = std::getenv("CAE_THIN_CONV")) direct_thin_ = std::string_view(thin) != "dnnl";
+  if (options_.winograd_tile != 2 && options_.winograd_tile != 4)
+    throw Error("dnnl backend: ExecutorOptions::winograd_tile " +
+                std::to_string(options_.winograd_tile) + ": expected 4 or 2");
   attr_.set_scratchpad_mode(dnnl::scratchpad_mode::user);
   const int n_ops = int(net_.ops.size());
   x_user_ = memory(plain_md(net_.batch, net_.input), engine_, DNNL_MEMORY_NONE);
@@ -466,7 +466,7 @@ void DnnlExecutor::build_conv(int i) {
   const Md bias_md({op.out.c}, f32, Tag::x);
   const memory have = input_of(i);  // a copy: act_ grows below
   dnnl::algorithm alg = Kinds::alg;
-  if (Kinds::has_winograd && winograd_chosen(op))
+  if (Kinds::has_winograd && winograd_chosen(op, options_))
     alg = dnnl::algorithm::convolution_winograd;
 
   // A fresh attr: primitive_attr is a shared handle, so a copy of attr_ would put the post-op
@@ -640,7 +640,7 @@ bool DnnlExecutor::build_thin_conv(int i) {
   const bool widen = op.in.c == 1 && op.out.c % 16 == 0;
   const bool narrow = op.out.c == 1 && op.in.c % 16 == 0;
   // narrow masks its ReLU's gradient itself: a rewrite that leaves it to a pool is oneDNN's.
-  if (!direct_thin_ || !(widen || narrow) || op.stride != 1 ||
+  if (!options_.thin_convs || !(widen || narrow) || op.stride != 1 ||
       (op.act != Activation::none && op.act != Activation::relu) || (narrow && relu_by_pool_[i]))
     return false;
   ThinConvGeom g;
@@ -763,7 +763,7 @@ bool DnnlExecutor::build_thin_conv(int i) {
 
 bool DnnlExecutor::build_own_winograd(int i) {
   const OpDesc& op = net_.ops[i];
-  if (i == 0 || !own_winograd_chosen(op)) return false;
+  if (i == 0 || !own_winograd_chosen(op, options_)) return false;
   const memory::dims src_dims{net_.batch, op.in.c, op.in.h, op.in.w};
   const memory::dims dst_dims{net_.batch, op.out.c, op.out.h, op.out.w};
   const memory have = input_of(i);
@@ -782,7 +782,7 @@ bool DnnlExecutor::build_own_winograd(int i) {
                        op.in.h,
                        op.in.w,
                        op.act == Activation::relu,
-                       own_winograd_tile(op),
+                       own_winograd_tile(op, options_),
                        lanes};
   if (!dnnl_backend::winograd_supported(g)) {
     note_fallback(i, "no Winograd kernel of ours for " + std::to_string(lanes) +
@@ -1206,7 +1206,7 @@ void DnnlExecutor::make_memory_plan() {
     DnnlPlanRow& r = plan_.rows[k];
     if (r.first < 0) continue;  // no step touches it: no buffer
     int best = -1;
-    if (share_buffers_ && !planned_[k].activation) {
+    if (options_.share_buffers && !planned_[k].activation) {
       for (int b = 0; b < int(buffers.size()); ++b)
         if (buffers[b].activation && buffers[b].busy_until < r.first &&
             buffers[b].bytes >= r.bytes && (best < 0 || buffers[b].bytes < buffers[best].bytes))
@@ -1429,7 +1429,7 @@ DnnlExecutor& as_dnnl(Executor& exec, const char* caller) {
 
 }  // namespace
 
-std::unique_ptr<Executor> make_dnnl_executor(const NetDesc& net, const DnnlOptions& options) {
+std::unique_ptr<Executor> make_dnnl_executor(const NetDesc& net, const ExecutorOptions& options) {
   dnnl_backend::apply_isa_cap();  // before the first primitive: oneDNN fixes its ISA then
   return std::make_unique<DnnlExecutor>(net, options);
 }
@@ -1479,17 +1479,6 @@ std::string dnnl_isa() {
   return dnnl_backend::onednn_isa_name();
 }
 
-namespace {
-
-// CAE_WINOGRAD: "cae" (the default) our kernel, "onednn" oneDNN's where it has one (AVX-512),
-// "0" every layer direct. Read where the executor is built, like CAE_THIN_CONV.
-std::string_view winograd_choice() {
-  const char* env = std::getenv("CAE_WINOGRAD");
-  return env && *env ? std::string_view(env) : std::string_view("cae");
-}
-
-}  // namespace
-
 // oneDNN 2.6's Winograd (jit_wino_4x3) exists for AVX-512 only, for 16-channel blocks; on 7x7
 // maps it is no faster than its direct kernels.
 bool onednn_winograd_fits(const OpDesc& op) {
@@ -1499,16 +1488,15 @@ bool onednn_winograd_fits(const OpDesc& op) {
          op.out.h * op.out.w >= 14 * 14;
 }
 
-bool winograd_chosen(const OpDesc& op) {
-  return winograd_choice() == "onednn" && onednn_winograd_fits(op);
+bool winograd_chosen(const OpDesc& op, const ExecutorOptions& options) {
+  return options.winograd == ExecutorOptions::Winograd::onednn && onednn_winograd_fits(op);
 }
 
 // F(4x4) is 1.5-2.3x faster than oneDNN's direct AVX2 kernels on every seed layer, 28x28 to 7x7
-// (partial tiles included), F(2x2) only 1.2-1.6x (docs/performance.md); CAE_WINOGRAD_TILE=2
-// keeps F(2x2), for comparison.
-int own_winograd_tile(const OpDesc&) {
-  const char* env = std::getenv("CAE_WINOGRAD_TILE");
-  return env && std::string_view(env) == "2" ? 2 : 4;
+// (partial tiles included), F(2x2) only 1.2-1.6x (docs/performance.md); winograd_tile 2
+// (CAE_WINOGRAD_TILE=2) keeps F(2x2), for comparison.
+int own_winograd_tile(const OpDesc&, const ExecutorOptions& options) {
+  return options.winograd_tile;
 }
 
 // Our Winograd kernel (winograd.h) on 3x3 'same' convs with whole channel blocks: on AVX2,
@@ -1516,12 +1504,12 @@ int own_winograd_tile(const OpDesc&) {
 // AVX-512 from 14x14 up, where it makes the training step 1.2x and inference 1.3x faster than
 // oneDNN's jit_wino_4x3; on 7x7 maps oneDNN's direct AVX-512 kernels are faster there
 // (docs/performance.md).
-bool own_winograd_chosen(const OpDesc& op) {
-  if (winograd_choice() != "cae") return false;
+bool own_winograd_chosen(const OpDesc& op, const ExecutorOptions& options) {
+  if (options.winograd != ExecutorOptions::Winograd::cae) return false;
   dnnl_backend::apply_isa_cap();
   const bool avx512 = dnnl_backend::onednn_isa_name().starts_with("avx512");
-  const dnnl_backend::WinogradGeom g{1, op.in.c, op.out.c, op.in.h, op.in.w, false,
-                                     own_winograd_tile(op), avx512 ? 16 : 8};
+  const int tile = own_winograd_tile(op, options), lanes = avx512 ? 16 : 8;
+  const dnnl_backend::WinogradGeom g{1, op.in.c, op.out.c, op.in.h, op.in.w, false, tile, lanes};
   return op.kind == OpKind::conv && op.kernel == 3 && op.stride == 1 && op.pad_top == 1 &&
          op.pad_left == 1 && op.pad_bottom == 1 && op.pad_right == 1 && op.in.h == op.out.h &&
          op.in.w == op.out.w && (op.act == Activation::none || op.act == Activation::relu) &&

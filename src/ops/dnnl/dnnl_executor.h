@@ -11,15 +11,12 @@
 
 namespace cae::ops {
 
-// How the executor is built; the defaults are what make_executor() uses.
-struct DnnlOptions {
-  // false: every planned memory gets a buffer of its own (to test that sharing changes no bit).
-  bool share_buffers = true;
-};
-
 // Requires nothing. Ensures an executor whose primitives and buffers are all built for net.batch,
-// or throws cae::Error naming the op (index, kind, shapes) that check_net_desc or oneDNN rejected.
-std::unique_ptr<Executor> make_dnnl_executor(const NetDesc& net, const DnnlOptions& options = {});
+// with the kernels and plan that options chooses (its winograd, winograd_tile, thin_convs and
+// share_buffers), or throws cae::Error naming the op (index, kind, shapes) that check_net_desc or
+// oneDNN rejected, or the option out of range.
+std::unique_ptr<Executor> make_dnnl_executor(const NetDesc& net,
+                                             const ExecutorOptions& options = {});
 
 // The memory plan, derived from the built steps: one row per planned memory (activations,
 // gradients of activations, skip gradients), its bytes, the first and last step (indices into
@@ -57,27 +54,29 @@ DnnlMemory dnnl_memory(Executor& exec);
 // oneDNN's instruction set in this process after the CAE_MAX_ISA cap: "avx512_core", "avx2", ...
 std::string dnnl_isa();
 
-// Which Winograd kernels the executor uses is CAE_WINOGRAD's: "cae" (the default) ours on every
-// tier with AVX2 (own_winograd_chosen), "onednn" oneDNN's where it has one (winograd_chosen),
-// "0" none: every layer direct. Both are for comparison.
+// Which Winograd kernels the executor uses is ExecutorOptions::winograd's (CAE_WINOGRAD through
+// executor_options_from_env): cae (the default) ours on every tier with AVX2
+// (own_winograd_chosen), onednn oneDNN's where it has one (winograd_chosen), off none: every
+// layer direct. The last two are for comparison.
 //
 // Whether oneDNN 2.6 has a Winograd kernel for op: 3x3, stride 1, channels in 16-blocks on both
 // sides, output at least 14x14, on an AVX-512 tier. Winograd rounds differently from the direct
 // sum: within 1e-4 of it per layer.
 bool onednn_winograd_fits(const OpDesc& op);
 
-// Whether the executor asks oneDNN for a Winograd convolution on op: CAE_WINOGRAD=onednn and
-// onednn_winograd_fits (it falls back to direct where oneDNN has none for the layout, and says
-// so in Executor::fallbacks()).
-bool winograd_chosen(const OpDesc& op);
+// Whether an executor built with options asks oneDNN for a Winograd convolution on op:
+// options.winograd == onednn and onednn_winograd_fits (it falls back to direct where oneDNN has
+// none for the layout, and says so in Executor::fallbacks()).
+bool winograd_chosen(const OpDesc& op, const ExecutorOptions& options);
 
 // Whether the executor runs op on our own Winograd kernel (src/ops/dnnl/winograd.h): a 3x3
 // stride-1 'same' conv with channels in whole blocks of the CPU's width (8 on AVX2, 16 on
 // AVX-512), no activation or ReLU, output at least 4x4 on AVX2 and 14x14 on AVX-512, and
-// CAE_WINOGRAD unset or "cae". Rounding: within 1e-5 of the direct sum per layer.
-bool own_winograd_chosen(const OpDesc& op);
-// The output tile our Winograd kernel uses on op: 4 (F(4x4, 3x3)) or 2 (F(2x2, 3x3)).
-int own_winograd_tile(const OpDesc& op);
+// options.winograd == cae. Rounding: within 1e-5 of the direct sum per layer.
+bool own_winograd_chosen(const OpDesc& op, const ExecutorOptions& options);
+// The output tile our Winograd kernel uses on op: options.winograd_tile, 4 (F(4x4, 3x3)) or 2
+// (F(2x2, 3x3)).
+int own_winograd_tile(const OpDesc& op, const ExecutorOptions& options);
 
 // The time of one step of an executor's prebuilt lists (for bench/, never the hot path).
 struct StepTime {
