@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""The peer: the seed model of DESIGN.md §1 (or cae's unet preset, --preset unet) in PyTorch (Debian python3-torch), trained with the
+"""The peer: the seed model of DESIGN.md §1 (or cae's unet preset, --preset unet, or that with batch normalisation, --preset unet-bn) in PyTorch (Debian python3-torch), trained with the
 seed's recipe on the same MNIST files, evaluated the way cae evaluates (test noise drawn once,
 PSNR = mean over images of 10 log10(1 / MSE_image)). Prints one JSON line per epoch.
 
