@@ -410,8 +410,8 @@ void bind_train(py::module_& m) {
         py::arg("size") = "", py::arg("fit") = "resize",
         R"(The images of a dataset, as cae train reads them, as NumPy arrays.
 
-name: what cae train's --dataset takes ("mnist", "fashion-mnist", a directory of IDX files, a
-folder of images); data: the data directory (default $CAE_DATA or ~/.local/share/cae); size
+name: what cae train's --dataset takes ("mnist", "fashion-mnist", "photos", a directory of IDX
+files, a folder of images); data: the data directory (default $CAE_DATA or ~/.local/share/cae); size
 ("HxW") and fit ("resize" or "crop"): for image folders. Returns {"name", "train", "test"},
 the images as uint8 arrays (N, H, W, C), which cae.train() takes back as a dataset. Raises
 cae.Error saying where it looked and how to install a dataset it does not find.)");

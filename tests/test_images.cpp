@@ -271,3 +271,40 @@ TEST(Images, FashionMnistEndToEnd) {
   EXPECT_THAT(e.output,
               HasSubstr("50 images, corruption 'gaussian sigma=0.5 + speckle sigma=0.3'"));
 }
+
+// scripts/setup-data.sh installs the photos (test.sh runs it); each file of the split is listed
+// with its licence, and the set loads as one RGB dataset at a working size.
+TEST(Images, PhotosDatasetIsTheInstalledSplitWithItsLicences) {
+  const std::string dir = data::data_dir("");
+  const fs::path photos = fs::path(dir) / "photos";
+  if (!fs::exists(photos / "LICENSES.md"))
+    GTEST_SKIP() << "no photos in " << photos << " (scripts/setup-data.sh installs them)";
+  std::ifstream in(photos / "LICENSES.md");
+  const std::string licences((std::istreambuf_iterator<char>(in)), {});
+  int files = 0;
+  for (const char* split : {"train", "val", "test"})
+    for (const std::string& file : data::list_images((photos / split).string())) {
+      const std::string name = split + ("/" + fs::path(file).filename().string());
+      EXPECT_THAT(licences, ::testing::ContainsRegex("\\| " + name + " \\| (CC0|public domain)"));
+      ++files;
+    }
+  EXPECT_EQ(files, 12);
+  data::FolderOptions size;
+  size.h = size.w = 32;
+  const data::Dataset ds = data::load_dataset("photos", dir, size);
+  EXPECT_EQ(ds.train.n, 8);
+  EXPECT_EQ(ds.test.n, 2);
+  EXPECT_EQ(ds.train.c, 3);
+  EXPECT_EQ(ds.test.h, 32);
+}
+
+TEST(Images, PhotosDatasetMissingSaysHowToInstallIt) {
+  const std::string dir = test::scratch_dir();
+  try {
+    data::load_dataset("photos", dir);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_THAT(e.what(), HasSubstr("scripts/setup-data.sh"));
+    EXPECT_THAT(e.what(), HasSubstr(dir + "/photos"));
+  }
+}

@@ -72,8 +72,8 @@ def train(
 ) -> TrainResult:
     """Trains a model as `cae train` does, with its options as keyword arguments.
 
-    dataset: a name or path as for --dataset ("mnist", "fashion-mnist", a directory of IDX
-      files or a folder of images); or NumPy arrays: (train, test) of uint8 images
+    dataset: a name or path as for --dataset ("mnist", "fashion-mnist", "photos", a directory
+      of IDX files or a folder of images); or NumPy arrays: (train, test) of uint8 images
       (N, H, W) or (N, H, W, C), or a dict with "train", "test" and optionally
       "train_targets" and "test_targets" (what the model is to output for each image: pairs are
       trained as given, without damage, unless a corruption option is given).

@@ -50,10 +50,20 @@ Dataset load_dataset(const std::string& name, const std::string& dir,
   } else if (name == "fashion-mnist") {
     candidates = {fs::path(dir) / "fashion-mnist", "/usr/share/datasets/fashion-mnist"};
     hint = "install Debian's dataset-fashion-mnist package";
+  } else if (name == "photos") {
+    // Twelve public-domain and CC0 photos of any size in train/, val/ and test/ (LICENSES.md
+    // beside them), from Debian's python3-skimage; folder options apply as to any folder.
+    const fs::path photos = fs::path(dir) / "photos";
+    if (!is_image_folder(photos.string()))
+      throw Error("dataset 'photos' not found in " + photos.string() +
+                  ": run scripts/setup-data.sh to install it (from Debian's python3-skimage)");
+    Dataset ds = load_image_folder(photos.string(), folder);
+    ds.name = name;
+    return ds;
   } else {
     candidates = {fs::path(name)};
-    hint = "a dataset is 'mnist', 'fashion-mnist', a directory with IDX files or a folder of "
-           "PNG/JPEG images";
+    hint = "a dataset is 'mnist', 'fashion-mnist', 'photos', a directory with IDX files or a "
+           "folder of PNG/JPEG images";
     if (!has_pair(name) && is_image_folder(name)) return load_image_folder(name, folder);
   }
   for (const auto& candidate : candidates) {

@@ -34,7 +34,7 @@ ops::Backend CommonOptions::apply() const {
 
 void DataOptions::add(CLI::App* cmd) {
   cmd->add_option("--dataset", dataset,
-                  "mnist, fashion-mnist, a directory of IDX files "
+                  "mnist, fashion-mnist, photos (scripts/setup-data.sh), a directory of IDX files "
                   "(train-/t10k-images-idx3-ubyte[.gz]) or a folder of PNG/JPEG images");
   cmd->add_option("--data", data_dir, "data directory (default: $CAE_DATA or ~/.local/share/cae)");
   cmd->add_option("--size", size, "image folders: working size HxW (default: the images' own)");
