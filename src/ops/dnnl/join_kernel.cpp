@@ -23,35 +23,37 @@ bool concat_fits(const BlockedView& x, const BlockedView& y, const BlockedView& 
          x.ci == z.ci && y.ci == z.ci && x.cb + y.cb == z.cb;
 }
 
-// One (image, channel block) of z per iteration: a copy of h * w cells of ci floats.
-void concat_forward(const ConcatPlan& p, const float* x, const float* y, float* z) {
+// Concat's block copies, either way: forward gathers x's and y's blocks into z, backward
+// scatters dz's blocks back to dx and dy. One loop, so the two directions cannot disagree on
+// which block goes where. One (image, channel block) of z per iteration: h * w cells of ci floats.
+template <bool kScatter, class Z, class Part>
+void copy_blocks(const ConcatPlan& p, Z* z, Part* x, Part* y) {
   const int blocks = p.z.n * p.z.cb;
 #pragma omp parallel for if (std::size_t(blocks) * p.z.h * p.z.w * p.z.ci >= kThreaded)
   for (int nb = 0; nb < blocks; ++nb) {
     const int n = nb / p.z.cb, cb = nb % p.z.cb;
-    const bool from_x = cb < p.x.cb;
-    const BlockedView& v = from_x ? p.x : p.y;
-    const float* src = from_x ? x : y;
-    const int sb = from_x ? cb : cb - p.x.cb;
+    const bool in_x = cb < p.x.cb;
+    const BlockedView& v = in_x ? p.x : p.y;
+    Part* part = in_x ? x : y;
+    const int pb = in_x ? cb : cb - p.x.cb;
     for (int h = 0; h < p.z.h; ++h)
-      for (int w = 0; w < p.z.w; ++w)
-        std::copy_n(cell(v, src, n, sb, h, w), p.z.ci, cell(p.z, z, n, cb, h, w));
+      for (int w = 0; w < p.z.w; ++w) {
+        Z* zc = cell(p.z, z, n, cb, h, w);
+        Part* pc = cell(v, part, n, pb, h, w);
+        if constexpr (kScatter)
+          std::copy_n(zc, p.z.ci, pc);
+        else
+          std::copy_n(pc, p.z.ci, zc);
+      }
   }
 }
 
+void concat_forward(const ConcatPlan& p, const float* x, const float* y, float* z) {
+  copy_blocks<false>(p, z, x, y);
+}
+
 void concat_backward(const ConcatPlan& p, const float* dz, float* dx, float* dy) {
-  const int blocks = p.z.n * p.z.cb;
-#pragma omp parallel for if (std::size_t(blocks) * p.z.h * p.z.w * p.z.ci >= kThreaded)
-  for (int nb = 0; nb < blocks; ++nb) {
-    const int n = nb / p.z.cb, cb = nb % p.z.cb;
-    const bool to_x = cb < p.x.cb;
-    const BlockedView& v = to_x ? p.x : p.y;
-    float* dst = to_x ? dx : dy;
-    const int db = to_x ? cb : cb - p.x.cb;
-    for (int h = 0; h < p.z.h; ++h)
-      for (int w = 0; w < p.z.w; ++w)
-        std::copy_n(cell(p.z, dz, n, cb, h, w), p.z.ci, cell(v, dst, n, db, h, w));
-  }
+  copy_blocks<true>(p, dz, dx, dy);
 }
 
 void add_forward(std::size_t n, float sign, const float* x, const float* y, float* z) {
