@@ -15,6 +15,7 @@ presets=${PRESETS:-seed seed-tconv unet unet-wide residual}
 datasets=("$@")
 [ ${#datasets[@]} -gt 0 ] || datasets=(mnist fashion-mnist)
 for ds in "${datasets[@]}"; do
+  mkdir -p "$out/$ds"
   for p in $presets; do
     dir="$out/$ds/$p"
     if [ ! -f "$dir/model.cae" ]; then
