@@ -13,6 +13,7 @@
 #include "core/rng.h"
 #include "data/idx.h"
 #include "data/png_io.h"
+#include "ops/ops.h"
 #include "support.h"
 
 using namespace cae;
@@ -105,6 +106,12 @@ TEST(Cli, GraphModelTrainsDenoisesInTilesAndPrintsItsPlan) {
   Result ref_kernels = run("info " + dir + "/run/model.cae --kernels --backend ref");
   ASSERT_EQ(ref_kernels.status, 0) << ref_kernels.output;
   EXPECT_THAT(ref_kernels.output, ::testing::ContainsRegex("backward +0 +conv +backward +ref"));
+  if (!ops::backend_unavailable_reason(ops::Backend::cuda).empty()) {
+    // A backend that cannot run here is said before anything is printed.
+    Result cuda = run("info " + dir + "/run/model.cae --kernels --backend cuda");
+    EXPECT_EQ(cuda.status, 1);
+    EXPECT_THAT(cuda.output, ::testing::StartsWith("cae: error: cuda backend: "));
+  }
 
   data::Image big;
   big.h = 29;

@@ -33,6 +33,10 @@ void add_info_command(CLI::App& app) {
                   "default batch 200)")
       ->check(in_range(1, 65536));
   cmd->final_callback([path, plan, kernels, backend, batch] {
+    // Said before anything is printed.
+    const ops::Backend chosen = ops::parse_backend(*backend);
+    if (const std::string why = ops::backend_unavailable_reason(chosen); *kernels && !why.empty())
+      throw Error(*backend + " backend: " + why);
     io::ModelFile file = io::read_model_file(*path);
     nn::Model model = nn::Model::from_file(file, *path);
     std::size_t params = 0;
@@ -49,9 +53,6 @@ void add_info_command(CLI::App& app) {
                   ops::format_dnnl_plan(ops::dnnl_plan(*exec)).c_str());
     }
     if (*kernels) {
-      const ops::Backend chosen = ops::parse_backend(*backend);
-      if (const std::string why = ops::backend_unavailable_reason(chosen); !why.empty())
-        throw Error(*backend + " backend: " + why);
       auto exec = model.make_executor(chosen, *batch);
       const ops::NetDesc& net = exec->desc();
       std::printf("kernels (%s, batch %d%s):\n", backend->c_str(), *batch,
