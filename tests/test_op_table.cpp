@@ -121,7 +121,9 @@ TEST(OpTable, EachBackendRunsTheOpsItsColumnClaimsAndReportsTheirKernels) {
       // A fallback names its op and why (dnnl reorders around a few reference kernels).
       for (const std::string& line : exec->fallbacks())
         EXPECT_THAT(line, ::testing::MatchesRegex("op [0-9]+ \\([a-z]+ .*\\): .+"));
-      if (backend == ops::Backend::ref) EXPECT_THAT(exec->fallbacks(), ::testing::IsEmpty());
+      if (backend == ops::Backend::ref) {
+        EXPECT_THAT(exec->fallbacks(), ::testing::IsEmpty());
+      }
     }
   }
 }
