@@ -213,6 +213,8 @@ TEST(Cli, UsageErrorsAreOneLineAndExitTwo) {
       {"train --batch", "--batch needs a value: batch size (default 200)" + see_train},
       {"train --batch 10 --batch 20", "--batch: expected 1 value, found 2" + see_train},
       {"train --resume=maybe", "--resume: 'maybe' is not true or false" + see_train},
+      {"train --lr-schedule 'step every=2 gamma=abc'",
+       "--lr-schedule: 'gamma=abc' is not a number" + see_train},
   };
   for (const auto& [args, line] : cases) {
     // In an empty directory, where train would write runs/seed.

@@ -228,6 +228,88 @@ TEST(Train, ResumeRefusesAnotherRunsCheckpoint) {
               ::testing::ThrowsMessage<Error>(HasSubstr("no checkpoint")));
 }
 
+namespace {
+
+// A run of 4 epochs with a schedule and one of 2 resumed to 4 take the same steps bit for bit:
+// the checkpoint carries the schedule and its state.
+void expect_resume_follows_the_schedule(const std::string& schedule, float lr) {
+  data::Dataset ds = small_dataset();
+  const std::string dir = test::scratch_dir();
+  Quiet quiet;
+  auto config = [&](const std::string& out, int epochs) {
+    auto c = small_config(out, epochs);
+    c.optimizer.lr = lr;
+    c.lr_schedule = train::parse_lr_schedule(schedule);
+    return c;
+  };
+  nn::Model full = seed_model(ds.dims(), 7);
+  auto h_full = train::train(full, ds, config(dir + "/full", 4), quiet);
+  nn::Model part = seed_model(ds.dims(), 7);
+  auto h_part = train::train(part, ds, config(dir + "/part", 2), quiet);
+  nn::Model resumed = seed_model(ds.dims(), 99);  // overwritten by the checkpoint
+  auto cfg = config(dir + "/part", 4);
+  cfg.resume = true;
+  auto h_resumed = train::train(resumed, ds, cfg, quiet);
+  ASSERT_EQ(h_resumed.size(), 4u);
+  for (int e = 2; e < 4; ++e) {
+    EXPECT_EQ(h_resumed[e].lr, h_full[e].lr) << schedule << ", epoch " << e + 1;
+    EXPECT_EQ(h_resumed[e].test.loss, h_full[e].test.loss) << schedule << ", epoch " << e + 1;
+  }
+  EXPECT_EQ(resumed.params(), full.params()) << schedule << ": resume must end where 4 epochs do";
+  EXPECT_LT(h_full[3].lr, lr) << schedule << ": the lr must have fallen, or the test shows little";
+  const io::ModelFile file = io::read_model_file(dir + "/part/model.cae");
+  ASSERT_NE(file.find_meta("lr_schedule"), nullptr);
+  EXPECT_EQ(*file.find_meta("lr_schedule"), train::format_lr_schedule(cfg.lr_schedule));
+  EXPECT_NE(io::read_model_file(dir + "/part/checkpoint.cae").find_meta("lr_state"), nullptr);
+
+  // Each epoch ran with the lr its schedule gives, replayed from the test losses.
+  train::LrState state = train::initial_lr_state(lr);
+  for (int e = 1; e <= 4; ++e) {
+    EXPECT_EQ(h_full[e - 1].lr, float(train::lr_of_epoch(cfg.lr_schedule, lr, e, 4, state)))
+        << schedule << ", epoch " << e;
+    train::end_lr_epoch(cfg.lr_schedule, h_full[e - 1].test.loss, state);
+  }
+}
+
+}  // namespace
+
+TEST(Train, ResumeFollowsAStepSchedule) {
+  expect_resume_follows_the_schedule("step every=1 gamma=0.5", 1e-3f);
+}
+
+TEST(Train, ResumeFollowsAPlateauSchedule) {
+  // An lr so large that the test loss stalls, and patience 1: the lr falls within 4 epochs.
+  expect_resume_follows_the_schedule("plateau factor=0.5 patience=1", 0.5f);
+}
+
+TEST(Train, ResumeRefusesAnotherLrSchedule) {
+  data::Dataset ds = small_dataset();
+  const std::string dir = test::scratch_dir();
+  Quiet quiet;
+  nn::Model m = seed_model(ds.dims(), 7);
+  auto cfg = small_config(dir, 1);
+  cfg.lr_schedule = train::parse_lr_schedule("step every=2 gamma=0.5");
+  train::train(m, ds, cfg, quiet);
+  cfg = small_config(dir, 2);
+  cfg.resume = true;
+  EXPECT_THAT([&] { train::train(m, ds, cfg, quiet); },
+              ::testing::ThrowsMessage<Error>(
+                  HasSubstr("lr_schedule 'step every=2 gamma=0.5', this run asks for 'constant'")));
+}
+
+TEST(Train, ConstantScheduleWritesNoScheduleMeta) {
+  data::Dataset ds = small_dataset();
+  const std::string dir = test::scratch_dir();
+  Quiet quiet;
+  nn::Model m = seed_model(ds.dims(), 7);
+  auto h = train::train(m, ds, small_config(dir, 1), quiet);
+  EXPECT_EQ(h[0].lr, 1e-3f);
+  EXPECT_EQ(io::read_model_file(dir + "/model.cae").find_meta("lr_schedule"), nullptr);
+  const io::ModelFile cp = io::read_model_file(dir + "/checkpoint.cae");
+  EXPECT_EQ(cp.find_meta("lr_schedule"), nullptr);
+  EXPECT_EQ(cp.find_meta("lr_state"), nullptr);
+}
+
 TEST(Train, DivergenceStopsWithEpochAndStep) {
   data::Dataset ds = small_dataset();
   Quiet quiet;

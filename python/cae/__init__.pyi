@@ -80,6 +80,7 @@ def train(
     batch: int = 200,
     micro_batch: int = ...,
     lr: float = 0.001,
+    lr_schedule: str = "constant",
     optimizer: Literal["adam", "sgd"] = "adam",
     momentum: float = 0.9,
     loss: Literal["bce", "mse"] = "bce",

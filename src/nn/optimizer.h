@@ -37,6 +37,8 @@ class Optimizer {
   std::int64_t steps() const { return t_; }
   void set_steps(std::int64_t t) { t_ = t; }
   const OptimizerConfig& config() const { return config_; }
+  // Ensures the following steps take lr (a schedule's lr of the epoch, lr_schedule.h).
+  void set_lr(float lr) { config_.lr = lr; }
 
  private:
   OptimizerConfig config_;

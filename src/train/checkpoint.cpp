@@ -59,7 +59,7 @@ std::vector<EpochStats> parse_history(const std::string& csv) {
 
 void write_checkpoint(const std::string& path, const nn::Model& model, ops::Executor& exec,
                       nn::Optimizer& opt, const TrainConfig& config, int epoch,
-                      const std::vector<EpochStats>& history) {
+                      const LrState& lr_state, const std::vector<EpochStats>& history) {
   nn::Model snapshot = model;
   snapshot.params() = exec.to_canonical(exec.params());
   io::ModelFile file = snapshot.to_file();
@@ -67,6 +67,11 @@ void write_checkpoint(const std::string& path, const nn::Model& model, ops::Exec
   file.set_meta("epoch", std::to_string(epoch));
   file.set_meta("optimizer_steps", std::to_string(opt.steps()));
   for (const char* key : kRunKeys) file.set_meta(key, config_value(config, key));
+  // A constant schedule writes nothing, so a constant run's checkpoint stays as it always was.
+  if (!config.lr_schedule.is_constant()) {
+    file.set_meta("lr_schedule", format_lr_schedule(config.lr_schedule));
+    file.set_meta("lr_state", format_lr_state(lr_state));
+  }
   // Every random draw is keyed by (seed, purpose, epoch, position): the seed and the epoch are
   // the whole generator state.
   file.set_meta("rng", "xoshiro256** streams keyed by seed and epoch; next epoch " +
@@ -105,6 +110,12 @@ Checkpoint read_checkpoint(const std::string& path, nn::Model& model, ops::Execu
       throw Error(path + ": the checkpoint was trained with " + key + " " + was +
                   ", this run asks for " + now + " (resume needs the same settings)");
   }
+  const std::string* schedule = file.find_meta("lr_schedule");
+  const std::string was = schedule ? *schedule : "constant";
+  const std::string now = format_lr_schedule(config.lr_schedule);
+  if (was != now)
+    throw Error(path + ": the checkpoint was trained with lr_schedule '" + was +
+                "', this run asks for '" + now + "' (resume needs the same settings)");
   model.params() = saved.params();
   exec.from_canonical(model.params(), exec.params());
   const auto names = opt.slot_names();
@@ -128,6 +139,14 @@ Checkpoint read_checkpoint(const std::string& path, nn::Model& model, ops::Execu
     throw Error(path + ": meta 'epoch' or 'optimizer_steps' is not a number");
   }
   cp.history = parse_history(file.meta_value("history"));
+  cp.lr_state = initial_lr_state(config.optimizer.lr);
+  if (!config.lr_schedule.is_constant()) {
+    try {
+      cp.lr_state = parse_lr_state(file.meta_value("lr_state"));
+    } catch (const Error& e) {
+      throw Error(path + ": " + e.what());
+    }
+  }
   return cp;
 }
 

@@ -20,18 +20,21 @@ std::vector<EpochStats> parse_history(const std::string& csv);
 
 struct Checkpoint {
   int epoch = 0;  // the last completed epoch
+  LrState lr_state;  // the schedule's state after that epoch
   std::vector<EpochStats> history;
 };
 
 // Ensures path holds, atomically, model with exec's parameters, opt's state, the epoch, the
-// settings of config a resume must repeat, and history.
+// settings of config a resume must repeat, the schedule's state after the epoch (meta
+// "lr_schedule" and "lr_state", only when the schedule is not constant) and history.
 void write_checkpoint(const std::string& path, const nn::Model& model, ops::Executor& exec,
                       nn::Optimizer& opt, const TrainConfig& config, int epoch,
-                      const std::vector<EpochStats>& history);
+                      const LrState& lr_state, const std::vector<EpochStats>& history);
 
 // Requires a checkpoint of model's architecture, input and loss, written with config's batch,
-// seed, optimizer, learning rate, momentum and corruption. Ensures model, exec and opt hold its
-// state and returns its epoch and history; throws cae::Error naming what differs otherwise.
+// seed, optimizer, learning rate, momentum, corruption and lr schedule (none in the checkpoint:
+// constant). Ensures model, exec and opt hold its state and returns its epoch, the schedule's
+// state and history; throws cae::Error naming what differs otherwise.
 Checkpoint read_checkpoint(const std::string& path, nn::Model& model, ops::Executor& exec,
                            nn::Optimizer& opt, const TrainConfig& config);
 

@@ -35,7 +35,7 @@ bool run_fused_epoch(ops::Executor& exec, nn::Optimizer& opt, const nn::Model& m
   ops::FusedStepConfig fc;
   fc.bce = model.loss() == nn::LossKind::bce;
   fc.noise_sigma = config.corruption.gaussian_sigma;
-  fc.lr = oc.lr;
+  fc.lr = opt.config().lr;  // the epoch's, from the schedule
   fc.beta1 = oc.beta1;
   fc.beta2 = oc.beta2;
   fc.epsilon = oc.epsilon;

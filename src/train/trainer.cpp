@@ -103,10 +103,14 @@ void share_weights(dist::Communicator& comm, ops::Executor& exec, nn::Optimizer&
   for (auto& slot : opt.slots()) broadcast_floats(comm, slot);
 }
 
-// Makes every rank hold rank 0's parameters, optimizer state, position and history.
+// Makes every rank hold rank 0's parameters, optimizer state, position, schedule state and
+// history.
 void share_state(dist::Communicator& comm, ops::Executor& exec, nn::Optimizer& opt,
-                 int& first_epoch, std::vector<EpochStats>& history) {
+                 int& first_epoch, LrState& lr_state, std::vector<EpochStats>& history) {
   share_weights(comm, exec, opt);
+  double lr_values[3] = {lr_state.best, double(lr_state.since), lr_state.lr};
+  comm.broadcast(std::as_writable_bytes(std::span<double>(lr_values)));
+  lr_state = {lr_values[0], int(lr_values[1]), lr_values[2]};
   std::int64_t counters[3] = {first_epoch, opt.steps(), 0};
   std::string csv = history_csv(history);
   counters[2] = std::int64_t(csv.size());
@@ -256,9 +260,9 @@ class BatchStep {
 // The end of an epoch: the test scores (each rank its share of the test images, summed), checks
 // that the state is finite, and rank 0's checkpoint and losses.csv.
 EpochStats end_epoch(int epoch, const StepTotals& steps, int batches, Clock::time_point t0,
-                     const nn::Model& model, const data::Dataset& data,
-                     const TrainConfig& config, ops::Executor& exec, nn::Optimizer& opt,
-                     dist::Communicator& comm, std::vector<EpochStats>& history,
+                     const nn::Model& model, const data::Dataset& data, const TrainConfig& config,
+                     ops::Executor& exec, nn::Optimizer& opt, dist::Communicator& comm,
+                     LrState& lr_state, std::vector<EpochStats>& history,
                      const std::string& checkpoint_path) {
   const int ranks = comm.size(), rank = comm.rank();
   EpochStats st;
@@ -283,9 +287,12 @@ EpochStats end_epoch(int epoch, const StepTotals& steps, int batches, Clock::tim
                 std::to_string(epoch) + ", step " + std::to_string(batches) +
                 "; the last good checkpoint is " + checkpoint_path);
   st.seconds = seconds_since(t0);
+  st.lr = opt.config().lr;
   history.push_back(st);
+  // Every rank sees the same summed test loss, so every rank's schedule takes the same turn.
+  end_lr_epoch(config.lr_schedule, st.test.loss, lr_state);
   if (rank == 0) {
-    write_checkpoint(checkpoint_path, model, exec, opt, config, epoch, history);
+    write_checkpoint(checkpoint_path, model, exec, opt, config, epoch, lr_state, history);
     const std::string csv = history_csv(history);
     write_file_atomic(config.out_dir + "/losses.csv",
                       {reinterpret_cast<const std::uint8_t*>(csv.data()), csv.size()});
@@ -312,16 +319,18 @@ std::vector<EpochStats> train(nn::Model& model, const data::Dataset& data,
   nn::Optimizer opt(config.optimizer, exec->params().size());
   std::vector<EpochStats> history;
   int first_epoch = 1;
+  LrState lr_state = initial_lr_state(config.optimizer.lr);
   if (config.resume && writer) {
     if (!std::filesystem::exists(checkpoint_path))
       throw Error("--resume: no checkpoint at " + checkpoint_path);
     Checkpoint cp = read_checkpoint(checkpoint_path, model, *exec, opt, config);
     history = cp.history;
     first_epoch = cp.epoch + 1;
+    lr_state = cp.lr_state;
   }
   if (comm.size() > 1) {
     check_ranks_agree(model, *exec, data, comm);
-    share_state(comm, *exec, opt, first_epoch, history);
+    share_state(comm, *exec, opt, first_epoch, lr_state, history);
   }
   BatchStep step(model, data, config, *exec, opt, comm, micro, checkpoint_path);
   const int batches = data.train.n / config.batch;
@@ -329,6 +338,8 @@ std::vector<EpochStats> train(nn::Model& model, const data::Dataset& data,
 
   for (int epoch = first_epoch; epoch <= config.epochs; ++epoch) {
     const auto t0 = Clock::now();
+    opt.set_lr(float(
+        lr_of_epoch(config.lr_schedule, config.optimizer.lr, epoch, config.epochs, lr_state)));
     Rng shuffle_rng = make_rng(config.seed, Stream::shuffle, std::uint64_t(epoch));
     const std::vector<int> order = permutation(data.train.n, shuffle_rng);
     StepTotals steps;
@@ -344,11 +355,14 @@ std::vector<EpochStats> train(nn::Model& model, const data::Dataset& data,
       progress.on_batch(epoch, b + 1, batches, loss, double(b + 1) * config.batch / steps.seconds);
     }
     progress.on_epoch(end_epoch(epoch, steps, batches, t0, model, data, config, *exec, opt, comm,
-                                history, checkpoint_path));
+                                lr_state, history, checkpoint_path));
   }
   model.params() = exec->to_canonical(exec->params());
   model.meta().emplace_back("corruption", config.corruption.describe());
   model.meta().emplace_back("epochs", std::to_string(config.epochs));
+  // Only a schedule that is not constant: a constant run's model file stays as it always was.
+  if (!config.lr_schedule.is_constant())
+    model.meta().emplace_back("lr_schedule", format_lr_schedule(config.lr_schedule));
   if (writer) io::write_model_file(config.out_dir + "/model.cae", model.to_file());
   return history;
 }

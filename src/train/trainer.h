@@ -14,6 +14,7 @@
 #include "nn/optimizer.h"
 #include "ops/ops.h"
 #include "train/evaluation.h"
+#include "train/lr_schedule.h"
 
 namespace cae::train {
 
@@ -26,6 +27,9 @@ struct TrainConfig {
   // micro_batch images. Must divide the share. 0: default_micro_batch(share).
   int micro_batch = 0;
   nn::OptimizerConfig optimizer;  // Adam, lr 1e-3
+  // The lr of each epoch from optimizer.lr (lr_schedule.h); constant by default. Plateau reads
+  // the test loss: there is no validation split yet (it will read that once issue 15 adds one).
+  LrSchedule lr_schedule;
   data::Corruption corruption;    // Gaussian, sigma 0.5
   std::uint64_t seed = 0;
   ops::Backend backend = ops::Backend::dnnl;
@@ -59,6 +63,7 @@ struct EpochStats {
   EvalStats test;
   double seconds = 0;
   double images_per_second = 0;  // training steps only
+  double lr = 0;  // the epoch's learning rate (0 in rows read back from a history's CSV)
 };
 
 // What the loop reports; the CLI draws it. Defaults ignore everything.

@@ -78,6 +78,17 @@ def test_arrays_train_as_the_same_images_in_idx_files(gray_dataset, tmp_path):
     assert c.metrics["dataset"] == "mine" and b.metrics["dataset"] == "arrays"
 
 
+def test_an_lr_schedule_trains_as_the_clis(gray_dataset, tmp_path):
+    check_cae("train", "--dataset", gray_dataset, "--epochs", 2, "--limit", 200, "--lr-schedule",
+              "cosine min=0.0001", "--out", tmp_path / "cli", "--threads", cae.get_num_threads())
+    run = cae.train(gray_dataset, epochs=2, limit=200, lr_schedule="cosine min=0.0001",
+                    out=tmp_path / "py", verbose=False)
+    assert (tmp_path / "py" / "model.cae").read_bytes() == (tmp_path / "cli" / "model.cae").read_bytes()
+    assert run.model.metadata["lr_schedule"] == "cosine min=1e-04"
+    assert run.metrics["lr_schedule"] == "cosine min=1e-04"
+    assert run.metrics["final_lr"] == pytest.approx(1e-4, rel=1e-6)  # the last epoch's: min
+
+
 BAD_OPTIONS = [
     # keyword arguments, the CLI's arguments for the same mistake (None: Python-only)
     (dict(epochs=0), ["--epochs", "0"]),
@@ -92,6 +103,7 @@ BAD_OPTIONS = [
     (dict(threads=0), ["--threads", "0"]),
     (dict(spec="conv 8 frobnicate"), ["--spec", "conv 8 frobnicate"]),
     (dict(micro_batch=7, batch=100), ["--micro-batch", "7", "--batch", "100"]),
+    (dict(lr_schedule="step every=2 gamma=abc"), ["--lr-schedule", "step every=2 gamma=abc"]),
 ]
 
 

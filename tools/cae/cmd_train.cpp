@@ -9,6 +9,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 
+#include "cae/error.h"
 #include "nn/spec.h"
 #include "train_command.h"
 
@@ -123,6 +124,7 @@ TrainOutcome run_training(TrainOptions& o, dist::Communicator& comm, train::Prog
   config.backend = o.common.apply();
   config.corruption = o.corruption.apply(config.corruption);
   config.optimizer.kind = nn::parse_optimizer(o.optimizer);
+  config.lr_schedule = train::parse_lr_schedule(o.lr_schedule);
   std::string spec_text;
   if (o.spec.empty())
     spec_text = nn::preset_spec(o.preset);
@@ -191,6 +193,11 @@ TrainOutcome run_training(TrainOptions& o, dist::Communicator& comm, train::Prog
       {"ms_blocked_in_communication_per_step", ms_per_step(comm.blocked_seconds())},
       {"wall_seconds_this_run", wall},
   };
+  // A schedule's name and the last epoch's lr (losses.csv keeps its columns: scripts read it).
+  if (!config.lr_schedule.is_constant()) {
+    metrics["lr_schedule"] = train::format_lr_schedule(config.lr_schedule);
+    metrics["final_lr"] = last.lr;
+  }
   outcome.metrics_json = metrics.dump(2) + "\n";
   write_text(config.out_dir + "/metrics.json", outcome.metrics_json);
   if (log.json) std::printf("%s", outcome.metrics_json.c_str());
@@ -250,6 +257,19 @@ void add_train_options(CLI::App* cmd, TrainOptions& options) {
       ->check(in_range(1, 65536));
   cmd->add_option("--lr", o->config.optimizer.lr, "learning rate (default 0.001)")
       ->check(above(0.0));
+  cmd->add_option("--lr-schedule", o->lr_schedule,
+                  "the lr per epoch: constant (default), 'step every=N gamma=G', "
+                  "'cosine min=M' or 'plateau factor=F patience=P min=M' (on the test loss)")
+      ->check(CLI::Validator(
+          [](std::string& text) -> std::string {
+            try {
+              train::parse_lr_schedule(text);
+            } catch (const Error& e) {
+              return e.what();
+            }
+            return {};
+          },
+          ""));
   cmd->add_option("--optimizer", o->optimizer, "adam (TF1 form) or sgd (with momentum)")
       ->check(one_of({"adam", "sgd"}));
   cmd->add_option("--momentum", o->config.optimizer.momentum, "sgd momentum (default 0.9)")

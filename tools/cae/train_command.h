@@ -19,6 +19,7 @@ struct TrainOptions {
   CorruptionOptions corruption;
   train::TrainConfig config;
   std::string preset = "seed", spec, loss = "bce", optimizer = "adam";
+  std::string lr_schedule = "constant";  // --lr-schedule text (train/lr_schedule.h)
   int limit = 0, test_limit = 0;
   bool sync_grads = false;
   TrainOptions() { config.out_dir = "runs/seed"; }
