@@ -47,8 +47,9 @@ struct FolderOptions {
 std::string data_dir(const std::string& override_dir);
 
 // "mnist" (<data_dir>/mnist), "fashion-mnist" (Debian's /usr/share/datasets/fashion-mnist, or
-// <data_dir>/fashion-mnist), "photos" (<data_dir>/photos, an image folder), or a directory holding train-images-idx3-ubyte[.gz] and
-// t10k-images-idx3-ubyte[.gz], or a folder of PNG/JPEG images (data/folder.h says how it is
+// <data_dir>/fashion-mnist), "photos" (<data_dir>/photos, an image folder), or a directory
+// holding train-images-idx3-ubyte[.gz] and t10k-images-idx3-ubyte[.gz], or a folder of PNG/JPEG
+// images (data/folder.h says how it is
 // split and sized; folder options apply to it only). Throws cae::Error saying where it looked
 // and how to install.
 Dataset load_dataset(const std::string& name, const std::string& data_dir,

@@ -132,7 +132,8 @@ LayerSpec parse_line(const std::vector<std::string>& tokens, int line) {
       return layer;
     case ops::SpecArgs::operand:
       if (tokens.size() != 2)
-        fail(line, head, "needs exactly one operand: the name of an earlier activation ('as NAME')");
+        fail(line, head,
+             "needs exactly one operand: the name of an earlier activation ('as NAME')");
       if (!valid_name(tokens[1]))
         fail(line, tokens[1], "not a name (a letter, then letters, digits, '_' or '-')");
       layer.joins = tokens[1];

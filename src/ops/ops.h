@@ -161,7 +161,8 @@ struct KernelUse {
   std::string pass;  // "forward" | "backward" | "input gradient" (only when d_input is asked)
   std::string name;  // what the step does: "forward", "backward weights", "reorder", ...
   std::string impl;  // the kernel: oneDNN's implementation ("jit:avx2", "ref:any", ...), ours
-                     // ("cae:winograd F(4x4,3x3)", "ref"), cuDNN's ("cudnn: algo 1"), ...
+                     // ("cae:winograd_4x3:avx512", "cae:concat", "ref"), cuDNN's
+                     // ("cudnn:forward algo 1"), ...
 };
 
 class Executor {
@@ -244,9 +245,9 @@ class Executor {
 //
 // The environment variables of the same names (CAE_WINOGRAD, ...) reach an executor only
 // through executor_options_from_env(), called by nn::Model::make_executor(backend, batch) (the
-// CLI, the trainer, the Python module, cae_bench), by the C++ API (src/api/autoencoder.cpp)
-// when it loads a model, and by `cae info --plan`. make_executor() itself never reads the
-// environment: tests and library code pass the struct.
+// CLI, `cae info --plan/--kernels` included, the trainer, the Python module, cae_bench) and by
+// the C++ API (src/api/autoencoder.cpp) when it loads a model. make_executor() itself never
+// reads the environment: tests and library code pass the struct.
 struct ExecutorOptions {
   // dnnl: whose Winograd kernels the 3x3 convs use. cae: ours (winograd.h) where
   // own_winograd_chosen; onednn: oneDNN's where it has one (winograd_chosen, AVX-512 only);

@@ -395,7 +395,8 @@ class CudaExecutor final : public Executor {
       const OpDesc& op = net_.ops[k];
       const ConvPlan* p = plans_[k].get();
       if (!p) {
-        all.push_back({k, "backward", "backward", std::string("cae-cuda:") + op_kind_name(op.kind)});
+        all.push_back(
+            {k, "backward", "backward", std::string("cae-cuda:") + op_kind_name(op.kind)});
         continue;
       }
       all.push_back({k, "backward", "backward weights", cudnn("backward filter",
