@@ -19,6 +19,7 @@ inline std::string one_op_spec(const ops::OpInfo& info) {
     case ops::SpecArgs::target: line += " 11x5"; break;
     case ops::SpecArgs::nothing: break;
     case ops::SpecArgs::operand: line += " a"; break;
+    case ops::SpecArgs::norm: line += " relu"; break;
   }
   return "conv 16 relu as a\nconv 16\n" + line + "\nresize 8x8\nconv 1\n";
 }

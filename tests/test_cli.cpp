@@ -197,7 +197,7 @@ TEST(Cli, UsageErrorsAreOneLineAndExitTwo) {
       {"train --seed abc", "--seed: 'abc' is not a non-negative integer" + see_train},
       {"train --backend frob", "--backend: 'frob' is not one of dnnl, ref, cuda" + see_train},
       {"train --preset frob",
-       "--preset: 'frob' is not one of residual, seed, seed-tconv, unet, unet-deep, unet-wide" + see_train},
+       "--preset: 'frob' is not one of residual, seed, seed-tconv, unet, unet-bn, unet-deep, unet-wide" + see_train},
       {"denoise -m a.cae -o out --depth 12",
        "--depth: value 12 is not one of 8, 16 (see 'cae denoise --help')"},
       // unknown options and arguments

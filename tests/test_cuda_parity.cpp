@@ -260,6 +260,7 @@ class ScriptedFused final : public Executor {
   const NetDesc& desc() const override { return ref_->desc(); }
   std::vector<KernelUse> kernels() const override { return ref_->kernels(); }
   std::vector<std::string> fallbacks() const override { return ref_->fallbacks(); }
+  std::vector<FlatRange> statistics_ranges() const override { return ref_->statistics_ranges(); }
 
   bool fused_begin(const FusedStepConfig& c, std::span<const float> m, std::span<const float> v,
                    std::int64_t t) override {

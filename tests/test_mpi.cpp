@@ -282,6 +282,22 @@ TEST(Mpi, TwoRanksTrainAGraphModelAsOneProcess) {
   EXPECT_EQ(max_difference(dir + "/one/model.cae", dir + "/two/model.cae"), 0.0);
 }
 
+// Batch normalisation: each micro-batch of 10 normalises by its own statistics on either side,
+// and the running statistics move once a step toward the mean of the step's micro-batch
+// statistics, summed across ranks like gradients: bit for bit, running statistics included.
+TEST(Mpi, TwoRanksTrainABatchnormModelAsOneProcess) {
+  if (!kMpirun) GTEST_SKIP() << "built without MPI";
+  allow_root();
+  const std::string dir = test::scratch_dir();
+  const std::string ds = make_dataset(dir, 40);
+  const std::string args = "--preset unet-bn --epochs 2 --micro-batch 10";
+  const Result one = shell(cae_train(ds, dir + "/one", args));
+  ASSERT_EQ(one.status, 0) << one.output;
+  const Result two = shell(mpirun(2) + cae_train(ds, dir + "/two", args));
+  ASSERT_EQ(two.status, 0) << two.output;
+  EXPECT_EQ(max_difference(dir + "/one/model.cae", dir + "/two/model.cae"), 0.0);
+}
+
 TEST(Mpi, ARankThatDiesStopsTheJobAndTheCheckpointLoads) {
   if (!kMpirun) GTEST_SKIP() << "built without MPI";
   allow_root();

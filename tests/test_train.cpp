@@ -146,6 +146,48 @@ TEST(Train, SameSeedSameWeightsAndResumeEqualsUninterrupted) {
   EXPECT_EQ(from_disk.params(), full.params());
 }
 
+// A batchnorm model: its running statistics move (from 0 and 1), resume reaches the
+// uninterrupted weights and statistics, and each epoch's test scores are those of the folded
+// model (the running statistics), as `cae eval` computes them.
+TEST(Train, BatchnormRunningStatisticsMoveResumeAndTestScoresAreTheFoldedModels) {
+  data::Dataset ds = small_dataset();
+  const std::string dir = test::scratch_dir();
+  Quiet quiet;
+  auto bn_model = [&](std::uint64_t seed) {
+    nn::Model m(nn::parse_spec(nn::preset_spec("unet-bn")), ds.dims(), nn::LossKind::bce);
+    m.init_glorot(seed);
+    return m;
+  };
+  auto config = [&](const std::string& out, int epochs) {
+    train::TrainConfig c = small_config(out, epochs);
+    c.micro_batch = 10;  // two passes a step: the statistics of 10 images each
+    return c;
+  };
+  nn::Model full = bn_model(7);
+  const auto history = train::train(full, ds, config(dir + "/full", 3), quiet);
+  ASSERT_EQ(history.size(), 3u);
+  const auto& infos = full.param_infos();
+  for (std::size_t i = 0; i < infos.size(); ++i) {
+    if (!infos[i].name.starts_with("running_")) continue;
+    const float start = infos[i].name == "running_var" ? 1.f : 0.f;
+    bool moved = false;
+    for (float v : full.params()[i]) moved = moved || v != start;
+    EXPECT_TRUE(moved) << full.param_name(i);
+  }
+  nn::Model part = bn_model(7);
+  train::train(part, ds, config(dir + "/part", 2), quiet);
+  nn::Model resumed = bn_model(99);
+  auto cfg = config(dir + "/part", 3);
+  cfg.resume = true;
+  train::train(resumed, ds, cfg, quiet);
+  EXPECT_EQ(resumed.params(), full.params());
+
+  auto exec = full.make_inference_executor(ops::Backend::dnnl, 10);
+  const train::EvalStats eval = train::evaluate(full, *exec, ds.test, cfg.corruption, cfg.seed);
+  EXPECT_NEAR(eval.loss, history.back().test.loss, 1e-6);
+  EXPECT_NEAR(eval.psnr_output, history.back().test.psnr_output, 1e-4);
+}
+
 TEST(Train, DefaultMicroBatchIsTheLargestDivisorFrom16To50) {
   EXPECT_EQ(train::default_micro_batch(200), 50);
   EXPECT_EQ(train::default_micro_batch(100), 50);

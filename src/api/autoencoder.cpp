@@ -36,7 +36,7 @@ bool is_upsampling(ops::OpKind kind) {
 }  // namespace
 
 struct Autoencoder::Impl {
-  nn::Model model;
+  nn::Model model;  // folded: inference only, so batchnorm lives in the convs' weights
   std::vector<ops::OpDesc> ops;  // the model's ops, shapes resolved (batch-independent)
   int split = -1;                // index of the first upsampling op, -1 when there is none
   int crossing_join = -1;        // a decoder op joining an encoder activation (a skip), or -1
@@ -47,7 +47,7 @@ struct Autoencoder::Impl {
   std::mutex mutex;
   std::map<std::pair<Part, int>, std::unique_ptr<ops::Executor>> executors;
 
-  explicit Impl(nn::Model m) : model(std::move(m)) {
+  explicit Impl(const nn::Model& m) : model(m.folded()) {
     ops = model.net(1).ops;
     for (std::size_t i = 0; i < ops.size() && split < 0; ++i)
       if (is_upsampling(ops[i].kind)) split = int(i);

@@ -373,13 +373,15 @@ onnx::ModelProto make_proto(const nn::Model& model, int fixed_batch, ops::NetDes
 
 }  // namespace
 
-std::vector<std::uint8_t> encode_onnx(const nn::Model& model) {
+std::vector<std::uint8_t> encode_onnx(const nn::Model& trained) {
   // A model trained into NaN is not worth shipping; say so here rather than let a runtime
   // return NaN images.
-  for (std::size_t i = 0; i < model.params().size(); ++i)
-    for (float v : model.params()[i])
+  for (std::size_t i = 0; i < trained.params().size(); ++i)
+    for (float v : trained.params()[i])
       if (!std::isfinite(v))
-        throw Error("cannot export: parameter '" + model.param_name(i) + "' holds NaN or Inf");
+        throw Error("cannot export: parameter '" + trained.param_name(i) + "' holds NaN or Inf");
+  // Batch normalisation leaves as the scales and shifts of the convs before it.
+  const nn::Model model = trained.folded();
   ops::NetDesc net;
   const onnx::ModelProto proto = make_proto(model, 0, &net);
   check_graph(proto, make_proto(model, 1, nullptr), net);

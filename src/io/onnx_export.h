@@ -27,7 +27,8 @@ inline constexpr const char* kOnnxOutputName = "denoised";
 // Ensures the serialized ONNX ModelProto of model, which passed onnx::checker::check_model and
 // strict shape inference agreeing with cae's shapes op by op; throws cae::Error naming the op
 // and what the checker found otherwise. metadata_props hold "cae_version", "loss", "spec",
-// "corruption" ("unknown" when the model does not record one) and the model's other meta.
+// "corruption" ("unknown" when the model does not record one) and the model's other meta. The
+// graph is that of model.folded(): no batch normalisation node, its spec the folded one.
 std::vector<std::uint8_t> encode_onnx(const nn::Model& model);
 
 // Ensures path holds encode_onnx(model), written atomically; on any error throws cae::Error and

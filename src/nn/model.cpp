@@ -1,6 +1,8 @@
 #include "nn/model.h"
 
+#include <algorithm>
 #include <cmath>
+#include <map>
 
 #include "cae/error.h"
 #include "core/rng.h"
@@ -37,8 +39,12 @@ void Model::init_glorot(std::uint64_t seed) {
   for (std::size_t i = 0; i < infos_.size(); ++i) {
     const auto& info = infos_[i];
     auto& p = params_[i];
-    if (info.name == "bias") {
+    if (info.name == "bias" || info.name == "running_mean") {
       std::fill(p.begin(), p.end(), 0.f);
+      continue;
+    }
+    if (info.name == "running_var" || info.shape.size() == 1) {  // a batchnorm's var or scale
+      std::fill(p.begin(), p.end(), 1.f);
       continue;
     }
     // OIHW and IOHW alike: the two channel dims times the window.
@@ -54,6 +60,87 @@ std::unique_ptr<ops::Executor> Model::make_executor(ops::Backend backend, int ba
   auto exec = ops::make_executor(backend, net(batch), options);
   exec->from_canonical(params_, exec->params());
   return exec;
+}
+
+std::unique_ptr<ops::Executor> Model::make_inference_executor(ops::Backend backend,
+                                                             int batch) const {
+  return has_batch_norm() ? folded().make_executor(backend, batch) : make_executor(backend, batch);
+}
+
+bool Model::has_batch_norm() const {
+  return std::ranges::any_of(arch_.layers, [](const LayerSpec& l) {
+    return ops::op_info(l.kind).weights == ops::Weights::norm;
+  });
+}
+
+Model Model::folded() const {
+  if (!has_batch_norm()) return *this;
+  auto is_norm = [&](int k) {
+    return k < int(arch_.layers.size()) &&
+           ops::op_info(arch_.layers[k].kind).weights == ops::Weights::norm;
+  };
+  // The layers without the batchnorms; source[j]: the layer folded layer j comes from.
+  Architecture arch;
+  std::vector<int> new_index(arch_.layers.size()), source;
+  for (int k = 0; k < int(arch_.layers.size()); ++k) {
+    const LayerSpec& l = arch_.layers[k];
+    if (is_norm(k)) {  // parse_spec put a conv with no activation and no name before it
+      new_index[k] = new_index[k - 1];
+      LayerSpec& conv = arch.layers.back();
+      conv.act = l.act;
+      conv.name = l.name;
+      conv.bias = true;
+      continue;
+    }
+    new_index[k] = int(arch.layers.size());
+    source.push_back(k);
+    arch.layers.push_back(l);
+    if (l.joins_layer >= 0) arch.layers.back().joins_layer = new_index[l.joins_layer];
+  }
+  arch.text = format_spec(arch);
+  std::map<std::pair<int, std::string>, const std::vector<float>*> tensor;  // by op and name
+  for (std::size_t i = 0; i < infos_.size(); ++i)
+    tensor[{infos_[i].op, infos_[i].name}] = &params_[i];
+
+  Model out(std::move(arch), input_, loss_);
+  out.meta_ = meta_;
+  for (std::size_t i = 0; i < out.infos_.size(); ++i) {
+    const ops::ParamInfo& info = out.infos_[i];
+    const int k = source[info.op];
+    auto found = tensor.find({k, info.name});
+    if (!is_norm(k + 1)) {
+      out.params_[i] = *found->second;
+      continue;
+    }
+    const std::vector<float>& scale = *tensor.at({k + 1, "weight"});
+    const std::vector<float>& shift = *tensor.at({k + 1, "bias"});
+    const std::vector<float>& mean = *tensor.at({k + 1, "running_mean"});
+    const std::vector<float>& var = *tensor.at({k + 1, "running_var"});
+    std::vector<double> s(scale.size());
+    for (std::size_t o = 0; o < s.size(); ++o)
+      s[o] = scale[o] / std::sqrt(double(var[o]) + ops::kBatchNormEpsilon);
+    std::vector<float>& p = out.params_[i];
+    if (info.name == "bias") {  // the conv's own bias, or none: zero
+      for (std::size_t o = 0; o < s.size(); ++o) {
+        const double b = found == tensor.end() ? 0.0 : (*found->second)[o];
+        p[o] = float((b - mean[o]) * s[o] + shift[o]);
+      }
+      continue;
+    }
+    // The weight: output channel o is OIHW's first index, IOHW's (tconv) second.
+    p = *found->second;
+    const bool transposed = ops::op_info(out.arch_.layers[info.op].kind).weights ==
+                            ops::Weights::iohw;
+    const std::size_t d0 = info.shape[0], d1 = info.shape[1],
+                      window = std::size_t(info.shape[2]) * info.shape[3];
+    for (std::size_t a = 0; a < d0; ++a)
+      for (std::size_t b = 0; b < d1; ++b) {
+        const double so = s[transposed ? b : a];
+        float* w = p.data() + (a * d1 + b) * window;
+        for (std::size_t j = 0; j < window; ++j) w[j] = float(w[j] * so);
+      }
+  }
+  return out;
 }
 
 std::string Model::param_name(std::size_t i) const {

@@ -43,6 +43,19 @@ class Model {
     return make_executor(backend, batch, ops::executor_options_from_env());
   }
 
+  // An executor of the model for inference: that of folded(), so that a batchnorm runs as the
+  // running statistics' scale and shift inside the conv before it; make_executor(backend,
+  // batch) itself for a model without one.
+  std::unique_ptr<ops::Executor> make_inference_executor(ops::Backend backend, int batch) const;
+
+  // Whether some layer is a batchnorm.
+  bool has_batch_norm() const;
+  // Requires nothing. Ensures the same function for inference with every batchnorm folded into
+  // the conv or tconv before it: weight[o] *= s[o], bias[o] = (bias[o] - running_mean[o]) s[o]
+  // + shift[o] with s = scale / sqrt(running_var + kBatchNormEpsilon); the conv takes the
+  // batchnorm's activation and name. A model without batchnorm is returned as it is.
+  Model folded() const;
+
   const Architecture& arch() const { return arch_; }
   ops::Dims input() const { return input_; }
   ops::Dims output() const { return output_; }

@@ -29,6 +29,13 @@ const std::map<std::string, std::string>& presets() {
        "conv 64 relu as e1\npool\nconv 64 relu as e2\npool\nconv 32 relu as e3\npool\n"
        "resize mirror\nconcat e3\nconv 32 relu\nresize mirror\nconcat e2\nconv 64 relu\n"
        "resize mirror\nconcat e1\nconv 64 relu\nconv channels\n"},
+      // The unet with batch normalisation after every hidden conv, before its ReLU; the convs
+      // lose their biases to BN's shift (bench/torch_seed.py --preset unet-bn measured it).
+      {"unet-bn",
+       "conv 32 nobias\nbn relu as e1\npool\nconv 32 nobias\nbn relu as e2\npool\n"
+       "conv 16 nobias\nbn relu as e3\npool\nresize mirror\nconcat e3\nconv 16 nobias\nbn relu\n"
+       "resize mirror\nconcat e2\nconv 32 nobias\nbn relu\nresize mirror\nconcat e1\n"
+       "conv 32 nobias\nbn relu\nconv channels\n"},
       // Closer to Ronneberger's U-Net: two 64-channel convs per level, a conv at the 4x4
       // bottom, and two convs after each concatenation but the smallest.
       {"unet-deep",
@@ -141,6 +148,14 @@ LayerSpec parse_line(const std::vector<std::string>& tokens, int line) {
     case ops::SpecArgs::nothing:
       if (tokens.size() > 1) fail(line, tokens[1], "'" + head + "' takes no options");
       return layer;
+    case ops::SpecArgs::norm:
+      for (std::size_t t = 1; t < tokens.size(); ++t) {
+        if (tokens[t] != "relu" && tokens[t] != "linear")
+          fail(line, tokens[t], "not an option of '" + head + "' (relu or linear)");
+        layer.act = tokens[t] == "relu" ? ops::Activation::relu : ops::Activation::none;
+      }
+      layer.bias = false;
+      return layer;
   }
 
   // conv and window ops: kK sS and a size word; conv ops also an activation and nobias.
@@ -187,6 +202,27 @@ void same_padding(int in, int out, int k, int s, int& before, int& after) {
 
 std::string dims_text(ops::Dims d) {
   return std::to_string(d.h) + "x" + std::to_string(d.w) + "x" + std::to_string(d.c);
+}
+
+// A batchnorm is folded into the conv before it for inference and export (Model::folded), so
+// that conv must exist, end in no activation and have no name a join could read.
+void check_norms(const Architecture& arch) {
+  for (std::size_t i = 0; i < arch.layers.size(); ++i) {
+    const LayerSpec& l = arch.layers[i];
+    if (ops::op_info(l.kind).spec_args != ops::SpecArgs::norm) continue;
+    const std::string& word = ops::op_info(l.kind).spec_word;
+    const LayerSpec* conv = i ? &arch.layers[i - 1] : nullptr;
+    if (!conv || ops::op_info(conv->kind).spec_args != ops::SpecArgs::conv)
+      fail(l.line, word, "follows a conv or tconv line (it is folded into that conv)");
+    if (conv->act != ops::Activation::none)
+      fail(l.line, word,
+           "follows a conv with an activation: put the activation on this line ('" + word +
+               " relu') and write the conv 'linear' or without one");
+    if (!conv->name.empty())
+      fail(l.line, word,
+           "follows a conv named '" + conv->name +
+               "': name this line instead (the conv's own output is gone once folded)");
+  }
 }
 
 // Gives every join the layer index of its operand, and rejects what cannot be a chain with
@@ -259,6 +295,7 @@ Architecture parse_spec(const std::string& text) {
     }
   }
   if (arch.layers.empty()) throw Error("architecture spec is empty: it needs at least one layer");
+  check_norms(arch);
   resolve_names(arch);
   return arch;
 }
@@ -376,7 +413,8 @@ ops::NetDesc build_net(const Architecture& arch, ops::Dims input, int batch) {
       case ops::ShapeRule::same:
       case ops::ShapeRule::concat: {
         op.kernel = op.stride = 1;
-        op.act = ops::Activation::none;
+        if (!info.fuses_activation) op.act = ops::Activation::none;
+        if (info.weights == ops::Weights::norm) op.bias = false;
         op.out = cur;
         if (!info.join) break;
         op.other = l.joins_layer;
@@ -435,6 +473,7 @@ std::string format_spec(const Architecture& arch) {
       case ops::SpecArgs::target: line += " " + size_word(); break;
       case ops::SpecArgs::nothing: break;
       case ops::SpecArgs::operand: line += " " + l.joins; break;
+      case ops::SpecArgs::norm: line += act_word(); break;
     }
     if (!l.name.empty()) line += " as " + l.name;
     out += line + "\n";

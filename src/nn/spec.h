@@ -6,6 +6,8 @@
 //   pool [kK] [sS] [same|valid]                                      max pooling (k2 s2 same)
 //   resize mirror|HxW|N                                              nearest neighbour
 //   relu | sigmoid
+//   bn [relu|linear]          batch normalisation of the conv or tconv line just before it,
+//                             which has no activation and no name (it is folded into it)
 //   concat NAME | add NAME | sub NAME          joins: [x ; NAME], x + NAME, NAME - x
 //   any layer line may end in 'as NAME', naming its output; 'input' names the net's input.
 //

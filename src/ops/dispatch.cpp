@@ -38,6 +38,10 @@ std::vector<ParamInfo> param_infos(const NetDesc& net) {
       case Weights::iohw:
         infos.push_back({i, "weight", {op.in.c, op.out.c, op.kernel, op.kernel}});
         break;
+      case Weights::norm:
+        for (const char* name : {"weight", "bias", "running_mean", "running_var"})
+          infos.push_back({i, name, {op.out.c}});
+        continue;
     }
     if (op.bias) infos.push_back({i, "bias", {op.out.c}});
   }

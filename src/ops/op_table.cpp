@@ -31,6 +31,10 @@ const std::vector<OpInfo>& op_table() {
        true, true},
       {OpKind::sub, "sub", "sub", A::operand, 1, 1, S::same, W::none, true, false, "Sub", true,
        true, true},
+      // Exported folded into the Conv before it (nn::Model::folded). No cuda kernels yet: that
+      // backend refuses a net with it.
+      {OpKind::batchnorm, "batchnorm", "bn", A::norm, 1, 1, S::same, W::norm, false, true, "Conv",
+       true, true, false},
   };
   return table;
 }

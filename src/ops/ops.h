@@ -43,7 +43,18 @@ enum class OpKind {
   concat,  // [x ; y] along channels, x's channels first
   add,     // x + y, same dims
   sub,     // y - x, same dims (DnCNN: the input minus the predicted noise)
+  // Batch normalisation (Ioffe & Szegedy 2015) of a conv's or tconv's output, per channel:
+  // scale (x - mean) / sqrt(var + kBatchNormEpsilon) + shift, optionally ReLU. Executors run it
+  // with the batch's own statistics (training); inference folds it into the conv before it
+  // (nn::Model::folded()), so no executor runs it with running statistics.
+  batchnorm,
 };
+
+// PyTorch's BatchNorm2d defaults: what cae's measurement of batch normalisation used.
+inline constexpr float kBatchNormEpsilon = 1e-5f;
+// Each optimizer step moves the running statistics this far toward the step's batch statistics
+// (train/batch_statistics.h).
+inline constexpr float kBatchNormMomentum = 0.1f;
 
 enum class Backend { ref, dnnl, cuda };
 
@@ -63,8 +74,10 @@ enum class ShapeRule {
 };
 
 // The parameters an op holds (param_infos): a weight in this canonical layout, then a bias when
-// OpDesc::bias is set.
-enum class Weights { none, oihw, iohw };
+// OpDesc::bias is set; norm: "weight" (scale), "bias" (shift), "running_mean", "running_var",
+// each [c]. The running statistics are not trained: their gradient slots carry the batch's
+// statistics instead (Executor::statistics_ranges).
+enum class Weights { none, oihw, iohw, norm };
 
 // What follows an op's keyword on a spec line (src/nn/spec.cpp parses it, docs/spec.md).
 enum class SpecArgs {
@@ -73,6 +86,7 @@ enum class SpecArgs {
   target,   // mirror | HxW | N
   nothing,  // the keyword alone
   operand,  // NAME, the join's second operand
+  norm,     // [relu|linear]; follows a conv or tconv line that has no activation and no name
 };
 
 struct OpInfo {
@@ -130,7 +144,8 @@ struct NetDesc {
   std::vector<std::vector<int>> join_readers() const;
 };
 
-// One parameter tensor in canonical layout: op index, "weight" or "bias", shape.
+// One parameter tensor in canonical layout: op index, "weight", "bias" (or a batchnorm's
+// "running_mean" and "running_var"), shape.
 struct ParamInfo {
   int op = 0;
   std::string name;
@@ -178,7 +193,8 @@ class Executor {
   virtual std::vector<std::string> fallbacks() const = 0;
 
   // Requires x: batch * input.size() floats, NCHW, valid and unchanged until backward() returns.
-  // Ensures the activations needed by backward() and output() are computed.
+  // Ensures the activations needed by backward() and output() are computed. A batchnorm
+  // normalises with the batch's own mean and biased variance, as in training.
   virtual void forward(const float* x) = 0;
 
   // Ensures: the last op's output, NCHW, batch * output().size() floats, valid until the next
@@ -193,8 +209,19 @@ class Executor {
   // gradients over activations it no longer needs (the dnnl backend does, to keep memory down).
   // d_output: NCHW gradient of the loss w.r.t. output(). Ensures grads() holds d loss / d params
   // (overwritten, not accumulated) and, when d_input is not null, d_input receives d loss / d x
-  // (NCHW).
+  // (NCHW). In statistics_ranges() it holds the last forward()'s batch statistics instead.
   virtual void backward(const float* d_output, float* d_input) = 0;
+
+  // Where a batchnorm's running statistics lie in params() (and so in grads()): one range per
+  // op, its running_mean then running_var, 2 * c floats. After backward() grads() holds there
+  // the batch mean and the unbiased batch variance of the last forward(), so that they add up
+  // across micro-batches and ranks like gradients; train::fold_batch_statistics moves them into
+  // the running statistics and zeroes them before the optimizer step (which then leaves those
+  // parameters as they are). Empty for a net without batchnorm.
+  struct FlatRange {
+    std::size_t offset = 0, size = 0;
+  };
+  virtual std::vector<FlatRange> statistics_ranges() const = 0;
 
   // Flat parameter and gradient buffers, same length and layout (the backend's). A backend on a
   // device copies them to the host on each call; writes through params() reach the device at the

@@ -90,7 +90,7 @@ Comparison compare(const std::vector<NamedModel>& models, const data::ImageSet& 
 
   for (const auto& named : models) {
     const int batch = std::min(options.batch, n);
-    auto exec = named.model->make_executor(options.backend, batch);
+    auto exec = named.model->make_inference_executor(options.backend, batch);
     std::vector<float> x(std::size_t(batch) * image);
     for (int first = 0; first < n; first += batch) {
       const int count = std::min(batch, n - first);

@@ -54,7 +54,7 @@ std::vector<float> denoise_tiled(const nn::Model& model, const float* image, ops
   const std::vector<int> xs = tile_starts(d.w, t.w, std::min(overlap_x, t.w - 1));
   const int tiles = int(ys.size() * xs.size());
   const int batch = std::clamp(options.batch, 1, tiles);
-  auto exec = model.make_executor(options.backend, batch);
+  auto exec = model.make_inference_executor(options.backend, batch);
 
   const std::size_t plane = std::size_t(d.h) * d.w, tile_size = t.size();
   const std::size_t tile_plane = std::size_t(t.h) * t.w;

@@ -13,6 +13,7 @@
 #include "core/atomic_file.h"
 #include "core/rng.h"
 #include "io/model_file.h"
+#include "train/batch_statistics.h"
 #include "train/checkpoint.h"
 #include "train/evaluation.h"
 #include "train/fused_epoch.h"
@@ -159,7 +160,8 @@ class BatchStep {
             std::string checkpoint_path)
       : model_(model), data_(data), config_(config), exec_(exec), opt_(opt), comm_(comm),
         micro_(micro), passes_(config.batch / comm.size() / micro),
-        checkpoint_path_(std::move(checkpoint_path)), earlier_(exec.grads().size()) {
+        checkpoint_path_(std::move(checkpoint_path)), earlier_(exec.grads().size()),
+        statistics_(exec.statistics_ranges()) {
     const std::size_t n = std::size_t(micro) * model.input().size();
     clean_.resize(n);
     noisy_.resize(n);
@@ -208,7 +210,9 @@ class BatchStep {
                     " gradient values to the gradient sums during backward()");
       loss = batch_loss_;
     }
-    opt_.step(exec_.params(), grads);
+    const std::span<float> params = exec_.params();
+    fold_batch_statistics(statistics_, params, grads, comm_.size() * passes_);
+    opt_.step(params, grads);
     return loss;
   }
 
@@ -251,6 +255,7 @@ class BatchStep {
   const int micro_, passes_;
   const std::string checkpoint_path_;
   GradientSum earlier_;  // the earlier passes of a batch
+  const std::vector<ops::Executor::FlatRange> statistics_;  // batchnorm's running statistics
   std::vector<float> clean_, noisy_, d_out_, input_;
   double batch_loss_ = 0;     // summed across ranks: the whole batch's mean loss
   std::size_t announced_ = 0;  // floats of grads() handed to comm during this backward()
@@ -272,8 +277,15 @@ EpochStats end_epoch(int epoch, const StepTotals& steps, int batches, Clock::tim
   if (ranks > 1) share_weights(comm, exec, opt);
   const int begin = int(std::int64_t(data.test.n) * rank / ranks);
   const int end = int(std::int64_t(data.test.n) * (rank + 1) / ranks);
-  EvalSums sums = evaluate_sums(model, exec, data.test, data.test_clean(), begin, end,
-                                config.corruption, config.seed);
+  // A batchnorm normalises by the running statistics at inference: the folded net does.
+  std::unique_ptr<ops::Executor> inference;
+  if (model.has_batch_norm()) {
+    nn::Model now = model;
+    now.params() = exec.to_canonical(exec.params());
+    inference = now.make_inference_executor(config.backend, exec.desc().batch);
+  }
+  EvalSums sums = evaluate_sums(model, inference ? *inference : exec, data.test,
+                                data.test_clean(), begin, end, config.corruption, config.seed);
   comm.sum(std::span<double>(sums.v));
   st.test = eval_stats(sums, model.input().size());
   if (!std::isfinite(st.test.loss))

@@ -53,13 +53,13 @@ std::pair<double, double> artefacts(const nn::Model& model, ops::Backend backend
   std::vector<float> clean(n * d.size()), noisy(n * d.size()), out(n * d.size());
   data::to_nchw(test, idx.data(), n, clean.data());
   data::corrupt(corruption, clean.data(), noisy.data(), n, d, seed, Stream::test_noise, 0, 0);
-  auto exec = model.make_executor(backend, n);
+  auto exec = model.make_inference_executor(backend, n);
   exec->forward(noisy.data());
   nn::output_to_image(model.loss(), exec->output(), out.data(), out.size());
   double on_test = 0;
   for (int b = 0; b < n; ++b) on_test += train::checkerboard(out.data() + b * d.size(), d) / n;
   std::vector<float> flat(d.size(), 0.5f), flat_out(d.size());
-  auto one = model.make_executor(backend, 1);
+  auto one = model.make_inference_executor(backend, 1);
   one->forward(flat.data());
   nn::output_to_image(model.loss(), one->output(), flat_out.data(), flat_out.size());
   return {on_test, train::checkerboard(flat_out.data(), d)};

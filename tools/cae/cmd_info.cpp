@@ -39,11 +39,14 @@ void add_info_command(CLI::App& app) {
       throw Error(*backend + " backend: " + why);
     io::ModelFile file = io::read_model_file(*path);
     nn::Model model = nn::Model::from_file(file, *path);
-    std::size_t params = 0;
-    for (const auto& p : model.params()) params += p.size();
+    // Trained parameters, as PyTorch counts them; a batchnorm's running statistics apart.
+    std::size_t params = 0, statistics = 0;
+    for (const auto& info : model.param_infos())
+      (info.name.starts_with("running_") ? statistics : params) += info.size();
     std::printf("kind: %s\ninput: %dx%dx%d\nloss: %s\nparameters: %zu\n", file.kind.c_str(),
                 model.input().h, model.input().w, model.input().c, nn::loss_name(model.loss()),
                 params);
+    if (statistics > 0) std::printf("running statistics: %zu (batchnorm, not trained)\n", statistics);
     for (const auto& [key, value] : file.meta)
       if (key != "history") std::printf("%s: %s\n", key.c_str(), value.c_str());
     std::printf("spec:\n%s", file.spec.c_str());

@@ -409,6 +409,8 @@ class CudaExecutor final : public Executor {
   }
   // cuDNN runs every conv; no op is moved to another kernel than the one chosen for it.
   std::vector<std::string> fallbacks() const override { return {}; }
+  // No batchnorm kernels here: make_executor refuses such a net before this backend sees it.
+  std::vector<FlatRange> statistics_ranges() const override { return {}; }
 
   bool fused_begin(const FusedStepConfig& config, std::span<const float> m,
                    std::span<const float> v, std::int64_t t) override {
@@ -705,6 +707,8 @@ class CudaExecutor final : public Executor {
           ck::axpby(in, op.kind == OpKind::sub ? -1.f : 1.f, other_of(op), 1.f, out, count,
                     stream_);
           break;
+        case OpKind::batchnorm:  // refused by make_executor: the op table's cuda column
+          throw Error("cuda backend: no batchnorm kernel");
       }
       if (op.kind == OpKind::conv || op.kind == OpKind::tconv)
         ck::bias_act(out, bias(k), n, op.out.c, op.out.h * op.out.w, act_of(op.act), stream_);
@@ -767,6 +771,8 @@ class CudaExecutor final : public Executor {
           ck::scale(dy, op.kind == OpKind::sub ? -1.f : 1.f, dx, count, stream_);
           ck::scale(dy, 1.f, skip_grads_[k].get(), count, stream_);
           break;
+        case OpKind::batchnorm:
+          throw Error("cuda backend: no batchnorm kernel");
       }
       // d(act k-1) is complete: the chain's part from op k, then each join's.
       if (dx)

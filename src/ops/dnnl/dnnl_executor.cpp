@@ -214,6 +214,7 @@ class DnnlExecutor final : public Executor {
   const DnnlPlan& plan() const { return plan_; }
   std::vector<KernelUse> kernels() const override;
   std::vector<std::string> fallbacks() const override { return fallbacks_; }
+  std::vector<FlatRange> statistics_ranges() const override;
   // One forward and backward with every step timed on its own (see profile_dnnl_steps).
   void profile(const float* x, const float* d_output, std::vector<StepTime>& acc);
 
@@ -224,6 +225,7 @@ class DnnlExecutor final : public Executor {
   void build_eltwise(int i);
   void build_resize(int i);
   void build_join(int i);
+  void build_batchnorm(int i);
   // The gradient a join hands to its second operand, activation k, summed into d(act k) right
   // after op k+1 has written it (or into d_input for the net's input).
   void add_skip_gradient(int i, int k, const memory& d_skip);
@@ -299,6 +301,7 @@ class DnnlExecutor final : public Executor {
   bool output_is_last_act_ = false;  // output() is the last activation's buffer itself
 
   std::vector<ParamSlot> slots_;
+  std::vector<std::size_t> statistics_slots_;  // a batchnorm's running_mean slot (var follows)
   std::size_t flat_size_ = 0;
   FloatBuffer params_, grads_;
 
@@ -356,6 +359,9 @@ DnnlExecutor::DnnlExecutor(const NetDesc& net, const ExecutorOptions& options)
         case OpKind::add:
         case OpKind::sub:
           build_join(i);
+          break;
+        case OpKind::batchnorm:
+          build_batchnorm(i);
           break;
       }
     } catch (const dnnl::error& e) {
@@ -933,6 +939,119 @@ void DnnlExecutor::build_eltwise(int i) {
       i, "backward", dnnl::eltwise_backward(bwd), bwd,
       {{DNNL_ARG_DIFF_DST, d_dst}, {DNNL_ARG_DST, dst}, {DNNL_ARG_DIFF_SRC, d_src}}));
   if (reorder.prim) dsteps.push_back(std::move(reorder));
+}
+
+// oneDNN's batch normalisation with the batch's statistics, its ReLU fused (a workspace keeps
+// the mask for backward), scale and shift as separate vectors. Backward writes d(src), d(scale)
+// and d(shift) in one primitive (oneDNN 2.6 refuses to run it without the shift among its
+// arguments, though it reads none of it), then a step of ours puts the forward's mean and unbiased
+// variance in the running statistics' gradient slots (Executor::statistics_ranges).
+void DnnlExecutor::build_batchnorm(int i) {
+  const OpDesc& op = net_.ops[i];
+  if (i == 0) throw Error("a batchnorm needs the conv before it");
+  const memory have = input_of(i);  // a copy: act_ grows below
+  const Md md = have.get_desc();
+  auto flags = dnnl::normalization_flags::use_scale | dnnl::normalization_flags::use_shift;
+  if (op.act == Activation::relu) flags = flags | dnnl::normalization_flags::fuse_norm_relu;
+  dnnl::batch_normalization_forward::primitive_desc fwd(
+      dnnl::batch_normalization_forward::desc(dnnl::prop_kind::forward_training, md,
+                                              kBatchNormEpsilon, flags),
+      attr_, engine_);
+  const Md vec_md({op.out.c}, f32, Tag::x);
+  // Four slots of c floats, param_infos() order: scale, shift, running mean, running variance.
+  std::vector<memory> param, grad;
+  for (int k = 0; k < 4; ++k) {
+    if (k == 2) statistics_slots_.push_back(slots_.size());
+    const ParamSlot& slot = add_param(vec_md, vec_md);
+    param.push_back(slot.param);
+    grad.push_back(slot.grad);
+  }
+  const memory dst = new_activation(i, fwd.dst_desc());
+  const memory mean = planned_memory(fwd.mean_desc(), "batch mean " + std::to_string(i));
+  const memory var = planned_memory(fwd.variance_desc(), "batch variance " + std::to_string(i));
+  const bool relu = op.act == Activation::relu;
+  const memory workspace =
+      relu ? planned_memory(fwd.workspace_desc(), "relu mask " + std::to_string(i)) : memory();
+  if (relu)
+    op_fwd_[i].push_back(primitive_step(i, "forward", dnnl::batch_normalization_forward(fwd), fwd,
+                                        {{DNNL_ARG_SRC, have},
+                                         {DNNL_ARG_SCALE, param[0]},
+                                         {DNNL_ARG_SHIFT, param[1]},
+                                         {DNNL_ARG_DST, dst},
+                                         {DNNL_ARG_MEAN, mean},
+                                         {DNNL_ARG_VARIANCE, var},
+                                         {DNNL_ARG_WORKSPACE, workspace}}));
+  else
+    op_fwd_[i].push_back(primitive_step(i, "forward", dnnl::batch_normalization_forward(fwd), fwd,
+                                        {{DNNL_ARG_SRC, have},
+                                         {DNNL_ARG_SCALE, param[0]},
+                                         {DNNL_ARG_SHIFT, param[1]},
+                                         {DNNL_ARG_DST, dst},
+                                         {DNNL_ARG_MEAN, mean},
+                                         {DNNL_ARG_VARIANCE, var}}));
+
+  const memory d_dst = make_diff(i, fwd.dst_desc(), false);
+  dact_.push_back(d_dst);
+  dnnl::batch_normalization_backward::primitive_desc bwd(
+      dnnl::batch_normalization_backward::desc(dnnl::prop_kind::backward, fwd.dst_desc(), md,
+                                               kBatchNormEpsilon, flags),
+      attr_, engine_, fwd);
+  const memory target = diff_input_of(i);
+  Step reorder;
+  const memory d_src =
+      converted_output(target, bwd.diff_src_desc(), reorder, i, diff_scratch_is_view(i));
+  std::vector<Step>& bsteps = op_bwd_[i];
+  if (relu)
+    bsteps.push_back(primitive_step(i, "backward", dnnl::batch_normalization_backward(bwd), bwd,
+                                    {{DNNL_ARG_SRC, have},
+                                     {DNNL_ARG_MEAN, mean},
+                                     {DNNL_ARG_VARIANCE, var},
+                                     {DNNL_ARG_DIFF_DST, d_dst},
+                                     {DNNL_ARG_SCALE, param[0]},
+                                     {DNNL_ARG_SHIFT, param[1]},
+                                     {DNNL_ARG_WORKSPACE, workspace},
+                                     {DNNL_ARG_DIFF_SRC, d_src},
+                                     {DNNL_ARG_DIFF_SCALE, grad[0]},
+                                     {DNNL_ARG_DIFF_SHIFT, grad[1]}}));
+  else
+    bsteps.push_back(primitive_step(i, "backward", dnnl::batch_normalization_backward(bwd), bwd,
+                                    {{DNNL_ARG_SRC, have},
+                                     {DNNL_ARG_MEAN, mean},
+                                     {DNNL_ARG_VARIANCE, var},
+                                     {DNNL_ARG_DIFF_DST, d_dst},
+                                     {DNNL_ARG_SCALE, param[0]},
+                                     {DNNL_ARG_SHIFT, param[1]},
+                                     {DNNL_ARG_DIFF_SRC, d_src},
+                                     {DNNL_ARG_DIFF_SCALE, grad[0]},
+                                     {DNNL_ARG_DIFF_SHIFT, grad[1]}}));
+  if (reorder.prim) bsteps.push_back(std::move(reorder));
+
+  Step stats;
+  stats.op = i;
+  stats.name = "batch statistics";
+  stats.impl = "cae:copy";
+  const int c = op.out.c;
+  const double count = double(net_.batch) * op.out.h * op.out.w;
+  const float unbias = float(count > 1 ? count / (count - 1) : 1.0);
+  stats.kernel = [c, unbias, mean, var, to_mean = grad[2], to_var = grad[3]] {
+    const auto* m = static_cast<const float*>(mean.get_data_handle());
+    const auto* v = static_cast<const float*>(var.get_data_handle());
+    auto* gm = static_cast<float*>(to_mean.get_data_handle());
+    auto* gv = static_cast<float*>(to_var.get_data_handle());
+    for (int j = 0; j < c; ++j) {
+      gm[j] = m[j];
+      gv[j] = v[j] * unbias;
+    }
+  };
+  stats.mems = {mean, var};
+  bsteps.push_back(std::move(stats));
+}
+
+std::vector<Executor::FlatRange> DnnlExecutor::statistics_ranges() const {
+  std::vector<FlatRange> ranges;
+  for (std::size_t k : statistics_slots_)
+    ranges.push_back({slots_[k].offset, 2 * slots_[k].md.get_size() / sizeof(float)});
+  return ranges;
 }
 
 void DnnlExecutor::build_resize(int i) {

@@ -27,10 +27,20 @@ class RefExecutor final : public Executor {
     params_end_.assign(net_.ops.size(), 0);
     std::size_t offset = 0;
     for (const ParamInfo& info : infos_) {
-      (info.name == "weight" ? weight_at_ : bias_at_)[info.op] = offset;
+      if (info.name == "weight" || info.name == "bias")
+        (info.name == "weight" ? weight_at_ : bias_at_)[info.op] = offset;
+      else if (info.name == "running_mean")  // running_var follows it
+        statistics_.push_back({offset, 2 * info.size()});
       offset += info.size();
       params_end_[info.op] = offset;
     }
+    batch_mean_.resize(net_.ops.size());
+    batch_var_.resize(net_.ops.size());
+    for (std::size_t k = 0; k < net_.ops.size(); ++k)
+      if (net_.ops[k].kind == OpKind::batchnorm) {
+        batch_mean_[k].resize(net_.ops[k].out.c);
+        batch_var_[k].resize(net_.ops[k].out.c);
+      }
     params_.assign(offset, 0.f);
     grads_.assign(offset, 0.f);
     for (const OpDesc& op : net_.ops) acts_.emplace_back(batch_size(op.out), 0.f);
@@ -73,6 +83,10 @@ class RefExecutor final : public Executor {
         case OpKind::sub:
           ref::sub_forward(batch_size(op.out), in, other, out);
           break;
+        case OpKind::batchnorm:
+          ref::batchnorm_forward(op, net_.batch, in, weight(k), bias(k), out,
+                                 batch_mean_[k].data(), batch_var_[k].data());
+          break;
       }
       ref::activation_forward(op.act, batch_size(op.out), out);
     }
@@ -88,6 +102,7 @@ class RefExecutor final : public Executor {
     return all;
   }
   std::vector<std::string> fallbacks() const override { return {}; }
+  std::vector<FlatRange> statistics_ranges() const override { return statistics_; }
 
   const float* output() override { return acts_.back().data(); }
 
@@ -153,6 +168,21 @@ class RefExecutor final : public Executor {
                 dx.size(), d_pre.data(), dx.data(), d_other.data());
           add_into(pending[op.other + 1], d_other);
           break;
+        case OpKind::batchnorm: {
+          ref::batchnorm_backward(op, net_.batch, in, d_pre.data(), weight(k),
+                                  batch_mean_[k].data(), batch_var_[k].data(), dx.data(),
+                                  weight_grad(k), bias_grad(k));
+          // The running statistics' slots: the batch mean, then the unbiased variance.
+          const int c = op.out.c;
+          const double count = double(net_.batch) * op.out.h * op.out.w;
+          const double unbias = count > 1 ? count / (count - 1) : 1.0;
+          float* stats = bias_grad(k) + c;
+          for (int j = 0; j < c; ++j) {
+            stats[j] = batch_mean_[k][j];
+            stats[c + j] = float(batch_var_[k][j] * unbias);
+          }
+          break;
+        }
       }
       // An op's weight and bias lie side by side, weight first: one range.
       if (grads_ready_ && weight_at_[k] != no_param)
@@ -193,6 +223,8 @@ class RefExecutor final : public Executor {
   std::vector<ParamInfo> infos_;
   std::vector<std::size_t> weight_at_, bias_at_;  // offsets into params_ per op, or no_param
   std::vector<std::size_t> params_end_;            // one past an op's last parameter
+  std::vector<FlatRange> statistics_;              // a batchnorm's running statistics
+  std::vector<std::vector<float>> batch_mean_, batch_var_;  // per batchnorm op, of forward()
   std::vector<float> params_, grads_;
   std::vector<std::vector<float>> acts_;  // acts_[k]: output of op k, NCHW
   const float* x_ = nullptr;              // input of the last forward()

@@ -290,6 +290,58 @@ void sigmoid_backward(std::size_t n, const float* y, const float* dy, float* dx)
   for (std::size_t i = 0; i < n; ++i) dx[i] = float(double(dy[i]) * y[i] * (1.0 - y[i]));
 }
 
+void batchnorm_forward(const OpDesc& op, int batch, const float* x, const float* scale,
+                       const float* shift, float* y, float* mean, float* var) {
+  const std::size_t plane = std::size_t(op.in.h) * op.in.w, image = plane * op.in.c;
+  const double count = double(batch) * plane;
+  for (int c = 0; c < op.in.c; ++c) {
+    double sum = 0, squares = 0;
+    for (int n = 0; n < batch; ++n)
+      for (std::size_t i = 0; i < plane; ++i) sum += x[n * image + c * plane + i];
+    const double mu = sum / count;
+    for (int n = 0; n < batch; ++n)
+      for (std::size_t i = 0; i < plane; ++i) {
+        const double d = x[n * image + c * plane + i] - mu;
+        squares += d * d;
+      }
+    const double sigma2 = squares / count, inv = 1.0 / std::sqrt(sigma2 + kBatchNormEpsilon);
+    mean[c] = float(mu);
+    var[c] = float(sigma2);
+    for (int n = 0; n < batch; ++n)
+      for (std::size_t i = 0; i < plane; ++i) {
+        const std::size_t at = n * image + c * plane + i;
+        y[at] = float(scale[c] * (x[at] - mu) * inv + shift[c]);
+      }
+  }
+}
+
+void batchnorm_backward(const OpDesc& op, int batch, const float* x, const float* dy,
+                        const float* scale, const float* mean, const float* var, float* dx,
+                        float* dscale, float* dshift) {
+  // With xhat = (x - mean) inv: dshift = sum dy, dscale = sum dy xhat, and
+  // dx = scale inv (dy - dshift / count - xhat dscale / count).
+  const std::size_t plane = std::size_t(op.in.h) * op.in.w, image = plane * op.in.c;
+  const double count = double(batch) * plane;
+  for (int c = 0; c < op.in.c; ++c) {
+    const double inv = 1.0 / std::sqrt(double(var[c]) + kBatchNormEpsilon);
+    double sum_dy = 0, sum_dy_xhat = 0;
+    for (int n = 0; n < batch; ++n)
+      for (std::size_t i = 0; i < plane; ++i) {
+        const std::size_t at = n * image + c * plane + i;
+        sum_dy += dy[at];
+        sum_dy_xhat += dy[at] * (x[at] - mean[c]) * inv;
+      }
+    dshift[c] = float(sum_dy);
+    dscale[c] = float(sum_dy_xhat);
+    for (int n = 0; n < batch; ++n)
+      for (std::size_t i = 0; i < plane; ++i) {
+        const std::size_t at = n * image + c * plane + i;
+        const double xhat = (x[at] - mean[c]) * inv;
+        dx[at] = float(scale[c] * inv * (dy[at] - sum_dy / count - xhat * sum_dy_xhat / count));
+      }
+  }
+}
+
 void activation_forward(Activation act, std::size_t n, float* y) {
   if (act == Activation::relu) relu_forward(n, y, y);
   if (act == Activation::sigmoid) sigmoid_forward(n, y, y);

@@ -67,6 +67,17 @@ void sub_forward(std::size_t n, const float* x, const float* y, float* z);
 void add_backward(std::size_t n, const float* dz, float* dx, float* dy);
 void sub_backward(std::size_t n, const float* dz, float* dx, float* dy);
 
+// Batch normalisation with the batch's statistics, over x[N][C][H][W] (op.in == op.out):
+// mean[c] and var[c] (biased) over N, H, W; y = scale[c] (x - mean[c]) / sqrt(var[c] + eps)
+// + shift[c], eps = kBatchNormEpsilon. No activation. Writes mean and var.
+void batchnorm_forward(const OpDesc& op, int batch, const float* x, const float* scale,
+                       const float* shift, float* y, float* mean, float* var);
+// dx, dscale[C] and dshift[C] of batchnorm_forward (the statistics' own dependence on x
+// included) from x, dy, scale and the forward's mean and var.
+void batchnorm_backward(const OpDesc& op, int batch, const float* x, const float* dy,
+                        const float* scale, const float* mean, const float* var, float* dx,
+                        float* dscale, float* dshift);
+
 // The fused activation of a conv / tconv, in place on y[n]; Activation::none leaves y alone.
 void activation_forward(Activation act, std::size_t n, float* y);
 // dx[n] = dy through the activation, from its output y; Activation::none copies dy.
