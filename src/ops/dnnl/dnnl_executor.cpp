@@ -273,7 +273,7 @@ class DnnlExecutor final : public Executor {
   Step reorder_step(const memory& from, const memory& to, int op);
   Step primitive_step(int op, const char* name, const dnnl::primitive& prim,
                       const dnnl::primitive_desc_base& pd,
-                      std::initializer_list<std::pair<int, memory>> args);
+                      const std::vector<std::pair<int, memory>>& args);
   ParamSlot& add_param(const Md& md, const Md& canonical);
 
   void run(std::span<Step> steps);
@@ -412,7 +412,7 @@ Step DnnlExecutor::reorder_step(const memory& from, const memory& to, int op) {
 
 Step DnnlExecutor::primitive_step(int op, const char* name, const dnnl::primitive& prim,
                                   const dnnl::primitive_desc_base& pd,
-                                  std::initializer_list<std::pair<int, memory>> args) {
+                                  const std::vector<std::pair<int, memory>>& args) {
   Step s;
   s.op = op;
   s.name = name;
@@ -972,23 +972,12 @@ void DnnlExecutor::build_batchnorm(int i) {
   const bool relu = op.act == Activation::relu;
   const memory workspace =
       relu ? planned_memory(fwd.workspace_desc(), "relu mask " + std::to_string(i)) : memory();
-  if (relu)
-    op_fwd_[i].push_back(primitive_step(i, "forward", dnnl::batch_normalization_forward(fwd), fwd,
-                                        {{DNNL_ARG_SRC, have},
-                                         {DNNL_ARG_SCALE, param[0]},
-                                         {DNNL_ARG_SHIFT, param[1]},
-                                         {DNNL_ARG_DST, dst},
-                                         {DNNL_ARG_MEAN, mean},
-                                         {DNNL_ARG_VARIANCE, var},
-                                         {DNNL_ARG_WORKSPACE, workspace}}));
-  else
-    op_fwd_[i].push_back(primitive_step(i, "forward", dnnl::batch_normalization_forward(fwd), fwd,
-                                        {{DNNL_ARG_SRC, have},
-                                         {DNNL_ARG_SCALE, param[0]},
-                                         {DNNL_ARG_SHIFT, param[1]},
-                                         {DNNL_ARG_DST, dst},
-                                         {DNNL_ARG_MEAN, mean},
-                                         {DNNL_ARG_VARIANCE, var}}));
+  std::vector<std::pair<int, memory>> fwd_args = {
+      {DNNL_ARG_SRC, have},  {DNNL_ARG_SCALE, param[0]}, {DNNL_ARG_SHIFT, param[1]},
+      {DNNL_ARG_DST, dst},   {DNNL_ARG_MEAN, mean},      {DNNL_ARG_VARIANCE, var}};
+  if (relu) fwd_args.push_back({DNNL_ARG_WORKSPACE, workspace});
+  op_fwd_[i].push_back(
+      primitive_step(i, "forward", dnnl::batch_normalization_forward(fwd), fwd, fwd_args));
 
   const memory d_dst = make_diff(i, fwd.dst_desc(), false);
   dact_.push_back(d_dst);
@@ -1001,29 +990,13 @@ void DnnlExecutor::build_batchnorm(int i) {
   const memory d_src =
       converted_output(target, bwd.diff_src_desc(), reorder, i, diff_scratch_is_view(i));
   std::vector<Step>& bsteps = op_bwd_[i];
-  if (relu)
-    bsteps.push_back(primitive_step(i, "backward", dnnl::batch_normalization_backward(bwd), bwd,
-                                    {{DNNL_ARG_SRC, have},
-                                     {DNNL_ARG_MEAN, mean},
-                                     {DNNL_ARG_VARIANCE, var},
-                                     {DNNL_ARG_DIFF_DST, d_dst},
-                                     {DNNL_ARG_SCALE, param[0]},
-                                     {DNNL_ARG_SHIFT, param[1]},
-                                     {DNNL_ARG_WORKSPACE, workspace},
-                                     {DNNL_ARG_DIFF_SRC, d_src},
-                                     {DNNL_ARG_DIFF_SCALE, grad[0]},
-                                     {DNNL_ARG_DIFF_SHIFT, grad[1]}}));
-  else
-    bsteps.push_back(primitive_step(i, "backward", dnnl::batch_normalization_backward(bwd), bwd,
-                                    {{DNNL_ARG_SRC, have},
-                                     {DNNL_ARG_MEAN, mean},
-                                     {DNNL_ARG_VARIANCE, var},
-                                     {DNNL_ARG_DIFF_DST, d_dst},
-                                     {DNNL_ARG_SCALE, param[0]},
-                                     {DNNL_ARG_SHIFT, param[1]},
-                                     {DNNL_ARG_DIFF_SRC, d_src},
-                                     {DNNL_ARG_DIFF_SCALE, grad[0]},
-                                     {DNNL_ARG_DIFF_SHIFT, grad[1]}}));
+  std::vector<std::pair<int, memory>> bwd_args = {
+      {DNNL_ARG_SRC, have},        {DNNL_ARG_MEAN, mean},         {DNNL_ARG_VARIANCE, var},
+      {DNNL_ARG_DIFF_DST, d_dst},  {DNNL_ARG_SCALE, param[0]},    {DNNL_ARG_SHIFT, param[1]},
+      {DNNL_ARG_DIFF_SRC, d_src},  {DNNL_ARG_DIFF_SCALE, grad[0]}, {DNNL_ARG_DIFF_SHIFT, grad[1]}};
+  if (relu) bwd_args.push_back({DNNL_ARG_WORKSPACE, workspace});
+  bsteps.push_back(
+      primitive_step(i, "backward", dnnl::batch_normalization_backward(bwd), bwd, bwd_args));
   if (reorder.prim) bsteps.push_back(std::move(reorder));
 
   Step stats;
