@@ -162,12 +162,16 @@ Corruption parse_corruption(const std::string& text) {
 
 namespace {
 
-// Sets every channel of the rows [y0, y1) × columns [x0, x1) of one NCHW image to value.
-void fill(float* image, ops::Dims d, int y0, int y1, int x0, int x1, float value) {
+// Sets every channel of the rows [y0, y1) × columns [x0, x1) of one NCHW image to value, and
+// those pixels of its h×w mask (when there is one) to 1.
+void fill(float* image, float* mask, ops::Dims d, int y0, int y1, int x0, int x1, float value) {
   y0 = std::max(y0, 0), x0 = std::max(x0, 0), y1 = std::min(y1, d.h), x1 = std::min(x1, d.w);
+  const int width = std::max(x1 - x0, 0);
   for (int ch = 0; ch < d.c; ++ch)
     for (int y = y0; y < y1; ++y)
-      std::fill_n(image + (std::size_t(ch) * d.h + y) * d.w + x0, std::max(x1 - x0, 0), value);
+      std::fill_n(image + (std::size_t(ch) * d.h + y) * d.w + x0, width, value);
+  if (mask)
+    for (int y = y0; y < y1; ++y) std::fill_n(mask + std::size_t(y) * d.w + x0, width, 1.f);
 }
 
 // A start in [0, length - size] (0 when the band is as long as the image or longer).
@@ -175,10 +179,12 @@ int place(Rng& rng, int length, int size) {
   return length > size ? int(rng.below(std::uint64_t(length - size + 1))) : 0;
 }
 
-void corrupt_one(const Corruption& c, const float* src, float* dst, ops::Dims d, Rng& rng) {
+void corrupt_one(const Corruption& c, const float* src, float* dst, float* mask, ops::Dims d,
+                 Rng& rng) {
   const std::size_t n = d.size();
   const std::size_t hw = std::size_t(d.h) * d.w;
   std::copy(src, src + n, dst);
+  if (mask) std::fill_n(mask, hw, 0.f);
   if (c.gaussian_sigma > 0)
     for (std::size_t i = 0; i < n; ++i)
       dst[i] = std::clamp(dst[i] + c.gaussian_sigma * rng.normal(), 0.f, 1.f);
@@ -196,16 +202,16 @@ void corrupt_one(const Corruption& c, const float* src, float* dst, ops::Dims d,
     const int mh = std::min(d.h, c.mask_min + int(rng.below(std::uint64_t(span))));
     const int mw = std::min(d.w, c.mask_min + int(rng.below(std::uint64_t(span))));
     const int y = place(rng, d.h, mh), x = place(rng, d.w, mw);
-    fill(dst, d, y, y + mh, x, x + mw, c.mask_value);
+    fill(dst, mask, d, y, y + mh, x, x + mw, c.mask_value);
   }
   const int t = c.line_thickness;
   for (int l = 0; l < c.lines; ++l) {
     if (rng.below(2) == 0) {
       const int y = place(rng, d.h, t);
-      fill(dst, d, y, y + t, 0, d.w, c.line_value);
+      fill(dst, mask, d, y, y + t, 0, d.w, c.line_value);
     } else {
       const int x = place(rng, d.w, t);
-      fill(dst, d, 0, d.h, x, x + t, c.line_value);
+      fill(dst, mask, d, 0, d.h, x, x + t, c.line_value);
     }
   }
   if (c.crosshair) {
@@ -215,21 +221,24 @@ void corrupt_one(const Corruption& c, const float* src, float* dst, ops::Dims d,
       return std::clamp((length - t) / 2 + shift, 0, std::max(length - t, 0));
     };
     const int y = centre(d.h), x = centre(d.w);
-    fill(dst, d, y, y + t, 0, d.w, c.line_value);
-    fill(dst, d, 0, d.h, x, x + t, c.line_value);
+    fill(dst, mask, d, y, y + t, 0, d.w, c.line_value);
+    fill(dst, mask, d, 0, d.h, x, x + t, c.line_value);
   }
 }
 
 }  // namespace
 
 void corrupt(const Corruption& c, const float* clean, float* noisy, int count, ops::Dims dims,
-             std::uint64_t seed, Stream stream, std::uint64_t key, std::uint64_t first_index) {
+             std::uint64_t seed, Stream stream, std::uint64_t key, std::uint64_t first_index,
+             float* mask) {
   c.validate();
   const std::size_t image = dims.size();
 #pragma omp parallel for schedule(static)
   for (int b = 0; b < count; ++b) {
     Rng rng = make_rng(seed, stream, key, first_index + std::uint64_t(b));
-    corrupt_one(c, clean + std::size_t(b) * image, noisy + std::size_t(b) * image, dims, rng);
+    float* image_mask = mask ? mask + std::size_t(b) * dims.h * dims.w : nullptr;
+    corrupt_one(c, clean + std::size_t(b) * image, noisy + std::size_t(b) * image, image_mask, dims,
+                rng);
   }
 }
 

@@ -46,8 +46,12 @@ Corruption parse_corruption(const std::string& text);
 
 // Requires clean and noisy of count·dims.size() NCHW floats in [0, 1] (may not alias), and a
 // valid c. Image b's damage comes from make_rng(seed, stream, key, first_index + b) alone, so it
-// is the same whatever the batch it is part of.
+// is the same whatever the batch it is part of. With a mask (count·h·w floats), each image's h×w
+// plane is set to 1 at the pixels that masks, lines or the crosshair covered (the damage an
+// inpainter is told about: cv::inpaint's mask, the informed model's extra channel) and 0
+// elsewhere; noise and salt-and-pepper leave it 0. Asking for it changes no draw.
 void corrupt(const Corruption& c, const float* clean, float* noisy, int count, ops::Dims dims,
-             std::uint64_t seed, Stream stream, std::uint64_t key, std::uint64_t first_index);
+             std::uint64_t seed, Stream stream, std::uint64_t key, std::uint64_t first_index,
+             float* mask = nullptr);
 
 }  // namespace cae::data
