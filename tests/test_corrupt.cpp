@@ -267,6 +267,19 @@ TEST(Corrupt, TheMaskMarksThePixelsMasksLinesAndTheCrosshairCovered) {
   EXPECT_GT(covered, n * (24 + 20) * 3 / 2) << "the crosshair alone covers more than this";
 }
 
+TEST(Corrupt, TheMaskChannelFollowsEachImagesPlanes) {
+  const ops::Dims d{2, 3, 4};
+  const std::vector<float> noisy = test::random_floats(3 * d.size(), 1, 0.f, 1.f);
+  const std::vector<float> mask = test::random_floats(3 * 12, 2, 0.f, 1.f);
+  std::vector<float> out(3 * 36);
+  data::with_mask_channel(noisy.data(), mask.data(), 3, d, out.data());
+  for (int b = 0; b < 3; ++b)
+    for (int ch = 0; ch < 3; ++ch)
+      for (int p = 0; p < 12; ++p)
+        EXPECT_EQ(out[(b * 3 + ch) * 12 + p],
+                  ch < 2 ? noisy[(b * 2 + ch) * 12 + p] : mask[b * 12 + p]);
+}
+
 TEST(Corrupt, DescribeKeepsTheHistoricalGaussianText) {
   EXPECT_EQ(data::Corruption{}.describe(), "gaussian sigma=0.5");
   EXPECT_EQ(off().describe(), "gaussian sigma=0");

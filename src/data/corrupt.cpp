@@ -242,4 +242,14 @@ void corrupt(const Corruption& c, const float* clean, float* noisy, int count, o
   }
 }
 
+void with_mask_channel(const float* noisy, const float* mask, int count, ops::Dims dims,
+                       float* out) {
+  const std::size_t image = dims.size(), plane = std::size_t(dims.h) * dims.w;
+  for (int b = 0; b < count; ++b) {
+    float* dst = out + std::size_t(b) * (image + plane);
+    std::copy_n(noisy + std::size_t(b) * image, image, dst);
+    std::copy_n(mask + std::size_t(b) * plane, plane, dst + image);
+  }
+}
+
 }  // namespace cae::data

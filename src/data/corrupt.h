@@ -54,4 +54,10 @@ void corrupt(const Corruption& c, const float* clean, float* noisy, int count, o
              std::uint64_t seed, Stream stream, std::uint64_t key, std::uint64_t first_index,
              float* mask = nullptr);
 
+// Requires noisy of count·dims.size() NCHW floats and mask of count·h·w (as corrupt() writes
+// it). Ensures out holds count images of dims.c + 1 channels: each image's planes, then its
+// mask plane; the input of an informed model (nn::Model::informed()). out may not alias.
+void with_mask_channel(const float* noisy, const float* mask, int count, ops::Dims dims,
+                       float* out);
+
 }  // namespace cae::data

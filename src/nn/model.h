@@ -50,6 +50,10 @@ class Model {
 
   // Whether some layer is a batchnorm.
   bool has_batch_norm() const;
+  // Whether the model is informed of the damage: its input has one channel more than its
+  // output, the damaged image's channels followed by the damage mask (data::with_mask_channel),
+  // as an inpainter such as cv::inpaint is given the mask. A blind model sees the image alone.
+  bool informed() const { return input_.c == output_.c + 1; }
   // Requires nothing. Ensures the same function for inference with every batchnorm folded into
   // the conv or tconv before it: weight[o] *= s[o], bias[o] = (bias[o] - running_mean[o]) s[o]
   // + shift[o] with s = scale / sqrt(running_var + kBatchNormEpsilon); the conv takes the
