@@ -22,15 +22,21 @@ int parse_dim(const io::ModelFile& file, const std::string& key, const std::stri
 }
 }  // namespace
 
-Model::Model(Architecture arch, ops::Dims input, LossKind loss)
-    : arch_(std::move(arch)), input_(input), loss_(loss) {
-  ops::NetDesc probe = build_net(arch_, input_, 1);
+Model::Model(Architecture arch, ops::Dims input, LossKind loss, bool informed)
+    : arch_(std::move(arch)), input_(input), loss_(loss), informed_(informed) {
+  if (informed && input.c < 2)
+    throw Error("an informed model's input has the image's channels and the mask's: " +
+                std::to_string(input.c) + " channel is too few");
+  ops::NetDesc probe = net(1);
   output_ = probe.output();
-  if (output_.h != input_.h || output_.w != input_.w || output_.c != input_.c)
+  const int image_channels = informed ? input_.c - 1 : input_.c;
+  if (output_.h != input_.h || output_.w != input_.w || output_.c != image_channels)
     throw Error("the architecture maps " + std::to_string(input.h) + "x" + std::to_string(input.w) +
-                "x" + std::to_string(input.c) + " images to " + std::to_string(output_.h) + "x" +
+                "x" + std::to_string(input.c) + " inputs to " + std::to_string(output_.h) + "x" +
                 std::to_string(output_.w) + "x" + std::to_string(output_.c) +
-                ": an autoencoder's output must have the input's shape");
+                (informed ? ": an informed autoencoder's output must have the image's shape, "
+                            "its input's without the mask channel"
+                          : ": an autoencoder's output must have the input's shape"));
   infos_ = ops::param_infos(probe);
   for (const auto& info : infos_) params_.emplace_back(info.size(), 0.f);
 }
@@ -102,7 +108,7 @@ Model Model::folded() const {
   for (std::size_t i = 0; i < infos_.size(); ++i)
     tensor[{infos_[i].op, infos_[i].name}] = &params_[i];
 
-  Model out(std::move(arch), input_, loss_);
+  Model out(std::move(arch), input_, loss_, informed_);
   out.meta_ = meta_;
   for (std::size_t i = 0; i < out.infos_.size(); ++i) {
     const ops::ParamInfo& info = out.infos_[i];
@@ -155,6 +161,7 @@ io::ModelFile Model::to_file() const {
   file.set_meta("input_width", std::to_string(input_.w));
   file.set_meta("input_channels", std::to_string(input_.c));
   file.set_meta("loss", loss_name(loss_));
+  if (informed_) file.set_meta("informed", "1");
   for (const auto& [key, value] : meta_) file.set_meta(key, value);
   for (std::size_t i = 0; i < infos_.size(); ++i) {
     io::NamedTensor t;
@@ -180,7 +187,16 @@ Model Model::from_file(const io::ModelFile& file, const std::string& what) {
   // Every parameter the spec asks for must be in the file, with its shape, before the model
   // allocates them: a forged spec ("conv 65536 k1" twice) must not make a small file allocate
   // gigabytes.
-  const std::vector<ops::ParamInfo> infos = ops::param_infos(build_net(arch, input, 1));
+  const std::string* found_informed = file.find_meta("informed");
+  const std::string informed_text = found_informed ? *found_informed : "";
+  if (found_informed && informed_text != "1")
+    throw Error(what + ": meta 'informed' must be 1 or absent, found '" + informed_text + "'");
+  const bool informed = informed_text == "1";
+  if (informed && input.c < 2)
+    throw Error(what + ": an informed model needs at least 2 input channels, the file says " +
+                std::to_string(input.c));
+  const std::vector<ops::ParamInfo> infos =
+      ops::param_infos(build_net(arch, input, 1, informed ? input.c - 1 : 0));
   std::vector<const io::NamedTensor*> tensors;
   for (const ops::ParamInfo& info : infos) {
     const std::string name = "op" + std::to_string(info.op) + "." + info.name;
@@ -201,7 +217,7 @@ Model Model::from_file(const io::ModelFile& file, const std::string& what) {
     }
     tensors.push_back(t);
   }
-  Model model(std::move(arch), input, parse_loss(file.meta_value("loss")));
+  Model model(std::move(arch), input, parse_loss(file.meta_value("loss")), informed);
   for (std::size_t i = 0; i < model.infos_.size(); ++i) {
     const io::NamedTensor* t = tensors[i];
     const std::string name = model.param_name(i);
@@ -209,7 +225,8 @@ Model Model::from_file(const io::ModelFile& file, const std::string& what) {
       if (!std::isfinite(x)) throw Error(what + ": tensor '" + name + "' holds NaN or Inf");
     model.params_[i] = t->data;
   }
-  static const char* const own_keys[] = {"input_height", "input_width", "input_channels", "loss"};
+  static const char* const own_keys[] = {"input_height", "input_width", "input_channels", "loss",
+                                         "informed"};
   for (const auto& [key, value] : file.meta) {
     bool own = false;
     for (const char* k : own_keys) own = own || key == k;

@@ -23,16 +23,19 @@ inline constexpr int kInferenceChunk = 64;
 
 class Model {
  public:
-  // Requires a parsed architecture that builds for `input`. Ensures zero parameters (call
+  // Requires a parsed architecture that builds for `input` (the image's channels, plus the
+  // mask's when informed) and maps it to the image's shape. Ensures zero parameters (call
   // init_glorot or load ones).
-  Model(Architecture arch, ops::Dims input, LossKind loss);
+  Model(Architecture arch, ops::Dims input, LossKind loss, bool informed = false);
 
   // tf.layers defaults: kernels Glorot-uniform, limit sqrt(6 / (fan_in + fan_out)) with
   // fan = k·k·channels; biases zero. Deterministic in seed.
   void init_glorot(std::uint64_t seed);
 
   // The net for a batch size; make_executor(backend, net(b)) runs it.
-  ops::NetDesc net(int batch) const { return build_net(arch_, input_, batch); }
+  ops::NetDesc net(int batch) const {
+    return build_net(arch_, input_, batch, informed_ ? input_.c - 1 : 0);
+  }
 
   // An executor with this model's parameters loaded, built with the given options, or with
   // ops::executor_options_from_env() (throws cae::Error for a bad CAE_WINOGRAD etc.): the path
@@ -53,7 +56,8 @@ class Model {
   // Whether the model is informed of the damage: its input has one channel more than its
   // output, the damaged image's channels followed by the damage mask (data::with_mask_channel),
   // as an inpainter such as cv::inpaint is given the mask. A blind model sees the image alone.
-  bool informed() const { return input_.c == output_.c + 1; }
+  // Model files say so in meta "informed" = "1" (absent for blind models).
+  bool informed() const { return informed_; }
   // Requires nothing. Ensures the same function for inference with every batchnorm folded into
   // the conv or tconv before it: weight[o] *= s[o], bias[o] = (bias[o] - running_mean[o]) s[o]
   // + shift[o] with s = scale / sqrt(running_var + kBatchNormEpsilon); the conv takes the
@@ -84,6 +88,7 @@ class Model {
   Architecture arch_;
   ops::Dims input_, output_;
   LossKind loss_;
+  bool informed_ = false;
   std::vector<ops::ParamInfo> infos_;
   std::vector<std::vector<float>> params_;
   std::vector<std::pair<std::string, std::string>> meta_;

@@ -319,12 +319,14 @@ std::vector<std::string> preset_names() {
   return names;
 }
 
-ops::NetDesc build_net(const Architecture& arch, ops::Dims input, int batch) {
+ops::NetDesc build_net(const Architecture& arch, ops::Dims input, int batch,
+                       int image_channels) {
   if (batch < 1) throw Error("batch size must be at least 1, got " + std::to_string(batch));
   if (input.c < 1 || input.h < 1 || input.w < 1)
     throw Error("input shape " + dims_text(input) + " is empty");
   if (input.c > kMaxSize || input.h > kMaxSize || input.w > kMaxSize)
     throw Error("input shape " + dims_text(input) + " is larger than 65536 in some dimension");
+  const int channels = image_channels > 0 ? image_channels : input.c;  // what 'channels' means
   ops::NetDesc net;
   net.batch = batch;
   net.input = input;
@@ -352,7 +354,7 @@ ops::NetDesc build_net(const Architecture& arch, ops::Dims input, int batch) {
     switch (info.shape) {
       case ops::ShapeRule::window:
       case ops::ShapeRule::pool: {
-        op.out.c = info.shape == ops::ShapeRule::pool ? cur.c : (l.channels ? l.channels : input.c);
+        op.out.c = info.shape == ops::ShapeRule::pool ? cur.c : (l.channels ? l.channels : channels);
         if (l.size == SizeRule::same) {
           op.out.h = same_out(cur.h, l.stride);
           op.out.w = same_out(cur.w, l.stride);
@@ -369,7 +371,7 @@ ops::NetDesc build_net(const Architecture& arch, ops::Dims input, int batch) {
         break;
       }
       case ops::ShapeRule::transposed: {
-        op.out.c = l.channels ? l.channels : input.c;
+        op.out.c = l.channels ? l.channels : channels;
         std::int64_t oh = std::int64_t(cur.h) * l.stride, ow = std::int64_t(cur.w) * l.stride;
         if (l.size == SizeRule::mirror) {
           ops::Dims d = pop_mirror();

@@ -57,10 +57,13 @@ Architecture parse_spec(const std::string& text);
 const std::string& preset_spec(const std::string& name);
 std::vector<std::string> preset_names();
 
-// Resolves shapes for an input of `input` dims and a fixed batch. Throws cae::Error naming the
-// layer when a shape cannot work (a size that reaches zero, a mirror without a matching
-// downsampling, a tconv size its stride cannot reach).
-ops::NetDesc build_net(const Architecture& arch, ops::Dims input, int batch);
+// Resolves shapes for an input of `input` dims and a fixed batch, 'channels' meaning
+// image_channels when it is > 0 (an informed model's input has the mask's channel besides the
+// image's), else input.c. Throws cae::Error naming the layer when a shape cannot work (a size
+// that reaches zero, a mirror without a matching downsampling, a tconv size its stride cannot
+// reach).
+ops::NetDesc build_net(const Architecture& arch, ops::Dims input, int batch,
+                       int image_channels = 0);
 
 // Canonical text of an architecture (one layer per line), parse_spec(format_spec(a)) == a.
 std::string format_spec(const Architecture& arch);
