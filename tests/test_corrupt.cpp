@@ -280,6 +280,22 @@ TEST(Corrupt, TheMaskChannelFollowsEachImagesPlanes) {
                   ch < 2 ? noisy[(b * 2 + ch) * 12 + p] : mask[b * 12 + p]);
 }
 
+TEST(Corrupt, KeepUndamagedRestoresEveryPixelOutsideTheMask) {
+  const ops::Dims d{3, 4, 5};
+  const std::vector<float> damaged = test::random_floats(2 * d.size(), 1, 0.f, 1.f);
+  const std::vector<float> repair = test::random_floats(2 * d.size(), 2, 0.f, 1.f);
+  std::vector<float> mask(2 * 20, 0.f);
+  mask[3] = mask[20 + 7] = mask[20 + 19] = 1.f;
+  std::vector<float> out = repair;
+  data::keep_undamaged(damaged.data(), mask.data(), 2, d, out.data());
+  for (int b = 0; b < 2; ++b)
+    for (int ch = 0; ch < 3; ++ch)
+      for (int p = 0; p < 20; ++p) {
+        const std::size_t i = (std::size_t(b) * 3 + ch) * 20 + p;
+        EXPECT_EQ(out[i], mask[b * 20 + p] == 1.f ? repair[i] : damaged[i]) << b << ch << p;
+      }
+}
+
 TEST(Corrupt, DescribeKeepsTheHistoricalGaussianText) {
   EXPECT_EQ(data::Corruption{}.describe(), "gaussian sigma=0.5");
   EXPECT_EQ(off().describe(), "gaussian sigma=0");

@@ -3,17 +3,42 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <filesystem>
 #include <string>
+#include <vector>
 
 #include "cae/error.h"
+#include "data/corrupt.h"
+#include "data/dataset.h"
+#include "data/idx.h"
 #include "io/model_file.h"
+#include "nn/loss.h"
 #include "nn/model.h"
 #include "nn/spec.h"
+#include "support.h"
+#include "train/evaluation.h"
+#include "train/trainer.h"
 
 using namespace cae;
 using ::testing::HasSubstr;
 
 namespace {
+
+// n RGB images of h×w, random bytes.
+data::ImageSet random_images(int n, int h, int w, std::uint64_t seed) {
+  data::ImageSet set;
+  set.n = n, set.h = h, set.w = w, set.c = 3;
+  const std::vector<float> v = test::random_floats(std::size_t(n) * h * w * 3, seed, 0.f, 255.f);
+  for (float x : v) set.pixels.push_back(std::uint8_t(x));
+  return set;
+}
+
+data::Corruption crosshair_and_noise() {
+  return data::parse_corruption("gaussian sigma=0.1 + crosshair thickness=2");
+}
+
+class Quiet : public train::Progress {};
 
 nn::Model informed_unet() {
   nn::Model model(nn::parse_spec(nn::preset_spec("unet")), {4, 16, 12}, nn::LossKind::bce,
@@ -85,4 +110,103 @@ TEST(Informed, AForgedFlagIsRefusedByName) {
                             .to_file();
   blind.set_meta("informed", "1");
   EXPECT_THROW(nn::Model::from_file(blind, "forged.cae"), Error);
+}
+
+// The test scores of an informed model are those of its output given the mask, with the
+// undamaged pixels put back: computed here by hand from the executor, per image.
+TEST(Informed, EvaluationGivesTheMaskAndScoresTheRepairWithTheUndamagedPixelsKept) {
+  const nn::Model model = informed_unet();
+  const data::ImageSet test = random_images(5, 16, 12, 1);
+  const data::Corruption c = crosshair_and_noise();
+  auto exec = model.make_executor(ops::Backend::ref, 2);
+  const train::EvalStats st = train::evaluate(model, *exec, test, c, 9);
+
+  const ops::Dims d = model.output();
+  auto one = model.make_executor(ops::Backend::ref, 1);
+  double se = 0;
+  for (int i = 0; i < test.n; ++i) {
+    std::vector<float> clean(d.size()), noisy(d.size()), mask(d.h * d.w), input(4 * d.h * d.w);
+    data::to_nchw(test, &i, 1, clean.data());
+    data::corrupt(c, clean.data(), noisy.data(), 1, d, 9, Stream::test_noise, 0, i, mask.data());
+    data::with_mask_channel(noisy.data(), mask.data(), 1, d, input.data());
+    one->forward(input.data());
+    std::vector<float> out(d.size());
+    nn::output_to_image(model.loss(), one->output(), out.data(), out.size());
+    for (std::size_t k = 0; k < out.size(); ++k) {
+      const float v = mask[k % (d.h * d.w)] == 1.f ? out[k] : noisy[k];
+      se += double(v - clean[k]) * (v - clean[k]);
+    }
+  }
+  EXPECT_NEAR(st.mse_output, se / (test.n * double(d.size())), 1e-9);
+  EXPECT_EQ(st.images, 5);
+}
+
+TEST(Informed, TrainingNeedsDamageWithAMask) {
+  nn::Model model = informed_unet();
+  data::Dataset ds;
+  ds.train = random_images(20, 16, 12, 2);
+  ds.test = random_images(4, 16, 12, 3);
+  train::TrainConfig config;
+  config.epochs = 1, config.batch = 10, config.backend = ops::Backend::ref;
+  config.out_dir = test::scratch_dir();
+  Quiet quiet;
+  try {
+    train::train(model, ds, config, quiet);  // Gaussian noise only: no mask to give
+    FAIL() << "an informed model trained on noise alone";
+  } catch (const Error& e) {
+    EXPECT_THAT(e.what(), HasSubstr("only masks, lines or the crosshair make"));
+  }
+}
+
+// Training feeds the mask: the same run with the mask channel, twice, gives the same weights,
+// and they differ from those of a blind model of the same layers on the same images (its input
+// lacks the channel, so its first conv has fewer weights; compared are the layers after it).
+TEST(Informed, TrainingIsReproducibleAndWritesAnInformedModelFile) {
+  data::Dataset ds;
+  ds.train = random_images(20, 16, 12, 2);
+  ds.test = random_images(4, 16, 12, 3);
+  train::TrainConfig config;
+  config.epochs = 2, config.batch = 10, config.backend = ops::Backend::ref;
+  config.corruption = crosshair_and_noise();
+  Quiet quiet;
+  std::vector<std::vector<float>> weights[2];
+  for (int run = 0; run < 2; ++run) {
+    nn::Model model = informed_unet();
+    config.out_dir = test::scratch_dir() + "/run" + std::to_string(run);
+    const auto history = train::train(model, ds, config, quiet);
+    ASSERT_EQ(history.size(), 2u);
+    EXPECT_TRUE(std::isfinite(history.back().test.psnr_output));
+    weights[run] = model.params();
+    const nn::Model saved = nn::Model::from_file(
+        io::read_model_file(config.out_dir + "/model.cae"), "model.cae");
+    EXPECT_TRUE(saved.informed());
+    EXPECT_EQ(saved.params(), model.params());
+  }
+  EXPECT_EQ(weights[0], weights[1]);
+  EXPECT_NE(weights[0], informed_unet().params()) << "training moved the weights";
+}
+
+// The command line: --informed trains an informed model, refuses damage without a mask in one
+// line, and cae denoise, which has no mask to give, refuses the model by name.
+TEST(Informed, TheCommandLineTrainsOneAndDenoiseRefusesIt) {
+  const std::string dir = test::scratch_dir();
+  std::filesystem::create_directories(dir + "/ds");
+  data::write_idx_images(dir + "/ds/train-images-idx3-ubyte", test::binary_noise_images(40, 12, 1));
+  data::write_idx_images(dir + "/ds/t10k-images-idx3-ubyte", test::binary_noise_images(10, 12, 2));
+  const std::string common = "train --dataset " + dir + "/ds --epochs 1 --batch 10 --threads 1 ";
+  const test::CommandResult noise = test::run_cae(common + "--informed --out " + dir + "/noise");
+  EXPECT_NE(noise.status, 0);
+  EXPECT_THAT(noise.output, HasSubstr("cae: error: an informed model is given the damage mask"));
+  const test::CommandResult ok =
+      test::run_cae(common + "--informed --noise 0 --crosshair --out " + dir + "/run");
+  ASSERT_EQ(ok.status, 0) << ok.output;
+  const nn::Model model =
+      nn::Model::from_file(io::read_model_file(dir + "/run/model.cae"), "model.cae");
+  EXPECT_TRUE(model.informed());
+  EXPECT_EQ(model.input().c, 2);
+  const test::CommandResult denoise = test::run_cae(
+      "denoise -m " + dir + "/run/model.cae --idx " + dir + "/ds/t10k-images-idx3-ubyte -o " +
+      dir + "/out.idx");
+  EXPECT_NE(denoise.status, 0);
+  EXPECT_THAT(denoise.output, HasSubstr("the model is informed"));
 }

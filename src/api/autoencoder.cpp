@@ -48,6 +48,7 @@ struct Autoencoder::Impl {
   std::map<std::pair<Part, int>, std::unique_ptr<ops::Executor>> executors;
 
   explicit Impl(const nn::Model& m) : model(m.folded()) {
+    model.require_blind("cae::Autoencoder");
     ops = model.net(1).ops;
     for (std::size_t i = 0; i < ops.size() && split < 0; ++i)
       if (is_upsampling(ops[i].kind)) split = int(i);

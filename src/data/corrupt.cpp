@@ -252,4 +252,16 @@ void with_mask_channel(const float* noisy, const float* mask, int count, ops::Di
   }
 }
 
+void keep_undamaged(const float* damaged, const float* mask, int count, ops::Dims dims,
+                    float* image) {
+  const std::size_t plane = std::size_t(dims.h) * dims.w;
+  for (int b = 0; b < count; ++b)
+    for (int ch = 0; ch < dims.c; ++ch) {
+      const std::size_t offset = (std::size_t(b) * dims.c + ch) * plane;
+      const float* m = mask + std::size_t(b) * plane;
+      for (std::size_t p = 0; p < plane; ++p)
+        if (m[p] == 0.f) image[offset + p] = damaged[offset + p];
+    }
+}
+
 }  // namespace cae::data

@@ -60,4 +60,10 @@ void corrupt(const Corruption& c, const float* clean, float* noisy, int count, o
 void with_mask_channel(const float* noisy, const float* mask, int count, ops::Dims dims,
                        float* out);
 
+// Requires image and damaged of count·dims.size() NCHW floats and mask as corrupt() writes it.
+// Ensures every pixel the mask leaves 0 holds damaged's value again: an informed repair changes
+// only what it was told is damaged, as cv::inpaint does, so its scores compare with it.
+void keep_undamaged(const float* damaged, const float* mask, int count, ops::Dims dims,
+                    float* image);
+
 }  // namespace cae::data

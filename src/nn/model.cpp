@@ -79,6 +79,12 @@ bool Model::has_batch_norm() const {
   });
 }
 
+void Model::require_blind(const std::string& where) const {
+  if (informed_)
+    throw Error(where + ": the model is informed (it takes the damage mask as an extra input "
+                "channel), and there is no mask here; cae eval gives it one");
+}
+
 Model Model::folded() const {
   if (!has_batch_norm()) return *this;
   auto is_norm = [&](int k) {

@@ -58,6 +58,9 @@ class Model {
   // as an inpainter such as cv::inpaint is given the mask. A blind model sees the image alone.
   // Model files say so in meta "informed" = "1" (absent for blind models).
   bool informed() const { return informed_; }
+  // Throws cae::Error naming `where` when the model is informed: for paths that have no damage
+  // mask to give it (cae denoise, the embedding API), which cae eval and cae repair have.
+  void require_blind(const std::string& where) const;
   // Requires nothing. Ensures the same function for inference with every batchnorm folded into
   // the conv or tconv before it: weight[o] *= s[o], bias[o] = (bias[o] - running_mean[o]) s[o]
   // + shift[o] with s = scale / sqrt(running_var + kBatchNormEpsilon); the conv takes the

@@ -101,8 +101,10 @@ Checkpoint read_checkpoint(const std::string& path, nn::Model& model, ops::Execu
   if (file.spec != model.arch().text)
     throw Error(path + ": the checkpoint's architecture differs from this run's");
   nn::Model saved = nn::Model::from_file(file, path);
-  if (!(saved.input() == model.input()) || saved.loss() != model.loss())
-    throw Error(path + ": the checkpoint was trained on another input shape or loss");
+  if (!(saved.input() == model.input()) || saved.loss() != model.loss() ||
+      saved.informed() != model.informed())
+    throw Error(path + ": the checkpoint was trained on another input shape or loss, or " +
+                (saved.informed() ? "informed of the damage mask" : "blind to the damage mask"));
   for (const char* key : kRunKeys) {
     const std::string& was = file.meta_value(key);
     const std::string now = config_value(config, key);

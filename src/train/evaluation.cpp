@@ -13,10 +13,13 @@ EvalSums evaluate_sums(const nn::Model& model, ops::Executor& exec, const data::
                        const data::ImageSet& targets, int begin, int end,
                        const data::Corruption& corruption, std::uint64_t seed) {
   const int batch = exec.desc().batch;
-  const std::size_t image = model.input().size();
+  const ops::Dims dims = model.output();  // of the images; an informed input adds the mask
+  const std::size_t image = dims.size();
   std::vector<float> clean(batch * image), noisy(batch * image), image_out(batch * image);
-  const bool paired = &targets != &test;
+  const bool paired = &targets != &test, informed = model.informed();
   std::vector<float> input(paired ? batch * image : 0);
+  std::vector<float> mask(informed ? std::size_t(batch) * dims.h * dims.w : 0);
+  std::vector<float> informed_input(informed ? batch * model.input().size() : 0);
   std::vector<int> indices(batch);
   EvalSums sums;
   auto& v = sums.v;
@@ -25,15 +28,21 @@ EvalSums evaluate_sums(const nn::Model& model, ops::Executor& exec, const data::
     for (int b = 0; b < count; ++b) indices[b] = first + b;
     data::to_nchw(targets, indices.data(), count, clean.data());
     if (paired) data::to_nchw(test, indices.data(), count, input.data());
-    data::corrupt(corruption, paired ? input.data() : clean.data(), noisy.data(), count,
-                  model.input(), seed, Stream::test_noise, 0, std::uint64_t(first));
+    data::corrupt(corruption, paired ? input.data() : clean.data(), noisy.data(), count, dims,
+                  seed, Stream::test_noise, 0, std::uint64_t(first),
+                  informed ? mask.data() : nullptr);
     std::fill(noisy.begin() + count * image, noisy.end(), 0.f);  // padding of the last batch
-    exec.forward(noisy.data());
+    if (informed) {
+      std::fill(mask.begin() + count * dims.h * dims.w, mask.end(), 0.f);
+      data::with_mask_channel(noisy.data(), mask.data(), batch, dims, informed_input.data());
+    }
+    exec.forward(informed ? informed_input.data() : noisy.data());
     const float* out = exec.output();
     const std::size_t n = count * image;
     v[EvalSums::loss] +=
         nn::loss_and_grad(model.loss(), out, clean.data(), n, nullptr) * double(n);
     nn::output_to_image(model.loss(), out, image_out.data(), n);
+    if (informed) data::keep_undamaged(noisy.data(), mask.data(), count, dims, image_out.data());
     v[EvalSums::bce] += image_bce(image_out.data(), clean.data(), n) * double(n);
     for (int b = 0; b < count; ++b) {
       double se_noisy = 0, se_out = 0;
@@ -69,7 +78,7 @@ EvalStats eval_stats(const EvalSums& sums, std::size_t image) {
 EvalStats evaluate(const nn::Model& model, ops::Executor& exec, const data::ImageSet& test,
                    const data::Corruption& corruption, std::uint64_t seed) {
   return eval_stats(evaluate_sums(model, exec, test, test, 0, test.n, corruption, seed),
-                    model.input().size());
+                    model.output().size());
 }
 
 }  // namespace cae::train

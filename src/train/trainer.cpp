@@ -33,8 +33,8 @@ int micro_batch_of(const TrainConfig& config, int ranks) {
                                 : default_micro_batch(config.batch / ranks, config.backend);
 }
 
-bool offers_fused_epochs(const TrainConfig& config, int ranks, bool paired) {
-  return ranks == 1 && micro_batch_of(config, ranks) == config.batch && !paired;
+bool offers_fused_epochs(const TrainConfig& config, int ranks, bool host_inputs) {
+  return ranks == 1 && micro_batch_of(config, ranks) == config.batch && !host_inputs;
 }
 
 namespace {
@@ -127,10 +127,15 @@ void share_state(dist::Communicator& comm, ops::Executor& exec, nn::Optimizer& o
 // the ranks can split, micro-batches that divide each rank's share; returns the micro-batch.
 int check_run(const nn::Model& model, const data::Dataset& data, const TrainConfig& config,
               int ranks) {
-  if (!(data.dims() == model.input()))
+  if (!(data.dims() == model.output()))
     throw Error("the data's images (" + std::to_string(data.train.h) + "x" +
                 std::to_string(data.train.w) + "x" + std::to_string(data.train.c) +
-                ") do not match the model's input");
+                ") do not match the model's " + (model.informed() ? "output" : "input"));
+  if (model.informed() && !config.corruption.spatial())
+    throw Error("an informed model is given the damage mask, which only masks, lines or the "
+                "crosshair make; the corruption '" + config.corruption.describe() + "' has none");
+  if (model.informed() && data.paired())
+    throw Error("an informed model learns from damage cae makes, not from given targets");
   if (config.batch < 1 || config.batch > data.train.n)
     throw Error("batch size " + std::to_string(config.batch) + " needs 1 to " +
                 std::to_string(data.train.n) + " training images");
@@ -162,11 +167,15 @@ class BatchStep {
         micro_(micro), passes_(config.batch / comm.size() / micro),
         checkpoint_path_(std::move(checkpoint_path)), earlier_(exec.grads().size()),
         statistics_(exec.statistics_ranges()) {
-    const std::size_t n = std::size_t(micro) * model.input().size();
+    const std::size_t n = std::size_t(micro) * model.output().size();  // of images
     clean_.resize(n);
     noisy_.resize(n);
     d_out_.resize(n);
     if (data.paired()) input_.resize(n);
+    if (model.informed()) {
+      mask_.resize(std::size_t(micro) * model.output().h * model.output().w);
+      informed_input_.resize(std::size_t(micro) * model.input().size());
+    }
     if (comm.size() > 1 && config.overlap_grads)
       exec.set_grads_ready([this](std::span<float> ready) {
         // Earlier passes only add up in `earlier_`; in the last one a range is final once the
@@ -228,10 +237,14 @@ class BatchStep {
     // Paired data: the images go in (damaged as set), their targets are what the loss sees.
     data::to_nchw(data_.train_clean(), order.data() + first, micro_, clean_.data());
     if (data_.paired()) data::to_nchw(data_.train, order.data() + first, micro_, input_.data());
+    const ops::Dims image = model_.output();
+    const bool informed = model_.informed();
     data::corrupt(config_.corruption, data_.paired() ? input_.data() : clean_.data(),
-                  noisy_.data(), micro_, model_.input(), config_.seed, Stream::train_noise,
-                  std::uint64_t(epoch), first);
-    exec_.forward(noisy_.data());
+                  noisy_.data(), micro_, image, config_.seed, Stream::train_noise,
+                  std::uint64_t(epoch), first, informed ? mask_.data() : nullptr);
+    if (informed)
+      data::with_mask_channel(noisy_.data(), mask_.data(), micro_, image, informed_input_.data());
+    exec_.forward(informed ? informed_input_.data() : noisy_.data());
     const double loss = nn::loss_and_grad(model_.loss(), exec_.output(), clean_.data(),
                                           clean_.size(), d_out_.data());
     if (!std::isfinite(loss))
@@ -257,6 +270,7 @@ class BatchStep {
   GradientSum earlier_;  // the earlier passes of a batch
   const std::vector<ops::Executor::FlatRange> statistics_;  // batchnorm's running statistics
   std::vector<float> clean_, noisy_, d_out_, input_;
+  std::vector<float> mask_, informed_input_;  // an informed model's damage mask and its input
   double batch_loss_ = 0;     // summed across ranks: the whole batch's mean loss
   std::size_t announced_ = 0;  // floats of grads() handed to comm during this backward()
   bool last_pass_ = true;      // of the passes of the current batch
@@ -287,7 +301,7 @@ EpochStats end_epoch(int epoch, const StepTotals& steps, int batches, Clock::tim
   EvalSums sums = evaluate_sums(model, inference ? *inference : exec, data.test,
                                 data.test_clean(), begin, end, config.corruption, config.seed);
   comm.sum(std::span<double>(sums.v));
-  st.test = eval_stats(sums, model.input().size());
+  st.test = eval_stats(sums, model.output().size());
   if (!std::isfinite(st.test.loss))
     throw Error("training diverged: the test loss is not finite after epoch " +
                 std::to_string(epoch) + "; the last good checkpoint is " + checkpoint_path);
@@ -356,7 +370,7 @@ std::vector<EpochStats> train(nn::Model& model, const data::Dataset& data,
     const std::vector<int> order = permutation(data.train.n, shuffle_rng);
     StepTotals steps;
     // A backend that runs whole steps on its device (cuda) takes the epoch's batches itself.
-    const bool fused = offers_fused_epochs(config, comm.size(), data.paired()) &&
+    const bool fused = offers_fused_epochs(config, comm.size(), data.paired() || model.informed()) &&
                        run_fused_epoch(*exec, opt, model, data.train, order, config, epoch,
                                        progress, checkpoint_path, steps);
     for (int b = 0; b < batches && !fused; ++b) {

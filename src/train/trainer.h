@@ -54,8 +54,10 @@ int default_micro_batch(int share, ops::Backend backend = ops::Backend::dnnl);
 int micro_batch_of(const TrainConfig& config, int ranks);
 
 // Whether train() offers each epoch to the backend's fused steps (fused_epoch.h): one pass a
-// batch, one process (a fused epoch has no place to sum gradients) and images without targets.
-bool offers_fused_epochs(const TrainConfig& config, int ranks, bool paired);
+// batch, one process (a fused epoch has no place to sum gradients) and inputs that are the
+// damaged images alone (host_inputs: targets, or an informed model's mask channel, are made on
+// the host).
+bool offers_fused_epochs(const TrainConfig& config, int ranks, bool host_inputs);
 
 struct EpochStats {
   int epoch = 0;  // 1-based

@@ -65,6 +65,7 @@ void denoise_idx(const nn::Model& model, ops::Backend backend, const std::string
 void run(const DenoiseOptions& o) {
   const ops::Backend backend = o.common.apply();
   nn::Model model = load_model(o.model_path);
+  model.require_blind(o.model_path);
   if (!o.idx_in.empty()) return denoise_idx(model, backend, o.idx_in, o.out);
   if (o.inputs.empty()) throw Error("denoise: give PNG/JPEG files or --idx FILE");
   const ops::Dims dims = model.input();

@@ -22,6 +22,7 @@ struct ShowOptions {
 void run(const ShowOptions& o) {
   const ops::Backend backend = o.common.apply();
   nn::Model model = load_model(o.model_path);
+  model.require_blind(o.model_path);  // cae show draws blind repairs only
   data::Dataset ds = o.data.load();
   const data::Corruption corruption = o.corruption.apply(model_corruption(model));
   data::Image img =

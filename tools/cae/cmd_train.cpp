@@ -134,7 +134,9 @@ TrainOutcome run_training(TrainOptions& o, dist::Communicator& comm, train::Prog
     spec_text = o.spec;
   data::Dataset ds = given ? *given : o.data.load();
   data::truncate(ds, o.limit, o.test_limit);
-  nn::Model model(nn::parse_spec(spec_text), ds.dims(), nn::parse_loss(o.loss));
+  ops::Dims input = ds.dims();
+  if (o.informed) ++input.c;  // the mask's channel
+  nn::Model model(nn::parse_spec(spec_text), input, nn::parse_loss(o.loss), o.informed);
   model.init_glorot(config.seed);
   if (lead && log.lines)
     std::fprintf(stderr,
@@ -284,6 +286,9 @@ void add_train_options(CLI::App* cmd, TrainOptions& options) {
       ->check(at_least(0));
   cmd->add_option("--test-limit", o->test_limit, "use only the first N test images")
       ->check(at_least(0));
+  cmd->add_flag("--informed", o->informed,
+                "give the model the damage mask (masks, lines, crosshair) as an extra input "
+                "channel, as cv::inpaint is given it; the repair keeps the undamaged pixels");
   cmd->add_flag("--sync-grads", o->sync_grads,
                 "under mpirun: sum gradients after backward instead of during it (to measure)");
 }

@@ -22,6 +22,7 @@ struct TrainOptions {
   std::string lr_schedule = "constant";  // --lr-schedule text (train/lr_schedule.h)
   int limit = 0, test_limit = 0;
   bool sync_grads = false;
+  bool informed = false;  // --informed: the damage mask is an input channel (nn::Model::informed)
   TrainOptions() { config.out_dir = "runs/seed"; }
 };
 
