@@ -126,3 +126,51 @@ TEST(Loss, MseAndImages) {
   EXPECT_NEAR(img[0], 1 / (1 + std::exp(-0.5)), 1e-7);
   EXPECT_THROW(nn::parse_loss("l1"), cae::Error);
 }
+
+// The damaged-region loss is the whole loss of the damaged elements alone (every channel of a
+// marked pixel), its gradient zero elsewhere, and matches finite differences.
+TEST(Loss, MaskedLossIsTheLossOfTheDamagedElementsAlone) {
+  const ops::Dims d{2, 3, 4};
+  const int count = 2, n = count * 24;
+  std::vector<float> mask(count * 12, 0.f);
+  for (int p : {1, 5, 6, 13, 23}) mask[p] = 1.f;
+  for (auto kind : {nn::LossKind::bce, nn::LossKind::mse}) {
+    const auto x = test::random_floats(n, 1, -3.f, 3.f);
+    const auto z = test::random_floats(n, 2, 0.f, 1.f);
+    std::vector<float> xs, zs;  // the damaged elements, gathered
+    for (int b = 0; b < count; ++b)
+      for (int ch = 0; ch < 2; ++ch)
+        for (int p = 0; p < 12; ++p)
+          if (mask[b * 12 + p] == 1.f) {
+            xs.push_back(x[(b * 2 + ch) * 12 + p]);
+            zs.push_back(z[(b * 2 + ch) * 12 + p]);
+          }
+    ASSERT_EQ(xs.size(), 10u);
+    std::vector<float> grad(n, 7.f);
+    const double loss =
+        nn::masked_loss_and_grad(kind, x.data(), z.data(), mask.data(), count, d, grad.data());
+    EXPECT_NEAR(loss, nn::loss_and_grad(kind, xs.data(), zs.data(), xs.size(), nullptr), 1e-6);
+    for (int i = 0; i < n; ++i) {
+      const bool inside = mask[(i / 24) * 12 + i % 12] == 1.f;
+      if (!inside) {
+        EXPECT_EQ(grad[i], 0.f) << i;
+        continue;
+      }
+      const float h = 1e-2f;
+      auto xp = x, xm = x;
+      xp[i] += h;
+      xm[i] -= h;
+      const double fd =
+          (nn::masked_loss_and_grad(kind, xp.data(), z.data(), mask.data(), count, d, nullptr) -
+           nn::masked_loss_and_grad(kind, xm.data(), z.data(), mask.data(), count, d, nullptr)) /
+          (2 * h);
+      EXPECT_NEAR(grad[i], fd, 1e-4 * std::max(1.0, std::fabs(fd))) << nn::loss_name(kind) << i;
+    }
+  }
+  const std::vector<float> none(count * 12, 0.f), x(n, 1.f);
+  std::vector<float> grad(n, 7.f);
+  EXPECT_EQ(nn::masked_loss_and_grad(nn::LossKind::mse, x.data(), x.data(), none.data(), count, d,
+                                     grad.data()),
+            0.0);
+  EXPECT_EQ(grad, std::vector<float>(n, 0.f));
+}

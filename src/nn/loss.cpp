@@ -181,6 +181,33 @@ double loss_and_grad(LossKind kind, const float* out, const float* target, std::
   return sum * inv_n;
 }
 
+double masked_loss_and_grad(LossKind kind, const float* out, const float* target,
+                            const float* mask, int count, ops::Dims dims, float* grad) {
+  const std::size_t plane = std::size_t(dims.h) * dims.w;
+  std::size_t damaged = 0;
+  for (std::size_t p = 0; p < std::size_t(count) * plane; ++p) damaged += mask[p] != 0.f;
+  const std::size_t elements = damaged * dims.c;
+  const float scale = elements ? float(1.0 / double(elements)) : 0.f;
+  double sum = 0;
+  for (int b = 0; b < count; ++b)
+    for (int ch = 0; ch < dims.c; ++ch)
+      for (std::size_t p = 0; p < plane; ++p) {
+        const std::size_t i = (std::size_t(b) * dims.c + ch) * plane + p;
+        const bool inside = mask[std::size_t(b) * plane + p] != 0.f;
+        const float x = out[i], t = target[i];
+        if (kind == LossKind::bce) {
+          // max(x, 0) - x t + log(1 + e^-|x|): the logits' cross-entropy without overflow.
+          if (inside) sum += std::max(x, 0.f) - x * t + std::log1p(std::exp(-std::fabs(x)));
+          if (grad) grad[i] = inside ? (1.f / (1.f + std::exp(-x)) - t) * scale : 0.f;
+        } else {
+          const float d = x - t;
+          if (inside) sum += double(d) * d;
+          if (grad) grad[i] = inside ? 2.f * d * scale : 0.f;
+        }
+      }
+  return elements ? sum / double(elements) : 0.0;
+}
+
 void output_to_image(LossKind kind, const float* out, float* image, std::size_t n) {
   output_to_image(kind, out, image, n, cpu_isa());
 }

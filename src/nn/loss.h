@@ -5,6 +5,7 @@
 #include <string>
 
 #include "core/isa.h"
+#include "ops/ops.h"
 
 namespace cae::nn {
 
@@ -23,6 +24,15 @@ double loss_and_grad(LossKind kind, const float* out, const float* target, std::
                      float* grad);
 double loss_and_grad(LossKind kind, const float* out, const float* target, std::size_t n,
                      float* grad, Isa isa);
+
+// The loss of an informed model (nn::Model::informed), whose repair keeps the undamaged pixels
+// of its input: the mean over the elements (every channel) of the pixels the mask marks, out
+// and target being count NCHW images of dims and mask count h×w planes of 0 and 1. grad, when
+// not null, is d loss / d out: zero outside the mask, so nothing is learnt about pixels that are
+// thrown away. No damaged pixel: 0 and a zero gradient. Plain loops: a mask covers a tenth of a
+// patch or less, and the convolutions dwarf it.
+double masked_loss_and_grad(LossKind kind, const float* out, const float* target,
+                            const float* mask, int count, ops::Dims dims, float* grad);
 
 // The image a network output stands for: sigmoid(out) for bce, clamp(out, 0, 1) for mse.
 void output_to_image(LossKind kind, const float* out, float* image, std::size_t n);

@@ -39,8 +39,16 @@ EvalSums evaluate_sums(const nn::Model& model, ops::Executor& exec, const data::
     exec.forward(informed ? informed_input.data() : noisy.data());
     const float* out = exec.output();
     const std::size_t n = count * image;
-    v[EvalSums::loss] +=
-        nn::loss_and_grad(model.loss(), out, clean.data(), n, nullptr) * double(n);
+    if (informed)  // each image's loss over its damaged pixels, as the trainer's
+      for (int b = 0; b < count; ++b)
+        v[EvalSums::loss] += nn::masked_loss_and_grad(model.loss(), out + b * image,
+                                                      clean.data() + b * image,
+                                                      mask.data() + b * dims.h * dims.w, 1, dims,
+                                                      nullptr) *
+                             double(image);
+    else
+      v[EvalSums::loss] +=
+          nn::loss_and_grad(model.loss(), out, clean.data(), n, nullptr) * double(n);
     nn::output_to_image(model.loss(), out, image_out.data(), n);
     if (informed) data::keep_undamaged(noisy.data(), mask.data(), count, dims, image_out.data());
     v[EvalSums::bce] += image_bce(image_out.data(), clean.data(), n) * double(n);

@@ -33,8 +33,9 @@ struct EvalSums {
 // sums over test images [begin, end), each damaged from the stream keyed by (seed, its index)
 // and scored against its target; the last partial batch is padded and the padding ignored. An
 // informed model is given each image's damage mask, and its output image keeps the damaged
-// input's pixels outside the mask (data::keep_undamaged) before it is scored; the loss is that
-// of its raw output, as in training.
+// input's pixels outside the mask (data::keep_undamaged) before it is scored; its loss is the
+// mean over images of each one's loss over its damaged pixels (nn::masked_loss_and_grad), as
+// the trainer's.
 EvalSums evaluate_sums(const nn::Model& model, ops::Executor& exec, const data::ImageSet& test,
                        const data::ImageSet& targets, int begin, int end,
                        const data::Corruption& corruption, std::uint64_t seed);

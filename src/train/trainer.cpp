@@ -245,8 +245,12 @@ class BatchStep {
     if (informed)
       data::with_mask_channel(noisy_.data(), mask_.data(), micro_, image, informed_input_.data());
     exec_.forward(informed ? informed_input_.data() : noisy_.data());
-    const double loss = nn::loss_and_grad(model_.loss(), exec_.output(), clean_.data(),
-                                          clean_.size(), d_out_.data());
+    // An informed repair keeps the undamaged pixels: its loss is over the damaged ones.
+    const double loss =
+        informed ? nn::masked_loss_and_grad(model_.loss(), exec_.output(), clean_.data(),
+                                            mask_.data(), micro_, image, d_out_.data())
+                 : nn::loss_and_grad(model_.loss(), exec_.output(), clean_.data(), clean_.size(),
+                                     d_out_.data());
     if (!std::isfinite(loss))
       throw Error("training diverged: the loss is " + std::to_string(loss) + " at epoch " +
                   std::to_string(epoch) + ", step " + std::to_string(b + 1) +
