@@ -218,6 +218,12 @@ py::dict epoch_dict(const train::EpochStats& e) {
   d["test_psnr_output"] = e.test.psnr_output;
   d["seconds"] = e.seconds;
   d["images_per_second"] = e.images_per_second;
+  if (e.validated) {
+    d["val_loss"] = e.val.loss;
+    d["val_bce"] = e.val.bce;
+    d["val_psnr_noisy"] = e.val.psnr_noisy;
+    d["val_psnr_output"] = e.val.psnr_output;
+  }
   return d;
 }
 

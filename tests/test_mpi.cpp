@@ -21,6 +21,7 @@
 
 #include "core/rng.h"
 #include "data/idx.h"
+#include "data/png_io.h"
 #include "io/model_file.h"
 #include "nn/model.h"
 #include "nn/spec.h"
@@ -280,6 +281,41 @@ TEST(Mpi, TwoRanksTrainAGraphModelAsOneProcess) {
   const Result two = shell(mpirun(2) + cae_train(ds, dir + "/two", "--preset unet --epochs 1"));
   ASSERT_EQ(two.status, 0) << two.output;
   EXPECT_EQ(max_difference(dir + "/one/model.cae", dir + "/two/model.cae"), 0.0);
+}
+
+// Patch training: every rank draws the epoch's patches from (seed, epoch) alone and scores its
+// share of the whole validation and test images; two ranks reach one process's weights, and the
+// same best.cae and validation scores.
+TEST(Mpi, TwoRanksTrainOnPatchesAsOneProcess) {
+  if (!kMpirun) GTEST_SKIP() << "built without MPI";
+  allow_root();
+  const std::string dir = test::scratch_dir();
+  const std::pair<const char*, std::vector<std::pair<int, int>>> splits[] = {
+      {"train", {{30, 40}, {24, 24}, {50, 26}}},
+      {"val", {{20, 33}, {14, 14}}},
+      {"test", {{28, 17}}}};
+  std::uint64_t seed = 1;
+  for (const auto& [split, sizes] : splits) {
+    std::filesystem::create_directories(dir + "/photos/" + split);
+    for (std::size_t i = 0; i < sizes.size(); ++i) {
+      data::Image image;
+      image.h = sizes[i].first, image.w = sizes[i].second;
+      Rng rng({seed++});
+      for (int p = 0; p < image.h * image.w; ++p)
+        image.pixels.push_back(rng.below(4) == 0 ? 255 : 0);
+      data::write_png(dir + "/photos/" + split + "/" + std::to_string(i) + ".png", image);
+    }
+  }
+  const std::string args =
+      "--patch 12 --augment hflip,vflip,rot90 --patches-per-epoch 60 "
+      "--epochs 2 --lr-schedule 'plateau patience=1'";
+  const Result one = shell(cae_train(dir + "/photos", dir + "/one", args + " --micro-batch 10"));
+  ASSERT_EQ(one.status, 0) << one.output;
+  const Result two = shell(mpirun(2) + cae_train(dir + "/photos", dir + "/two", args));
+  ASSERT_EQ(two.status, 0) << two.output;
+  EXPECT_EQ(max_difference(dir + "/one/model.cae", dir + "/two/model.cae"), 0.0);
+  EXPECT_EQ(max_difference(dir + "/one/best.cae", dir + "/two/best.cae"), 0.0);
+  EXPECT_EQ(max_difference(dir + "/one/checkpoint.cae", dir + "/two/checkpoint.cae"), 0.0);
 }
 
 // Batch normalisation: each micro-batch of 10 normalises by its own statistics on either side,

@@ -80,15 +80,17 @@ def train(
     options: every option of `cae train --help`, spelled with underscores: preset="seed",
       spec=..., epochs=100, batch=200, micro_batch=..., lr=0.001, optimizer="adam", loss="bce",
       noise=0.5, masks=..., corruption="...", seed=0, out="runs/seed", resume=False,
-      limit=..., threads=..., backend="dnnl", ...  The defaults and the checks are the CLI's:
+      limit=..., threads=..., backend="dnnl", patch="64", augment="hflip,vflip,rot90",
+      patches_per_epoch=..., patience=..., ...  The defaults and the checks are the CLI's:
       an unknown option or a bad value raises cae.Error before anything runs. Flags take True
       or False; threads defaults to cae.get_num_threads().
     progress: called after every step as progress(epoch, step, loss, images_per_second);
       returning False (not None) stops the run after that step.
     verbose: print the CLI's progress lines on stderr.
 
-    Writes out/checkpoint.cae and losses.csv after every epoch and model.cae and metrics.json
-    at the end, as the CLI does. A stop, Ctrl-C (KeyboardInterrupt, raised after the current
+    Writes out/checkpoint.cae and losses.csv after every epoch (and best.cae with a validation
+    split) and model.cae and metrics.json at the end, as the CLI does; with a validation split
+    each epoch of the history also has val_loss, val_bce, val_psnr_noisy and val_psnr_output. A stop, Ctrl-C (KeyboardInterrupt, raised after the current
     step) or an exception of the callback leaves the last epoch's checkpoint loadable;
     train(..., resume=True) with the same options continues it to the weights an uninterrupted
     run reaches.

@@ -33,7 +33,17 @@ class Rng {
 };
 
 // Stream purposes, so that the same (seed, index) never feeds two uses.
-enum class Stream : std::uint64_t { init = 1, shuffle = 2, train_noise = 3, test_noise = 4, figure = 5 };
+// patches: the crops of a patch-training epoch (data/patches.h); val_noise: the damage of the
+// validation images, as test_noise is the test images'.
+enum class Stream : std::uint64_t {
+  init = 1,
+  shuffle = 2,
+  train_noise = 3,
+  test_noise = 4,
+  figure = 5,
+  patches = 6,
+  val_noise = 7
+};
 
 inline Rng make_rng(std::uint64_t seed, Stream purpose, std::uint64_t a = 0, std::uint64_t b = 0) {
   return Rng({seed, static_cast<std::uint64_t>(purpose), a, b});

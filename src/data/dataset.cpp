@@ -104,9 +104,19 @@ void truncate(ImageSet& set, int n) {
   set.pixels.resize(set.image_size() * std::size_t(n));
 }
 
+void truncate(ImageList& list, int n) {
+  if (n <= 0 || n >= list.size()) return;
+  list.images.resize(std::size_t(n));
+  if (list.files.size() > std::size_t(n)) list.files.resize(std::size_t(n));
+}
+
 void truncate(Dataset& ds, int train_n, int test_n) {
   truncate(ds.train, train_n);
+  truncate(ds.val, train_n);
   truncate(ds.test, test_n);
+  truncate(ds.train_whole, train_n);
+  truncate(ds.val_whole, train_n);
+  truncate(ds.test_whole, test_n);
   if (!ds.paired()) return;
   truncate(ds.train_targets, train_n);
   truncate(ds.test_targets, test_n);
@@ -120,10 +130,29 @@ std::string shape_text(const ImageSet& s) {
 
 }  // namespace
 
+std::string ImageList::name(int i) const {
+  return std::size_t(i) < files.size() && !files[std::size_t(i)].empty()
+             ? files[std::size_t(i)]
+             : "image " + std::to_string(i);
+}
+
 void check_dataset(const Dataset& ds) {
   if (ds.test.n > 0 && shape_text(ds.test) != shape_text(ds.train))
     throw Error(ds.name + ": the test images are " + shape_text(ds.test) +
                 ", the training images " + shape_text(ds.train));
+  if (ds.val.n > 0 && shape_text(ds.val) != shape_text(ds.train))
+    throw Error(ds.name + ": the validation images are " + shape_text(ds.val) +
+                ", the training images " + shape_text(ds.train));
+  for (const ImageList* list : {&ds.train_whole, &ds.val_whole, &ds.test_whole})
+    for (int i = 0; i < list->size(); ++i) {
+      const Image& image = list->images[std::size_t(i)];
+      if (image.c != list->c || image.h < 1 || image.w < 1 ||
+          image.pixels.size() != std::size_t(image.h) * image.w * image.c)
+        throw Error(ds.name + ": " + list->name(i) + " is " + std::to_string(image.h) + "x" +
+                    std::to_string(image.w) + "x" + std::to_string(image.c) + " with " +
+                    std::to_string(image.pixels.size()) + " bytes, expected " +
+                    std::to_string(list->c) + " channels");
+    }
   if (!ds.paired() && ds.test_targets.n == 0) return;
   const std::pair<const ImageSet*, const ImageSet*> pairs[] = {{&ds.train, &ds.train_targets},
                                                                {&ds.test, &ds.test_targets}};

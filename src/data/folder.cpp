@@ -24,7 +24,9 @@ std::vector<std::string> list_images(const std::string& dir) {
 
 bool is_image_folder(const std::string& dir) {
   if (!list_images(dir).empty()) return true;
-  return !list_images(dir + "/train").empty() && !list_images(dir + "/test").empty();
+  // train/ or test/ alone is a split folder too: loading it names the one without images.
+  std::error_code ec;
+  return fs::is_directory(dir + "/train", ec) || fs::is_directory(dir + "/test", ec);
 }
 
 void parse_size(const std::string& text, int& h, int& w) {
@@ -100,48 +102,98 @@ ImageSet to_set(const std::vector<Image>& images, const std::vector<std::string>
 
 }  // namespace
 
-Dataset load_image_folder(const std::string& dir, const FolderOptions& options) {
-  std::vector<std::string> train_files, test_files;
+namespace {
+
+// The files of each split: train, val (may be empty) and test.
+struct SplitFiles {
+  std::vector<std::string> train, val, test;
+};
+
+SplitFiles split_files(const std::string& dir) {
+  SplitFiles files;
   const std::vector<std::string> flat = list_images(dir);
   if (!flat.empty()) {
     for (std::size_t i = 0; i < flat.size(); ++i)
-      (i % 10 == 9 ? test_files : train_files).push_back(flat[i]);
-    if (test_files.empty()) {
-      test_files.push_back(train_files.back());
-      train_files.pop_back();
+      (i % 10 == 9 ? files.test : files.train).push_back(flat[i]);
+    if (files.test.empty()) {
+      files.test.push_back(files.train.back());
+      files.train.pop_back();
     }
-  } else {
-    train_files = list_images(dir + "/train");
-    test_files = list_images(dir + "/test");
+    if (files.train.empty())
+      throw Error("image folder " + dir + ": needs at least two images (found 1)");
+    return files;
   }
-  if (train_files.empty() || test_files.empty())
-    throw Error("image folder " + dir + ": needs at least two images (found " +
-                std::to_string(train_files.size() + test_files.size()) + ")");
+  // A split folder that is there but holds no image is a mistake worth naming.
+  auto split = [&](const char* name, bool required) {
+    const std::string sub = dir + "/" + name;
+    std::vector<std::string> list = list_images(sub);
+    std::error_code ec;
+    if (list.empty() && (required || fs::is_directory(sub, ec)))
+      throw Error("image folder " + dir + ": no images (.png, .jpg, .jpeg) in " + sub);
+    return list;
+  };
+  files.train = split("train", true);
+  files.val = split("val", false);
+  files.test = split("test", true);
+  return files;
+}
 
-  std::vector<Image> train, test;
+std::vector<Image> read_images(const std::vector<std::string>& files, int& c) {
+  std::vector<Image> images;
+  for (const auto& f : files) {
+    images.push_back(read_image(f));
+    c = std::max(c, images.back().c);
+  }
+  return images;
+}
+
+ImageList to_list(std::vector<Image> images, const std::vector<std::string>& files, int c) {
+  ImageList list;
+  list.c = c;
+  for (Image& image : images) list.images.push_back(to_channels(image, c));
+  list.files = files;
+  return list;
+}
+
+}  // namespace
+
+Dataset load_image_folder(const std::string& dir, const FolderOptions& options) {
+  const SplitFiles files = split_files(dir);
   int c = 1;
-  for (auto* part : {&train_files, &test_files})
-    for (const auto& f : *part) {
-      (part == &train_files ? train : test).push_back(read_image(f));
-      c = std::max(c, (part == &train_files ? train : test).back().c);
-    }
+  std::vector<Image> train = read_images(files.train, c), val = read_images(files.val, c),
+                     test = read_images(files.test, c);
+  Dataset ds;
+  ds.name = dir;
+  if (options.whole) {
+    for (std::size_t i = 0; i < train.size(); ++i)
+      if (train[i].h < options.min_h || train[i].w < options.min_w)
+        throw Error(files.train[i] + " is " + std::to_string(train[i].h) + "x" +
+                    std::to_string(train[i].w) + ", smaller than the patch " +
+                    std::to_string(options.min_h) + "x" + std::to_string(options.min_w) +
+                    ": remove it from the training images or use a smaller --patch");
+    ds.train_whole = to_list(std::move(train), files.train, c);
+    ds.val_whole = to_list(std::move(val), files.val, c);
+    ds.test_whole = to_list(std::move(test), files.test, c);
+    return ds;
+  }
   int h = options.h, w = options.w;
   if (h == 0 || w == 0) {
     h = train[0].h;
     w = train[0].w;
-    for (auto* part : {&train, &test})
-      for (std::size_t i = 0; i < part->size(); ++i)
-        if ((*part)[i].h != h || (*part)[i].w != w)
-          throw Error("image folder " + dir + ": " + train_files[0] + " is " + std::to_string(h) +
-                      "x" + std::to_string(w) + " but " +
-                      (part == &train ? train_files : test_files)[i] + " is " +
-                      std::to_string((*part)[i].h) + "x" + std::to_string((*part)[i].w) +
-                      "; give a working size (--size HxW, --fit resize|crop)");
+    const std::pair<const std::vector<Image>*, const std::vector<std::string>*> parts[] = {
+        {&train, &files.train}, {&val, &files.val}, {&test, &files.test}};
+    for (const auto& [images, names] : parts)
+      for (std::size_t i = 0; i < images->size(); ++i)
+        if ((*images)[i].h != h || (*images)[i].w != w)
+          throw Error("image folder " + dir + ": " + files.train[0] + " is " + std::to_string(h) +
+                      "x" + std::to_string(w) + " but " + (*names)[i] + " is " +
+                      std::to_string((*images)[i].h) + "x" + std::to_string((*images)[i].w) +
+                      "; give a working size (--size HxW, --fit resize|crop) or train on "
+                      "patches (--patch N)");
   }
-  Dataset ds;
-  ds.name = dir;
-  ds.train = to_set(train, train_files, h, w, c, options.fit);
-  ds.test = to_set(test, test_files, h, w, c, options.fit);
+  ds.train = to_set(train, files.train, h, w, c, options.fit);
+  if (!val.empty()) ds.val = to_set(val, files.val, h, w, c, options.fit);
+  ds.test = to_set(test, files.test, h, w, c, options.fit);
   return ds;
 }
 

@@ -1,5 +1,8 @@
 #include "train/checkpoint.h"
 
+#include <algorithm>
+#include <charconv>
+#include <cstdlib>
 #include <iomanip>
 #include <sstream>
 
@@ -24,17 +27,62 @@ std::string config_value(const TrainConfig& c, const std::string& key) {
 
 const char* const kRunKeys[] = {"batch", "seed", "optimizer", "lr", "momentum", "corruption"};
 
+// Patch training's settings, "" when off (a checkpoint without the key).
+std::string patches_text(const data::PatchOptions& p) {
+  if (!p.on()) return "";
+  return std::to_string(p.h) + "x" + std::to_string(p.w) +
+         " per_epoch=" + std::to_string(p.per_epoch) +
+         " augment=" + data::format_augment(p.augment);
+}
+
+// "loss=L epoch=E", L the shortest text that reads back as exactly the loss.
+std::string format_best_val(const BestVal& best) {
+  char buf[32];
+  const auto r = std::to_chars(buf, buf + sizeof buf, best.loss);
+  return "loss=" + std::string(buf, r.ptr) + " epoch=" + std::to_string(best.epoch);
+}
+
+BestVal parse_best_val(const std::string& path, const std::string& text) {
+  std::istringstream words(text);
+  std::string loss, epoch;
+  words >> loss >> epoch;
+  char* end = nullptr;
+  BestVal best;
+  if (loss.rfind("loss=", 0) == 0 && epoch.rfind("epoch=", 0) == 0) {
+    best.loss = std::strtod(loss.c_str() + 5, &end);
+    if (*end == '\0') {
+      best.epoch = std::atoi(epoch.c_str() + 6);
+      if (best.epoch >= 1) return best;
+    }
+  }
+  throw Error(path + ": meta 'best_val' is '" + text + "', expected 'loss=L epoch=E'");
+}
+
+}  // namespace
+
+namespace {
+
+const char kValColumns[] = ",val_loss,val_bce,val_psnr_noisy,val_psnr_output";
+
 }  // namespace
 
 std::string history_csv(const std::vector<EpochStats>& history) {
+  const bool val =
+      std::any_of(history.begin(), history.end(), [](const EpochStats& e) { return e.validated; });
   std::ostringstream s;
   s << "epoch,train_loss,test_loss,test_bce,test_psnr_noisy,test_psnr_output,seconds,"
-       "images_per_second\n";
+       "images_per_second"
+    << (val ? kValColumns : "") << '\n';
   s << std::setprecision(8);
-  for (const auto& e : history)
+  for (const auto& e : history) {
     s << e.epoch << ',' << e.train_loss << ',' << e.test.loss << ',' << e.test.bce << ','
       << e.test.psnr_noisy << ',' << e.test.psnr_output << ',' << e.seconds << ','
-      << e.images_per_second << '\n';
+      << e.images_per_second;
+    if (val)
+      s << ',' << e.val.loss << ',' << e.val.bce << ',' << e.val.psnr_noisy << ','
+        << e.val.psnr_output;
+    s << '\n';
+  }
   return s.str();
 }
 
@@ -43,6 +91,7 @@ std::vector<EpochStats> parse_history(const std::string& csv) {
   std::istringstream in(csv);
   std::string line;
   std::getline(in, line);  // header
+  const bool val = line.find(kValColumns) != std::string::npos;
   while (std::getline(in, line)) {
     if (line.empty()) continue;
     EpochStats e;
@@ -51,6 +100,11 @@ std::vector<EpochStats> parse_history(const std::string& csv) {
     f >> e.epoch >> comma >> e.train_loss >> comma >> e.test.loss >> comma >> e.test.bce >>
         comma >> e.test.psnr_noisy >> comma >> e.test.psnr_output >> comma >> e.seconds >>
         comma >> e.images_per_second;
+    if (val) {
+      f >> comma >> e.val.loss >> comma >> e.val.bce >> comma >> e.val.psnr_noisy >> comma >>
+          e.val.psnr_output;
+      e.validated = true;
+    }
     if (!f) throw Error("checkpoint: history row '" + line + "' is malformed");
     rows.push_back(e);
   }
@@ -58,8 +112,8 @@ std::vector<EpochStats> parse_history(const std::string& csv) {
 }
 
 void write_checkpoint(const std::string& path, const nn::Model& model, ops::Executor& exec,
-                      nn::Optimizer& opt, const TrainConfig& config, int epoch,
-                      const LrState& lr_state, const std::vector<EpochStats>& history) {
+                      nn::Optimizer& opt, const TrainConfig& config, const Checkpoint& state) {
+  const int epoch = state.epoch;
   nn::Model snapshot = model;
   snapshot.params() = exec.to_canonical(exec.params());
   io::ModelFile file = snapshot.to_file();
@@ -67,16 +121,19 @@ void write_checkpoint(const std::string& path, const nn::Model& model, ops::Exec
   file.set_meta("epoch", std::to_string(epoch));
   file.set_meta("optimizer_steps", std::to_string(opt.steps()));
   for (const char* key : kRunKeys) file.set_meta(key, config_value(config, key));
-  // A constant schedule writes nothing, so a constant run's checkpoint stays as it always was.
+  // A constant schedule and a run without patches or validation write nothing of theirs, so
+  // such a run's checkpoint stays as it always was.
+  if (config.patches.on()) file.set_meta("patches", patches_text(config.patches));
   if (!config.lr_schedule.is_constant()) {
     file.set_meta("lr_schedule", format_lr_schedule(config.lr_schedule));
-    file.set_meta("lr_state", format_lr_state(lr_state));
+    file.set_meta("lr_state", format_lr_state(state.lr_state));
   }
+  if (state.best_val.epoch > 0) file.set_meta("best_val", format_best_val(state.best_val));
   // Every random draw is keyed by (seed, purpose, epoch, position): the seed and the epoch are
   // the whole generator state.
   file.set_meta("rng", "xoshiro256** streams keyed by seed and epoch; next epoch " +
                            std::to_string(epoch + 1));
-  file.set_meta("history", history_csv(history));
+  file.set_meta("history", history_csv(state.history));
   const auto names = opt.slot_names();
   for (std::size_t s = 0; s < names.size(); ++s) {
     auto tensors = exec.to_canonical(opt.slots()[s]);
@@ -112,6 +169,12 @@ Checkpoint read_checkpoint(const std::string& path, nn::Model& model, ops::Execu
       throw Error(path + ": the checkpoint was trained with " + key + " " + was +
                   ", this run asks for " + now + " (resume needs the same settings)");
   }
+  const std::string* patches = file.find_meta("patches");
+  const std::string patches_was = patches ? *patches : "",
+                    patches_now = patches_text(config.patches);
+  if (patches_was != patches_now)
+    throw Error(path + ": the checkpoint was trained with patches '" + patches_was +
+                "', this run asks for '" + patches_now + "' (resume needs the same settings)");
   const std::string* schedule = file.find_meta("lr_schedule");
   const std::string was = schedule ? *schedule : "constant";
   const std::string now = format_lr_schedule(config.lr_schedule);
@@ -141,6 +204,8 @@ Checkpoint read_checkpoint(const std::string& path, nn::Model& model, ops::Execu
     throw Error(path + ": meta 'epoch' or 'optimizer_steps' is not a number");
   }
   cp.history = parse_history(file.meta_value("history"));
+  if (const std::string* best = file.find_meta("best_val"))
+    cp.best_val = parse_best_val(path, *best);
   cp.lr_state = initial_lr_state(config.optimizer.lr);
   if (!config.lr_schedule.is_constant()) {
     try {

@@ -6,12 +6,34 @@
 #include "data/dataset.h"
 #include "nn/loss.h"
 #include "train/metrics.h"
+#include "train/tiling.h"
 
 namespace cae::train {
 
+namespace {
+
+// Adds one image's squared errors and PSNRs: its noisy input and the output image against its
+// clean pixels, n floats each.
+void add_errors(EvalSums& sums, const float* clean, const float* noisy, const float* out,
+                std::size_t n) {
+  auto& v = sums.v;
+  double se_noisy = 0, se_out = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    const double dn = noisy[i] - clean[i], dout = out[i] - clean[i];
+    se_noisy += dn * dn;
+    se_out += dout * dout;
+  }
+  v[EvalSums::se_noisy] += se_noisy;
+  v[EvalSums::se_output] += se_out;
+  v[EvalSums::psnr_noisy] += psnr(se_noisy / double(n));
+  v[EvalSums::psnr_output] += psnr(se_out / double(n));
+}
+
+}  // namespace
+
 EvalSums evaluate_sums(const nn::Model& model, ops::Executor& exec, const data::ImageSet& test,
                        const data::ImageSet& targets, int begin, int end,
-                       const data::Corruption& corruption, std::uint64_t seed) {
+                       const data::Corruption& corruption, std::uint64_t seed, Stream stream) {
   const int batch = exec.desc().batch;
   const ops::Dims dims = model.output();  // of the images; an informed input adds the mask
   const std::size_t image = dims.size();
@@ -29,8 +51,7 @@ EvalSums evaluate_sums(const nn::Model& model, ops::Executor& exec, const data::
     data::to_nchw(targets, indices.data(), count, clean.data());
     if (paired) data::to_nchw(test, indices.data(), count, input.data());
     data::corrupt(corruption, paired ? input.data() : clean.data(), noisy.data(), count, dims,
-                  seed, Stream::test_noise, 0, std::uint64_t(first),
-                  informed ? mask.data() : nullptr);
+                  seed, stream, 0, std::uint64_t(first), informed ? mask.data() : nullptr);
     std::fill(noisy.begin() + count * image, noisy.end(), 0.f);  // padding of the last batch
     if (informed) {
       std::fill(mask.begin() + count * dims.h * dims.w, mask.end(), 0.f);
@@ -52,28 +73,54 @@ EvalSums evaluate_sums(const nn::Model& model, ops::Executor& exec, const data::
     nn::output_to_image(model.loss(), out, image_out.data(), n);
     if (informed) data::keep_undamaged(noisy.data(), mask.data(), count, dims, image_out.data());
     v[EvalSums::bce] += image_bce(image_out.data(), clean.data(), n) * double(n);
-    for (int b = 0; b < count; ++b) {
-      double se_noisy = 0, se_out = 0;
-      for (std::size_t i = b * image; i < (b + 1) * image; ++i) {
-        const double dn = noisy[i] - clean[i], dout = image_out[i] - clean[i];
-        se_noisy += dn * dn;
-        se_out += dout * dout;
-      }
-      v[EvalSums::se_noisy] += se_noisy;
-      v[EvalSums::se_output] += se_out;
-      v[EvalSums::psnr_noisy] += psnr(se_noisy / double(image));
-      v[EvalSums::psnr_output] += psnr(se_out / double(image));
-    }
+    for (int b = 0; b < count; ++b)
+      add_errors(sums, clean.data() + b * image, noisy.data() + b * image,
+                 image_out.data() + b * image, image);
     v[EvalSums::images] += count;
+    v[EvalSums::elements] += double(n);
   }
   return sums;
 }
 
-EvalStats eval_stats(const EvalSums& sums, std::size_t image) {
+EvalSums evaluate_whole_sums(const nn::Model& model, ops::Executor& exec,
+                             const data::ImageList& images, int begin, int end,
+                             const data::Corruption& corruption, std::uint64_t seed,
+                             Stream stream) {
+  EvalSums sums;
+  for (int i = begin; i < end; ++i) {
+    const data::Image& image = images.images[std::size_t(i)];
+    const ops::Dims dims{images.c, image.h, image.w};
+    data::ImageSet one;
+    one.n = 1;
+    one.h = image.h;
+    one.w = image.w;
+    one.c = images.c;
+    one.pixels = image.pixels;
+    const int index = 0;
+    std::vector<float> clean(dims.size()), noisy(dims.size());
+    data::to_nchw(one, &index, 1, clean.data());
+    data::corrupt(corruption, clean.data(), noisy.data(), 1, dims, seed, stream, 0,
+                  std::uint64_t(i));
+    const std::vector<float> out = denoise_tiled(model, exec, noisy.data(), dims, {});
+    const double loss = model.loss() == nn::LossKind::bce
+                            ? image_bce(out.data(), clean.data(), clean.size())
+                            : mse(out.data(), clean.data(), clean.size());
+    const std::size_t n = clean.size();
+    auto& v = sums.v;
+    v[EvalSums::images] += 1;
+    v[EvalSums::elements] += double(n);
+    v[EvalSums::loss] += loss * double(n);
+    v[EvalSums::bce] += image_bce(out.data(), clean.data(), n) * double(n);
+    add_errors(sums, clean.data(), noisy.data(), out.data(), n);
+  }
+  return sums;
+}
+
+EvalStats eval_stats(const EvalSums& sums) {
   const auto& v = sums.v;
   EvalStats st;
   st.images = int(v[EvalSums::images]);
-  const double elements = v[EvalSums::images] * double(image);
+  const double elements = v[EvalSums::elements];
   st.loss = v[EvalSums::loss] / elements;
   st.bce = v[EvalSums::bce] / elements;
   st.mse_noisy = v[EvalSums::se_noisy] / elements;
@@ -85,8 +132,7 @@ EvalStats eval_stats(const EvalSums& sums, std::size_t image) {
 
 EvalStats evaluate(const nn::Model& model, ops::Executor& exec, const data::ImageSet& test,
                    const data::Corruption& corruption, std::uint64_t seed) {
-  return eval_stats(evaluate_sums(model, exec, test, test, 0, test.n, corruption, seed),
-                    model.output().size());
+  return eval_stats(evaluate_sums(model, exec, test, test, 0, test.n, corruption, seed));
 }
 
 }  // namespace cae::train

@@ -41,20 +41,41 @@ std::vector<float> tile_weights(const std::vector<int>& starts, int k, int tile)
   return w;
 }
 
-std::vector<float> denoise_tiled(const nn::Model& model, const float* image, ops::Dims d,
-                                 const TileOptions& options) {
-  const ops::Dims t = model.input();
+namespace {
+
+// The tiles' starts along each axis, for an image of d and tiles of the model's input t.
+struct TileGrid {
+  std::vector<int> ys, xs;
+  int tiles() const { return int(ys.size() * xs.size()); }
+};
+
+TileGrid tile_grid(ops::Dims t, ops::Dims d, const TileOptions& options) {
   if (d.c != t.c)
     throw Error("tiling: the image has " + std::to_string(d.c) + " channels, the model takes " +
                 std::to_string(t.c));
   if (d.h < 1 || d.w < 1) throw Error("tiling: the image is empty");
   const int overlap_y = options.overlap >= 0 ? options.overlap : t.h / 4;
   const int overlap_x = options.overlap >= 0 ? options.overlap : t.w / 4;
-  const std::vector<int> ys = tile_starts(d.h, t.h, std::min(overlap_y, t.h - 1));
-  const std::vector<int> xs = tile_starts(d.w, t.w, std::min(overlap_x, t.w - 1));
-  const int tiles = int(ys.size() * xs.size());
-  const int batch = std::clamp(options.batch, 1, tiles);
-  auto exec = model.make_inference_executor(options.backend, batch);
+  return {tile_starts(d.h, t.h, std::min(overlap_y, t.h - 1)),
+          tile_starts(d.w, t.w, std::min(overlap_x, t.w - 1))};
+}
+
+}  // namespace
+
+std::vector<float> denoise_tiled(const nn::Model& model, const float* image, ops::Dims d,
+                                 const TileOptions& options) {
+  const int tiles = tile_grid(model.input(), d, options).tiles();
+  auto exec = model.make_inference_executor(options.backend, std::clamp(options.batch, 1, tiles));
+  return denoise_tiled(model, *exec, image, d, options);
+}
+
+std::vector<float> denoise_tiled(const nn::Model& model, ops::Executor& exec, const float* image,
+                                 ops::Dims d, const TileOptions& options) {
+  const ops::Dims t = model.input();
+  const TileGrid grid = tile_grid(t, d, options);
+  const std::vector<int>&ys = grid.ys, &xs = grid.xs;
+  const int tiles = grid.tiles();
+  const int batch = exec.desc().batch;
 
   const std::size_t plane = std::size_t(d.h) * d.w, tile_size = t.size();
   const std::size_t tile_plane = std::size_t(t.h) * t.w;
@@ -73,8 +94,8 @@ std::vector<float> denoise_tiled(const nn::Model& model, const float* image, ops
                       std::min(x0 + q, d.w - 1)];
     }
     std::fill(x.begin() + count * tile_size, x.end(), 0.f);
-    exec->forward(x.data());
-    nn::output_to_image(model.loss(), exec->output(), y.data(), count * tile_size);
+    exec.forward(x.data());
+    nn::output_to_image(model.loss(), exec.output(), y.data(), count * tile_size);
     for (int b = 0; b < count; ++b) {
       const int ky = (first + b) / int(xs.size()), kx = (first + b) % int(xs.size());
       const std::vector<float> wy = tile_weights(ys, ky, t.h), wx = tile_weights(xs, kx, t.w);

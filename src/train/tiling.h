@@ -33,4 +33,9 @@ std::vector<float> tile_weights(const std::vector<int>& starts, int k, int tile)
 std::vector<float> denoise_tiled(const nn::Model& model, const float* image, ops::Dims dims,
                                  const TileOptions& options);
 
+// The same with an inference executor of model's net (any batch; options.batch and backend
+// unused) built once for many images; ensures what the overload above does.
+std::vector<float> denoise_tiled(const nn::Model& model, ops::Executor& exec, const float* image,
+                                 ops::Dims dims, const TileOptions& options);
+
 }  // namespace cae::train

@@ -37,6 +37,73 @@ bool offers_fused_epochs(const TrainConfig& config, int ranks, bool host_inputs)
   return ranks == 1 && micro_batch_of(config, ranks) == config.batch && !host_inputs;
 }
 
+int epoch_images(const TrainConfig& config, const data::Dataset& data) {
+  return config.patches.on()
+             ? data::patches_per_epoch(data.train_whole, config.patches, config.batch)
+             : data.train.n;
+}
+
+bool patience_spent(int patience, const BestVal& best, int epoch) {
+  return patience > 0 && epoch - best.epoch >= patience;
+}
+
+namespace {
+
+// Requires nothing. Ensures the data and the model fit the run's patches: whole images and a
+// model of the patch size for patch training, images of the model's input otherwise.
+void check_patches(const nn::Model& model, const data::Dataset& data, const TrainConfig& config) {
+  const data::PatchOptions& p = config.patches;
+  if (p.on() != data.whole())
+    throw Error(p.on() ? "patch training needs images kept whole (a folder of images, such as "
+                         "--dataset photos or DIR), and " +
+                             data.name + " has none"
+                       : data.name +
+                             " holds whole images of any size: train on patches of them "
+                             "(--patch N)");
+  const ops::Dims dims = p.on() ? ops::Dims{data.channels(), p.h, p.w} : data.dims();
+  if (!(dims == model.output()))  // an informed model's input adds the mask's channel
+    throw Error(std::string(p.on() ? "the patches (" : "the data's images (") +
+                std::to_string(dims.h) + "x" + std::to_string(dims.w) + "x" +
+                std::to_string(dims.c) + ") do not match the model's " +
+                (model.informed() ? "output" : "input"));
+  if (p.on()) data::check_patch_sources(data.train_whole, p);
+}
+
+}  // namespace
+
+int check_run(const nn::Model& model, const data::Dataset& data, const TrainConfig& config,
+              int ranks) {
+  check_patches(model, data, config);
+  if (model.informed() && !config.corruption.spatial())
+    throw Error("an informed model is given the damage mask, which only masks, lines or the "
+                "crosshair make; the corruption '" + config.corruption.describe() + "' has none");
+  if (model.informed() && data.paired())
+    throw Error("an informed model learns from damage cae makes, not from given targets");
+  const int images = epoch_images(config, data);
+  const char* what = config.patches.on() ? " patches per epoch" : " training images";
+  if (config.batch < 1 || config.batch > images)
+    throw Error("batch size " + std::to_string(config.batch) + " needs 1 to " +
+                std::to_string(images) + what);
+  if (config.patience < 0) throw Error("patience must be 0 (off) or more");
+  if (config.patience > 0 && !data.has_val())
+    throw Error("patience " + std::to_string(config.patience) +
+                " needs a validation split (an image folder's val/), and " + data.name +
+                " has none");
+  if (config.epochs < 1) throw Error("epochs must be at least 1");
+  data::check_dataset(data);
+  if (config.batch % ranks != 0)
+    throw Error("batch size " + std::to_string(config.batch) + " does not split evenly across " +
+                std::to_string(ranks) + " ranks: use a multiple of " + std::to_string(ranks));
+  const int local_batch = config.batch / ranks;
+  const int micro = micro_batch_of(config, ranks);
+  if (micro > local_batch || local_batch % micro != 0)
+    throw Error("micro-batch " + std::to_string(micro) + " does not divide the " +
+                std::to_string(local_batch) + " images of a batch" +
+                (ranks > 1 ? " that each rank runs" : "") + ": use a divisor of " +
+                std::to_string(local_batch));
+  return micro;
+}
+
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -82,16 +149,18 @@ void check_ranks_agree(const nn::Model& model, ops::Executor& exec, const data::
     std::memcpy(&bits, &x, sizeof bits);
     layout = (layout ^ bits) * 1099511628211ull;
   }
-  const std::uint64_t mine[3] = {std::uint64_t(data.train.n), std::uint64_t(data.test.n), layout};
-  std::uint64_t rank0[3] = {mine[0], mine[1], mine[2]};
+  const std::uint64_t mine[4] = {std::uint64_t(data.train_count()),
+                                 std::uint64_t(data.test_count()), std::uint64_t(data.val_count()),
+                                 layout};
+  std::uint64_t rank0[4] = {mine[0], mine[1], mine[2], mine[3]};
   comm.broadcast(std::as_writable_bytes(std::span<std::uint64_t>(rank0)));
   const std::string who = "rank " + std::to_string(comm.rank());
-  for (int k = 0; k < 2; ++k)
+  const char* const splits[3] = {" training", " test", " validation"};
+  for (int k = 0; k < 3; ++k)
     if (mine[k] != rank0[k])
-      throw Error(who + " has " + std::to_string(mine[k]) + (k ? " test" : " training") +
-                  " images, rank 0 has " + std::to_string(rank0[k]) +
-                  ": every host needs the same dataset");
-  if (mine[2] != rank0[2])
+      throw Error(who + " has " + std::to_string(mine[k]) + splits[k] + " images, rank 0 has " +
+                  std::to_string(rank0[k]) + ": every host needs the same dataset");
+  if (mine[3] != rank0[3])
     throw Error(who + " lays out the parameters unlike rank 0 (hosts with different CPUs?); "
                 "data-parallel training needs the same layout on every rank: try --backend ref");
 }
@@ -104,54 +173,38 @@ void share_weights(dist::Communicator& comm, ops::Executor& exec, nn::Optimizer&
   for (auto& slot : opt.slots()) broadcast_floats(comm, slot);
 }
 
-// Makes every rank hold rank 0's parameters, optimizer state, position, schedule state and
-// history.
-void share_state(dist::Communicator& comm, ops::Executor& exec, nn::Optimizer& opt,
-                 int& first_epoch, LrState& lr_state, std::vector<EpochStats>& history) {
-  share_weights(comm, exec, opt);
-  double lr_values[3] = {lr_state.best, double(lr_state.since), lr_state.lr};
-  comm.broadcast(std::as_writable_bytes(std::span<double>(lr_values)));
-  lr_state = {lr_values[0], int(lr_values[1]), lr_values[2]};
-  std::int64_t counters[3] = {first_epoch, opt.steps(), 0};
-  std::string csv = history_csv(history);
+// What the epochs of one run share: its parts, and its state between epochs.
+struct Run {
+  nn::Model& model;
+  const data::Dataset& data;
+  const TrainConfig& config;
+  ops::Executor& exec;
+  nn::Optimizer& opt;
+  dist::Communicator& comm;
+  std::string checkpoint_path;
+  Checkpoint state;  // after the last completed epoch
+};
+
+// Makes every rank hold rank 0's parameters, optimizer state, position, schedule state, best
+// validation loss and history.
+void share_state(Run& run) {
+  dist::Communicator& comm = run.comm;
+  Checkpoint& state = run.state;
+  share_weights(comm, run.exec, run.opt);
+  double values[5] = {state.lr_state.best, double(state.lr_state.since), state.lr_state.lr,
+                      state.best_val.loss, double(state.best_val.epoch)};
+  comm.broadcast(std::as_writable_bytes(std::span<double>(values)));
+  state.lr_state = {values[0], int(values[1]), values[2]};
+  state.best_val = {values[3], int(values[4])};
+  std::int64_t counters[3] = {state.epoch, run.opt.steps(), 0};
+  std::string csv = history_csv(state.history);
   counters[2] = std::int64_t(csv.size());
   comm.broadcast(std::as_writable_bytes(std::span<std::int64_t>(counters)));
-  first_epoch = int(counters[0]);
-  opt.set_steps(counters[1]);
+  state.epoch = int(counters[0]);
+  run.opt.set_steps(counters[1]);
   csv.resize(std::size_t(counters[2]));
   comm.broadcast(std::as_writable_bytes(std::span<char>(csv)));
-  if (comm.rank() != 0) history = parse_history(csv);
-}
-
-// Requires nothing. Ensures the run can start: data of the model's input, a batch the data and
-// the ranks can split, micro-batches that divide each rank's share; returns the micro-batch.
-int check_run(const nn::Model& model, const data::Dataset& data, const TrainConfig& config,
-              int ranks) {
-  if (!(data.dims() == model.output()))
-    throw Error("the data's images (" + std::to_string(data.train.h) + "x" +
-                std::to_string(data.train.w) + "x" + std::to_string(data.train.c) +
-                ") do not match the model's " + (model.informed() ? "output" : "input"));
-  if (model.informed() && !config.corruption.spatial())
-    throw Error("an informed model is given the damage mask, which only masks, lines or the "
-                "crosshair make; the corruption '" + config.corruption.describe() + "' has none");
-  if (model.informed() && data.paired())
-    throw Error("an informed model learns from damage cae makes, not from given targets");
-  if (config.batch < 1 || config.batch > data.train.n)
-    throw Error("batch size " + std::to_string(config.batch) + " needs 1 to " +
-                std::to_string(data.train.n) + " training images");
-  if (config.epochs < 1) throw Error("epochs must be at least 1");
-  data::check_dataset(data);
-  if (config.batch % ranks != 0)
-    throw Error("batch size " + std::to_string(config.batch) + " does not split evenly across " +
-                std::to_string(ranks) + " ranks: use a multiple of " + std::to_string(ranks));
-  const int local_batch = config.batch / ranks;
-  const int micro = micro_batch_of(config, ranks);
-  if (micro > local_batch || local_batch % micro != 0)
-    throw Error("micro-batch " + std::to_string(micro) + " does not divide the " +
-                std::to_string(local_batch) + " images of a batch" +
-                (ranks > 1 ? " that each rank runs" : "") + ": use a divisor of " +
-                std::to_string(local_batch));
-  return micro;
+  if (comm.rank() != 0) state.history = parse_history(csv);
 }
 
 // One optimizer step of a whole batch. Each rank runs its share of the batch (images
@@ -280,50 +333,101 @@ class BatchStep {
   bool last_pass_ = true;      // of the passes of the current batch
 };
 
-// The end of an epoch: the test scores (each rank its share of the test images, summed), checks
-// that the state is finite, and rank 0's checkpoint and losses.csv.
-EpochStats end_epoch(int epoch, const StepTotals& steps, int batches, Clock::time_point t0,
-                     const nn::Model& model, const data::Dataset& data, const TrainConfig& config,
-                     ops::Executor& exec, nn::Optimizer& opt, dist::Communicator& comm,
-                     LrState& lr_state, std::vector<EpochStats>& history,
-                     const std::string& checkpoint_path) {
-  const int ranks = comm.size(), rank = comm.rank();
+// The scores of the current weights on the validation (val) or test split: each rank scores its
+// share of the images, and the sums are added across ranks. Whole images go through the tiler,
+// images of one size through exec in batches.
+EvalStats score(const Run& run, ops::Executor& exec, bool val) {
+  const data::Dataset& data = run.data;
+  const TrainConfig& config = run.config;
+  const int n = val ? data.val_count() : data.test_count();
+  const int ranks = run.comm.size(), rank = run.comm.rank();
+  const int begin = int(std::int64_t(n) * rank / ranks),
+            end = int(std::int64_t(n) * (rank + 1) / ranks);
+  const Stream stream = val ? Stream::val_noise : Stream::test_noise;
+  EvalSums sums = data.whole()
+                      ? evaluate_whole_sums(run.model, exec, val ? data.val_whole : data.test_whole,
+                                            begin, end, config.corruption, config.seed, stream)
+                      : evaluate_sums(run.model, exec, val ? data.val : data.test,
+                                      val ? data.val : data.test_clean(), begin, end,
+                                      config.corruption, config.seed, stream);
+  run.comm.sum(std::span<double>(sums.v));
+  return eval_stats(sums);
+}
+
+// The model a run hands back, with the current weights: the model file's content.
+nn::Model finished_model(const Run& run) {
+  nn::Model model = run.model;
+  const TrainConfig& config = run.config;
+  model.params() = run.exec.to_canonical(run.exec.params());
+  model.meta().emplace_back("corruption", config.corruption.describe());
+  model.meta().emplace_back("epochs", std::to_string(config.epochs));
+  // Only a schedule that is not constant, only patches when on: a plain run's model file stays
+  // as it always was.
+  if (!config.lr_schedule.is_constant())
+    model.meta().emplace_back("lr_schedule", format_lr_schedule(config.lr_schedule));
+  if (config.patches.on())
+    model.meta().emplace_back("augment", data::format_augment(config.patches.augment));
+  return model;
+}
+
+// A diverged run stops here, naming what is not finite and the last good checkpoint.
+void check_finite(const Run& run, const EpochStats& st, int batches) {
+  const std::string after = " after epoch " + std::to_string(st.epoch);
+  for (const auto& [split, stats] : {std::pair{"test", &st.test}, {"validation", &st.val}})
+    if (!std::isfinite(stats->loss))
+      throw Error("training diverged: the " + std::string(split) + " loss is not finite" + after +
+                  "; the last good checkpoint is " + run.checkpoint_path);
+  // A finite loss does not prove finite weights: ReLU and max pooling can drop a NaN before it
+  // reaches the loss. One pass over the state per epoch costs little next to the epoch and
+  // keeps a poisoned state out of the checkpoint.
+  if (const char* what = non_finite_state(run.exec, run.opt))
+    throw Error("training diverged: the " + std::string(what) + " hold NaN or Inf" + after +
+                ", step " + std::to_string(batches) + "; the last good checkpoint is " +
+                run.checkpoint_path);
+}
+
+// The end of an epoch: the test (and validation) scores, checks that the state is finite, the
+// schedule's and the best validation loss's turn, and rank 0's checkpoint, losses.csv and
+// best.cae.
+EpochStats end_epoch(Run& run, int epoch, const StepTotals& steps, int batches,
+                     Clock::time_point t0) {
+  const TrainConfig& config = run.config;
+  const data::Dataset& data = run.data;
   EpochStats st;
   st.epoch = epoch;
   st.train_loss = steps.loss_sum / batches;
   st.images_per_second = double(batches) * config.batch / steps.seconds;
-  if (ranks > 1) share_weights(comm, exec, opt);
-  const int begin = int(std::int64_t(data.test.n) * rank / ranks);
-  const int end = int(std::int64_t(data.test.n) * (rank + 1) / ranks);
-  // A batchnorm normalises by the running statistics at inference: the folded net does.
+  if (run.comm.size() > 1) share_weights(run.comm, run.exec, run.opt);
+  // A batchnorm normalises by the running statistics at inference: the folded net does. The
+  // tiler's batches are the training executor's.
   std::unique_ptr<ops::Executor> inference;
-  if (model.has_batch_norm()) {
-    nn::Model now = model;
-    now.params() = exec.to_canonical(exec.params());
-    inference = now.make_inference_executor(config.backend, exec.desc().batch);
+  if (run.model.has_batch_norm() || data.whole()) {
+    nn::Model now = run.model;
+    now.params() = run.exec.to_canonical(run.exec.params());
+    inference = now.make_inference_executor(config.backend, run.exec.desc().batch);
   }
-  EvalSums sums = evaluate_sums(model, inference ? *inference : exec, data.test,
-                                data.test_clean(), begin, end, config.corruption, config.seed);
-  comm.sum(std::span<double>(sums.v));
-  st.test = eval_stats(sums, model.output().size());
-  if (!std::isfinite(st.test.loss))
-    throw Error("training diverged: the test loss is not finite after epoch " +
-                std::to_string(epoch) + "; the last good checkpoint is " + checkpoint_path);
-  // A finite loss does not prove finite weights: ReLU and max pooling can drop a NaN before it
-  // reaches the loss. One pass over the state per epoch costs little next to the epoch and
-  // keeps a poisoned state out of the checkpoint.
-  if (const char* what = non_finite_state(exec, opt))
-    throw Error("training diverged: the " + std::string(what) + " hold NaN or Inf after epoch " +
-                std::to_string(epoch) + ", step " + std::to_string(batches) +
-                "; the last good checkpoint is " + checkpoint_path);
+  ops::Executor& scorer = inference ? *inference : run.exec;
+  st.test = score(run, scorer, false);
+  st.validated = data.has_val();
+  if (st.validated) st.val = score(run, scorer, true);
+  check_finite(run, st, batches);
   st.seconds = seconds_since(t0);
-  st.lr = opt.config().lr;
-  history.push_back(st);
-  // Every rank sees the same summed test loss, so every rank's schedule takes the same turn.
-  end_lr_epoch(config.lr_schedule, st.test.loss, lr_state);
-  if (rank == 0) {
-    write_checkpoint(checkpoint_path, model, exec, opt, config, epoch, lr_state, history);
-    const std::string csv = history_csv(history);
+  st.lr = run.opt.config().lr;
+  Checkpoint& state = run.state;
+  state.epoch = epoch;
+  state.history.push_back(st);
+  // Every rank sees the same summed losses, so every rank's schedule takes the same turn.
+  end_lr_epoch(config.lr_schedule, st.validated ? st.val.loss : st.test.loss, state.lr_state);
+  const bool best = st.validated && st.val.loss < state.best_val.loss;
+  if (best) state.best_val = {st.val.loss, epoch};
+  if (run.comm.rank() == 0) {
+    if (best) {
+      nn::Model model = finished_model(run);
+      model.meta().emplace_back("best_epoch", std::to_string(epoch));
+      io::write_model_file(config.out_dir + "/best.cae", model.to_file());
+    }
+    write_checkpoint(run.checkpoint_path, run.model, run.exec, run.opt, config, state);
+    const std::string csv = history_csv(state.history);
     write_file_atomic(config.out_dir + "/losses.csv",
                       {reinterpret_cast<const std::uint8_t*>(csv.data()), csv.size()});
   }
@@ -338,45 +442,48 @@ std::vector<EpochStats> train(nn::Model& model, const data::Dataset& data,
   dist::Communicator& comm = config.comm ? *config.comm : alone;
   const int micro = check_run(model, data, config, comm.size());
   const bool writer = comm.rank() == 0;  // rank 0 alone writes files
-  const std::string checkpoint_path = config.out_dir + "/checkpoint.cae";
   if (writer) {
     std::filesystem::create_directories(config.out_dir);
     // A run resumed with no epoch left writes no checkpoint or losses.csv to clean up after.
-    for (const char* name : {"/checkpoint.cae", "/losses.csv", "/model.cae"})
+    for (const char* name : {"/checkpoint.cae", "/losses.csv", "/model.cae", "/best.cae"})
       remove_stale_temporaries(config.out_dir + name);
   }
   auto exec = model.make_executor(config.backend, micro);
   nn::Optimizer opt(config.optimizer, exec->params().size());
-  std::vector<EpochStats> history;
-  int first_epoch = 1;
-  LrState lr_state = initial_lr_state(config.optimizer.lr);
+  Run run{model, data, config, *exec, opt, comm, config.out_dir + "/checkpoint.cae", {}};
+  run.state.lr_state = initial_lr_state(config.optimizer.lr);
   if (config.resume && writer) {
-    if (!std::filesystem::exists(checkpoint_path))
-      throw Error("--resume: no checkpoint at " + checkpoint_path);
-    Checkpoint cp = read_checkpoint(checkpoint_path, model, *exec, opt, config);
-    history = cp.history;
-    first_epoch = cp.epoch + 1;
-    lr_state = cp.lr_state;
+    if (!std::filesystem::exists(run.checkpoint_path))
+      throw Error("--resume: no checkpoint at " + run.checkpoint_path);
+    run.state = read_checkpoint(run.checkpoint_path, model, *exec, opt, config);
   }
   if (comm.size() > 1) {
     check_ranks_agree(model, *exec, data, comm);
-    share_state(comm, *exec, opt, first_epoch, lr_state, history);
+    share_state(run);
   }
-  BatchStep step(model, data, config, *exec, opt, comm, micro, checkpoint_path);
-  const int batches = data.train.n / config.batch;
-  progress.on_start(first_epoch, config.epochs, batches);
+  // Patch training trains each epoch on that epoch's patches, the same on every rank.
+  data::Dataset patches;
+  const data::Dataset& steps_data = config.patches.on() ? patches : data;
+  BatchStep step(model, steps_data, config, *exec, opt, comm, micro, run.checkpoint_path);
+  const int batches = epoch_images(config, data) / config.batch;
+  progress.on_start(run.state.epoch + 1, config.epochs, batches);
 
-  for (int epoch = first_epoch; epoch <= config.epochs; ++epoch) {
+  for (int epoch = run.state.epoch + 1;
+       epoch <= config.epochs && !patience_spent(config.patience, run.state.best_val, epoch - 1);
+       ++epoch) {
     const auto t0 = Clock::now();
-    opt.set_lr(float(
-        lr_of_epoch(config.lr_schedule, config.optimizer.lr, epoch, config.epochs, lr_state)));
+    opt.set_lr(float(lr_of_epoch(config.lr_schedule, config.optimizer.lr, epoch, config.epochs,
+                                 run.state.lr_state)));
+    if (config.patches.on())
+      patches.train = data::draw_patches(data.train_whole, config.patches,
+                                         epoch_images(config, data), config.seed, epoch);
     Rng shuffle_rng = make_rng(config.seed, Stream::shuffle, std::uint64_t(epoch));
-    const std::vector<int> order = permutation(data.train.n, shuffle_rng);
+    const std::vector<int> order = permutation(steps_data.train.n, shuffle_rng);
     StepTotals steps;
     // A backend that runs whole steps on its device (cuda) takes the epoch's batches itself.
-    const bool fused = offers_fused_epochs(config, comm.size(), data.paired() || model.informed()) &&
-                       run_fused_epoch(*exec, opt, model, data.train, order, config, epoch,
-                                       progress, checkpoint_path, steps);
+    const bool fused = offers_fused_epochs(config, comm.size(), steps_data.paired() || model.informed()) &&
+                       run_fused_epoch(*exec, opt, model, steps_data.train, order, config, epoch,
+                                       progress, run.checkpoint_path, steps);
     for (int b = 0; b < batches && !fused; ++b) {
       const auto start = Clock::now();
       const double loss = step.run(epoch, b, order);
@@ -384,17 +491,11 @@ std::vector<EpochStats> train(nn::Model& model, const data::Dataset& data,
       steps.seconds += seconds_since(start);
       progress.on_batch(epoch, b + 1, batches, loss, double(b + 1) * config.batch / steps.seconds);
     }
-    progress.on_epoch(end_epoch(epoch, steps, batches, t0, model, data, config, *exec, opt, comm,
-                                lr_state, history, checkpoint_path));
+    progress.on_epoch(end_epoch(run, epoch, steps, batches, t0));
   }
-  model.params() = exec->to_canonical(exec->params());
-  model.meta().emplace_back("corruption", config.corruption.describe());
-  model.meta().emplace_back("epochs", std::to_string(config.epochs));
-  // Only a schedule that is not constant: a constant run's model file stays as it always was.
-  if (!config.lr_schedule.is_constant())
-    model.meta().emplace_back("lr_schedule", format_lr_schedule(config.lr_schedule));
+  model = finished_model(run);
   if (writer) io::write_model_file(config.out_dir + "/model.cae", model.to_file());
-  return history;
+  return run.state.history;
 }
 
 }  // namespace cae::train

@@ -1,14 +1,18 @@
 // The training loop: shuffled epochs of (corrupted, clean) batches, one optimizer step per batch,
-// a test evaluation, a CSV row and an atomic checkpoint after every epoch, and resume from that
-// checkpoint to the same weights an uninterrupted run reaches.
+// a test (and validation) evaluation, a CSV row and an atomic checkpoint after every epoch, and
+// resume from that checkpoint to the same weights an uninterrupted run reaches. Patch training
+// draws each epoch's images as crops of whole images (data/patches.h) and then runs the same
+// steps, so resume and data-parallel equivalence hold for it as they do for fixed-size data.
 #pragma once
 
 #include <cstdint>
+#include <limits>
 #include <string>
 #include <vector>
 
 #include "data/corrupt.h"
 #include "data/dataset.h"
+#include "data/patches.h"
 #include "dist/communicator.h"
 #include "nn/model.h"
 #include "nn/optimizer.h"
@@ -28,12 +32,19 @@ struct TrainConfig {
   int micro_batch = 0;
   nn::OptimizerConfig optimizer;  // Adam, lr 1e-3
   // The lr of each epoch from optimizer.lr (lr_schedule.h); constant by default. Plateau reads
-  // the test loss: there is no validation split yet (it will read that once issue 15 adds one).
+  // the validation loss when the data has a validation split, else the test loss.
   LrSchedule lr_schedule;
   data::Corruption corruption;    // Gaussian, sigma 0.5
   std::uint64_t seed = 0;
   ops::Backend backend = ops::Backend::dnnl;
-  std::string out_dir;  // checkpoint.cae, model.cae, losses.csv go here
+  // Patch training, for data of whole images (data::Dataset::whole()): each epoch's images are
+  // crops drawn anew from the training images (data/patches.h), the model's input their size;
+  // validation and test score whole images through the tiler. Off (h = w = 0) by default.
+  data::PatchOptions patches;
+  // With a validation split: stop once the validation loss has not improved on its best for
+  // this many epochs; 0: never. (best.cae, the lowest validation loss's model, is kept anyway.)
+  int patience = 0;
+  std::string out_dir;  // checkpoint.cae, model.cae, losses.csv (best.cae) go here
   bool resume = false;  // continue from out_dir/checkpoint.cae
   // Data-parallel training (docs/distributed.md): the ranks of comm split every batch of `batch`
   // images evenly, add their gradients, and take the same optimizer step; rank 0 alone writes
@@ -59,10 +70,32 @@ int micro_batch_of(const TrainConfig& config, int ranks);
 // the host).
 bool offers_fused_epochs(const TrainConfig& config, int ranks, bool host_inputs);
 
+// The images each epoch draws its batches from: the epoch's patches when config.patches is on
+// (data/patches.h's count), else data.train's.
+int epoch_images(const TrainConfig& config, const data::Dataset& data);
+
+// Requires nothing. Ensures train() can start this run on this data with `ranks` ranks (see
+// train() for what it refuses) and returns its micro-batch; throws cae::Error saying why not.
+// For callers that want to refuse a run before saying anything about it.
+int check_run(const nn::Model& model, const data::Dataset& data, const TrainConfig& config,
+              int ranks);
+
+// The validation loss's best so far, which best.cae holds and --patience counts from; recorded in
+// checkpoints, exactly, so that a resumed run takes the same decisions.
+struct BestVal {
+  double loss = std::numeric_limits<double>::infinity();
+  int epoch = 0;  // 0: none yet
+};
+
+// True when patience > 0 and `epoch` is at least patience epochs past best.epoch.
+bool patience_spent(int patience, const BestVal& best, int epoch);
+
 struct EpochStats {
   int epoch = 0;  // 1-based
   double train_loss = 0;  // mean of the epoch's batch losses
   EvalStats test;
+  bool validated = false;  // the run has a validation split, scored in val
+  EvalStats val;
   double seconds = 0;
   double images_per_second = 0;  // training steps only
   double lr = 0;  // the epoch's learning rate (0 in rows read back from a history's CSV)
@@ -78,12 +111,16 @@ class Progress {
   virtual void on_epoch(const EpochStats&) {}
 };
 
-// Trains model in place on data.train (the tutorial's way: n / batch full batches per epoch, the
-// remainder of the shuffled order unused; for paired data, from each image to its target),
-// evaluates on data.test after each epoch (evaluation.h), writes checkpoint.cae (checkpoint.h),
-// losses.csv and finally model.cae into config.out_dir. Returns every epoch's
-// stats, resumed history included. Throws cae::Error on divergence (NaN/Inf loss, naming epoch
-// and step; the last checkpoint stays) and on a checkpoint that does not match the run.
+// Trains model in place on data.train, or on each epoch's patches of data.train_whole (the
+// tutorial's way: n / batch full batches per epoch, the remainder of the shuffled order unused;
+// for paired data, from each image to its target), evaluates on the test (and validation) split
+// after each epoch (evaluation.h), writes checkpoint.cae (checkpoint.h), losses.csv, best.cae
+// (with a validation split: whenever its loss is the lowest so far) and finally model.cae into
+// config.out_dir; stops early once config.patience is spent. Returns every epoch's stats,
+// resumed history included. Throws cae::Error on divergence (NaN/Inf loss, naming epoch and
+// step; the last checkpoint stays), on a checkpoint that does not match the run, and on data
+// that does not fit the run (patch training without whole images, an image smaller than the
+// patch, patience without a validation split).
 std::vector<EpochStats> train(nn::Model& model, const data::Dataset& data,
                               const TrainConfig& config, Progress& progress);
 

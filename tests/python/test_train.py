@@ -363,3 +363,35 @@ def test_load_dataset_gives_the_images_cae_train_reads(gray_dataset, tmp_path):
         cae.load_dataset("mnist", data=tmp_path / "empty")
     with pytest.raises(cae.Error, match="fit"):
         cae.load_dataset(gray_dataset, fit="stretch")
+
+
+def test_patch_training_on_a_folder_with_a_validation_split(tmp_path):
+    """patch, augment, patches_per_epoch and patience reach the CLI's run; the history has the
+    validation scores, and the run's weights are the CLI's."""
+    import zlib, struct
+
+    def png(path, image):
+        h, w = image.shape
+        raw = b"".join(b"\x00" + image[r].tobytes() for r in range(h))
+        def chunk(kind, data):
+            return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0))
+                         + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+    rng = np.random.default_rng(0)
+    for split, sizes in {"train": [(30, 40), (20, 26)], "val": [(18, 21)], "test": [(25, 19)]}.items():
+        (tmp_path / "photos" / split).mkdir(parents=True)
+        for i, size in enumerate(sizes):
+            png(tmp_path / "photos" / split / f"{i}.png", (rng.random(size) < 0.3).astype(np.uint8) * 255)
+    options = dict(patch="12", augment="hflip,rot90", patches_per_epoch=40, batch=20, patience=3,
+                   epochs=2, seed=3)
+    run = cae.train(tmp_path / "photos", verbose=False, out=tmp_path / "py", **options)
+    assert [e["epoch"] for e in run.history] == [1, 2]
+    assert all("val_loss" in e for e in run.history)
+    assert run.metrics["patch"] == "12x12" and run.metrics["val_images"] == 1
+    assert (tmp_path / "py" / "best.cae").exists()
+    cli = [a for k, v in options.items() for a in (f"--{k.replace('_', '-')}", v)]
+    check_cae("train", "--dataset", tmp_path / "photos", "--out", tmp_path / "cli", *cli)
+    x = np.random.default_rng(1).random((4, 12, 12, 1), dtype=np.float32)
+    py, cli_model = (cae.Autoencoder.load(tmp_path / d / "model.cae") for d in ("py", "cli"))
+    assert np.array_equal(py.denoise(x), cli_model.denoise(x))

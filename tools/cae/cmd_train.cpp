@@ -10,12 +10,28 @@
 #include <nlohmann/json.hpp>
 
 #include "cae/error.h"
+#include "data/folder.h"
 #include "nn/spec.h"
 #include "train_command.h"
 
 namespace cae::cli {
 
 namespace {
+
+// A validator that runs parse on the option's text and reports its cae::Error's message.
+template <class Parse>
+CLI::Validator text_check(Parse parse) {
+  return CLI::Validator(
+      [parse](std::string& text) -> std::string {
+        try {
+          parse(text);
+        } catch (const Error& e) {
+          return e.what();
+        }
+        return {};
+      },
+      "");
+}
 
 std::string format_duration(double seconds) {
   long s = std::lround(std::max(seconds, 0.0));
@@ -53,11 +69,14 @@ class ConsoleProgress : public train::Progress {
   }
 
   void on_epoch(const train::EpochStats& e) override {
+    char val[64] = "";
+    if (e.validated) std::snprintf(val, sizeof val, "  val loss %.5f", e.val.loss);
     std::fprintf(stderr,
-                 "%sepoch %d/%d  train loss %.5f  test loss %.5f  PSNR noisy %.2f dB -> output "
+                 "%sepoch %d/%d  train loss %.5f%s  test loss %.5f  PSNR noisy %.2f dB -> output "
                  "%.2f dB  %.0f img/s  %.1f s%s\n",
-                 tty_ ? "\r" : "", e.epoch, epochs_, e.train_loss, e.test.loss, e.test.psnr_noisy,
-                 e.test.psnr_output, e.images_per_second, e.seconds, tty_ ? "\x1b[K" : "");
+                 tty_ ? "\r" : "", e.epoch, epochs_, e.train_loss, val, e.test.loss,
+                 e.test.psnr_noisy, e.test.psnr_output, e.images_per_second, e.seconds,
+                 tty_ ? "\x1b[K" : "");
   }
 
  private:
@@ -113,6 +132,58 @@ class StartNoting : public train::Progress {
   int first_epoch_ = 1;
 };
 
+// The patch options the flags give; --augment and --patches-per-epoch need --patch.
+data::PatchOptions patch_options(const TrainOptions& o) {
+  data::PatchOptions p;
+  if (o.patch.empty()) {
+    if (o.augment != "none" || o.patches_per_epoch > 0)
+      throw Error(std::string(o.patches_per_epoch > 0 ? "--patches-per-epoch" : "--augment") +
+                  " needs --patch (it applies to patch training)");
+    return p;
+  }
+  data::parse_size(o.patch, p.h, p.w);
+  p.augment = data::parse_augment(o.augment);
+  p.per_epoch = o.patches_per_epoch;
+  return p;
+}
+
+// "60000 train / 10000 test images of 28x28x1", or for patch training "512 patches of 64x64x3
+// an epoch from 7 train images (hflip), 2 val / 3 test images whole".
+std::string data_summary(const data::Dataset& ds, const train::TrainConfig& config,
+                         ops::Dims input) {
+  const std::string shape =
+      std::to_string(input.h) + "x" + std::to_string(input.w) + "x" + std::to_string(input.c);
+  const std::string val = ds.has_val() ? std::to_string(ds.val_count()) + " val / " : std::string();
+  if (!config.patches.on())
+    return std::to_string(ds.train.n) + " train / " + val + std::to_string(ds.test.n) +
+           " test images of " + shape + (ds.paired() ? " with targets" : "");
+  return std::to_string(train::epoch_images(config, ds)) + " patches of " + shape +
+         " an epoch from " + std::to_string(ds.train_count()) + " train images (augment " +
+         data::format_augment(config.patches.augment) + "), " + val +
+         std::to_string(ds.test_count()) + " test images whole";
+}
+
+// metrics.json's patch and validation entries, only for runs that have them.
+void add_patch_and_val_metrics(nlohmann::json& metrics, const data::Dataset& ds,
+                               const train::TrainConfig& config,
+                               const std::vector<train::EpochStats>& history) {
+  if (config.patches.on()) {
+    metrics["patch"] = std::to_string(config.patches.h) + "x" + std::to_string(config.patches.w);
+    metrics["patches_per_epoch"] = train::epoch_images(config, ds);
+    metrics["augment"] = data::format_augment(config.patches.augment);
+  }
+  if (!ds.has_val()) return;
+  const auto best =
+      std::min_element(history.begin(), history.end(),
+                       [](const auto& a, const auto& b) { return a.val.loss < b.val.loss; });
+  metrics["val_images"] = ds.val_count();
+  metrics["val"] = eval_json(history.back().val);
+  metrics["best_epoch"] = best->epoch;
+  metrics["best_val_loss"] = best->val.loss;
+  metrics["patience"] = config.patience;
+  metrics["stopped_early"] = history.back().epoch < config.epochs;
+}
+
 }  // namespace
 
 TrainOutcome run_training(TrainOptions& o, dist::Communicator& comm, train::Progress& progress,
@@ -132,19 +203,20 @@ TrainOutcome run_training(TrainOptions& o, dist::Communicator& comm, train::Prog
     spec_text = read_text(o.spec.substr(1));
   else
     spec_text = o.spec;
-  data::Dataset ds = given ? *given : o.data.load();
+  config.patches = patch_options(o);
+  data::Dataset ds = given ? *given : o.data.load(config.patches);
   data::truncate(ds, o.limit, o.test_limit);
-  ops::Dims input = ds.dims();
+  ops::Dims input = config.patches.on()
+                        ? ops::Dims{ds.channels(), config.patches.h, config.patches.w}
+                        : ds.dims();
   if (o.informed) ++input.c;  // the mask's channel
   nn::Model model(nn::parse_spec(spec_text), input, nn::parse_loss(o.loss), o.informed);
   model.init_glorot(config.seed);
+  train::check_run(model, ds, config, comm.size());  // before the header line speaks of it
   if (lead && log.lines)
-    std::fprintf(stderr,
-                 "training on %s: %d train / %d test images of %dx%dx%d%s, %d epochs, batch %d, "
-                 "%s backend, %d threads%s\n",
-                 ds.name.c_str(), ds.train.n, ds.test.n, ds.train.h, ds.train.w, ds.train.c,
-                 ds.paired() ? " with targets" : "", config.epochs, config.batch,
-                 ops::backend_name(config.backend), omp_get_max_threads(),
+    std::fprintf(stderr, "training on %s: %s%s, %d epochs, batch %d, %s backend, %d threads%s\n",
+                 ds.name.c_str(), data_summary(ds, config, model.output()).c_str(),
+                 o.informed ? ", the damage mask as input too" : "", config.epochs, config.batch, ops::backend_name(config.backend), omp_get_max_threads(),
                  comm.size() > 1 ? (" x " + std::to_string(comm.size()) + " ranks").c_str() : "");
   StartNoting noting(progress);
   const auto t0 = std::chrono::steady_clock::now();
@@ -155,7 +227,7 @@ TrainOutcome run_training(TrainOptions& o, dist::Communicator& comm, train::Prog
   if (!lead) return outcome;
   // Where this run's training steps spent their time (rank 0; a rank's blocked time also counts
   // the once-an-epoch broadcast and test sums).
-  const long steps_per_epoch = ds.train.n / config.batch;
+  const long steps_per_epoch = train::epoch_images(config, ds) / config.batch;
   double train_seconds = 0;
   long steps = 0;
   for (const auto& e : history)
@@ -173,8 +245,8 @@ TrainOutcome run_training(TrainOptions& o, dist::Communicator& comm, train::Prog
   const auto& last = history.back();
   nlohmann::json metrics = {
       {"dataset", ds.name},
-      {"train_images", ds.train.n},
-      {"test_images", ds.test.n},
+      {"train_images", ds.train_count()},
+      {"test_images", ds.test_count()},
       {"epochs", config.epochs},
       {"batch", config.batch},
       {"micro_batch", train::micro_batch_of(config, comm.size())},
@@ -200,12 +272,13 @@ TrainOutcome run_training(TrainOptions& o, dist::Communicator& comm, train::Prog
     metrics["lr_schedule"] = train::format_lr_schedule(config.lr_schedule);
     metrics["final_lr"] = last.lr;
   }
+  add_patch_and_val_metrics(metrics, ds, config, history);
   outcome.metrics_json = metrics.dump(2) + "\n";
   write_text(config.out_dir + "/metrics.json", outcome.metrics_json);
   if (log.json) std::printf("%s", outcome.metrics_json.c_str());
   if (log.lines)
-    std::fprintf(stderr, "wrote %s/{model.cae,checkpoint.cae,losses.csv,metrics.json}\n",
-                 config.out_dir.c_str());
+    std::fprintf(stderr, "wrote %s/{model.cae,%scheckpoint.cae,losses.csv,metrics.json}\n",
+                 config.out_dir.c_str(), ds.has_val() ? "best.cae," : "");
   return outcome;
 }
 
@@ -261,17 +334,9 @@ void add_train_options(CLI::App* cmd, TrainOptions& options) {
       ->check(above(0.0));
   cmd->add_option("--lr-schedule", o->lr_schedule,
                   "the lr per epoch: constant (default), 'step every=N gamma=G', "
-                  "'cosine min=M' or 'plateau factor=F patience=P min=M' (on the test loss)")
-      ->check(CLI::Validator(
-          [](std::string& text) -> std::string {
-            try {
-              train::parse_lr_schedule(text);
-            } catch (const Error& e) {
-              return e.what();
-            }
-            return {};
-          },
-          ""));
+                  "'cosine min=M' or 'plateau factor=F patience=P min=M' (on the validation "
+                  "loss, or the test loss when there is no validation split)")
+      ->check(text_check([](const std::string& text) { train::parse_lr_schedule(text); }));
   cmd->add_option("--optimizer", o->optimizer, "adam (TF1 form) or sgd (with momentum)")
       ->check(one_of({"adam", "sgd"}));
   cmd->add_option("--momentum", o->config.optimizer.momentum, "sgd momentum (default 0.9)")
@@ -282,7 +347,28 @@ void add_train_options(CLI::App* cmd, TrainOptions& options) {
   cmd->add_option("--seed", o->config.seed, "seed of every random draw (default 0)");
   cmd->add_option("--out", o->config.out_dir, "output directory (default runs/seed)");
   cmd->add_flag("--resume", o->config.resume, "continue from OUT/checkpoint.cae");
-  cmd->add_option("--limit", o->limit, "use only the first N training images")
+  cmd->add_option("--patch", o->patch,
+                  "train on random HxW (or NxN) crops of the images, drawn anew each epoch; "
+                  "image folders then keep their images whole, and validation and test score "
+                  "whole images through the tiler (default: off)")
+      ->check(text_check([](const std::string& text) {
+        int h, w;
+        data::parse_size(text, h, w);
+      }));
+  cmd->add_option("--augment", o->augment,
+                  "with --patch: random flips and quarter turns of each crop, none (default) or "
+                  "a comma-separated subset of hflip,vflip,rot90 (rot90: square patches only)")
+      ->check(text_check([](const std::string& text) { data::parse_augment(text); }));
+  cmd->add_option("--patches-per-epoch", o->patches_per_epoch,
+                  "with --patch: crops per epoch (default: enough to cover the training images' "
+                  "area once, rounded up to whole batches)")
+      ->check(at_least(1));
+  cmd->add_option("--patience", o->config.patience,
+                  "with a validation split (DIR/val): stop after N epochs without a lower "
+                  "validation loss (default 0: never); best.cae is kept either way")
+      ->check(at_least(0));
+  cmd->add_option("--limit", o->limit,
+                  "use only the first N training images (and N validation images)")
       ->check(at_least(0));
   cmd->add_option("--test-limit", o->test_limit, "use only the first N test images")
       ->check(at_least(0));

@@ -7,6 +7,7 @@
 
 #include "data/corrupt.h"
 #include "data/dataset.h"
+#include "data/patches.h"
 #include "nn/model.h"
 #include "ops/ops.h"
 #include "usage.h"
@@ -40,7 +41,9 @@ struct DataOptions {
   std::string data_dir;
   std::string size, fit = "resize";  // folder datasets: working size HxW, resize or crop
   void add(CLI::App* cmd);
-  data::Dataset load() const;
+  // Loads the dataset; with patches on, image folders keep their images whole (training images
+  // at least the patch size). Throws cae::Error when --size is given with patches.
+  data::Dataset load(const data::PatchOptions& patches = {}) const;
 };
 
 // --corruption TEXT and one flag per model (corruption_options.cpp); flags override the text,

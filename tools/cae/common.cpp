@@ -42,10 +42,17 @@ void DataOptions::add(CLI::App* cmd) {
       ->check(one_of({"resize", "crop"}));
 }
 
-data::Dataset DataOptions::load() const {
+data::Dataset DataOptions::load(const data::PatchOptions& patches) const {
   data::FolderOptions folder;
+  if (!size.empty() && patches.on())
+    throw Error("--size " + size +
+                " with --patch: patch training keeps the images whole and "
+                "crops patches of them (leave out --size)");
   if (!size.empty()) data::parse_size(size, folder.h, folder.w);
   folder.fit = data::parse_fit(fit);
+  folder.whole = patches.on();
+  folder.min_h = patches.h;
+  folder.min_w = patches.w;
   return data::load_dataset(dataset, data::data_dir(data_dir), folder);
 }
 

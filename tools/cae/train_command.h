@@ -20,6 +20,8 @@ struct TrainOptions {
   train::TrainConfig config;
   std::string preset = "seed", spec, loss = "bce", optimizer = "adam";
   std::string lr_schedule = "constant";  // --lr-schedule text (train/lr_schedule.h)
+  std::string patch, augment = "none";   // --patch HxW|N, --augment (data/patches.h)
+  int patches_per_epoch = 0;             // 0: data/patches.h's default
   int limit = 0, test_limit = 0;
   bool sync_grads = false;
   bool informed = false;  // --informed: the damage mask is an input channel (nn::Model::informed)

@@ -1,0 +1,55 @@
+// Patch training's data: the crops each epoch trains on, drawn from images of any size.
+//
+// Crop p of an epoch comes from make_rng(seed, Stream::patches, epoch, p) alone: the first draw
+// picks one of all the crop positions of all the images (so a large photo gives crops in
+// proportion to its area, and every position is equally likely), the second the augmentation.
+// The epoch's crops therefore depend on the seed and the epoch only, the same on every rank,
+// after a resume, and whatever the batching.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "data/dataset.h"
+
+namespace cae::data {
+
+// The random turns and flips applied to each crop; each, when on, happens with odds 1/2
+// (rot90: 0, 1, 2 or 3 quarter turns counter-clockwise, even odds).
+struct Augment {
+  bool hflip = false, vflip = false, rot90 = false;
+  bool any() const { return hflip || vflip || rot90; }
+};
+
+// Requires "", "none" or a comma-separated subset of hflip, vflip, rot90. Throws cae::Error
+// naming the word otherwise.
+Augment parse_augment(const std::string& text);
+// "none", or the names that are on in the order hflip,vflip,rot90: parse_augment reads it back.
+std::string format_augment(const Augment& a);
+
+struct PatchOptions {
+  int h = 0, w = 0;   // the crop size; 0: no patch training
+  int per_epoch = 0;  // crops per epoch; 0: default_patches_per_epoch
+  Augment augment;
+  bool on() const { return h > 0 && w > 0; }
+};
+
+// Requires images non-empty, h, w > 0 and batch > 0. Ensures enough crops to cover the images'
+// total area once (sum of H·W over h·w, rounded up), rounded up to whole batches.
+int default_patches_per_epoch(const ImageList& images, int h, int w, int batch);
+
+// The crops of one epoch: options.per_epoch if given, else default_patches_per_epoch.
+int patches_per_epoch(const ImageList& images, const PatchOptions& options, int batch);
+
+// Requires every image of images at least options.h×options.w, and rot90 only for square
+// crops; throws cae::Error naming the first image that is smaller (its file when images has
+// names) or the non-square size. Ensures `count` crops of options.h×options.w×images.c, crop p
+// as the header says, HWC like the images.
+ImageSet draw_patches(const ImageList& images, const PatchOptions& options, int count,
+                      std::uint64_t seed, int epoch);
+
+// Requires options as draw_patches does. Throws its cae::Error when they are not met.
+void check_patch_sources(const ImageList& images, const PatchOptions& options);
+
+}  // namespace cae::data
