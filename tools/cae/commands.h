@@ -21,6 +21,7 @@ void add_export_command(CLI::App& app);
 void add_eval_command(CLI::App& app);
 void add_plot_command(CLI::App& app);
 void add_checkerboard_command(CLI::App& app);
+void add_repair_command(CLI::App& app);
 // Registers every subcommand above, in the order --help lists them (all_commands.cpp).
 void add_all_commands(CLI::App& app);
 
@@ -41,6 +42,9 @@ struct DataOptions {
   std::string size, fit = "resize";  // folder datasets: working size HxW, resize or crop
   void add(CLI::App* cmd);
   data::Dataset load() const;
+  // The image folder whose photos are evaluated whole, each at its own size: that of 'photos'
+  // or of a folder of images, when no --size is given; "" otherwise (MNIST, IDX, --size).
+  std::string photo_folder() const;
 };
 
 // --corruption TEXT and one flag per model (corruption_options.cpp); flags override the text,
