@@ -203,7 +203,7 @@ data::Image labelled(const data::Image& panel, const std::string& text) {
     size = cv::getTextSize(text, cv::FONT_HERSHEY_SIMPLEX, scale, 1, &base);
   }
   cv::putText(m, text, cv::Point(2, (strip + size.height) / 2), cv::FONT_HERSHEY_SIMPLEX, scale,
-              cv::Scalar::all(0), 1, cv::LINE_AA);
+              cv::Scalar::all(0), std::max(1, strip / 24), cv::LINE_AA);
   out.pixels.insert(out.pixels.end(), panel.pixels.begin(), panel.pixels.end());
   return out;
 }
@@ -224,7 +224,7 @@ data::Image zoomed(const data::Image& in, int zoom, int cy, int cx) {
 
 std::string damage_db(const char* name, double psnr_region) {
   char text[96];
-  std::snprintf(text, sizeof text, "%s  %.2f dB in damage", name, psnr_region);
+  std::snprintf(text, sizeof text, "%s: %.2f dB in damage", name, psnr_region);
   return text;
 }
 
@@ -239,8 +239,8 @@ data::Image repair_figure(const PhotoRepair& r, int zoom) {
     for (int x = 0; x < d.w; ++x)
       if (p.mask[std::size_t(y) * d.w + x] > 0.5f) sy += y, sx += x, ++n;
   const int cy = n > 0 ? int(sy / n) : d.h / 2, cx = n > 0 ? int(sx / n) : d.w / 2;
-  char telea[48];
-  std::snprintf(telea, sizeof telea, "cv::inpaint Telea r=%g", r.telea_radius);
+  char telea[32];
+  std::snprintf(telea, sizeof telea, "Telea r=%g", r.telea_radius);
   const std::vector<std::pair<const std::vector<float>*, std::string>> panels = {
       {&p.damaged, damage_db("damaged", r.damaged.psnr_region)},
       {&r.model_out, damage_db("cae", r.model.psnr_region)},
