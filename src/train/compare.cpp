@@ -49,8 +49,11 @@ void take_means(Method& m) {
   m.mean.ssim_region = ssim_regions ? m.mean.ssim_region / ssim_regions : std::nan("");
 }
 
-double tuning_score(Baseline kind, const Scores& s) {
-  return baseline_inpaints(kind) ? s.psnr_region : s.psnr;
+double tuning_score(Baseline kind, const float* out, const float* clean, const float* mask,
+                    ops::Dims d) {
+  const double e = baseline_inpaints(kind) ? masked_mse(out, clean, mask, d)
+                                           : mse(out, clean, d.size());
+  return std::isnan(e) ? e : psnr(e);
 }
 
 namespace {
@@ -67,19 +70,17 @@ void score_all(Method& m, const std::vector<float>& out, const std::vector<float
   take_means(m);
 }
 
-// The mean tuning score of a baseline on the first n images; for the noise baselines this is
-// their mean PSNR, computed without SSIM's cost.
+// The mean tuning score of a baseline on the first n images (those that have one).
 double mean_tuning_score(Baseline kind, const float* out, const float* clean, const float* mask,
                          ops::Dims d, int n) {
   double sum = 0;
   int counted = 0;
   const std::size_t plane = std::size_t(d.h) * d.w;
   for (int i = 0; i < n; ++i) {
-    const float* o = out + std::size_t(i) * d.size();
-    const float* z = clean + std::size_t(i) * d.size();
-    const double mse_i = baseline_inpaints(kind) ? masked_mse(o, z, mask + i * plane, d)
-                                                 : mse(o, z, d.size());
-    if (!std::isnan(mse_i)) sum += psnr(mse_i), ++counted;
+    const double s = tuning_score(kind, out + std::size_t(i) * d.size(),
+                                  clean + std::size_t(i) * d.size(),
+                                  mask ? mask + i * plane : nullptr, d);
+    if (!std::isnan(s)) sum += s, ++counted;
   }
   return counted ? sum / counted : -1e300;
 }

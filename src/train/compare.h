@@ -75,9 +75,11 @@ std::vector<Baseline> baselines_for(const data::Corruption& corruption);
 Scores score_image(const float* out, const float* clean, const float* mask, ops::Dims dims);
 // Ensures m.mean holds the means of m.per_image (region means over the images that have one).
 void take_means(Method& m);
-// The score a baseline's parameter is tuned by: PSNR inside the damage for an inpainter (it
-// changes nothing else), whole-image PSNR otherwise.
-double tuning_score(Baseline kind, const Scores& s);
+// Requires mask (h·w) for an inpainter. Ensures the score a baseline's parameter is tuned by,
+// for one output image: PSNR inside the damage for an inpainter (it changes nothing else), NaN
+// when there is none; whole-image PSNR otherwise.
+double tuning_score(Baseline kind, const float* out, const float* clean, const float* mask,
+                    ops::Dims dims);
 
 // A fixed-width text table: one row per method, columns MSE, PSNR, SSIM, BCE, and with region
 // scores PSNR and SSIM inside the damage; a last line says where baselines were tuned.

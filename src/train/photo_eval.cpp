@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <span>
 
 #include "cae/error.h"
 #include "data/folder.h"
@@ -78,20 +79,17 @@ const float* region_of(const DamagedPhoto& p, const data::Corruption& corruption
   return corruption.spatial() ? p.mask.data() : nullptr;
 }
 
-// The grid parameter with the best mean tuning score over the tuning photos.
-float tune_baseline(Baseline kind, const std::vector<DamagedPhoto>& tuning,
-                    const data::Corruption& corruption) {
+// The grid parameter with the best mean tuning score over the `count` tuning photos.
+float tune_baseline(Baseline kind, const DamagedPhoto* tuning, std::size_t count) {
   float best = baseline_grid(kind).front();
   double best_score = -1e300;
   for (float param : baseline_grid(kind)) {
     double sum = 0;
     int counted = 0;
-    for (const DamagedPhoto& p : tuning) {
+    for (const DamagedPhoto& p : std::span(tuning, count)) {
       std::vector<float> out(p.dims.size());
       apply_baseline(kind, param, p.damaged.data(), out.data(), 1, p.dims, p.mask.data());
-      const double s =
-          tuning_score(kind, score_image(out.data(), p.clean.data(), region_of(p, corruption),
-                                         p.dims));
+      const double s = tuning_score(kind, out.data(), p.clean.data(), p.mask.data(), p.dims);
       if (!std::isnan(s)) sum += s, ++counted;
     }
     const double mean = counted ? sum / counted : -1e300;
@@ -145,7 +143,7 @@ Comparison compare_photos(const std::vector<NamedModel>& models,
     });
   if (options.baselines)
     for (Baseline kind : baselines_for(corruption)) {
-      const float best = tune_baseline(kind, tuning, corruption);
+      const float best = tune_baseline(kind, tuning.data(), tuning.size());
       method(baseline_name(kind), baseline_setting(kind, best), [&](const DamagedPhoto& p) {
         std::vector<float> out(p.dims.size());
         apply_baseline(kind, best, p.damaged.data(), out.data(), 1, p.dims, p.mask.data());
@@ -167,7 +165,7 @@ PhotoRepair repair_photo(const nn::Model& model, const data::Image& photo,
   PhotoRepair r;
   r.photo = damage_photo(photo, corruption, seed, 0, 0);
   const DamagedPhoto& p = r.photo;
-  r.telea_radius = tune_baseline(Baseline::telea, {p}, corruption);
+  r.telea_radius = tune_baseline(Baseline::telea, &p, 1);
   r.model_out = denoise_tiled(model, p.damaged.data(), p.dims, tiles, p.mask.data());
   r.telea_out.resize(p.dims.size());
   apply_baseline(Baseline::telea, r.telea_radius, p.damaged.data(), r.telea_out.data(), 1, p.dims,
