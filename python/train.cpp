@@ -321,11 +321,15 @@ py::dict evaluate(const py::object& model, const py::object& dataset, const py::
   py::dict table = json_loads(train::comparison_json(c));
   // Per image too, as cae eval --csv writes them: one array per method and score.
   py::dict per_image;
-  const std::pair<const char*, double train::Scores::*> columns[] = {
+  std::vector<std::pair<const char*, double train::Scores::*>> columns = {
       {"mse", &train::Scores::mse},
       {"psnr_db", &train::Scores::psnr},
       {"ssim", &train::Scores::ssim},
       {"bce", &train::Scores::bce}};
+  if (c.region) {  // NaN where an image has no damaged pixel
+    columns.emplace_back("psnr_db_region", &train::Scores::psnr_region);
+    columns.emplace_back("ssim_region", &train::Scores::ssim_region);
+  }
   for (const train::Method& m : c.methods) {
     py::dict scores;
     for (const auto& [key, member] : columns) {

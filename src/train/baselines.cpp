@@ -19,13 +19,25 @@ const char* baseline_name(Baseline kind) {
       return "gaussian";
     case Baseline::nlm:
       return "nlm";
+    case Baseline::telea:
+      return "telea";
+    case Baseline::navier_stokes:
+      return "navier-stokes";
   }
   return "?";
 }
 
+bool baseline_inpaints(Baseline kind) {
+  return kind == Baseline::telea || kind == Baseline::navier_stokes;
+}
+
 std::string baseline_setting(Baseline kind, float param) {
   std::ostringstream s;
-  s << (kind == Baseline::median ? "k=" : kind == Baseline::gaussian ? "sigma=" : "h=") << param;
+  s << (kind == Baseline::median     ? "k="
+        : kind == Baseline::gaussian ? "sigma="
+        : kind == Baseline::nlm      ? "h="
+                                     : "r=")
+    << param;
   return s.str();
 }
 
@@ -37,6 +49,9 @@ std::vector<float> baseline_grid(Baseline kind) {
       return {0.5f, 0.75f, 1, 1.5f, 2, 3};
     case Baseline::nlm:
       return {10, 20, 35, 50, 70, 100, 140};
+    case Baseline::telea:
+    case Baseline::navier_stokes:
+      return {1, 3, 5, 9};
   }
   return {};
 }
@@ -71,7 +86,76 @@ void from_mat(const cv::Mat& m, float* out, ops::Dims d) {
                   : std::clamp(m.ptr<float>(y)[x * d.c + c], 0.f, 1.f);
 }
 
-void filter_one(Baseline kind, float param, const float* noisy, float* out, ops::Dims d) {
+// The damage mask plane (1 = damaged) as cv::inpaint's 8-bit mask (non-zero = to fill).
+cv::Mat mask_mat(const float* mask, ops::Dims d) {
+  cv::Mat m(d.h, d.w, CV_8UC1);
+  for (int y = 0; y < d.h; ++y)
+    for (int x = 0; x < d.w; ++x) m.ptr<std::uint8_t>(y)[x] = mask[std::size_t(y) * d.w + x] > 0.5f;
+  return m;
+}
+
+// cv::inpaint works on bytes, so outside the mask its output is the input rounded: the given
+// floats are put back there, since an inpainter is only asked to fill the damage.
+void keep_outside_mask(const float* noisy, const float* mask, float* out, ops::Dims d) {
+  const std::size_t hw = std::size_t(d.h) * d.w;
+  for (int c = 0; c < d.c; ++c)
+    for (std::size_t p = 0; p < hw; ++p)
+      if (!(mask[p] > 0.5f)) out[c * hw + p] = noisy[c * hw + p];
+}
+
+// cv::inpaint (OpenCV 4.6) mishandles damage that reaches the image's edge: the damaged values
+// there bleed inwards (a white crosshair's ends brighten a flat image by up to half their value,
+// 120 levels with Navier–Stokes). Measured here: a ring of known pixels around the image stops
+// it. The ring repeats the edge, whose damaged pixels are first interpolated along the edge
+// between the nearest undamaged ones (rows, then columns); the edge itself stays damaged, so
+// cv::inpaint fills it like any other damaged pixel.
+void fill_edge_damage(cv::Mat& image, const cv::Mat& mask) {
+  const int h = image.rows, w = image.cols, c = image.channels();
+  // One edge as a run of `n` pixels, pixel i at (y(i), x(i)).
+  auto fill = [&](int n, auto at_y, auto at_x) {
+    auto damaged = [&](int i) { return mask.at<std::uint8_t>(at_y(i), at_x(i)) != 0; };
+    for (int i = 0; i < n;) {
+      if (!damaged(i)) {
+        ++i;
+        continue;
+      }
+      int end = i;
+      while (end < n && damaged(end)) ++end;
+      const int lo = i - 1, hi = end;  // undamaged neighbours, -1 or n when there are none
+      if (lo >= 0 || hi < n)
+        for (int k = i; k < end; ++k) {
+          const double t = lo < 0 ? 1 : hi >= n ? 0 : double(k - lo) / (hi - lo);
+          std::uint8_t* dst = image.ptr<std::uint8_t>(at_y(k)) + at_x(k) * c;
+          const std::uint8_t* a = image.ptr<std::uint8_t>(at_y(lo < 0 ? hi : lo)) +
+                                  at_x(lo < 0 ? hi : lo) * c;
+          const std::uint8_t* b = image.ptr<std::uint8_t>(at_y(hi >= n ? lo : hi)) +
+                                  at_x(hi >= n ? lo : hi) * c;
+          for (int ch = 0; ch < c; ++ch) dst[ch] = std::uint8_t(std::lround((1 - t) * a[ch] + t * b[ch]));
+        }
+      i = end;
+    }
+  };
+  for (int y : {0, h - 1})
+    fill(w, [y](int) { return y; }, [](int i) { return i; });
+  for (int x : {0, w - 1})
+    fill(h, [](int i) { return i; }, [x](int) { return x; });
+}
+
+void inpaint_one(Baseline kind, float radius, const float* damaged, const float* mask,
+                 ops::Dims d, cv::Mat& dst) {
+  cv::Mat image = to_mat(damaged, d, true);
+  const cv::Mat holes = mask_mat(mask, d);
+  fill_edge_damage(image, holes);
+  cv::Mat ringed, ringed_holes, out;
+  cv::copyMakeBorder(image, ringed, 1, 1, 1, 1, cv::BORDER_REPLICATE);
+  cv::copyMakeBorder(holes, ringed_holes, 1, 1, 1, 1, cv::BORDER_CONSTANT, 0);
+  cv::inpaint(ringed, ringed_holes, out, radius,
+              kind == Baseline::telea ? cv::INPAINT_TELEA : cv::INPAINT_NS);
+  dst = out(cv::Rect(1, 1, d.w, d.h)).clone();
+}
+
+void filter_one(Baseline kind, float param, const float* noisy, const float* mask, float* out,
+                ops::Dims d) {
   cv::Mat dst;
   switch (kind) {
     case Baseline::median:
@@ -89,25 +173,38 @@ void filter_one(Baseline kind, float param, const float* noisy, float* out, ops:
       else
         cv::fastNlMeansDenoisingColored(to_mat(noisy, d, true), dst, param, param, 7, 21);
       break;
+    case Baseline::telea:
+    case Baseline::navier_stokes:
+      inpaint_one(kind, param, noisy, mask, d, dst);
+      break;
   }
   from_mat(dst, out, d);
+  if (baseline_inpaints(kind)) keep_outside_mask(noisy, mask, out, d);
 }
 
 }  // namespace
 
 void apply_baseline(Baseline kind, float param, const float* noisy, float* out, int count,
-                    ops::Dims d) {
+                    ops::Dims d, const float* mask) {
   if (d.c != 1 && d.c != 3)
     throw Error("baseline " + std::string(baseline_name(kind)) + ": images of " +
                 std::to_string(d.c) + " channels, expected 1 or 3");
   if (kind == Baseline::median && (int(param) % 2 == 0 || param < 3))
     throw Error("baseline median: kernel " + std::to_string(param) + ", expected odd >= 3");
-  // One image per thread: OpenCV's own threads would only oversubscribe the cores.
+  if (baseline_inpaints(kind) && !mask)
+    throw Error("baseline " + std::string(baseline_name(kind)) + ": needs the damage mask");
+  if (baseline_inpaints(kind) && !(param > 0))
+    throw Error("baseline " + std::string(baseline_name(kind)) + ": radius " +
+                std::to_string(param) + ", expected > 0");
+  // One image per thread: OpenCV's own threads would only oversubscribe the cores. A single
+  // image (a whole photo) keeps OpenCV's threads, which split it by rows.
   const int cv_threads = cv::getNumThreads();
-  cv::setNumThreads(0);
-  const std::size_t image = d.size();
+  if (count > 1) cv::setNumThreads(0);
+  const std::size_t image = d.size(), plane = std::size_t(d.h) * d.w;
 #pragma omp parallel for schedule(dynamic, 8)
-  for (int b = 0; b < count; ++b) filter_one(kind, param, noisy + b * image, out + b * image, d);
+  for (int b = 0; b < count; ++b)
+    filter_one(kind, param, noisy + b * image, mask ? mask + b * plane : nullptr, out + b * image,
+               d);
   cv::setNumThreads(cv_threads);
 }
 

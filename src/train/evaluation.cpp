@@ -29,6 +29,26 @@ void add_errors(EvalSums& sums, const float* clean, const float* noisy, const fl
   v[EvalSums::psnr_output] += psnr(se_out / double(n));
 }
 
+// The loss of an assembled output image against its clean one: the model's loss of the image
+// (bce: image_bce; mse: its MSE), over the damaged pixels' elements alone for an informed model
+// (0 when nothing is damaged), as its training loss is.
+double whole_image_loss(const nn::Model& model, const std::vector<float>& out,
+                        const std::vector<float>& clean, const std::vector<float>& mask,
+                        ops::Dims dims) {
+  std::vector<float> kept_out, kept_clean;
+  const std::vector<float>* o = &out;
+  const std::vector<float>* z = &clean;
+  if (model.informed()) {
+    const std::size_t plane = std::size_t(dims.h) * dims.w;
+    for (std::size_t k = 0; k < out.size(); ++k)
+      if (mask[k % plane] != 0.f) kept_out.push_back(out[k]), kept_clean.push_back(clean[k]);
+    if (kept_out.empty()) return 0;
+    o = &kept_out, z = &kept_clean;
+  }
+  return model.loss() == nn::LossKind::bce ? image_bce(o->data(), z->data(), o->size())
+                                           : mse(o->data(), z->data(), o->size());
+}
+
 }  // namespace
 
 EvalSums evaluate_sums(const nn::Model& model, ops::Executor& exec, const data::ImageSet& test,
@@ -97,14 +117,12 @@ EvalSums evaluate_whole_sums(const nn::Model& model, ops::Executor& exec,
     one.c = images.c;
     one.pixels = image.pixels;
     const int index = 0;
-    std::vector<float> clean(dims.size()), noisy(dims.size());
+    std::vector<float> clean(dims.size()), noisy(dims.size()), mask(dims.h * dims.w);
     data::to_nchw(one, &index, 1, clean.data());
     data::corrupt(corruption, clean.data(), noisy.data(), 1, dims, seed, stream, 0,
-                  std::uint64_t(i));
-    const std::vector<float> out = denoise_tiled(model, exec, noisy.data(), dims, {});
-    const double loss = model.loss() == nn::LossKind::bce
-                            ? image_bce(out.data(), clean.data(), clean.size())
-                            : mse(out.data(), clean.data(), clean.size());
+                  std::uint64_t(i), mask.data());
+    const std::vector<float> out = denoise_tiled(model, exec, noisy.data(), dims, {}, mask.data());
+    const double loss = whole_image_loss(model, out, clean, mask, dims);
     const std::size_t n = clean.size();
     auto& v = sums.v;
     v[EvalSums::images] += 1;

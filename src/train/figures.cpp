@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <numeric>
+#include <opencv2/imgproc.hpp>
 #include <sstream>
 
 #include "cae/error.h"
@@ -178,6 +179,81 @@ data::Image comparison_figure(const std::vector<const nn::Model*>& models, ops::
     rows.back().push_back(upscale(to_image(flat_out.data(), dims), scale));
   }
   return data::make_grid(rows, 2 * scale, 255);
+}
+
+int label_height(int w) { return std::clamp(w / 16, 16, 48); }
+
+namespace {
+
+// The panel with a white strip above it holding `text` in black, shrunk to fit the width.
+data::Image labelled(const data::Image& panel, const std::string& text) {
+  const int strip = label_height(panel.w);
+  data::Image out;
+  out.h = panel.h + strip;
+  out.w = panel.w;
+  out.c = panel.c;
+  out.pixels.assign(std::size_t(strip) * panel.w * panel.c, 255);
+  // Drawn on the strip alone, so that no descender reaches into the picture.
+  cv::Mat m(strip, out.w, panel.c == 3 ? CV_8UC3 : CV_8UC1, out.pixels.data());
+  double scale = strip / 40.0;
+  int base = 0;
+  cv::Size size = cv::getTextSize(text, cv::FONT_HERSHEY_SIMPLEX, scale, 1, &base);
+  if (size.width > panel.w - 4) {
+    scale *= double(panel.w - 4) / size.width;
+    size = cv::getTextSize(text, cv::FONT_HERSHEY_SIMPLEX, scale, 1, &base);
+  }
+  cv::putText(m, text, cv::Point(2, (strip + size.height) / 2), cv::FONT_HERSHEY_SIMPLEX, scale,
+              cv::Scalar::all(0), std::max(1, strip / 24), cv::LINE_AA);
+  out.pixels.insert(out.pixels.end(), panel.pixels.begin(), panel.pixels.end());
+  return out;
+}
+
+// The (h/zoom)×(w/zoom) window of the image centred on (cy, cx), kept inside it, resampled to
+// h×w by nearest neighbour.
+data::Image zoomed(const data::Image& in, int zoom, int cy, int cx) {
+  const int ch = std::max(1, in.h / zoom), cw = std::max(1, in.w / zoom);
+  const int y0 = std::clamp(cy - ch / 2, 0, in.h - ch), x0 = std::clamp(cx - cw / 2, 0, in.w - cw);
+  data::Image out = in;
+  for (int y = 0; y < in.h; ++y)
+    for (int x = 0; x < in.w; ++x)
+      for (int c = 0; c < in.c; ++c)
+        out.pixels[(std::size_t(y) * in.w + x) * in.c + c] =
+            in.pixels[(std::size_t(y0 + y * ch / in.h) * in.w + x0 + x * cw / in.w) * in.c + c];
+  return out;
+}
+
+std::string damage_db(const char* name, double psnr_region) {
+  char text[96];
+  std::snprintf(text, sizeof text, "%s: %.2f dB in damage", name, psnr_region);
+  return text;
+}
+
+}  // namespace
+
+data::Image repair_figure(const PhotoRepair& r, int zoom) {
+  if (zoom < 1 || zoom > 32) throw Error("repair figure: zoom must be 1 to 32");
+  const DamagedPhoto& p = r.photo;
+  const ops::Dims d = p.dims;
+  double sy = 0, sx = 0, n = 0;  // the damage's centroid; the centre when nothing is damaged
+  for (int y = 0; y < d.h; ++y)
+    for (int x = 0; x < d.w; ++x)
+      if (p.mask[std::size_t(y) * d.w + x] > 0.5f) sy += y, sx += x, ++n;
+  const int cy = n > 0 ? int(sy / n) : d.h / 2, cx = n > 0 ? int(sx / n) : d.w / 2;
+  char telea[32];
+  std::snprintf(telea, sizeof telea, "Telea r=%g", r.telea_radius);
+  const std::vector<std::pair<const std::vector<float>*, std::string>> panels = {
+      {&p.damaged, damage_db("damaged", r.damaged.psnr_region)},
+      {&r.model_out, damage_db("cae", r.model.psnr_region)},
+      {&r.telea_out, damage_db(telea, r.telea.psnr_region)},
+      {&p.clean, "original"}};
+  std::vector<std::vector<data::Image>> rows(2);
+  const std::string zoom_label = std::to_string(zoom) + "x zoom on the damage";
+  for (const auto& [pixels, label] : panels) {
+    const data::Image image = to_image(pixels->data(), d);
+    rows[0].push_back(labelled(image, label));
+    rows[1].push_back(labelled(zoomed(image, zoom, cy, cx), zoom_label));
+  }
+  return data::make_grid(rows, 2 * zoom, 255);
 }
 
 void plot_losses(const std::string& losses_csv, const std::string& png_path,

@@ -10,6 +10,7 @@
 #include "data/png_io.h"
 #include "nn/model.h"
 #include "ops/ops.h"
+#include "train/photo_eval.h"
 
 namespace cae::train {
 
@@ -40,6 +41,16 @@ data::Image latent_figure(const nn::Model& model, ops::Backend backend, const da
 data::Image comparison_figure(const std::vector<const nn::Model*>& models, ops::Backend backend,
                               const data::ImageSet& set, const data::Corruption& corruption,
                               std::uint64_t seed, int count, int scale, float gain);
+
+// The figure of one repaired photo (`cae repair`): a top row damaged | cae | Telea | original at
+// the photo's size, and below it the same four zoomed `zoom`× (nearest neighbour) on the window
+// of (h/zoom)×(w/zoom) pixels centred on the damage (the mask's centroid, kept inside the
+// photo), so that every panel is h×w. Each panel has a white strip of `label_height(w)` pixels
+// above it with its name and, on the top row, the PSNR inside the damage; the panels are 2·zoom
+// pixels apart. Requires zoom 1 to 32; throws cae::Error otherwise.
+data::Image repair_figure(const PhotoRepair& repair, int zoom);
+// The label strip's height over a panel w pixels wide.
+int label_height(int w);
 
 // Requires gnuplot on PATH (Debian gnuplot-nox) and history of at least one epoch. Ensures
 // png_path holds the loss curves of a run (train and test loss per epoch, left axis) with the

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <limits>
 #include <vector>
 
 #include "cae/error.h"
@@ -85,35 +86,88 @@ double checkerboard(const float* x, ops::Dims d) {
 
 const double* ssim_window() { return kWindow.data(); }
 
-double ssim(const float* x, const float* y, ops::Dims d) {
+namespace {
+
+void check_ssim_size(ops::Dims d) {
   if (d.h < kWin || d.w < kWin)
     throw Error("SSIM needs images of at least 11x11 (its Gaussian window), found " +
                 std::to_string(d.h) + "x" + std::to_string(d.w));
+}
+
+// The 'valid' SSIM map of channel c: (h − 10)×(w − 10) values, entry (y, x) that of the window
+// centred on pixel (y + 5, x + 5).
+void ssim_map(const float* x, const float* y, ops::Dims d, int c, std::vector<double>& map) {
   const double c1 = 0.01 * 0.01, c2 = 0.03 * 0.03;
   const std::size_t hw = std::size_t(d.h) * d.w;
   std::vector<double> px(hw), py(hw), pxx(hw), pyy(hw), pxy(hw), tmp;
   std::vector<double> mx, my, mxx, myy, mxy;
+  for (std::size_t i = 0; i < hw; ++i) {
+    const double a = x[c * hw + i], b = y[c * hw + i];
+    px[i] = a, py[i] = b, pxx[i] = a * a, pyy[i] = b * b, pxy[i] = a * b;
+  }
+  filter_valid(px, d.h, d.w, tmp, mx);
+  filter_valid(py, d.h, d.w, tmp, my);
+  filter_valid(pxx, d.h, d.w, tmp, mxx);
+  filter_valid(pyy, d.h, d.w, tmp, myy);
+  filter_valid(pxy, d.h, d.w, tmp, mxy);
+  map.resize(mx.size());
+  for (std::size_t i = 0; i < mx.size(); ++i) {
+    const double vx = mxx[i] - mx[i] * mx[i], vy = myy[i] - my[i] * my[i];
+    const double cov = mxy[i] - mx[i] * my[i];
+    map[i] = (2 * mx[i] * my[i] + c1) * (2 * cov + c2) /
+             ((mx[i] * mx[i] + my[i] * my[i] + c1) * (vx + vy + c2));
+  }
+}
+
+}  // namespace
+
+double ssim(const float* x, const float* y, ops::Dims d) {
+  check_ssim_size(d);
+  std::vector<double> map;
   double total = 0;
   for (int c = 0; c < d.c; ++c) {
-    for (std::size_t i = 0; i < hw; ++i) {
-      const double a = x[c * hw + i], b = y[c * hw + i];
-      px[i] = a, py[i] = b, pxx[i] = a * a, pyy[i] = b * b, pxy[i] = a * b;
-    }
-    filter_valid(px, d.h, d.w, tmp, mx);
-    filter_valid(py, d.h, d.w, tmp, my);
-    filter_valid(pxx, d.h, d.w, tmp, mxx);
-    filter_valid(pyy, d.h, d.w, tmp, myy);
-    filter_valid(pxy, d.h, d.w, tmp, mxy);
+    ssim_map(x, y, d, c, map);
     double sum = 0;
-    for (std::size_t i = 0; i < mx.size(); ++i) {
-      const double vx = mxx[i] - mx[i] * mx[i], vy = myy[i] - my[i] * my[i];
-      const double cov = mxy[i] - mx[i] * my[i];
-      sum += (2 * mx[i] * my[i] + c1) * (2 * cov + c2) /
-             ((mx[i] * mx[i] + my[i] * my[i] + c1) * (vx + vy + c2));
-    }
-    total += sum / double(mx.size());
+    for (double v : map) sum += v;
+    total += sum / double(map.size());
   }
   return total / d.c;
+}
+
+double masked_mse(const float* a, const float* b, const float* mask, ops::Dims d) {
+  const std::size_t hw = std::size_t(d.h) * d.w;
+  double sum = 0;
+  std::size_t n = 0;
+  for (std::size_t p = 0; p < hw; ++p) {
+    if (!(mask[p] > 0.5f)) continue;
+    ++n;
+    for (int c = 0; c < d.c; ++c) {
+      const double e = double(a[c * hw + p]) - double(b[c * hw + p]);
+      sum += e * e;
+    }
+  }
+  return n ? sum / (double(n) * d.c) : std::numeric_limits<double>::quiet_NaN();
+}
+
+double masked_ssim(const float* x, const float* y, const float* mask, ops::Dims d) {
+  check_ssim_size(d);
+  const int half = kWin / 2, ow = d.w - kWin + 1, oh = d.h - kWin + 1;
+  std::vector<double> map;
+  double total = 0;
+  std::size_t n = 0;
+  for (int c = 0; c < d.c; ++c) {
+    ssim_map(x, y, d, c, map);
+    n = 0;
+    double sum = 0;
+    for (int r = 0; r < oh; ++r)
+      for (int q = 0; q < ow; ++q)
+        if (mask[std::size_t(r + half) * d.w + q + half] > 0.5f) {
+          sum += map[std::size_t(r) * ow + q];
+          ++n;
+        }
+    if (n) total += sum / double(n);
+  }
+  return n ? total / d.c : std::numeric_limits<double>::quiet_NaN();
 }
 
 }  // namespace cae::train

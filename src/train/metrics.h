@@ -24,6 +24,17 @@ double image_bce(const float* p, const float* z, std::size_t n);
 // averaged over channels. Requires h, w >= 11; throws cae::Error otherwise.
 double ssim(const float* x, const float* y, ops::Dims dims);
 
+// Scores inside a region of the image, e.g. the damage that masks, lines or a crosshair made:
+// mask is one h×w plane (values > 0.5 mark the region, as data::corrupt writes its mask).
+//
+// Ensures the mean of (a − b)² over the region's pixels, every channel; NaN for an empty region.
+double masked_mse(const float* a, const float* b, const float* mask, ops::Dims dims);
+// Ensures the mean of ssim()'s map over the region's pixels whose 11×11 window lies wholly
+// inside the image (the map at a pixel is that of the window centred on it; pixels within 5 of
+// the border have none), averaged over channels; NaN when no region pixel has a window.
+// Requires h, w >= 11; throws cae::Error otherwise.
+double masked_ssim(const float* x, const float* y, const float* mask, ops::Dims dims);
+
 // The strength of a 2-pixel-period pattern, the checkerboard artefact of strided transposed
 // convolutions: the mean over every 2×2 block (all offsets, all channels) of
 // |x00 − x01 − x10 + x11| / 4. Zero on any image that is constant along rows or columns, 1 on

@@ -1,5 +1,7 @@
 #include "train/tiling.h"
 
+#include "data/corrupt.h"
+
 #include <algorithm>
 #include <cmath>
 #include <numbers>
@@ -49,10 +51,15 @@ struct TileGrid {
   int tiles() const { return int(ys.size() * xs.size()); }
 };
 
-TileGrid tile_grid(ops::Dims t, ops::Dims d, const TileOptions& options) {
-  if (d.c != t.c)
+TileGrid tile_grid(const nn::Model& model, ops::Dims d, const TileOptions& options,
+                   const float* mask) {
+  const ops::Dims t = model.input();
+  const int out_c = model.output().c;  // t.c, or t.c − 1 for an informed model
+  if (d.c != out_c)
     throw Error("tiling: the image has " + std::to_string(d.c) + " channels, the model takes " +
-                std::to_string(t.c));
+                std::to_string(out_c) + (model.informed() ? " and the damage mask" : ""));
+  if (model.informed() && !mask)
+    throw Error("tiling: the model is informed and needs the damage mask");
   if (d.h < 1 || d.w < 1) throw Error("tiling: the image is empty");
   const int overlap_y = options.overlap >= 0 ? options.overlap : t.h / 4;
   const int overlap_x = options.overlap >= 0 ? options.overlap : t.w / 4;
@@ -63,54 +70,59 @@ TileGrid tile_grid(ops::Dims t, ops::Dims d, const TileOptions& options) {
 }  // namespace
 
 std::vector<float> denoise_tiled(const nn::Model& model, const float* image, ops::Dims d,
-                                 const TileOptions& options) {
-  const int tiles = tile_grid(model.input(), d, options).tiles();
+                                 const TileOptions& options, const float* mask) {
+  const int tiles = tile_grid(model, d, options, mask).tiles();
   auto exec = model.make_inference_executor(options.backend, std::clamp(options.batch, 1, tiles));
-  return denoise_tiled(model, *exec, image, d, options);
+  return denoise_tiled(model, *exec, image, d, options, mask);
 }
 
 std::vector<float> denoise_tiled(const nn::Model& model, ops::Executor& exec, const float* image,
-                                 ops::Dims d, const TileOptions& options) {
+                                 ops::Dims d, const TileOptions& options, const float* mask) {
   const ops::Dims t = model.input();
-  const TileGrid grid = tile_grid(t, d, options);
+  const int out_c = model.output().c;
+  const TileGrid grid = tile_grid(model, d, options, mask);
   const std::vector<int>&ys = grid.ys, &xs = grid.xs;
   const int tiles = grid.tiles();
   const int batch = exec.desc().batch;
 
   const std::size_t plane = std::size_t(d.h) * d.w, tile_size = t.size();
-  const std::size_t tile_plane = std::size_t(t.h) * t.w;
+  const std::size_t tile_plane = std::size_t(t.h) * t.w, out_size = tile_plane * out_c;
   std::vector<float> sum(d.size(), 0.f), weight(plane, 0.f);
-  std::vector<float> x(batch * tile_size), y(batch * tile_size);
+  std::vector<float> x(batch * tile_size), y(batch * out_size);
   for (int first = 0; first < tiles; first += batch) {
     const int count = std::min(batch, tiles - first);
     for (int b = 0; b < count; ++b) {
       const int y0 = ys[(first + b) / xs.size()], x0 = xs[(first + b) % xs.size()];
       float* dst = x.data() + b * tile_size;
-      for (int c = 0; c < t.c; ++c)
+      for (int c = 0; c < t.c; ++c) {
+        // An informed model's last input plane is the mask (data::with_mask_channel's order).
+        const float* src = c < d.c ? image + c * plane : mask;
         for (int r = 0; r < t.h; ++r)
           for (int q = 0; q < t.w; ++q)  // beyond a small image's edge: its last row/column
             dst[c * tile_plane + r * t.w + q] =
-                image[c * plane + std::size_t(std::min(y0 + r, d.h - 1)) * d.w +
-                      std::min(x0 + q, d.w - 1)];
+                src[std::size_t(std::min(y0 + r, d.h - 1)) * d.w + std::min(x0 + q, d.w - 1)];
+      }
     }
     std::fill(x.begin() + count * tile_size, x.end(), 0.f);
     exec.forward(x.data());
-    nn::output_to_image(model.loss(), exec.output(), y.data(), count * tile_size);
+    nn::output_to_image(model.loss(), exec.output(), y.data(), count * out_size);
     for (int b = 0; b < count; ++b) {
       const int ky = (first + b) / int(xs.size()), kx = (first + b) % int(xs.size());
       const std::vector<float> wy = tile_weights(ys, ky, t.h), wx = tile_weights(xs, kx, t.w);
-      const float* src = y.data() + b * tile_size;
+      const float* src = y.data() + b * out_size;
       for (int r = 0; r < t.h && ys[ky] + r < d.h; ++r)
         for (int q = 0; q < t.w && xs[kx] + q < d.w; ++q) {
           const float w = wy[r] * wx[q];
           const std::size_t p = std::size_t(ys[ky] + r) * d.w + xs[kx] + q;
           weight[p] += w;
-          for (int c = 0; c < t.c; ++c) sum[c * plane + p] += w * src[c * tile_plane + r * t.w + q];
+          for (int c = 0; c < out_c; ++c)
+            sum[c * plane + p] += w * src[c * tile_plane + r * t.w + q];
         }
     }
   }
   for (int c = 0; c < d.c; ++c)
     for (std::size_t p = 0; p < plane; ++p) sum[c * plane + p] /= weight[p];
+  if (model.informed()) data::keep_undamaged(image, mask, 1, d, sum.data());
   return sum;
 }
 

@@ -27,15 +27,20 @@ std::vector<int> tile_starts(int length, int tile, int overlap);
 // cos² falling across the overlap with the next (so two neighbours' weights sum to 1 there).
 std::vector<float> tile_weights(const std::vector<int>& starts, int k, int tile);
 
-// Requires image: dims.size() NCHW floats in [0, 1], dims.c == model.input().c. Ensures the
-// model's output image (NCHW, dims) assembled from tiles of the model's input size; an image
-// smaller than a tile along an axis is padded by repeating its edge, and the padding dropped.
+// Requires image: dims.size() NCHW floats in [0, 1], dims.c == model.output().c, and for an
+// informed model the damage mask (h·w floats, as data::corrupt writes it; ignored otherwise).
+// Ensures the model's output image (NCHW, dims) assembled from tiles of the model's input size,
+// an informed model's tiles carrying the mask's tile as their last channel (its repair keeps
+// the image's pixels outside the mask: data::keep_undamaged); an image smaller
+// than a tile along an axis is padded by repeating its edge, and the padding dropped. Throws
+// cae::Error on a channel mismatch or a missing mask.
 std::vector<float> denoise_tiled(const nn::Model& model, const float* image, ops::Dims dims,
-                                 const TileOptions& options);
+                                 const TileOptions& options, const float* mask = nullptr);
 
 // The same with an inference executor of model's net (any batch; options.batch and backend
 // unused) built once for many images; ensures what the overload above does.
 std::vector<float> denoise_tiled(const nn::Model& model, ops::Executor& exec, const float* image,
-                                 ops::Dims dims, const TileOptions& options);
+                                 ops::Dims dims, const TileOptions& options,
+                                 const float* mask = nullptr);
 
 }  // namespace cae::train

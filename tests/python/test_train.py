@@ -275,6 +275,19 @@ def test_evaluate_gives_cae_eval_table(gray_model, gray_dataset, tmp_path):
         cae.evaluate(tmp_path / "missing.cae", gray_dataset)
 
 
+def test_evaluate_scores_inside_the_damage_beside_the_inpainters(gray_model, gray_dataset):
+    table = cae.evaluate(gray_model, gray_dataset, limit=20, tune=5, masks=2, noise=0)
+    names = [m["name"] for m in table["methods"]]
+    assert names[-2:] == ["telea", "navier-stokes"]
+    for m in table["methods"]:
+        region = table["per_image"][m["name"]]["psnr_db_region"]
+        assert region.shape == (20,)
+        assert np.nanmean(region) == pytest.approx(m["psnr_db_region"], rel=1e-12)
+    plain = cae.evaluate(gray_model, gray_dataset, limit=20, tune=5, no_baselines=True)
+    assert "psnr_db_region" not in plain["methods"][0]
+    assert "psnr_db_region" not in plain["per_image"]["noisy"]
+
+
 def test_corrupt_is_the_damage_cae_eval_scores(gray_model, gray_dataset):
     from conftest import read_idx
 

@@ -22,6 +22,7 @@ void add_export_command(CLI::App& app);
 void add_eval_command(CLI::App& app);
 void add_plot_command(CLI::App& app);
 void add_checkerboard_command(CLI::App& app);
+void add_repair_command(CLI::App& app);
 // Registers every subcommand above, in the order --help lists them (all_commands.cpp).
 void add_all_commands(CLI::App& app);
 
@@ -44,6 +45,9 @@ struct DataOptions {
   // Loads the dataset; with patches on, image folders keep their images whole (training images
   // at least the patch size). Throws cae::Error when --size is given with patches.
   data::Dataset load(const data::PatchOptions& patches = {}) const;
+  // The image folder whose photos are evaluated whole, each at its own size: that of 'photos'
+  // or of a folder of images, when no --size is given; "" otherwise (MNIST, IDX, --size).
+  std::string photo_folder() const;
 };
 
 // --corruption TEXT and one flag per model (corruption_options.cpp); flags override the text,

@@ -56,6 +56,15 @@ data::Dataset DataOptions::load(const data::PatchOptions& patches) const {
   return data::load_dataset(dataset, data::data_dir(data_dir), folder);
 }
 
+std::string DataOptions::photo_folder() const {
+  if (!size.empty() || dataset == "mnist" || dataset == "fashion-mnist") return "";
+  const std::string dir =
+      dataset == "photos" ? data::data_dir(data_dir) + "/photos" : dataset;
+  // test/ (with or without train/ and val/) or images directly in the folder.
+  const bool images = !data::list_images(dir).empty() || !data::list_images(dir + "/test").empty();
+  return images ? dir : "";
+}
+
 nn::Model load_model(const std::string& path) {
   return nn::Model::from_file(io::read_model_file(path), path);
 }
