@@ -158,6 +158,17 @@ TEST(DnnlNetParity, EveryPresetFromItsSpec) {
   }
 }
 
+// Photo inputs: RGB, and an informed model's RGB plus the mask (4 channels, where oneDNN's
+// weights gradient needs NHWC: the backend reorders for it) and gray plus the mask.
+TEST(DnnlNetParity, UnetOnPhotoInputs) {
+  for (int c : {2, 3, 4}) {
+    SCOPED_TRACE(c);
+    expect_dnnl_parity(nn::build_net(nn::parse_spec(nn::preset_spec("unet")), {c, 16, 16}, 3,
+                                     c == 3 ? 0 : c - 1),
+                       111);
+  }
+}
+
 TEST(DnnlNetParity, UnetBatch3) { expect_dnnl_parity(unet_net(3), 106); }
 TEST(DnnlNetParity, UnetWideBatch2) { expect_dnnl_parity(unet_net(2, 2), 107); }
 TEST(DnnlNetParity, ResidualBatch3) { expect_dnnl_parity(residual_net(3), 108); }
@@ -240,6 +251,25 @@ TEST(DnnlExecutor, PresetsRunNoReferenceKernelAndNoFallback) {
                   s.impl.starts_with("brg"))
           << "op " << s.op << " " << s.name << ": " << s.impl;
     EXPECT_THAT(exec->fallbacks(), ::testing::IsEmpty());
+  }
+}
+
+// The first conv of a photo model: no reference kernel for 1 to 4 input channels (gray, an
+// informed gray model, RGB, an informed RGB model), and where the backend reorders the input
+// for the weights gradient it says so.
+TEST(DnnlExecutor, PhotoInputsRunNoReferenceKernel) {
+  if (cpu_isa() < Isa::avx2) GTEST_SKIP() << "below AVX2 oneDNN 2.6 has no JIT backward convs";
+  for (int c : {1, 2, 3, 4}) {
+    SCOPED_TRACE(c);
+    const NetDesc net = nn::build_net(nn::parse_spec(nn::preset_spec("unet")), {c, 64, 64}, 8);
+    auto exec = make_executor(Backend::dnnl, net);
+    for (const KernelUse& s : exec->kernels())
+      EXPECT_FALSE(s.impl.starts_with("ref")) << "op " << s.op << " " << s.name << ": " << s.impl;
+    bool reordered = false, nhwc_step = false;
+    for (const std::string& f : exec->fallbacks())
+      reordered |= f.find("reordered to NHWC") != std::string::npos;
+    for (const KernelUse& s : exec->kernels()) nhwc_step |= s.op == 0 && s.name == "reorder";
+    if (reordered) EXPECT_TRUE(nhwc_step) << "the reorders the fallback names are steps";
   }
 }
 

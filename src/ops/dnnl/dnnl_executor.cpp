@@ -583,12 +583,15 @@ void DnnlExecutor::build_conv(int i) {
 
   // Weight gradients go straight into grads() in the params' layout when oneDNN has a fast
   // kernel for it (it does for conv); deconvolution wants its own and is reordered after.
-  auto make_bwd_w = [&](const Md& dw) {
-    auto d = op.bias ? typename BwdWeights::desc(alg, fwd.src_desc(), dw, bias_md,
-                                                 fwd.dst_desc(), strides, pad_l, pad_r)
-                     : typename BwdWeights::desc(alg, fwd.src_desc(), dw, fwd.dst_desc(),
-                                                 strides, pad_l, pad_r);
+  auto make_bwd_w_from = [&](const Md& bwd_src, const Md& dw, const Md& bwd_d_dst) {
+    auto d = op.bias ? typename BwdWeights::desc(alg, bwd_src, dw, bias_md, bwd_d_dst, strides,
+                                                 pad_l, pad_r)
+                     : typename BwdWeights::desc(alg, bwd_src, dw, bwd_d_dst, strides, pad_l,
+                                                 pad_r);
     return typename BwdWeights::primitive_desc(d, attr_, engine_, fwd);
+  };
+  auto make_bwd_w = [&](const Md& dw) {
+    return make_bwd_w_from(fwd.src_desc(), dw, fwd.dst_desc());
   };
   auto bwd_w = with_fallback(make_bwd_w, fwd.weights_desc(), "backward weights");
   if (is_ref(bwd_w)) {
@@ -599,19 +602,35 @@ void DnnlExecutor::build_conv(int i) {
       bwd_w = own_choice;
     }
   }
+  // Op 0's input is ours to lay out: oneDNN 2.6 has a JIT forward for a plain input of 4 to 8
+  // channels (an RGB photo and its damage mask) but a JIT weights gradient only from NHWC input
+  // and output gradient, and its reference kernel ran the informed model 70x slower than the
+  // blind one. Then the weights gradient reads both reordered to NHWC, and the fallback says so.
+  memory bwd_src = src, bwd_d_dst = d_dst;
+  if (i == 0 && is_ref(bwd_w) && alg == Kinds::alg) {
+    const Md src_nhwc(src_dims, f32, Tag::nhwc), dst_nhwc(dst_dims, f32, Tag::nhwc);
+    auto from_nhwc = make_bwd_w_from(src_nhwc, any_md(w_dims), dst_nhwc);
+    if (!is_ref(from_nhwc)) {
+      note_fallback(i, "backward weights: no JIT kernel reads the forward's layouts; input and "
+                       "output gradient reordered to NHWC for it");
+      bwd_w = from_nhwc;
+      bwd_src = converted_input(have, src_nhwc, bsteps, i);
+      bwd_d_dst = converted_input(d_dst, dst_nhwc, bsteps, i);
+    }
+  }
   Step dw_reorder;
   const memory dw = converted_output(d_weights, bwd_w.diff_weights_desc(), dw_reorder, i);
   if (op.bias)
     bsteps.push_back(primitive_step(i, "backward weights", typename BwdWeights::primitive(bwd_w),
                                     bwd_w,
-                                    {{DNNL_ARG_SRC, src},
-                                     {DNNL_ARG_DIFF_DST, d_dst},
+                                    {{DNNL_ARG_SRC, bwd_src},
+                                     {DNNL_ARG_DIFF_DST, bwd_d_dst},
                                      {DNNL_ARG_DIFF_WEIGHTS, dw},
                                      {DNNL_ARG_DIFF_BIAS, d_bias}}));
   else
     bsteps.push_back(primitive_step(
         i, "backward weights", typename BwdWeights::primitive(bwd_w), bwd_w,
-        {{DNNL_ARG_SRC, src}, {DNNL_ARG_DIFF_DST, d_dst}, {DNNL_ARG_DIFF_WEIGHTS, dw}}));
+        {{DNNL_ARG_SRC, bwd_src}, {DNNL_ARG_DIFF_DST, bwd_d_dst}, {DNNL_ARG_DIFF_WEIGHTS, dw}}));
   if (dw_reorder.prim) bsteps.push_back(std::move(dw_reorder));
 
   // Data gradient. Its kernels want the weights in another block order than the forward
