@@ -409,6 +409,7 @@ py::dict load_dataset(const py::object& name, const py::object& data_dir, const 
   py::dict d;
   d["name"] = ds.name;
   d["train"] = images_array(ds.train);
+  if (ds.val.n > 0) d["val"] = images_array(ds.val);
   d["test"] = images_array(ds.test);
   return d;
 }
@@ -423,7 +424,8 @@ void bind_train(py::module_& m) {
 name: what cae train's --dataset takes ("mnist", "fashion-mnist", "photos", a directory of IDX
 files, a folder of images); data: the data directory (default $CAE_DATA or ~/.local/share/cae); size
 ("HxW") and fit ("resize" or "crop"): for image folders. Returns {"name", "train", "test"},
-the images as uint8 arrays (N, H, W, C), which cae.train() takes back as a dataset. Raises
+and "val" for a folder with a validation split (DIR/val), the images as uint8 arrays
+(N, H, W, C); cae.train() takes train and test back as a dataset. Raises
 cae.Error saying where it looked and how to install a dataset it does not find.)");
   m.def("_train", &train, py::arg("dataset"), py::arg("progress"), py::arg("verbose"),
         py::arg("options"));

@@ -39,9 +39,9 @@ data::Image photo(int h, int w, int c, int seed) {
   for (int y = 0; y < h; ++y)
     for (int x = 0; x < w; ++x)
       for (int k = 0; k < c; ++k)
-        img.pixels[(std::size_t(y) * w + x) * c + k] = std::uint8_t(
-            128 + 60 * std::sin(0.21 * x + 0.5 * k + seed) + 50 * std::cos(0.17 * y - seed) +
-            ((x * 7 + y * 13 + seed) % 11));
+        img.pixels[(std::size_t(y) * w + x) * c + k] =
+            std::uint8_t(128 + 60 * std::sin(0.21 * x + 0.5 * k + seed) +
+                         50 * std::cos(0.17 * y - seed) + ((x * 7 + y * 13 + seed) % 11));
   return img;
 }
 
@@ -203,9 +203,9 @@ TEST(PhotoEval, WholePhotosOfDifferentSizesBlindAndInformed) {
   train::TileOptions tiles;
   tiles.backend = ops::Backend::ref;
   const data::Corruption damage = crosshair();
-  const train::Comparison c = train::compare_photos(
-      {{"blind", &blind}, {"informed", &informed}}, test, {"a.png", "b.png"}, val, damage, 4,
-      options, tiles);
+  const train::Comparison c =
+      train::compare_photos({{"blind", &blind}, {"informed", &informed}}, test, {"a.png", "b.png"},
+                            val, damage, 4, options, tiles);
   EXPECT_EQ(c.images, 2);
   EXPECT_TRUE(c.region);
   EXPECT_EQ(c.tuned_on, "val");
@@ -218,7 +218,8 @@ TEST(PhotoEval, WholePhotosOfDifferentSizesBlindAndInformed) {
   for (int i = 0; i < 2; ++i) {
     const train::DamagedPhoto p = train::damage_photo(test[i], damage, 4, 0, i);
     EXPECT_EQ(p.dims.h, test[i].h);
-    const train::Scores noisy = train::score_image(p.damaged.data(), p.clean.data(), p.mask.data(), p.dims);
+    const train::Scores noisy =
+        train::score_image(p.damaged.data(), p.clean.data(), p.mask.data(), p.dims);
     EXPECT_EQ(c.methods[0].per_image[i].psnr, noisy.psnr);
     EXPECT_EQ(c.methods[0].per_image[i].psnr_region, noisy.psnr_region);
     const auto out = train::denoise_tiled(informed, p.damaged.data(), p.dims, tiles, p.mask.data());
@@ -233,7 +234,8 @@ TEST(PhotoEval, WholePhotosOfDifferentSizesBlindAndInformed) {
     std::vector<float> out(v.dims.size());
     train::apply_baseline(train::Baseline::telea, r, v.damaged.data(), out.data(), 1, v.dims,
                           v.mask.data());
-    const double p = train::psnr(train::masked_mse(out.data(), v.clean.data(), v.mask.data(), v.dims));
+    const double p =
+        train::psnr(train::masked_mse(out.data(), v.clean.data(), v.mask.data(), v.dims));
     if (p > best) best = p, setting = train::baseline_setting(train::Baseline::telea, r);
   }
   EXPECT_EQ(c.methods[6].setting, setting);
@@ -270,8 +272,8 @@ TEST(PhotoEval, PhotosOfOneSizeScoreAsAnImageSet) {
   options.tune_images = 2;
   train::TileOptions tiles;
   tiles.backend = ops::Backend::ref;
-  const auto whole =
-      train::compare_photos({{"cae", &blind}}, photos, {"0", "1", "2"}, {}, damage, 9, options, tiles);
+  const auto whole = train::compare_photos({{"cae", &blind}}, photos, {"0", "1", "2"}, {}, damage,
+                                           9, options, tiles);
   const auto one_shape = train::compare({{"cae", &blind}}, set, damage, 9, options);
   ASSERT_EQ(whole.methods.size(), one_shape.methods.size());
   for (std::size_t m = 0; m < whole.methods.size(); ++m) {
@@ -301,10 +303,9 @@ TEST(RepairFigure, FourPanelsAboveTheirZoomedCrops) {
                   original.pixels[(std::size_t(y) * 52 + x) * 3 + k])
             << "at " << y << "," << x;
   EXPECT_GT(r.telea.psnr_region, r.damaged.psnr_region);
-  EXPECT_THAT(test::error_of([&] {
-                train::repair_photo(blind, original, data::Corruption{}, 0, tiles);
-              }),
-              HasSubstr("no masks, lines or crosshair"));
+  EXPECT_THAT(
+      test::error_of([&] { train::repair_photo(blind, original, data::Corruption{}, 0, tiles); }),
+      HasSubstr("no masks, lines or crosshair"));
 }
 
 TEST(PhotoEvalCli, EvalAndRepairOnAFolderOfDifferentSizes) {
@@ -320,7 +321,8 @@ TEST(PhotoEvalCli, EvalAndRepairOnAFolderOfDifferentSizes) {
     io::write_model_file(model, tiny_model(3, informed).to_file());
     const auto e = test::run_cae("eval -m " + model + " --dataset " + dir +
                                  "/photos --crosshair --line-thickness 3 --noise 0 --threads 2 "
-                                 "--json " + dir + "/e.json --csv " + dir + "/e.csv");
+                                 "--json " +
+                                 dir + "/e.json --csv " + dir + "/e.csv");
     ASSERT_EQ(e.status, 0) << e.output;
     EXPECT_THAT(e.output, HasSubstr("3 whole test photos"));
     EXPECT_THAT(e.output, HasSubstr("telea (r="));
@@ -336,9 +338,9 @@ TEST(PhotoEvalCli, EvalAndRepairOnAFolderOfDifferentSizes) {
     EXPECT_EQ(header, "image,method,mse,psnr_db,ssim,bce,psnr_db_region,ssim_region");
   }
 
-  const auto r = test::run_cae("repair " + dir + "/photos/test/b.jpg -m " + dir +
-                               "/informed.cae --crosshair --noise 0 --threads 2 -o " + dir +
-                               "/fig.png");
+  const auto r =
+      test::run_cae("repair " + dir + "/photos/test/b.jpg -m " + dir +
+                    "/informed.cae --crosshair --noise 0 --threads 2 -o " + dir + "/fig.png");
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_THAT(r.output, HasSubstr("PSNR inside the damage"));
   const data::Image fig = data::read_png(dir + "/fig.png");
@@ -355,8 +357,8 @@ TEST(PhotoEvalCli, EvalAndRepairOnAFolderOfDifferentSizes) {
                                      "/photos --crosshair --threads 2");
   EXPECT_EQ(corrupt.status, 1);
   EXPECT_THAT(corrupt.output, HasSubstr("cae: error: " + dir + "/photos/test/c.png"));
-  const auto noise = test::run_cae("repair " + dir + "/photos/val/v.png -m " + dir +
-                                   "/blind.cae --noise 0.1");
+  const auto noise =
+      test::run_cae("repair " + dir + "/photos/val/v.png -m " + dir + "/blind.cae --noise 0.1");
   EXPECT_EQ(noise.status, 1);
   EXPECT_THAT(noise.output, HasSubstr("no masks, lines or crosshair"));
 }

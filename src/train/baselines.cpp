@@ -126,23 +126,29 @@ void fill_edge_damage(cv::Mat& image, const cv::Mat& mask) {
         for (int k = i; k < end; ++k) {
           const double t = lo < 0 ? 1 : hi >= n ? 0 : double(k - lo) / (hi - lo);
           std::uint8_t* dst = image.ptr<std::uint8_t>(at_y(k)) + at_x(k) * c;
-          const std::uint8_t* a = image.ptr<std::uint8_t>(at_y(lo < 0 ? hi : lo)) +
-                                  at_x(lo < 0 ? hi : lo) * c;
-          const std::uint8_t* b = image.ptr<std::uint8_t>(at_y(hi >= n ? lo : hi)) +
-                                  at_x(hi >= n ? lo : hi) * c;
-          for (int ch = 0; ch < c; ++ch) dst[ch] = std::uint8_t(std::lround((1 - t) * a[ch] + t * b[ch]));
+          const std::uint8_t* a =
+              image.ptr<std::uint8_t>(at_y(lo < 0 ? hi : lo)) + at_x(lo < 0 ? hi : lo) * c;
+          const std::uint8_t* b =
+              image.ptr<std::uint8_t>(at_y(hi >= n ? lo : hi)) + at_x(hi >= n ? lo : hi) * c;
+          for (int ch = 0; ch < c; ++ch)
+            dst[ch] = std::uint8_t(std::lround((1 - t) * a[ch] + t * b[ch]));
         }
       i = end;
     }
   };
-  for (int y : {0, h - 1})
-    fill(w, [y](int) { return y; }, [](int i) { return i; });
-  for (int x : {0, w - 1})
-    fill(h, [](int i) { return i; }, [x](int) { return x; });
+  const auto index = [](int i) { return i; };
+  for (int y : {0, h - 1}) {
+    const auto row = [y](int) { return y; };
+    fill(w, row, index);
+  }
+  for (int x : {0, w - 1}) {
+    const auto column = [x](int) { return x; };
+    fill(h, index, column);
+  }
 }
 
-void inpaint_one(Baseline kind, float radius, const float* damaged, const float* mask,
-                 ops::Dims d, cv::Mat& dst) {
+void inpaint_one(Baseline kind, float radius, const float* damaged, const float* mask, ops::Dims d,
+                 cv::Mat& dst) {
   cv::Mat image = to_mat(damaged, d, true);
   const cv::Mat holes = mask_mat(mask, d);
   fill_edge_damage(image, holes);

@@ -51,8 +51,8 @@ void take_means(Method& m) {
 
 double tuning_score(Baseline kind, const float* out, const float* clean, const float* mask,
                     ops::Dims d) {
-  const double e = baseline_inpaints(kind) ? masked_mse(out, clean, mask, d)
-                                           : mse(out, clean, d.size());
+  const double e =
+      baseline_inpaints(kind) ? masked_mse(out, clean, mask, d) : mse(out, clean, d.size());
   return std::isnan(e) ? e : psnr(e);
 }
 
@@ -64,9 +64,9 @@ void score_all(Method& m, const std::vector<float>& out, const std::vector<float
   const std::size_t plane = std::size_t(d.h) * d.w;
 #pragma omp parallel for schedule(static)
   for (int i = 0; i < n; ++i)
-    m.per_image[i] = score_image(out.data() + std::size_t(i) * d.size(),
-                                 clean.data() + std::size_t(i) * d.size(),
-                                 mask ? mask + i * plane : nullptr, d);
+    m.per_image[i] =
+        score_image(out.data() + std::size_t(i) * d.size(),
+                    clean.data() + std::size_t(i) * d.size(), mask ? mask + i * plane : nullptr, d);
   take_means(m);
 }
 
@@ -77,9 +77,9 @@ double mean_tuning_score(Baseline kind, const float* out, const float* clean, co
   int counted = 0;
   const std::size_t plane = std::size_t(d.h) * d.w;
   for (int i = 0; i < n; ++i) {
-    const double s = tuning_score(kind, out + std::size_t(i) * d.size(),
-                                  clean + std::size_t(i) * d.size(),
-                                  mask ? mask + i * plane : nullptr, d);
+    const double s =
+        tuning_score(kind, out + std::size_t(i) * d.size(), clean + std::size_t(i) * d.size(),
+                     mask ? mask + i * plane : nullptr, d);
     if (!std::isnan(s)) sum += s, ++counted;
   }
   return counted ? sum / counted : -1e300;
@@ -226,19 +226,17 @@ std::string comparison_table(const Comparison& c) {
 namespace {
 
 // JSON has no NaN: a region score an image lacks is null.
-nlohmann::json number(double v) { return std::isnan(v) ? nlohmann::json(nullptr) : nlohmann::json(v); }
+nlohmann::json number(double v) {
+  return std::isnan(v) ? nlohmann::json(nullptr) : nlohmann::json(v);
+}
 
 }  // namespace
 
 std::string comparison_json(const Comparison& c) {
   nlohmann::json methods = nlohmann::json::array();
   for (const Method& m : c.methods) {
-    nlohmann::json j = {{"name", m.name},
-                        {"setting", m.setting},
-                        {"mse", m.mean.mse},
-                        {"psnr_db", m.mean.psnr},
-                        {"ssim", m.mean.ssim},
-                        {"bce", m.mean.bce}};
+    nlohmann::json j = {{"name", m.name},         {"setting", m.setting}, {"mse", m.mean.mse},
+                        {"psnr_db", m.mean.psnr}, {"ssim", m.mean.ssim},  {"bce", m.mean.bce}};
     if (c.region) {
       j["psnr_db_region"] = number(m.mean.psnr_region);
       j["ssim_region"] = number(m.mean.ssim_region);

@@ -103,16 +103,15 @@ float tune_baseline(Baseline kind, const DamagedPhoto* tuning, std::size_t count
 Comparison compare_photos(const std::vector<NamedModel>& models,
                           const std::vector<data::Image>& test,
                           const std::vector<std::string>& names,
-                          const std::vector<data::Image>& val,
-                          const data::Corruption& corruption, std::uint64_t seed,
-                          const CompareOptions& options, const TileOptions& tiles) {
+                          const std::vector<data::Image>& val, const data::Corruption& corruption,
+                          std::uint64_t seed, const CompareOptions& options,
+                          const TileOptions& tiles) {
   if (test.empty()) throw Error("eval: no test photo");
   for (const auto& m : models)
     if (m.model->output().c != test[0].c)
       throw Error("eval: model '" + m.name + "' repairs " + std::to_string(m.model->output().c) +
                   "-channel images, the photos have " + std::to_string(test[0].c));
-  const std::vector<DamagedPhoto> photos =
-      damage_all(test, test.size(), corruption, seed, 0);
+  const std::vector<DamagedPhoto> photos = damage_all(test, test.size(), corruption, seed, 0);
   Comparison c;
   c.corruption = corruption.describe();
   c.seed = seed;

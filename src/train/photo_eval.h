@@ -55,9 +55,9 @@ inline constexpr std::uint64_t kValKey = 1;
 Comparison compare_photos(const std::vector<NamedModel>& models,
                           const std::vector<data::Image>& test,
                           const std::vector<std::string>& names,
-                          const std::vector<data::Image>& val,
-                          const data::Corruption& corruption, std::uint64_t seed,
-                          const CompareOptions& options, const TileOptions& tiles);
+                          const std::vector<data::Image>& val, const data::Corruption& corruption,
+                          std::uint64_t seed, const CompareOptions& options,
+                          const TileOptions& tiles);
 
 // One photo repaired by a model and by cv::inpaint Telea, for the figure a person looks at.
 struct PhotoRepair {

@@ -403,6 +403,8 @@ def test_patch_training_on_a_folder_with_a_validation_split(tmp_path):
     assert all("val_loss" in e for e in run.history)
     assert run.metrics["patch"] == "12x12" and run.metrics["val_images"] == 1
     assert (tmp_path / "py" / "best.cae").exists()
+    fitted = cae.load_dataset(tmp_path / "photos", size="12")
+    assert fitted["val"].shape == (1, 12, 12, 1) and fitted["train"].shape == (2, 12, 12, 1)
     cli = [a for k, v in options.items() for a in (f"--{k.replace('_', '-')}", v)]
     check_cae("train", "--dataset", tmp_path / "photos", "--out", tmp_path / "cli", *cli)
     x = np.random.default_rng(1).random((4, 12, 12, 1), dtype=np.float32)

@@ -58,8 +58,7 @@ data::Dataset DataOptions::load(const data::PatchOptions& patches) const {
 
 std::string DataOptions::photo_folder() const {
   if (!size.empty() || dataset == "mnist" || dataset == "fashion-mnist") return "";
-  const std::string dir =
-      dataset == "photos" ? data::data_dir(data_dir) + "/photos" : dataset;
+  const std::string dir = dataset == "photos" ? data::data_dir(data_dir) + "/photos" : dataset;
   // test/ (with or without train/ and val/) or images directly in the folder.
   const bool images = !data::list_images(dir).empty() || !data::list_images(dir + "/test").empty();
   return images ? dir : "";
