@@ -3,6 +3,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 
@@ -401,4 +402,26 @@ TEST(Train, LearnsToDenoiseRealMnist) {
   EXPECT_LT(after.loss, 0.3);
   EXPECT_LT(history.back().train_loss, history.front().train_loss);
   EXPECT_GT(after.psnr_output, after.psnr_noisy + 3.0);
+}
+
+// A time limit stops the run before the epoch that would pass it: with a limit far below one
+// epoch's length, the run trains its first epoch only, and the model file says so.
+TEST(Train, ATimeLimitStopsBeforeTheEpochThatWouldPassIt) {
+  const data::Dataset ds = small_dataset();
+  train::TrainConfig config = small_config(test::scratch_dir(), 3);
+  config.time_limit_seconds = 1e-6;
+  nn::Model model = seed_model(ds.dims(), 1);
+  Quiet quiet;
+  const auto history = train::train(model, ds, config, quiet);
+  ASSERT_EQ(history.size(), 1u);
+  const nn::Model saved =
+      nn::Model::from_file(io::read_model_file(config.out_dir + "/model.cae"), "model.cae");
+  const auto epochs = std::find_if(saved.meta().begin(), saved.meta().end(),
+                                   [](const auto& kv) { return kv.first == "epochs"; });
+  ASSERT_NE(epochs, saved.meta().end());
+  EXPECT_EQ(epochs->second, "1");
+  config.time_limit_seconds = 0;  // no limit: all three
+  nn::Model again = seed_model(ds.dims(), 1);
+  config.out_dir = test::scratch_dir() + "/unlimited";
+  EXPECT_EQ(train::train(again, ds, config, quiet).size(), 3u);
 }

@@ -360,7 +360,8 @@ nn::Model finished_model(const Run& run) {
   const TrainConfig& config = run.config;
   model.params() = run.exec.to_canonical(run.exec.params());
   model.meta().emplace_back("corruption", config.corruption.describe());
-  model.meta().emplace_back("epochs", std::to_string(config.epochs));
+  // The epochs trained: config.epochs, or fewer where patience or the time limit stopped it.
+  model.meta().emplace_back("epochs", std::to_string(run.state.epoch));
   // Only a schedule that is not constant, only patches when on: a plain run's model file stays
   // as it always was.
   if (!config.lr_schedule.is_constant())
@@ -434,6 +435,15 @@ EpochStats end_epoch(Run& run, int epoch, const StepTotals& steps, int batches,
   return st;
 }
 
+// Whether an epoch that would end `seconds` into the run passes config's time limit; rank 0's
+// clock decides for every rank, so that all stop together.
+bool out_of_time(const TrainConfig& config, dist::Communicator& comm, double seconds) {
+  if (config.time_limit_seconds <= 0) return false;
+  std::uint8_t out = seconds > config.time_limit_seconds;
+  comm.broadcast(std::as_writable_bytes(std::span<std::uint8_t>(&out, 1)));
+  return out != 0;
+}
+
 }  // namespace
 
 std::vector<EpochStats> train(nn::Model& model, const data::Dataset& data,
@@ -468,8 +478,12 @@ std::vector<EpochStats> train(nn::Model& model, const data::Dataset& data,
   const int batches = epoch_images(config, data) / config.batch;
   progress.on_start(run.state.epoch + 1, config.epochs, batches);
 
+  const auto started = Clock::now();
+  double last_epoch_seconds = 0;
   for (int epoch = run.state.epoch + 1;
-       epoch <= config.epochs && !patience_spent(config.patience, run.state.best_val, epoch - 1);
+       epoch <= config.epochs && !patience_spent(config.patience, run.state.best_val, epoch - 1) &&
+       !(last_epoch_seconds > 0 &&  // every run trains an epoch
+         out_of_time(config, comm, seconds_since(started) + last_epoch_seconds));
        ++epoch) {
     const auto t0 = Clock::now();
     opt.set_lr(float(lr_of_epoch(config.lr_schedule, config.optimizer.lr, epoch, config.epochs,
@@ -492,6 +506,7 @@ std::vector<EpochStats> train(nn::Model& model, const data::Dataset& data,
       progress.on_batch(epoch, b + 1, batches, loss, double(b + 1) * config.batch / steps.seconds);
     }
     progress.on_epoch(end_epoch(run, epoch, steps, batches, t0));
+    last_epoch_seconds = seconds_since(t0);
   }
   model = finished_model(run);
   if (writer) io::write_model_file(config.out_dir + "/model.cae", model.to_file());

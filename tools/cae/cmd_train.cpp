@@ -196,6 +196,7 @@ TrainOutcome run_training(TrainOptions& o, dist::Communicator& comm, train::Prog
   config.corruption = o.corruption.apply(config.corruption);
   config.optimizer.kind = nn::parse_optimizer(o.optimizer);
   config.lr_schedule = train::parse_lr_schedule(o.lr_schedule);
+  config.time_limit_seconds = o.time_limit_minutes * 60;
   std::string spec_text;
   if (o.spec.empty())
     spec_text = nn::preset_spec(o.preset);
@@ -248,6 +249,8 @@ TrainOutcome run_training(TrainOptions& o, dist::Communicator& comm, train::Prog
       {"train_images", ds.train_count()},
       {"test_images", ds.test_count()},
       {"epochs", config.epochs},
+      {"epochs_trained", history.back().epoch},
+      {"time_limit_minutes", config.time_limit_seconds / 60},
       {"batch", config.batch},
       {"micro_batch", train::micro_batch_of(config, comm.size())},
       {"lr", config.optimizer.lr},
@@ -367,6 +370,10 @@ void add_train_options(CLI::App* cmd, TrainOptions& options) {
                   "with a validation split (DIR/val): stop after N epochs without a lower "
                   "validation loss (default 0: never); best.cae is kept either way")
       ->check(at_least(0));
+  cmd->add_option("--time-limit", o->time_limit_minutes,
+                  "stop before an epoch that would end past this many minutes (judged by the last "
+                  "epoch's length; default 0: no limit); the epochs trained are in model.cae")
+      ->check(CLI::NonNegativeNumber);
   cmd->add_option("--limit", o->limit,
                   "use only the first N training images (and N validation images)")
       ->check(at_least(0));
