@@ -104,6 +104,8 @@ def train(
     augment: str = "none",
     patches_per_epoch: int = ...,
     patience: int = 0,
+    time_limit: float = 0.0,
+    informed: bool = False,
     limit: int = 0,
     test_limit: int = 0,
     threads: int = ...,
