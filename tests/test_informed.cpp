@@ -85,8 +85,8 @@ TEST(Informed, TheModelFileRecordsItAndBlindFilesAreUnchanged) {
   const io::ModelFile file = model.to_file();
   ASSERT_NE(file.find_meta("informed"), nullptr);
   EXPECT_EQ(*file.find_meta("informed"), "1");
-  const nn::Model back = nn::Model::from_file(io::decode_model_file(io::encode_model_file(file), "informed.cae"),
-                                              "informed.cae");
+  const nn::Model back = nn::Model::from_file(
+      io::decode_model_file(io::encode_model_file(file), "informed.cae"), "informed.cae");
   EXPECT_TRUE(back.informed());
   EXPECT_EQ(back.output().c, 3);
   EXPECT_EQ(back.params(), model.params());

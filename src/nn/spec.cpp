@@ -354,7 +354,8 @@ ops::NetDesc build_net(const Architecture& arch, ops::Dims input, int batch,
     switch (info.shape) {
       case ops::ShapeRule::window:
       case ops::ShapeRule::pool: {
-        op.out.c = info.shape == ops::ShapeRule::pool ? cur.c : (l.channels ? l.channels : channels);
+        op.out.c =
+            info.shape == ops::ShapeRule::pool ? cur.c : (l.channels ? l.channels : channels);
         if (l.size == SizeRule::same) {
           op.out.h = same_out(cur.h, l.stride);
           op.out.w = same_out(cur.w, l.stride);

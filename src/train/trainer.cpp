@@ -495,7 +495,8 @@ std::vector<EpochStats> train(nn::Model& model, const data::Dataset& data,
     const std::vector<int> order = permutation(steps_data.train.n, shuffle_rng);
     StepTotals steps;
     // A backend that runs whole steps on its device (cuda) takes the epoch's batches itself.
-    const bool fused = offers_fused_epochs(config, comm.size(), steps_data.paired() || model.informed()) &&
+    const bool host_inputs = steps_data.paired() || model.informed();
+    const bool fused = offers_fused_epochs(config, comm.size(), host_inputs) &&
                        run_fused_epoch(*exec, opt, model, steps_data.train, order, config, epoch,
                                        progress, run.checkpoint_path, steps);
     for (int b = 0; b < batches && !fused; ++b) {

@@ -45,9 +45,9 @@ struct TrainConfig {
   // this many epochs; 0: never. (best.cae, the lowest validation loss's model, is kept anyway.)
   int patience = 0;
   // Stop before an epoch that would end past this many seconds of this process's run (judged by
-  // the last epoch's length; the first epoch always runs); 0: no limit. For jobs with a time budget: the epochs then depend
-  // on the machine's speed, each epoch's weights still on nothing else (the model file records
-  // the epochs trained).
+  // the last epoch's length; the first epoch always runs); 0: no limit. For jobs with a time
+  // budget: the epochs then depend on the machine's speed, each epoch's weights still on nothing
+  // else (the model file records the epochs trained).
   double time_limit_seconds = 0;
   std::string out_dir;  // checkpoint.cae, model.cae, losses.csv (best.cae) go here
   bool resume = false;  // continue from out_dir/checkpoint.cae

@@ -217,7 +217,8 @@ TrainOutcome run_training(TrainOptions& o, dist::Communicator& comm, train::Prog
   if (lead && log.lines)
     std::fprintf(stderr, "training on %s: %s%s, %d epochs, batch %d, %s backend, %d threads%s\n",
                  ds.name.c_str(), data_summary(ds, config, model.output()).c_str(),
-                 o.informed ? ", the damage mask as input too" : "", config.epochs, config.batch, ops::backend_name(config.backend), omp_get_max_threads(),
+                 o.informed ? ", the damage mask as input too" : "", config.epochs, config.batch,
+                 ops::backend_name(config.backend), omp_get_max_threads(),
                  comm.size() > 1 ? (" x " + std::to_string(comm.size()) + " ranks").c_str() : "");
   StartNoting noting(progress);
   const auto t0 = std::chrono::steady_clock::now();

@@ -24,8 +24,8 @@ struct TrainOptions {
   int patches_per_epoch = 0;             // 0: data/patches.h's default
   int limit = 0, test_limit = 0;
   bool sync_grads = false;
-  bool informed = false;
-  double time_limit_minutes = 0;  // --time-limit (TrainConfig::time_limit_seconds)  // --informed: the damage mask is an input channel (nn::Model::informed)
+  bool informed = false;  // --informed: the damage mask is an input channel (nn::Model::informed)
+  double time_limit_minutes = 0;  // --time-limit (TrainConfig::time_limit_seconds)
   TrainOptions() { config.out_dir = "runs/seed"; }
 };
 
