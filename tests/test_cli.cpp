@@ -193,6 +193,8 @@ TEST(Cli, UsageErrorsAreOneLineAndExitTwo) {
       {"train --noise x", "--noise: 'x' is not a number" + see_train},
       {"train --noise 101", "--noise: value 101 is not in 0 … 100" + see_train},
       {"train --lr 0", "--lr: value 0 is not above 0" + see_train},
+      {"train --time-limit -1", "--time-limit: value -1 is not in 0 … 525600" + see_train},
+      {"train --time-limit abc", "--time-limit: 'abc' is not a number" + see_train},
       {"train --lr nan", "--lr: value nan is not a finite number" + see_train},
       {"train --limit -3", "--limit: value -3 is below 0" + see_train},
       {"train --seed abc", "--seed: 'abc' is not a non-negative integer" + see_train},

@@ -374,7 +374,7 @@ void add_train_options(CLI::App* cmd, TrainOptions& options) {
   cmd->add_option("--time-limit", o->time_limit_minutes,
                   "stop before an epoch that would end past this many minutes (judged by the last "
                   "epoch's length; default 0: no limit); the epochs trained are in model.cae")
-      ->check(CLI::NonNegativeNumber);
+      ->check(in_range(0.0, 525600.0));  // up to a year
   cmd->add_option("--limit", o->limit,
                   "use only the first N training images (and N validation images)")
       ->check(at_least(0));
