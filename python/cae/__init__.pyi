@@ -106,6 +106,7 @@ def train(
     patience: int = 0,
     time_limit: float = 0.0,
     informed: bool = False,
+    fill: str = ...,
     limit: int = 0,
     test_limit: int = 0,
     threads: int = ...,

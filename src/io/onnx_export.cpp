@@ -374,6 +374,9 @@ onnx::ModelProto make_proto(const nn::Model& model, int fixed_batch, ops::NetDes
 }  // namespace
 
 std::vector<std::uint8_t> encode_onnx(const nn::Model& trained) {
+  if (!trained.fill().empty())  // the graph would return a correction, not a repair
+    throw Error("cannot export: the model corrects a cv::inpaint fill ('" + trained.fill() +
+                "'), which has no ONNX operator");
   // A model trained into NaN is not worth shipping; say so here rather than let a runtime
   // return NaN images.
   for (std::size_t i = 0; i < trained.params().size(); ++i)

@@ -116,6 +116,7 @@ Model Model::folded() const {
 
   Model out(std::move(arch), input_, loss_, informed_);
   out.meta_ = meta_;
+  out.fill_ = fill_;
   for (std::size_t i = 0; i < out.infos_.size(); ++i) {
     const ops::ParamInfo& info = out.infos_[i];
     const int k = source[info.op];
@@ -168,6 +169,7 @@ io::ModelFile Model::to_file() const {
   file.set_meta("input_channels", std::to_string(input_.c));
   file.set_meta("loss", loss_name(loss_));
   if (informed_) file.set_meta("informed", "1");
+  if (!fill_.empty()) file.set_meta("fill", fill_);
   for (const auto& [key, value] : meta_) file.set_meta(key, value);
   for (std::size_t i = 0; i < infos_.size(); ++i) {
     io::NamedTensor t;
@@ -224,6 +226,7 @@ Model Model::from_file(const io::ModelFile& file, const std::string& what) {
     tensors.push_back(t);
   }
   Model model(std::move(arch), input, parse_loss(file.meta_value("loss")), informed);
+  if (const std::string* fill = file.find_meta("fill")) model.fill_ = *fill;
   for (std::size_t i = 0; i < model.infos_.size(); ++i) {
     const io::NamedTensor* t = tensors[i];
     const std::string name = model.param_name(i);
@@ -231,8 +234,8 @@ Model Model::from_file(const io::ModelFile& file, const std::string& what) {
       if (!std::isfinite(x)) throw Error(what + ": tensor '" + name + "' holds NaN or Inf");
     model.params_[i] = t->data;
   }
-  static const char* const own_keys[] = {"input_height", "input_width", "input_channels", "loss",
-                                         "informed"};
+  static const char* const own_keys[] = {"input_height", "input_width", "input_channels",
+                                         "loss",         "informed",    "fill"};
   for (const auto& [key, value] : file.meta) {
     bool own = false;
     for (const char* k : own_keys) own = own || key == k;

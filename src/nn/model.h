@@ -61,6 +61,11 @@ class Model {
   // Throws cae::Error naming `where` when the model is informed: for paths that have no damage
   // mask to give it (cae denoise, the embedding API), which cae eval and cae repair have.
   void require_blind(const std::string& where) const;
+  // An informed model's fill: the classical inpainter whose repair its net corrects, as text
+  // ("navier-stokes r=3"; train/fill.h reads and checks it), empty for none. Model files and
+  // checkpoints carry it in meta "fill".
+  const std::string& fill() const { return fill_; }
+  void set_fill(std::string fill) { fill_ = std::move(fill); }
   // Requires nothing. Ensures the same function for inference with every batchnorm folded into
   // the conv or tconv before it: weight[o] *= s[o], bias[o] = (bias[o] - running_mean[o]) s[o]
   // + shift[o] with s = scale / sqrt(running_var + kBatchNormEpsilon); the conv takes the
@@ -92,6 +97,7 @@ class Model {
   ops::Dims input_, output_;
   LossKind loss_;
   bool informed_ = false;
+  std::string fill_;
   std::vector<ops::ParamInfo> infos_;
   std::vector<std::vector<float>> params_;
   std::vector<std::pair<std::string, std::string>> meta_;

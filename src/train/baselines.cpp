@@ -48,7 +48,7 @@ std::vector<float> baseline_grid(Baseline kind) {
     case Baseline::gaussian:
       return {0.5f, 0.75f, 1, 1.5f, 2, 3};
     case Baseline::nlm:
-      return {10, 20, 35, 50, 70, 100, 140};
+      return {5, 10, 15, 20, 25, 30, 35, 50, 70, 100, 140};
     case Baseline::telea:
     case Baseline::navier_stokes:
       return {1, 3, 5, 9};

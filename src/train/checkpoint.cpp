@@ -162,6 +162,9 @@ Checkpoint read_checkpoint(const std::string& path, nn::Model& model, ops::Execu
       saved.informed() != model.informed())
     throw Error(path + ": the checkpoint was trained on another input shape or loss, or " +
                 (saved.informed() ? "informed of the damage mask" : "blind to the damage mask"));
+  if (saved.fill() != model.fill())
+    throw Error(path + ": the checkpoint's fill is '" + saved.fill() + "', this run asks for '" +
+                model.fill() + "' (resume needs the same settings)");
   for (const char* key : kRunKeys) {
     const std::string& was = file.meta_value(key);
     const std::string now = config_value(config, key);

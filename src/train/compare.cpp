@@ -6,11 +6,13 @@
 #include <iomanip>
 #include <nlohmann/json.hpp>
 #include <numeric>
+#include <optional>
 #include <sstream>
 
 #include "cae/error.h"
 #include "data/dataset.h"
 #include "train/baselines.h"
+#include "train/fill.h"
 #include "train/metrics.h"
 
 namespace cae::train {
@@ -145,17 +147,21 @@ Comparison compare(const std::vector<NamedModel>& models, const data::ImageSet& 
     const int batch = std::min(options.batch, n);
     auto exec = named.model->make_inference_executor(options.backend, batch);
     std::vector<float> x(std::size_t(batch) * in.size());
+    std::optional<InformedRun> run;
+    if (named.model->informed()) run.emplace(*named.model, batch);
     for (int first = 0; first < n; first += batch) {
       const int count = std::min(batch, n - first);
-      if (named.model->informed())
-        data::with_mask_channel(noisy.data() + std::size_t(first) * image, mask + first * plane,
-                                count, d, x.data());
+      if (run)
+        std::copy_n(
+            run->input(noisy.data() + std::size_t(first) * image, mask + first * plane, count),
+            std::size_t(count) * in.size(), x.begin());
       else
         std::copy_n(noisy.begin() + std::size_t(first) * image, std::size_t(count) * image,
                     x.begin());
       std::fill(x.begin() + std::size_t(count) * in.size(), x.end(), 0.f);  // padding
       exec->forward(x.data());
-      nn::output_to_image(named.model->loss(), exec->output(),
+      nn::output_to_image(named.model->loss(),
+                          run ? run->output(exec->output(), count) : exec->output(),
                           out.data() + std::size_t(first) * image, std::size_t(count) * image);
     }
     if (named.model->informed())  // the repair changes only what it was told is damaged

@@ -1,10 +1,12 @@
 #include "train/evaluation.h"
 
 #include <algorithm>
+#include <optional>
 #include <vector>
 
 #include "data/dataset.h"
 #include "nn/loss.h"
+#include "train/fill.h"
 #include "train/metrics.h"
 #include "train/tiling.h"
 
@@ -61,7 +63,8 @@ EvalSums evaluate_sums(const nn::Model& model, ops::Executor& exec, const data::
   const bool paired = &targets != &test, informed = model.informed();
   std::vector<float> input(paired ? batch * image : 0);
   std::vector<float> mask(informed ? std::size_t(batch) * dims.h * dims.w : 0);
-  std::vector<float> informed_input(informed ? batch * model.input().size() : 0);
+  std::optional<InformedRun> run;
+  if (informed) run.emplace(model, batch);
   std::vector<int> indices(batch);
   EvalSums sums;
   auto& v = sums.v;
@@ -73,12 +76,9 @@ EvalSums evaluate_sums(const nn::Model& model, ops::Executor& exec, const data::
     data::corrupt(corruption, paired ? input.data() : clean.data(), noisy.data(), count, dims,
                   seed, stream, 0, std::uint64_t(first), informed ? mask.data() : nullptr);
     std::fill(noisy.begin() + count * image, noisy.end(), 0.f);  // padding of the last batch
-    if (informed) {
-      std::fill(mask.begin() + count * dims.h * dims.w, mask.end(), 0.f);
-      data::with_mask_channel(noisy.data(), mask.data(), batch, dims, informed_input.data());
-    }
-    exec.forward(informed ? informed_input.data() : noisy.data());
-    const float* out = exec.output();
+    if (informed) std::fill(mask.begin() + count * dims.h * dims.w, mask.end(), 0.f);
+    exec.forward(informed ? run->input(noisy.data(), mask.data(), batch) : noisy.data());
+    const float* out = informed ? run->output(exec.output(), count) : exec.output();
     const std::size_t n = count * image;
     if (informed)  // each image's loss over its damaged pixels, as the trainer's
       for (int b = 0; b < count; ++b)

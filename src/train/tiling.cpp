@@ -1,12 +1,13 @@
 #include "train/tiling.h"
 
-#include "data/corrupt.h"
-
 #include <algorithm>
 #include <cmath>
 #include <numbers>
+#include <optional>
 
 #include "cae/error.h"
+#include "data/corrupt.h"
+#include "train/fill.h"
 
 namespace cae::train {
 
@@ -89,6 +90,15 @@ std::vector<float> denoise_tiled(const nn::Model& model, ops::Executor& exec, co
   const std::size_t tile_plane = std::size_t(t.h) * t.w, out_size = tile_plane * out_c;
   std::vector<float> sum(d.size(), 0.f), weight(plane, 0.f);
   std::vector<float> x(batch * tile_size), y(batch * out_size);
+  // A fill repairs the whole image first (as the baseline does), and the tiles carry its repair.
+  const std::optional<Fill> fill = model_fill(model, "tiling");
+  std::vector<float> filled, shifted;
+  if (fill) {
+    filled.resize(d.size());
+    apply_baseline(fill->kind, fill->radius, image, filled.data(), 1, d, mask);
+    shifted.resize(y.size());
+  }
+  const float* source = fill ? filled.data() : image;
   for (int first = 0; first < tiles; first += batch) {
     const int count = std::min(batch, tiles - first);
     for (int b = 0; b < count; ++b) {
@@ -96,7 +106,7 @@ std::vector<float> denoise_tiled(const nn::Model& model, ops::Executor& exec, co
       float* dst = x.data() + b * tile_size;
       for (int c = 0; c < t.c; ++c) {
         // An informed model's last input plane is the mask (data::with_mask_channel's order).
-        const float* src = c < d.c ? image + c * plane : mask;
+        const float* src = c < d.c ? source + c * plane : mask;
         for (int r = 0; r < t.h; ++r)
           for (int q = 0; q < t.w; ++q)  // beyond a small image's edge: its last row/column
             dst[c * tile_plane + r * t.w + q] =
@@ -105,7 +115,14 @@ std::vector<float> denoise_tiled(const nn::Model& model, ops::Executor& exec, co
     }
     std::fill(x.begin() + count * tile_size, x.end(), 0.f);
     exec.forward(x.data());
-    nn::output_to_image(model.loss(), exec.output(), y.data(), count * out_size);
+    const float* net_out = exec.output();
+    if (fill) {  // the net's output corrects the fill, which is the tile's image planes
+      for (int b = 0; b < count; ++b)
+        for (std::size_t k = 0; k < out_size; ++k)
+          shifted[b * out_size + k] = net_out[b * out_size + k] + x[b * tile_size + k];
+      net_out = shifted.data();
+    }
+    nn::output_to_image(model.loss(), net_out, y.data(), count * out_size);
     for (int b = 0; b < count; ++b) {
       const int ky = (first + b) / int(xs.size()), kx = (first + b) % int(xs.size());
       const std::vector<float> wy = tile_weights(ys, ky, t.h), wx = tile_weights(xs, kx, t.w);

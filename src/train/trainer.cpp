@@ -7,6 +7,7 @@
 #include <cstring>
 #include <filesystem>
 #include <iomanip>
+#include <optional>
 #include <sstream>
 
 #include "cae/error.h"
@@ -16,6 +17,7 @@
 #include "train/batch_statistics.h"
 #include "train/checkpoint.h"
 #include "train/evaluation.h"
+#include "train/fill.h"
 #include "train/fused_epoch.h"
 #include "train/gradient_sum.h"
 
@@ -227,7 +229,7 @@ class BatchStep {
     if (data.paired()) input_.resize(n);
     if (model.informed()) {
       mask_.resize(std::size_t(micro) * model.output().h * model.output().w);
-      informed_input_.resize(std::size_t(micro) * model.input().size());
+      informed_.emplace(model, micro);
     }
     if (comm.size() > 1 && config.overlap_grads)
       exec.set_grads_ready([this](std::span<float> ready) {
@@ -295,15 +297,14 @@ class BatchStep {
     data::corrupt(config_.corruption, data_.paired() ? input_.data() : clean_.data(),
                   noisy_.data(), micro_, image, config_.seed, Stream::train_noise,
                   std::uint64_t(epoch), first, informed ? mask_.data() : nullptr);
-    if (informed)
-      data::with_mask_channel(noisy_.data(), mask_.data(), micro_, image, informed_input_.data());
-    exec_.forward(informed ? informed_input_.data() : noisy_.data());
-    // An informed repair keeps the undamaged pixels: its loss is over the damaged ones.
-    const double loss =
-        informed ? nn::masked_loss_and_grad(model_.loss(), exec_.output(), clean_.data(),
-                                            mask_.data(), micro_, image, d_out_.data())
-                 : nn::loss_and_grad(model_.loss(), exec_.output(), clean_.data(), clean_.size(),
-                                     d_out_.data());
+    exec_.forward(informed ? informed_->input(noisy_.data(), mask_.data(), micro_) : noisy_.data());
+    // An informed repair keeps the undamaged pixels: its loss is over the damaged ones. With a
+    // fill, the net's output is added to it; the loss's gradient is the same for both.
+    const double loss = informed ? nn::masked_loss_and_grad(
+                                       model_.loss(), informed_->output(exec_.output(), micro_),
+                                       clean_.data(), mask_.data(), micro_, image, d_out_.data())
+                                 : nn::loss_and_grad(model_.loss(), exec_.output(), clean_.data(),
+                                                     clean_.size(), d_out_.data());
     if (!std::isfinite(loss))
       throw Error("training diverged: the loss is " + std::to_string(loss) + " at epoch " +
                   std::to_string(epoch) + ", step " + std::to_string(b + 1) +
@@ -327,7 +328,8 @@ class BatchStep {
   GradientSum earlier_;  // the earlier passes of a batch
   const std::vector<ops::Executor::FlatRange> statistics_;  // batchnorm's running statistics
   std::vector<float> clean_, noisy_, d_out_, input_;
-  std::vector<float> mask_, informed_input_;  // an informed model's damage mask and its input
+  std::vector<float> mask_;              // an informed model's damage mask
+  std::optional<InformedRun> informed_;  // and its input and output
   double batch_loss_ = 0;     // summed across ranks: the whole batch's mean loss
   std::size_t announced_ = 0;  // floats of grads() handed to comm during this backward()
   bool last_pass_ = true;      // of the passes of the current batch

@@ -12,6 +12,7 @@
 #include "cae/error.h"
 #include "data/folder.h"
 #include "nn/spec.h"
+#include "train/fill.h"
 #include "train_command.h"
 
 namespace cae::cli {
@@ -212,6 +213,10 @@ TrainOutcome run_training(TrainOptions& o, dist::Communicator& comm, train::Prog
                         : ds.dims();
   if (o.informed) ++input.c;  // the mask's channel
   nn::Model model(nn::parse_spec(spec_text), input, nn::parse_loss(o.loss), o.informed);
+  if (!o.fill.empty()) {
+    model.set_fill(train::describe_fill(train::parse_fill(o.fill)));
+    train::check_fill_model(model, "--fill");
+  }
   model.init_glorot(config.seed);
   train::check_run(model, ds, config, comm.size());  // before the header line speaks of it
   if (lead && log.lines)
@@ -383,6 +388,10 @@ void add_train_options(CLI::App* cmd, TrainOptions& options) {
   cmd->add_flag("--informed", o->informed,
                 "give the model the damage mask (masks, lines, crosshair) as an extra input "
                 "channel, as cv::inpaint is given it; the repair keeps the undamaged pixels");
+  cmd->add_option("--fill", o->fill,
+                  "with --informed and --loss mse: let cv::inpaint repair the damage first and "
+                  "train the net to correct its repair: 'telea' or 'navier-stokes', optionally "
+                  "with ' r=R' (radius, default 3)");
   cmd->add_flag("--sync-grads", o->sync_grads,
                 "under mpirun: sum gradients after backward instead of during it (to measure)");
 }

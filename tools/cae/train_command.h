@@ -25,6 +25,7 @@ struct TrainOptions {
   int limit = 0, test_limit = 0;
   bool sync_grads = false;
   bool informed = false;  // --informed: the damage mask is an input channel (nn::Model::informed)
+  std::string fill;       // --fill: the inpainter an informed model corrects (train/fill.h)
   double time_limit_minutes = 0;  // --time-limit (TrainConfig::time_limit_seconds)
   TrainOptions() { config.out_dir = "runs/seed"; }
 };
