@@ -7,3 +7,8 @@ find_package(JPEG REQUIRED)
 find_package(OpenCV REQUIRED COMPONENTS core imgproc photo)
 target_include_directories(cae_lib SYSTEM PRIVATE ${OpenCV_INCLUDE_DIRS})
 target_link_libraries(cae_lib PRIVATE JPEG::JPEG ${OpenCV_LIBS})
+# The patch tests take cv::resize as the reference for the zoom augmentation's crops.
+if(TARGET test_patches)
+  target_include_directories(test_patches SYSTEM PRIVATE ${OpenCV_INCLUDE_DIRS})
+  target_link_libraries(test_patches PRIVATE ${OpenCV_LIBS})
+endif()

@@ -8,9 +8,11 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <opencv2/imgproc.hpp>
 #include <set>
 
 #include "cae/error.h"
@@ -115,12 +117,12 @@ TEST(Patches, CropsAreWindowsOfOneImageInBoundsAndDeterministic) {
 
 TEST(Patches, CropPDependsOnPAloneNotOnTheCountOrTheThreads) {
   const data::ImageList images = coordinate_images();
-  const data::ImageSet many = draw(images, 8, 8, "hflip,vflip,rot90", 200, 3, 4);
-  const data::ImageSet few = draw(images, 8, 8, "hflip,vflip,rot90", 50, 3, 4);
+  const data::ImageSet many = draw(images, 8, 8, "hflip,vflip,rot90,scale=0.5-2", 200, 3, 4);
+  const data::ImageSet few = draw(images, 8, 8, "hflip,vflip,rot90,scale=0.5-2", 50, 3, 4);
   EXPECT_TRUE(std::equal(few.pixels.begin(), few.pixels.end(), many.pixels.begin()));
   const int threads = omp_get_max_threads();
   omp_set_num_threads(1);
-  const data::ImageSet one_thread = draw(images, 8, 8, "hflip,vflip,rot90", 200, 3, 4);
+  const data::ImageSet one_thread = draw(images, 8, 8, "hflip,vflip,rot90,scale=0.5-2", 200, 3, 4);
   omp_set_num_threads(threads);
   EXPECT_EQ(one_thread.pixels, many.pixels);
 }
@@ -168,12 +170,61 @@ TEST(Patches, AugmentationMatchesTheNaiveReference) {
   }
 }
 
+// With scale=MIN-MAX, crop p is cv::resize of a window of (h/s)×(w/s) pixels centred on the
+// plain crop p (kept inside the image), s = MIN·(MAX/MIN)^u, u the third draw of its stream;
+// the coordinates it shows then span about (w − 1)/s pixels.
+TEST(Patches, ZoomResizesAWindowCentredOnThePlainCrop) {
+  data::ImageList images;
+  images.c = 3;
+  images.images = {coordinates(0, 200, 180), coordinates(1, 40, 40)};
+  const std::uint64_t seed = 4;
+  const int epoch = 3, count = 300, n = 16;
+  const data::ImageSet plain = draw(images, n, n, "none", count, seed, epoch);
+  const data::ImageSet set = draw(images, n, n, "scale=0.5-2", count, seed, epoch);
+  int enlarged = 0, shrunk = 0;
+  for (int p = 0; p < count; ++p) {
+    Rng rng = make_rng(seed, Stream::patches, epoch, std::uint64_t(p));
+    rng.next_u64();  // the position
+    rng.next_u64();  // the flips and turns
+    const double s = 0.5 * std::pow(4.0, double(rng.uniform()));
+    const auto [k, y0, x0] = crop_of(plain, p)[0][0];
+    const data::Image& source = images.images[std::size_t(k)];
+    const int side = std::min(int(std::lround(n / s)), source.h);
+    const int wy = std::clamp(y0 + n / 2 - side / 2, 0, source.h - side);
+    const int wx = std::clamp(x0 + n / 2 - side / 2, 0, source.w - side);
+    const cv::Mat whole(source.h, source.w, CV_8UC3,
+                        const_cast<std::uint8_t*>(source.pixels.data()));
+    cv::Mat expected;
+    cv::resize(whole(cv::Rect(wx, wy, side, side)), expected, cv::Size(n, n), 0, 0,
+               side >= n ? cv::INTER_AREA : cv::INTER_LINEAR_EXACT);
+    ASSERT_TRUE(std::equal(expected.data, expected.data + n * n * 3, set.image(p))) << "crop " << p;
+    const Pixels crop = crop_of(set, p);
+    ASSERT_EQ(crop[0][0][0], k) << "one image's pixels";
+    if (side < source.h) {
+      const int span = crop[n / 2][n - 1][2] - crop[n / 2][0][2];
+      EXPECT_NEAR(span, (n - 1) / s, 2.5) << "crop " << p << ", s " << s;
+    }
+    enlarged += s > 1.2;
+    shrunk += s < 0.8;
+  }
+  EXPECT_GT(enlarged, 50);
+  EXPECT_GT(shrunk, 50);
+  EXPECT_EQ(draw(images, n, n, "scale=0.5-2", count, seed, epoch).pixels, set.pixels);
+}
+
 TEST(Patches, AugmentTextsAndDefaultCount) {
   EXPECT_EQ(data::format_augment(data::parse_augment("rot90,hflip")), "hflip,rot90");
   EXPECT_EQ(data::format_augment(data::parse_augment("")), "none");
   EXPECT_EQ(data::format_augment(data::parse_augment("none")), "none");
+  EXPECT_EQ(data::format_augment(data::parse_augment("scale=0.5-2.5,rot90")),
+            "rot90,scale=0.5-2.5");
   EXPECT_THAT([] { data::parse_augment("hflip,turn"); },
               ::testing::ThrowsMessage<Error>(HasSubstr("unknown word 'turn'")));
+  for (const char* bad : {"scale=2-1", "scale=1-1", "scale=0.1-2", "scale=1-9", "scale=1",
+                          "scale=1-2x", "scale=-1-2", "scale="})
+    EXPECT_THAT([&] { data::parse_augment(bad); },
+                ::testing::ThrowsMessage<Error>(HasSubstr("must be scale=MIN-MAX")))
+        << bad;
   data::ImageList images;
   images.images = {coordinates(0, 100, 100), coordinates(1, 20, 20)};
   // 10,400 pixels are 104 crops of 10x10, rounded up to 6 batches of 20.

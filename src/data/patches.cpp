@@ -1,12 +1,42 @@
 #include "data/patches.h"
 
 #include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <opencv2/imgproc.hpp>
 #include <sstream>
 
 #include "cae/error.h"
 #include "core/rng.h"
 
 namespace cae::data {
+
+namespace {
+
+// word is scale=MIN-MAX; sets a's range or throws naming text and word.
+void parse_scale(const std::string& text, const std::string& word, Augment& a) {
+  const char* p = word.data() + 6;
+  const char* end = word.data() + word.size();
+  float lo = 0, hi = 0;
+  auto r = std::from_chars(p, end, lo);
+  bool ok = r.ec == std::errc() && r.ptr != end && *r.ptr == '-';
+  if (ok) {
+    r = std::from_chars(r.ptr + 1, end, hi);
+    ok = r.ec == std::errc() && r.ptr == end;
+  }
+  if (!ok || !(lo >= 0.125f && lo < hi && hi <= 8))
+    throw Error("augment '" + text + "': '" + word +
+                "' must be scale=MIN-MAX, zoom factors with 1/8 <= MIN < MAX <= 8");
+  a.scale_min = lo;
+  a.scale_max = hi;
+}
+
+std::string shortest(float v) {
+  char buf[32];
+  return std::string(buf, std::to_chars(buf, buf + sizeof buf, v).ptr);
+}
+
+}  // namespace
 
 Augment parse_augment(const std::string& text) {
   Augment a;
@@ -20,9 +50,12 @@ Augment parse_augment(const std::string& text) {
       a.vflip = true;
     else if (word == "rot90")
       a.rot90 = true;
+    else if (word.rfind("scale=", 0) == 0)
+      parse_scale(text, word, a);
     else
       throw Error("augment '" + text + "': unknown word '" + word +
-                  "' (expected none or a comma-separated subset of hflip, vflip, rot90)");
+                  "' (expected none or a comma-separated subset of hflip, vflip, rot90, "
+                  "scale=MIN-MAX)");
   }
   return a;
 }
@@ -34,6 +67,13 @@ std::string format_augment(const Augment& a) {
     if (!on) continue;
     if (!text.empty()) text += ',';
     text += name;
+  }
+  if (a.zoom()) {
+    if (!text.empty()) text += ',';
+    text += "scale=";
+    text += shortest(a.scale_min);
+    text += '-';
+    text += shortest(a.scale_max);
   }
   return text.empty() ? "none" : text;
 }
@@ -110,19 +150,37 @@ ImageSet draw_patches(const ImageList& images, const PatchOptions& options, int 
         std::size_t(std::upper_bound(first.begin(), first.end(), at) - first.begin()) - 1;
     const Image& image = images.images[k];
     const std::uint64_t within = at - first[k], across = std::uint64_t(image.w - w + 1);
-    const int y0 = int(within / across), x0 = int(within % across);
+    int y0 = int(within / across), x0 = int(within % across);
     // Drawn whether or not augmentation is on, so that turning it on changes no crop.
     const std::uint64_t bits = rng.next_u64();
     const Augment& a = options.augment;
     const bool hflip = a.hflip && (bits & 1), vflip = a.vflip && (bits >> 1 & 1);
     const int turns = a.rot90 ? int(bits >> 2 & 3) : 0;
     std::uint8_t* out = set.pixels.data() + std::size_t(p) * set.image_size();
+    const std::uint8_t* from = image.pixels.data();
+    std::size_t from_w = std::size_t(image.w);
+    std::vector<std::uint8_t> zoomed;
+    if (a.zoom()) {
+      // The window (h/s)×(w/s), centred on the unzoomed crop's centre and kept in the image.
+      const double s = a.scale_min * std::pow(double(a.scale_max) / a.scale_min, rng.uniform());
+      const int wh = std::clamp(int(std::lround(h / s)), 1, image.h);
+      const int ww = std::clamp(int(std::lround(w / s)), 1, image.w);
+      const int wy = std::clamp(y0 + h / 2 - wh / 2, 0, image.h - wh);
+      const int wx = std::clamp(x0 + w / 2 - ww / 2, 0, image.w - ww);
+      const cv::Mat whole(image.h, image.w, CV_8UC(c), const_cast<std::uint8_t*>(from));
+      zoomed.resize(std::size_t(h) * w * c);
+      cv::Mat dst(h, w, CV_8UC(c), zoomed.data());
+      cv::resize(whole(cv::Rect(wx, wy, ww, wh)), dst, dst.size(), 0, 0,
+                 wh >= h ? cv::INTER_AREA : cv::INTER_LINEAR_EXACT);
+      from = zoomed.data();
+      from_w = std::size_t(w);
+      y0 = x0 = 0;
+    }
     for (int y = 0; y < h; ++y)
       for (int x = 0; x < w; ++x) {
         int sy, sx;
         source_of(y, x, h, w, turns, hflip, vflip, sy, sx);
-        const std::uint8_t* src =
-            image.pixels.data() + (std::size_t(y0 + sy) * image.w + (x0 + sx)) * c;
+        const std::uint8_t* src = from + (std::size_t(y0 + sy) * from_w + (x0 + sx)) * c;
         std::copy(src, src + c, out + (std::size_t(y) * w + x) * c);
       }
   }

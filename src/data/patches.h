@@ -2,7 +2,8 @@
 //
 // Crop p of an epoch comes from make_rng(seed, Stream::patches, epoch, p) alone: the first draw
 // picks one of all the crop positions of all the images (so a large photo gives crops in
-// proportion to its area, and every position is equally likely), the second the augmentation.
+// proportion to its area, and every position is equally likely), the second the flips and
+// turns, a third (with a zoom only) the zoom factor.
 // The epoch's crops therefore depend on the seed and the epoch only, the same on every rank,
 // after a resume, and whatever the batching.
 #pragma once
@@ -16,16 +17,24 @@
 namespace cae::data {
 
 // The random turns and flips applied to each crop; each, when on, happens with odds 1/2
-// (rot90: 0, 1, 2 or 3 quarter turns counter-clockwise, even odds).
+// (rot90: 0, 1, 2 or 3 quarter turns counter-clockwise, even odds). scale_min < scale_max
+// turns on random zoom: the crop is a window of (h/s)×(w/s) pixels centred where the unzoomed
+// crop would be (moved inside the image where it would stick out), resized to h×w by
+// cv::resize (area averaging to shrink, bilinear to enlarge), s drawn log-uniformly from
+// [scale_min, scale_max]: s > 1 shows a smoother, enlarged world (a fundus photo, a
+// microscope's), s < 1 a denser one, than the training photos' own.
 struct Augment {
   bool hflip = false, vflip = false, rot90 = false;
-  bool any() const { return hflip || vflip || rot90; }
+  float scale_min = 1, scale_max = 1;
+  bool zoom() const { return scale_min != scale_max; }
+  bool any() const { return hflip || vflip || rot90 || zoom(); }
 };
 
-// Requires "", "none" or a comma-separated subset of hflip, vflip, rot90. Throws cae::Error
-// naming the word otherwise.
+// Requires "", "none" or a comma-separated subset of hflip, vflip, rot90 and scale=MIN-MAX
+// (1/8 <= MIN < MAX <= 8). Throws cae::Error naming the word otherwise.
 Augment parse_augment(const std::string& text);
-// "none", or the names that are on in the order hflip,vflip,rot90: parse_augment reads it back.
+// "none", or the names that are on in the order hflip,vflip,rot90,scale=MIN-MAX (each number
+// the shortest text that reads back as it): parse_augment reads it back.
 std::string format_augment(const Augment& a);
 
 struct PatchOptions {
@@ -43,9 +52,9 @@ int default_patches_per_epoch(const ImageList& images, int h, int w, int batch);
 int patches_per_epoch(const ImageList& images, const PatchOptions& options, int batch);
 
 // Requires every image of images at least options.h×options.w, and rot90 only for square
-// crops; throws cae::Error naming the first image that is smaller (its file when images has
-// names) or the non-square size. Ensures `count` crops of options.h×options.w×images.c, crop p
-// as the header says, HWC like the images.
+// crops (a zoom's window is made to fit: at most the image); throws cae::Error naming the first
+// image that is smaller (its file when images has names) or the non-square size. Ensures `count`
+// crops of options.h×options.w×images.c, crop p as the header says, HWC like the images.
 ImageSet draw_patches(const ImageList& images, const PatchOptions& options, int count,
                       std::uint64_t seed, int epoch);
 

@@ -365,8 +365,10 @@ void add_train_options(CLI::App* cmd, TrainOptions& options) {
         data::parse_size(text, h, w);
       }));
   cmd->add_option("--augment", o->augment,
-                  "with --patch: random flips and quarter turns of each crop, none (default) or "
-                  "a comma-separated subset of hflip,vflip,rot90 (rot90: square patches only)")
+                  "with --patch: random flips, quarter turns and zoom of each crop, none "
+                  "(default) or a comma-separated subset of hflip,vflip,rot90,scale=MIN-MAX "
+                  "(rot90: square patches only; scale: a window of patch/s pixels resized to "
+                  "the patch, s log-uniform in [MIN, MAX], 1/8 to 8)")
       ->check(text_check([](const std::string& text) { data::parse_augment(text); }));
   cmd->add_option("--patches-per-epoch", o->patches_per_epoch,
                   "with --patch: crops per epoch (default: enough to cover the training images' "
