@@ -180,8 +180,9 @@ TEST(Tiling, AnInformedModelGetsTheMaskAsItsLastChannel) {
   data::keep_undamaged(damaged.data(), mask.data(), 1, d, own.data());
   // One tile: the plain forward pass, mask included, the undamaged pixels kept as given.
   EXPECT_EQ(tiled, own);
-  for (std::size_t k = 0; k < tiled.size(); ++k)
+  for (std::size_t k = 0; k < tiled.size(); ++k) {
     if (mask[k % 256] == 0.f) ASSERT_EQ(tiled[k], damaged[k]) << k;
+  }
   // Larger than a tile: the mask tiles with the image, so the result depends on it.
   const ops::Dims big{3, 29, 40};
   std::vector<float> img(big.size()), bad(big.size()), m1(29 * 40), m0(29 * 40, 0.f);
