@@ -8,6 +8,7 @@
 
 #include "cae/error.h"
 #include "core/rng.h"
+#include "core/text.h"
 
 namespace cae::data {
 
@@ -29,11 +30,6 @@ void parse_scale(const std::string& text, const std::string& word, Augment& a) {
                 "' must be scale=MIN-MAX, zoom factors with 1/8 <= MIN < MAX <= 8");
   a.scale_min = lo;
   a.scale_max = hi;
-}
-
-std::string shortest(float v) {
-  char buf[32];
-  return std::string(buf, std::to_chars(buf, buf + sizeof buf, v).ptr);
 }
 
 }  // namespace
@@ -71,9 +67,9 @@ std::string format_augment(const Augment& a) {
   if (a.zoom()) {
     if (!text.empty()) text += ',';
     text += "scale=";
-    text += shortest(a.scale_min);
+    text += exact_text(a.scale_min);
     text += '-';
-    text += shortest(a.scale_max);
+    text += exact_text(a.scale_max);
   }
   return text.empty() ? "none" : text;
 }

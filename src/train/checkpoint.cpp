@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "cae/error.h"
+#include "core/text.h"
 #include "io/model_file.h"
 
 namespace cae::train {
@@ -37,9 +38,7 @@ std::string patches_text(const data::PatchOptions& p) {
 
 // "loss=L epoch=E", L the shortest text that reads back as exactly the loss.
 std::string format_best_val(const BestVal& best) {
-  char buf[32];
-  const auto r = std::to_chars(buf, buf + sizeof buf, best.loss);
-  return "loss=" + std::string(buf, r.ptr) + " epoch=" + std::to_string(best.epoch);
+  return "loss=" + exact_text(best.loss) + " epoch=" + std::to_string(best.epoch);
 }
 
 BestVal parse_best_val(const std::string& path, const std::string& text) {

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "cae/error.h"
+#include "core/text.h"
 
 namespace cae::train {
 
@@ -16,13 +17,6 @@ namespace {
 const char* const kForms =
     "constant, step every=N [gamma=G], cosine [min=M] or plateau [factor=F] [patience=P] "
     "[min=M]";
-
-// The shortest text that reads back as exactly v.
-std::string exact(double v) {
-  char buf[32];
-  const auto r = std::to_chars(buf, buf + sizeof buf, v);
-  return std::string(buf, r.ptr);
-}
 
 double number(const std::string& word, const std::string& value) {
   double v = 0;
@@ -101,12 +95,12 @@ std::string format_lr_schedule(const LrSchedule& s) {
     case LrScheduleKind::constant:
       return "constant";
     case LrScheduleKind::step:
-      return "step every=" + std::to_string(s.every) + " gamma=" + exact(s.gamma);
+      return "step every=" + std::to_string(s.every) + " gamma=" + exact_text(s.gamma);
     case LrScheduleKind::cosine:
-      return "cosine min=" + exact(s.min_lr);
+      return "cosine min=" + exact_text(s.min_lr);
     case LrScheduleKind::plateau:
-      return "plateau factor=" + exact(s.factor) + " patience=" + std::to_string(s.patience) +
-             " min=" + exact(s.min_lr);
+      return "plateau factor=" + exact_text(s.factor) + " patience=" + std::to_string(s.patience) +
+             " min=" + exact_text(s.min_lr);
   }
   return "constant";
 }
@@ -149,8 +143,8 @@ void end_lr_epoch(const LrSchedule& s, double test_loss, LrState& state) {
 }
 
 std::string format_lr_state(const LrState& state) {
-  return "best=" + exact(state.best) + " since=" + std::to_string(state.since) +
-         " lr=" + exact(state.lr);
+  return "best=" + exact_text(state.best) + " since=" + std::to_string(state.since) +
+         " lr=" + exact_text(state.lr);
 }
 
 LrState parse_lr_state(const std::string& text) {
