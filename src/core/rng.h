@@ -34,7 +34,8 @@ class Rng {
 
 // Stream purposes, so that the same (seed, index) never feeds two uses.
 // patches: the crops of a patch-training epoch (data/patches.h); val_noise: the damage of the
-// validation images, as test_noise is the test images'.
+// validation images, as test_noise is the test images'; adapt and adapt_noise: the crops of a
+// photo a model adapts to and their damage (train/adapt.h).
 enum class Stream : std::uint64_t {
   init = 1,
   shuffle = 2,
@@ -42,7 +43,9 @@ enum class Stream : std::uint64_t {
   test_noise = 4,
   figure = 5,
   patches = 6,
-  val_noise = 7
+  val_noise = 7,
+  adapt = 8,
+  adapt_noise = 9
 };
 
 inline Rng make_rng(std::uint64_t seed, Stream purpose, std::uint64_t a = 0, std::uint64_t b = 0) {

@@ -123,21 +123,68 @@ void source_of(int y, int x, int h, int w, int turns, bool hflip, bool vflip, in
 
 }  // namespace
 
-ImageSet draw_patches(const ImageList& images, const PatchOptions& options, int count,
-                      std::uint64_t seed, int epoch) {
-  check_patch_sources(images, options);
-  const int h = options.h, w = options.w, c = images.c;
-  // Crop positions of image k: [first[k], first[k + 1]).
-  std::vector<std::uint64_t> first(images.images.size() + 1, 0);
-  for (std::size_t k = 0; k < images.images.size(); ++k)
-    first[k + 1] =
-        first[k] + std::uint64_t(images.images[k].h - h + 1) * (images.images[k].w - w + 1);
+namespace {
+
+// Crop p's pixels into out: the h×w crop at (y0, x0) of image, zoomed, turned and flipped as
+// options.augment says, from the draws after rng's first (the position).
+void copy_crop(const Image& image, int y0, int x0, const PatchOptions& options, Rng& rng,
+               std::uint8_t* out) {
+  const int h = options.h, w = options.w, c = image.c;
+  // Drawn whether or not augmentation is on, so that turning it on changes no crop.
+  const std::uint64_t bits = rng.next_u64();
+  const Augment& a = options.augment;
+  const bool hflip = a.hflip && (bits & 1), vflip = a.vflip && (bits >> 1 & 1);
+  const int turns = a.rot90 ? int(bits >> 2 & 3) : 0;
+  const std::uint8_t* from = image.pixels.data();
+  std::size_t from_w = std::size_t(image.w);
+  std::vector<std::uint8_t> zoomed;
+  if (a.zoom()) {
+    // The window (h/s)×(w/s), centred on the unzoomed crop's centre and kept in the image.
+    const double s = a.scale_min * std::pow(double(a.scale_max) / a.scale_min, rng.uniform());
+    const int wh = std::clamp(int(std::lround(h / s)), 1, image.h);
+    const int ww = std::clamp(int(std::lround(w / s)), 1, image.w);
+    const int wy = std::clamp(y0 + h / 2 - wh / 2, 0, image.h - wh);
+    const int wx = std::clamp(x0 + w / 2 - ww / 2, 0, image.w - ww);
+    const cv::Mat whole(image.h, image.w, CV_8UC(c), const_cast<std::uint8_t*>(from));
+    zoomed.resize(std::size_t(h) * w * c);
+    cv::Mat dst(h, w, CV_8UC(c), zoomed.data());
+    cv::resize(whole(cv::Rect(wx, wy, ww, wh)), dst, dst.size(), 0, 0,
+               wh >= h ? cv::INTER_AREA : cv::INTER_LINEAR_EXACT);
+    from = zoomed.data();
+    from_w = std::size_t(w);
+    y0 = x0 = 0;
+  }
+  for (int y = 0; y < h; ++y)
+    for (int x = 0; x < w; ++x) {
+      int sy, sx;
+      source_of(y, x, h, w, turns, hflip, vflip, sy, sx);
+      const std::uint8_t* src = from + (std::size_t(y0 + sy) * from_w + (x0 + sx)) * c;
+      std::copy(src, src + c, out + (std::size_t(y) * w + x) * c);
+    }
+}
+
+ImageSet empty_set(int count, int h, int w, int c) {
   ImageSet set;
   set.n = count;
   set.h = h;
   set.w = w;
   set.c = c;
   set.pixels.resize(set.image_size() * std::size_t(count));
+  return set;
+}
+
+}  // namespace
+
+ImageSet draw_patches(const ImageList& images, const PatchOptions& options, int count,
+                      std::uint64_t seed, int epoch) {
+  check_patch_sources(images, options);
+  const int h = options.h, w = options.w;
+  // Crop positions of image k: [first[k], first[k + 1]).
+  std::vector<std::uint64_t> first(images.images.size() + 1, 0);
+  for (std::size_t k = 0; k < images.images.size(); ++k)
+    first[k + 1] =
+        first[k] + std::uint64_t(images.images[k].h - h + 1) * (images.images[k].w - w + 1);
+  ImageSet set = empty_set(count, h, w, images.c);
 #pragma omp parallel for schedule(static)
   for (int p = 0; p < count; ++p) {
     Rng rng = make_rng(seed, Stream::patches, std::uint64_t(epoch), std::uint64_t(p));
@@ -146,39 +193,54 @@ ImageSet draw_patches(const ImageList& images, const PatchOptions& options, int 
         std::size_t(std::upper_bound(first.begin(), first.end(), at) - first.begin()) - 1;
     const Image& image = images.images[k];
     const std::uint64_t within = at - first[k], across = std::uint64_t(image.w - w + 1);
-    int y0 = int(within / across), x0 = int(within % across);
-    // Drawn whether or not augmentation is on, so that turning it on changes no crop.
-    const std::uint64_t bits = rng.next_u64();
-    const Augment& a = options.augment;
-    const bool hflip = a.hflip && (bits & 1), vflip = a.vflip && (bits >> 1 & 1);
-    const int turns = a.rot90 ? int(bits >> 2 & 3) : 0;
-    std::uint8_t* out = set.pixels.data() + std::size_t(p) * set.image_size();
-    const std::uint8_t* from = image.pixels.data();
-    std::size_t from_w = std::size_t(image.w);
-    std::vector<std::uint8_t> zoomed;
-    if (a.zoom()) {
-      // The window (h/s)×(w/s), centred on the unzoomed crop's centre and kept in the image.
-      const double s = a.scale_min * std::pow(double(a.scale_max) / a.scale_min, rng.uniform());
-      const int wh = std::clamp(int(std::lround(h / s)), 1, image.h);
-      const int ww = std::clamp(int(std::lround(w / s)), 1, image.w);
-      const int wy = std::clamp(y0 + h / 2 - wh / 2, 0, image.h - wh);
-      const int wx = std::clamp(x0 + w / 2 - ww / 2, 0, image.w - ww);
-      const cv::Mat whole(image.h, image.w, CV_8UC(c), const_cast<std::uint8_t*>(from));
-      zoomed.resize(std::size_t(h) * w * c);
-      cv::Mat dst(h, w, CV_8UC(c), zoomed.data());
-      cv::resize(whole(cv::Rect(wx, wy, ww, wh)), dst, dst.size(), 0, 0,
-                 wh >= h ? cv::INTER_AREA : cv::INTER_LINEAR_EXACT);
-      from = zoomed.data();
-      from_w = std::size_t(w);
-      y0 = x0 = 0;
+    copy_crop(image, int(within / across), int(within % across), options, rng,
+              set.pixels.data() + std::size_t(p) * set.image_size());
+  }
+  return set;
+}
+
+ClearCrops::ClearCrops(const Image& image, const float* damage, const PatchOptions& options)
+    : image_(image), options_(options) {
+  const int h = options.h, w = options.w;
+  if (!options.on()) throw Error("clear crops: the patch size is not set");
+  if (options.augment.zoom())
+    throw Error("clear crops: a zoom's window reaches beyond the crop, into the damage");
+  if (options.augment.rot90 && h != w)
+    throw Error("clear crops: quarter turns need square crops, not " + std::to_string(h) + "x" +
+                std::to_string(w));
+  const int rows = image.h - h + 1, cols = image.w - w + 1;
+  if (rows < 1 || cols < 1) return;
+  // Damaged pixels above and left of each point (a summed-area table), so that a crop's count
+  // is four lookups.
+  const std::size_t stride = std::size_t(image.w) + 1;
+  std::vector<std::uint32_t> sat((std::size_t(image.h) + 1) * stride, 0);
+  for (int y = 0; y < image.h; ++y)
+    for (int x = 0; x < image.w; ++x)
+      sat[(y + 1) * stride + x + 1] = sat[y * stride + x + 1] + sat[(y + 1) * stride + x] -
+                                      sat[y * stride + x] +
+                                      (damage[std::size_t(y) * image.w + x] != 0.f);
+  for (int y = 0; y < rows; ++y)
+    for (int x = 0; x < cols; ++x) {
+      const std::uint32_t hit = sat[(y + h) * stride + x + w] - sat[y * stride + x + w] -
+                                sat[(y + h) * stride + x] + sat[y * stride + x];
+      if (hit == 0) positions_.push_back(std::uint32_t(y) * std::uint32_t(cols) + x);
     }
-    for (int y = 0; y < h; ++y)
-      for (int x = 0; x < w; ++x) {
-        int sy, sx;
-        source_of(y, x, h, w, turns, hflip, vflip, sy, sx);
-        const std::uint8_t* src = from + (std::size_t(y0 + sy) * from_w + (x0 + sx)) * c;
-        std::copy(src, src + c, out + (std::size_t(y) * w + x) * c);
-      }
+  cols_ = cols;
+}
+
+ImageSet ClearCrops::draw(int count, std::uint64_t seed, std::uint64_t key,
+                          std::uint64_t first) const {
+  if (positions_.empty())
+    throw Error("clear crops: no " + std::to_string(options_.h) + "x" +
+                std::to_string(options_.w) + " window of the " + std::to_string(image_.h) + "x" +
+                std::to_string(image_.w) + " image is free of damage");
+  ImageSet set = empty_set(count, options_.h, options_.w, image_.c);
+#pragma omp parallel for schedule(static)
+  for (int p = 0; p < count; ++p) {
+    Rng rng = make_rng(seed, Stream::adapt, key, first + std::uint64_t(p));
+    const std::uint32_t at = positions_[rng.below(positions_.size())];
+    copy_crop(image_, int(at / std::uint32_t(cols_)), int(at % std::uint32_t(cols_)), options_,
+              rng, set.pixels.data() + std::size_t(p) * set.image_size());
   }
   return set;
 }

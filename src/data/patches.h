@@ -58,6 +58,30 @@ int patches_per_epoch(const ImageList& images, const PatchOptions& options, int 
 ImageSet draw_patches(const ImageList& images, const PatchOptions& options, int count,
                       std::uint64_t seed, int epoch);
 
+// The crops of one image's undamaged part, for adapting a model to the photo it repairs
+// (train/adapt.h): only windows that hold no damaged pixel, so that no crop shows what the
+// damage hides. Crop p of draw(count, seed, key, first) comes from make_rng(seed, Stream::adapt,
+// key, first + p) alone: its first draw picks one of the clear windows (each equally likely),
+// the rest turn and flip it as draw_patches does.
+class ClearCrops {
+ public:
+  // Requires damage: image.h×image.w (nonzero = damaged), options.on(), no zoom (its window
+  // would reach past the crop) and square crops for rot90; throws cae::Error otherwise.
+  // Ensures the clear windows found (none when the image is smaller than the crop).
+  ClearCrops(const Image& image, const float* damage, const PatchOptions& options);
+  // The number of clear windows.
+  std::size_t windows() const { return positions_.size(); }
+  // Requires windows() > 0, else throws cae::Error saying that no window is clear. Ensures
+  // `count` crops of options.h×options.w×image.c, HWC.
+  ImageSet draw(int count, std::uint64_t seed, std::uint64_t key, std::uint64_t first) const;
+
+ private:
+  Image image_;
+  PatchOptions options_;
+  int cols_ = 0;                         // window positions per row
+  std::vector<std::uint32_t> positions_;  // y * cols_ + x of each clear window
+};
+
 // Requires options as draw_patches does. Throws its cae::Error when they are not met.
 void check_patch_sources(const ImageList& images, const PatchOptions& options);
 
