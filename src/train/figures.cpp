@@ -243,7 +243,7 @@ data::Image repair_figure(const PhotoRepair& r, int zoom) {
   std::snprintf(telea, sizeof telea, "Telea r=%g", r.telea_radius);
   const std::vector<std::pair<const std::vector<float>*, std::string>> panels = {
       {&p.damaged, damage_db("damaged", r.damaged.psnr_region)},
-      {&r.model_out, damage_db("cae", r.model.psnr_region)},
+      {&r.model_out, damage_db(r.adapted ? "cae adapted" : "cae", r.model.psnr_region)},
       {&r.telea_out, damage_db(telea, r.telea.psnr_region)},
       {&p.clean, "original"}};
   std::vector<std::vector<data::Image>> rows(2);

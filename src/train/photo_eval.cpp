@@ -105,8 +105,9 @@ Comparison compare_photos(const std::vector<NamedModel>& models,
                           const std::vector<std::string>& names,
                           const std::vector<data::Image>& val, const data::Corruption& corruption,
                           std::uint64_t seed, const CompareOptions& options,
-                          const TileOptions& tiles) {
+                          const TileOptions& tiles, const AdaptOptions* adapt) {
   if (test.empty()) throw Error("eval: no test photo");
+  if (adapt) check_adaptable(corruption, "eval --adapt");
   for (const auto& m : models)
     if (m.model->output().c != test[0].c)
       throw Error("eval: model '" + m.name + "' repairs " + std::to_string(m.model->output().c) +
@@ -136,10 +137,18 @@ Comparison compare_photos(const std::vector<NamedModel>& models,
     c.methods.push_back(std::move(m));
   };
   method("noisy", "", [](const DamagedPhoto& p) { return p.damaged; });
-  for (const auto& named : models)
+  for (const auto& named : models) {
     method(named.name, "", [&](const DamagedPhoto& p) {
       return denoise_tiled(*named.model, p.damaged.data(), p.dims, tiles, p.mask.data());
     });
+    if (adapt)
+      method(named.name + " adapted", describe_adapt(*adapt), [&](const DamagedPhoto& p) {
+        const nn::Model adapted =
+            adapt_to_photo(*named.model, p.damaged.data(), p.mask.data(), p.dims, *adapt,
+                           std::uint64_t(&p - photos.data()));
+        return denoise_tiled(adapted, p.damaged.data(), p.dims, tiles, p.mask.data());
+      });
+  }
   if (options.baselines)
     for (Baseline kind : baselines_for(corruption)) {
       const float best = tune_baseline(kind, tuning.data(), tuning.size());
@@ -154,7 +163,7 @@ Comparison compare_photos(const std::vector<NamedModel>& models,
 
 PhotoRepair repair_photo(const nn::Model& model, const data::Image& photo,
                          const data::Corruption& corruption, std::uint64_t seed,
-                         const TileOptions& tiles) {
+                         const TileOptions& tiles, const AdaptOptions* adapt) {
   if (!corruption.spatial())
     throw Error("repair: the corruption '" + corruption.describe() +
                 "' has no masks, lines or crosshair for cv::inpaint to fill");
@@ -165,7 +174,15 @@ PhotoRepair repair_photo(const nn::Model& model, const data::Image& photo,
   r.photo = damage_photo(photo, corruption, seed, 0, 0);
   const DamagedPhoto& p = r.photo;
   r.telea_radius = tune_baseline(Baseline::telea, &p, 1);
-  r.model_out = denoise_tiled(model, p.damaged.data(), p.dims, tiles, p.mask.data());
+  if (adapt) {
+    check_adaptable(corruption, "repair --adapt");
+    const nn::Model adapted = adapt_to_photo(model, p.damaged.data(), p.mask.data(), p.dims,
+                                             *adapt, 0);
+    r.model_out = denoise_tiled(adapted, p.damaged.data(), p.dims, tiles, p.mask.data());
+    r.adapted = true;
+  } else {
+    r.model_out = denoise_tiled(model, p.damaged.data(), p.dims, tiles, p.mask.data());
+  }
   r.telea_out.resize(p.dims.size());
   apply_baseline(Baseline::telea, r.telea_radius, p.damaged.data(), r.telea_out.data(), 1, p.dims,
                  p.mask.data());

@@ -14,6 +14,7 @@
 #include "data/corrupt.h"
 #include "data/png_io.h"
 #include "ops/ops.h"
+#include "train/adapt.h"
 #include "train/compare.h"
 #include "train/tiling.h"
 
@@ -46,32 +47,36 @@ DamagedPhoto damage_photo(const data::Image& photo, const data::Corruption& corr
 inline constexpr std::uint64_t kValKey = 1;
 
 // Requires models whose output has the photos' channels (informed ones are given the mask), and
-// photos of at least 11x11. Ensures the comparison compare() makes, each test photo at its own
-// size, damaged once (damage_photo, key 0, index i), models run through denoise_tiled, baselines
-// on the whole photo; baseline parameters chosen by tuning_score on the first
-// options.tune_images of val (damaged with kValKey) when val is not empty, else of test, and
-// the comparison says which. names are the test photos' (the CSV's image column). Throws
-// cae::Error on a channel mismatch or no test photo.
+// photos of at least 11x11. With adapt, each model is also scored adapted to each test photo
+// (adapt_to_photo, key the photo's index) as a method named after it plus " adapted". Ensures the
+// comparison compare() makes, each test photo at its own size, damaged once (damage_photo, key 0,
+// index i), models run through denoise_tiled, baselines on the whole photo; baseline parameters
+// chosen by tuning_score on the first options.tune_images of val (damaged with kValKey) when val is
+// not empty, else of test, and the comparison says which. names are the test photos' (the CSV's
+// image column). Throws cae::Error on a channel mismatch or no test photo.
 Comparison compare_photos(const std::vector<NamedModel>& models,
                           const std::vector<data::Image>& test,
                           const std::vector<std::string>& names,
                           const std::vector<data::Image>& val, const data::Corruption& corruption,
                           std::uint64_t seed, const CompareOptions& options,
-                          const TileOptions& tiles);
+                          const TileOptions& tiles, const AdaptOptions* adapt = nullptr);
 
-// One photo repaired by a model and by cv::inpaint Telea, for the figure a person looks at.
+// One photo repaired by a model (adapted to it when asked) and by cv::inpaint Telea, for the
+// figure a person looks at.
 struct PhotoRepair {
   DamagedPhoto photo;
   std::vector<float> model_out, telea_out;
+  bool adapted = false;    // model_out is the adapted model's
   float telea_radius = 0;  // the grid radius with the best PSNR inside the damage on this photo
   Scores damaged, model, telea;
 };
 
 // Requires a spatial corruption (Telea needs a mask) and a model whose output has the photo's
 // channels. Ensures the photo damaged as damage_photo(…, key 0, index 0) and both repairs with
-// their scores. Throws cae::Error otherwise.
+// their scores; with adapt, the model's repair is that of the model adapted to the photo (key 0).
+// Throws cae::Error otherwise.
 PhotoRepair repair_photo(const nn::Model& model, const data::Image& photo,
                          const data::Corruption& corruption, std::uint64_t seed,
-                         const TileOptions& tiles);
+                         const TileOptions& tiles, const AdaptOptions* adapt = nullptr);
 
 }  // namespace cae::train

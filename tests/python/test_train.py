@@ -273,6 +273,11 @@ def test_evaluate_gives_cae_eval_table(gray_model, gray_dataset, tmp_path):
         cae.evaluate(gray_model, gray_dataset, tune=0)
     with pytest.raises(cae.Error, match="cannot open"):
         cae.evaluate(tmp_path / "missing.cae", gray_dataset)
+    # Adapting to a photo (cae eval --adapt) takes whole photos, not an IDX set.
+    with pytest.raises(cae.Error, match="--adapt: adapting to a photo needs whole photos"):
+        cae.evaluate(gray_model, gray_dataset, adapt=5, masks=2, noise=0)
+    with pytest.raises(cae.Error, match="--adapt-lr"):
+        cae.evaluate(gray_model, gray_dataset, adapt=5, adapt_lr=-1)
 
 
 def test_evaluate_scores_inside_the_damage_beside_the_inpainters(gray_model, gray_dataset):

@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <memory>
 
+#include "cae/error.h"
 #include "eval_command.h"
 #include "train/photo_eval.h"
 
@@ -29,14 +30,18 @@ train::Comparison evaluate_photos(const EvalOptions& o, const std::string& dir,
                  o.model_path.c_str(), test.size(), dir.c_str(), val.size());
   train::TileOptions tiles;
   tiles.backend = options.backend;
+  const train::AdaptOptions adapt = o.adapt.options(model, options.backend, o.seed);
   return train::compare_photos({{"cae", &model}}, test, names, val, corruption, o.seed, options,
-                               tiles);
+                               tiles, adapt.on() ? &adapt : nullptr);
 }
 
 // An MNIST, IDX, paired or --size folder test set: images of one shape.
 train::Comparison evaluate_set(const EvalOptions& o, const nn::Model& model,
                                const data::Dataset* given, train::CompareOptions options,
                                std::FILE* log) {
+  if (o.adapt.steps > 0)
+    throw Error("eval --adapt: adapting to a photo needs whole photos: a folder of images "
+                "(or photos) without --size");
   data::Dataset ds = given ? *given : o.data.load();
   data::truncate(ds, 0, o.limit);
   if (ds.paired()) options.targets = &ds.test_targets;
@@ -100,6 +105,7 @@ void add_eval_options(CLI::App* cmd, EvalOptions& options, bool model_required) 
                   "baseline parameters are picked by PSNR on the first N images (default 100): "
                   "of the folder's val/ photos when it has them, else of the test images")
       ->check(in_range(1, 1000000));
+  o->adapt.add(cmd);
   cmd->add_flag("--no-baselines", o->no_baselines, "score only the noisy input and the model");
   cmd->add_option("--json", o->json, "write the table as JSON here");
   cmd->add_option("--csv", o->csv, "write per-image scores as CSV here");

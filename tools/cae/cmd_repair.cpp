@@ -15,6 +15,7 @@ namespace {
 struct RepairOptions {
   CommonOptions common;
   CorruptionOptions corruption;
+  AdaptFlags adapt;
   std::string photo, model_path, figure = "repair.png";
   int zoom = 4, overlap = -1;
   std::uint64_t seed = 0;
@@ -27,12 +28,14 @@ void run(const RepairOptions& o) {
   const nn::Model model = load_model(o.model_path);
   const data::Image photo = train::read_photos({o.photo}, model.output().c).front();
   const data::Corruption corruption = o.corruption.apply(model_corruption(model));
-  const train::PhotoRepair r = train::repair_photo(model, photo, corruption, o.seed, tiles);
+  const train::AdaptOptions adapt = o.adapt.options(model, tiles.backend, o.seed);
+  const train::PhotoRepair r =
+      train::repair_photo(model, photo, corruption, o.seed, tiles, adapt.on() ? &adapt : nullptr);
   std::fprintf(stderr,
-               "%s (%dx%d), corruption '%s': PSNR inside the damage: damaged %.2f dB, cae "
+               "%s (%dx%d), corruption '%s': PSNR inside the damage: damaged %.2f dB, cae%s "
                "%.2f dB, Telea (r=%g) %.2f dB\n",
                o.photo.c_str(), photo.w, photo.h, corruption.describe().c_str(),
-               r.damaged.psnr_region, r.model.psnr_region, r.telea_radius, r.telea.psnr_region);
+               r.damaged.psnr_region, adapt.on() ? " adapted" : "", r.model.psnr_region, r.telea_radius, r.telea.psnr_region);
   const data::Image figure = train::repair_figure(r, o.zoom);
   data::write_png(o.figure, figure);
   std::fprintf(stderr, "wrote %s (%dx%d)\n", o.figure.c_str(), figure.w, figure.h);
@@ -54,6 +57,7 @@ void add_repair_command(CLI::App& app) {
   cmd->add_option("--zoom", o->zoom,
                   "magnification of the bottom row's crop around the damage (default 4)")
       ->check(in_range(1, 32));
+  o->adapt.add(cmd);
   cmd->add_option("--seed", o->seed, "seed of the damage (default 0: as cae eval's first photo)");
   cmd->add_option("--overlap", o->overlap, "pixels shared by neighbouring tiles (default: 1/4)")
       ->check(at_least(0));

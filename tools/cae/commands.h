@@ -10,6 +10,7 @@
 #include "data/patches.h"
 #include "nn/model.h"
 #include "ops/ops.h"
+#include "train/adapt.h"
 #include "usage.h"
 
 namespace cae::cli {
@@ -63,6 +64,18 @@ struct CorruptionOptions {
 
 // The corruption a model file says it was trained for (meta "corruption"), else the default.
 data::Corruption model_corruption(const nn::Model& model);
+
+// --adapt STEPS and --adapt-lr LR of cae eval and cae repair (common.cpp): adapting the model
+// to each photo before its repair (train/adapt.h).
+struct AdaptFlags {
+  int steps = 0;
+  double lr = 1e-4;
+  void add(CLI::App* cmd);
+  // Ensures the adaptation of `model` (to the damage it was trained for) on backend, with the
+  // damage's seed. Requires steps > 0.
+  train::AdaptOptions options(const nn::Model& model, ops::Backend backend,
+                              std::uint64_t seed) const;
+};
 
 nn::Model load_model(const std::string& path);
 std::string read_text(const std::string& path);

@@ -64,6 +64,28 @@ std::string DataOptions::photo_folder() const {
   return images ? dir : "";
 }
 
+void AdaptFlags::add(CLI::App* cmd) {
+  cmd->add_option("--adapt", steps,
+                  "before repairing a photo, train a copy of the model STEPS steps on crops of "
+                  "the photo's undamaged part (default 0: off; README, \"Adapting to the "
+                  "photo\"); needs masks, lines or the crosshair without noise")
+      ->check(in_range(0, 1000000));
+  cmd->add_option("--adapt-lr", lr, "Adam's learning rate of --adapt at its first step (default "
+                                    "1e-4, decayed by a half cosine to 0)")
+      ->check(in_range(1e-9, 1.0));
+}
+
+train::AdaptOptions AdaptFlags::options(const nn::Model& model, ops::Backend backend,
+                                        std::uint64_t seed) const {
+  train::AdaptOptions a;
+  a.steps = steps;
+  a.lr = lr;
+  a.seed = seed;
+  a.backend = backend;
+  a.training = model_corruption(model);
+  return a;
+}
+
 nn::Model load_model(const std::string& path) {
   return nn::Model::from_file(io::read_model_file(path), path);
 }

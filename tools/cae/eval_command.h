@@ -19,6 +19,7 @@ struct EvalOptions {
   std::string model_path, json, csv;
   std::uint64_t seed = 0;
   int limit = 0, tune = 100;
+  AdaptFlags adapt;
   bool no_baselines = false;
 };
 
