@@ -203,9 +203,15 @@ std::string tuned_line(const Comparison& c) {
 std::string comparison_table(const Comparison& c) {
   std::ostringstream s;
   s << c.images << " images, corruption '" << c.corruption << "', seed " << c.seed << "\n";
-  char line[200];
-  std::snprintf(line, sizeof line, "%-22s %10s %10s %8s %8s", "method", "MSE", "PSNR dB", "SSIM",
-                "BCE");
+  char line[400];
+  auto label_of = [](const Method& m) {
+    return m.setting.empty() ? m.name : m.name + " (" + m.setting + ")";
+  };
+  int width = 22;  // the method column: as wide as its longest label
+  for (const Method& m : c.methods) width = std::max(width, int(label_of(m).size()));
+  width = std::min(width, 200);
+  std::snprintf(line, sizeof line, "%-*s %10s %10s %8s %8s", width, "method", "MSE", "PSNR dB",
+                "SSIM", "BCE");
   s << line;
   if (c.region) {
     std::snprintf(line, sizeof line, " %12s %11s", "PSNR damage", "SSIM damage");
@@ -213,9 +219,8 @@ std::string comparison_table(const Comparison& c) {
   }
   s << "\n";
   for (const Method& m : c.methods) {
-    const std::string label = m.setting.empty() ? m.name : m.name + " (" + m.setting + ")";
-    std::snprintf(line, sizeof line, "%-22s %10.5f %10.2f %8.4f %8.4f", label.c_str(), m.mean.mse,
-                  m.mean.psnr, m.mean.ssim, m.mean.bce);
+    std::snprintf(line, sizeof line, "%-*s %10.5f %10.2f %8.4f %8.4f", width,
+                  label_of(m).c_str(), m.mean.mse, m.mean.psnr, m.mean.ssim, m.mean.bce);
     s << line;
     if (c.region) {
       std::snprintf(line, sizeof line, " %12.2f %11.4f", m.mean.psnr_region, m.mean.ssim_region);
