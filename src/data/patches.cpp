@@ -231,16 +231,16 @@ ClearCrops::ClearCrops(const Image& image, const float* damage, const PatchOptio
 ImageSet ClearCrops::draw(int count, std::uint64_t seed, std::uint64_t key,
                           std::uint64_t first) const {
   if (positions_.empty())
-    throw Error("clear crops: no " + std::to_string(options_.h) + "x" +
-                std::to_string(options_.w) + " window of the " + std::to_string(image_.h) + "x" +
-                std::to_string(image_.w) + " image is free of damage");
+    throw Error("clear crops: no " + std::to_string(options_.h) + "x" + std::to_string(options_.w) +
+                " window of the " + std::to_string(image_.h) + "x" + std::to_string(image_.w) +
+                " image is free of damage");
   ImageSet set = empty_set(count, options_.h, options_.w, image_.c);
 #pragma omp parallel for schedule(static)
   for (int p = 0; p < count; ++p) {
     Rng rng = make_rng(seed, Stream::adapt, key, first + std::uint64_t(p));
     const std::uint32_t at = positions_[rng.below(positions_.size())];
-    copy_crop(image_, int(at / std::uint32_t(cols_)), int(at % std::uint32_t(cols_)), options_,
-              rng, set.pixels.data() + std::size_t(p) * set.image_size());
+    copy_crop(image_, int(at / std::uint32_t(cols_)), int(at % std::uint32_t(cols_)), options_, rng,
+              set.pixels.data() + std::size_t(p) * set.image_size());
   }
   return set;
 }

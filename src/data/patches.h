@@ -78,7 +78,7 @@ class ClearCrops {
  private:
   Image image_;
   PatchOptions options_;
-  int cols_ = 0;                         // window positions per row
+  int cols_ = 0;                          // window positions per row
   std::vector<std::uint32_t> positions_;  // y * cols_ + x of each clear window
 };
 

@@ -18,7 +18,7 @@ namespace cae::train {
 struct AdaptOptions {
   int steps = 0;     // optimizer steps on the photo; 0: no adaptation
   int batch = 32;    // crops per step
-  double lr = 1e-4;  // Adam's at the first step, decayed by a half cosine to 0 at the last
+  double lr = 1e-3;  // Adam's at the first step, decayed by a half cosine to 0 at the last
   std::uint64_t seed = 0;
   ops::Backend backend = ops::Backend::dnnl;
   data::Corruption training;  // the damage the model learnt to repair: each crop gets it anew

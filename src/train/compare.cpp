@@ -219,8 +219,8 @@ std::string comparison_table(const Comparison& c) {
   }
   s << "\n";
   for (const Method& m : c.methods) {
-    std::snprintf(line, sizeof line, "%-*s %10.5f %10.2f %8.4f %8.4f", width,
-                  label_of(m).c_str(), m.mean.mse, m.mean.psnr, m.mean.ssim, m.mean.bce);
+    std::snprintf(line, sizeof line, "%-*s %10.5f %10.2f %8.4f %8.4f", width, label_of(m).c_str(),
+                  m.mean.mse, m.mean.psnr, m.mean.ssim, m.mean.bce);
     s << line;
     if (c.region) {
       std::snprintf(line, sizeof line, " %12.2f %11.4f", m.mean.psnr_region, m.mean.ssim_region);

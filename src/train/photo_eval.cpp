@@ -143,9 +143,8 @@ Comparison compare_photos(const std::vector<NamedModel>& models,
     });
     if (adapt)
       method(named.name + " adapted", describe_adapt(*adapt), [&](const DamagedPhoto& p) {
-        const nn::Model adapted =
-            adapt_to_photo(*named.model, p.damaged.data(), p.mask.data(), p.dims, *adapt,
-                           std::uint64_t(&p - photos.data()));
+        const nn::Model adapted = adapt_to_photo(*named.model, p.damaged.data(), p.mask.data(),
+                                                 p.dims, *adapt, std::uint64_t(&p - photos.data()));
         return denoise_tiled(adapted, p.damaged.data(), p.dims, tiles, p.mask.data());
       });
   }
@@ -176,8 +175,8 @@ PhotoRepair repair_photo(const nn::Model& model, const data::Image& photo,
   r.telea_radius = tune_baseline(Baseline::telea, &p, 1);
   if (adapt) {
     check_adaptable(corruption, "repair --adapt");
-    const nn::Model adapted = adapt_to_photo(model, p.damaged.data(), p.mask.data(), p.dims,
-                                             *adapt, 0);
+    const nn::Model adapted =
+        adapt_to_photo(model, p.damaged.data(), p.mask.data(), p.dims, *adapt, 0);
     r.model_out = denoise_tiled(adapted, p.damaged.data(), p.dims, tiles, p.mask.data());
     r.adapted = true;
   } else {

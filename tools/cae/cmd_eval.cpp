@@ -40,8 +40,7 @@ train::Comparison evaluate_set(const EvalOptions& o, const nn::Model& model,
                                const data::Dataset* given, train::CompareOptions options,
                                std::FILE* log) {
   if (o.adapt.steps > 0)
-    throw Error("eval --adapt: adapting to a photo needs whole photos: a folder of images "
-                "(or photos) without --size");
+    throw Error("eval --adapt: adapting to a photo needs whole photos, a folder without --size");
   data::Dataset ds = given ? *given : o.data.load();
   data::truncate(ds, 0, o.limit);
   if (ds.paired()) options.targets = &ds.test_targets;

@@ -35,7 +35,8 @@ void run(const RepairOptions& o) {
                "%s (%dx%d), corruption '%s': PSNR inside the damage: damaged %.2f dB, cae%s "
                "%.2f dB, Telea (r=%g) %.2f dB\n",
                o.photo.c_str(), photo.w, photo.h, corruption.describe().c_str(),
-               r.damaged.psnr_region, adapt.on() ? " adapted" : "", r.model.psnr_region, r.telea_radius, r.telea.psnr_region);
+               r.damaged.psnr_region, adapt.on() ? " adapted" : "", r.model.psnr_region,
+               r.telea_radius, r.telea.psnr_region);
   const data::Image figure = train::repair_figure(r, o.zoom);
   data::write_png(o.figure, figure);
   std::fprintf(stderr, "wrote %s (%dx%d)\n", o.figure.c_str(), figure.w, figure.h);

@@ -69,7 +69,7 @@ data::Corruption model_corruption(const nn::Model& model);
 // to each photo before its repair (train/adapt.h).
 struct AdaptFlags {
   int steps = 0;
-  double lr = 1e-4;
+  double lr = 1e-3;
   void add(CLI::App* cmd);
   // Ensures the adaptation of `model` (to the damage it was trained for) on backend, with the
   // damage's seed. Requires steps > 0.

@@ -67,11 +67,12 @@ std::string DataOptions::photo_folder() const {
 void AdaptFlags::add(CLI::App* cmd) {
   cmd->add_option("--adapt", steps,
                   "before repairing a photo, train a copy of the model STEPS steps on crops of "
-                  "the photo's undamaged part (default 0: off; README, \"Adapting to the "
-                  "photo\"); needs masks, lines or the crosshair without noise")
+                  "the photo's undamaged part (default 0: off; docs/evaluation.md, \"Adapting "
+                  "to the photo\"); needs masks, lines or the crosshair without noise")
       ->check(in_range(0, 1000000));
-  cmd->add_option("--adapt-lr", lr, "Adam's learning rate of --adapt at its first step (default "
-                                    "1e-4, decayed by a half cosine to 0)")
+  cmd->add_option("--adapt-lr", lr,
+                  "Adam's learning rate of --adapt at its first step (default "
+                  "1e-3, decayed by a half cosine to 0)")
       ->check(in_range(1e-9, 1.0));
 }
 
