@@ -104,8 +104,9 @@ def evaluate(model: Any, dataset: Any = "mnist", **options: Any) -> dict:
 
     model: an Autoencoder, or the path of a model file. dataset: as for train() (its test
     images, and test targets if given, are used). options: those of `cae eval --help` with
-    underscores: limit=..., seed=0, tune=100, no_baselines=False, the corruption options
-    (default: the corruption the model was trained for), json=PATH, csv=PATH, threads=...
+    underscores: limit=..., seed=0, tune=100, no_baselines=False, adapt=0 and adapt_lr=1e-3
+    (photo folders: adapt the model to each photo first), the corruption options (default:
+    the corruption the model was trained for), json=PATH, csv=PATH, threads=...
 
     Returns cae eval --json's table as a dict: corruption, seed, images, tune_images, and
     methods (name, setting, mse, psnr_db, ssim, bce for the noisy input, the model and each

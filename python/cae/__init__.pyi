@@ -126,6 +126,8 @@ def evaluate(
     limit: int = 0,
     seed: int = 0,
     tune: int = 100,
+    adapt: int = 0,
+    adapt_lr: float = 1e-3,
     no_baselines: bool = False,
     json: Path = ...,
     csv: Path = ...,
