@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 
 #include <array>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -31,6 +32,19 @@ std::string scratch_dir() {
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   return dir.string();
+}
+
+data::Image textured_photo(int h, int w, int c, int seed) {
+  data::Image img;
+  img.h = h, img.w = w, img.c = c;
+  img.pixels.resize(std::size_t(h) * w * c);
+  for (int y = 0; y < h; ++y)
+    for (int x = 0; x < w; ++x)
+      for (int k = 0; k < c; ++k)
+        img.pixels[(std::size_t(y) * w + x) * c + k] =
+            std::uint8_t(128 + 60 * std::sin(0.21 * x + 0.5 * k + seed) +
+                         50 * std::cos(0.17 * y - seed) + ((x * 7 + y * 13 + seed) % 11));
+  return img;
 }
 
 std::string mnist_dir() {

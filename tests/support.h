@@ -9,6 +9,7 @@
 
 #include "cae/error.h"
 #include "data/idx.h"
+#include "data/png_io.h"
 
 namespace cae::test {
 
@@ -17,6 +18,9 @@ std::vector<float> random_floats(std::size_t n, std::uint64_t seed, float lo = -
 
 // A fresh empty directory under the build tree, named after the running test.
 std::string scratch_dir();
+
+// A smooth picture with some texture, h×w×c bytes, fixed by seed: a stand-in photo.
+data::Image textured_photo(int h, int w, int c, int seed);
 
 // Where the setup step installed MNIST, or "" when it is not there (tests needing it skip).
 std::string mnist_dir();

@@ -5,7 +5,6 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <cmath>
 #include <filesystem>
 #include <set>
 
@@ -59,19 +58,7 @@ bool window_clear(const std::vector<float>& mask, int w, int y0, int x0, int ch,
   return true;
 }
 
-// A smooth picture with some texture, h×w×c bytes, fixed by seed.
-data::Image photo(int h, int w, int c, int seed) {
-  data::Image img;
-  img.h = h, img.w = w, img.c = c;
-  img.pixels.resize(std::size_t(h) * w * c);
-  for (int y = 0; y < h; ++y)
-    for (int x = 0; x < w; ++x)
-      for (int k = 0; k < c; ++k)
-        img.pixels[(std::size_t(y) * w + x) * c + k] =
-            std::uint8_t(128 + 60 * std::sin(0.21 * x + 0.5 * k + seed) +
-                         50 * std::cos(0.17 * y - seed) + ((x * 7 + y * 13 + seed) % 11));
-  return img;
-}
+data::Image photo(int h, int w, int c, int seed) { return test::textured_photo(h, w, c, seed); }
 
 data::Corruption crosshair() {
   data::Corruption c;
@@ -253,7 +240,7 @@ TEST(Adapt, NeverReadsThePixelsUnderTheDamageAndIsReproducible) {
   other[outside] = 1 - other[outside];
   EXPECT_NE(train::adapt_to_photo(model, other.data(), p.mask.data(), p.dims, options, 0).params(),
             adapted.params());
-  // The same arguments, the same weights; another photo key or seed, others.
+  // The same arguments, the same weights; another photo key, others.
   EXPECT_EQ(
       train::adapt_to_photo(model, p.damaged.data(), p.mask.data(), p.dims, options, 0).params(),
       adapted.params());

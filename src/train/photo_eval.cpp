@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <optional>
 #include <span>
 
 #include "cae/error.h"
@@ -166,6 +167,7 @@ PhotoRepair repair_photo(const nn::Model& model, const data::Image& photo,
   if (!corruption.spatial())
     throw Error("repair: the corruption '" + corruption.describe() +
                 "' has no masks, lines or crosshair for cv::inpaint to fill");
+  if (adapt) check_adaptable(corruption, "repair --adapt");
   if (model.output().c != photo.c)
     throw Error("repair: the model repairs " + std::to_string(model.output().c) +
                 "-channel images, the photo has " + std::to_string(photo.c));
@@ -173,15 +175,11 @@ PhotoRepair repair_photo(const nn::Model& model, const data::Image& photo,
   r.photo = damage_photo(photo, corruption, seed, 0, 0);
   const DamagedPhoto& p = r.photo;
   r.telea_radius = tune_baseline(Baseline::telea, &p, 1);
-  if (adapt) {
-    check_adaptable(corruption, "repair --adapt");
-    const nn::Model adapted =
-        adapt_to_photo(model, p.damaged.data(), p.mask.data(), p.dims, *adapt, 0);
-    r.model_out = denoise_tiled(adapted, p.damaged.data(), p.dims, tiles, p.mask.data());
-    r.adapted = true;
-  } else {
-    r.model_out = denoise_tiled(model, p.damaged.data(), p.dims, tiles, p.mask.data());
-  }
+  std::optional<nn::Model> adapted;
+  if (adapt) adapted = adapt_to_photo(model, p.damaged.data(), p.mask.data(), p.dims, *adapt, 0);
+  r.adapted = adapted.has_value();
+  r.model_out =
+      denoise_tiled(adapted ? *adapted : model, p.damaged.data(), p.dims, tiles, p.mask.data());
   r.telea_out.resize(p.dims.size());
   apply_baseline(Baseline::telea, r.telea_radius, p.damaged.data(), r.telea_out.data(), 1, p.dims,
                  p.mask.data());

@@ -72,7 +72,7 @@ struct AdaptFlags {
   double lr = 1e-3;
   void add(CLI::App* cmd);
   // Ensures the adaptation of `model` (to the damage it was trained for) on backend, with the
-  // damage's seed. Requires steps > 0.
+  // damage's seed; off (on() false) when steps is 0.
   train::AdaptOptions options(const nn::Model& model, ops::Backend backend,
                               std::uint64_t seed) const;
 };
