@@ -71,6 +71,11 @@ TEST(Cli, TrainInfoShowDenoise) {
                       "/ds/t10k-images-idx3-ubyte -o " + dir + "/den.idx");
   ASSERT_EQ(dn_idx.status, 0) << dn_idx.output;
   EXPECT_EQ(data::read_idx_images(dir + "/den.idx").n, 10);
+  // The symmetries' ensemble is of files, which it turns; an IDX set is refused, not ignored.
+  Result ens_idx = run("denoise -m " + dir + "/run/model.cae --ensemble 8 --idx " + dir +
+                       "/ds/t10k-images-idx3-ubyte -o " + dir + "/den8.idx");
+  EXPECT_EQ(ens_idx.status, 1);
+  EXPECT_THAT(ens_idx.output, HasSubstr("cae: error: denoise --ensemble: "));
 
   // Resume to 3 epochs continues after epoch 2.
   Result r = run("train --dataset " + dir + "/ds --epochs 3 --batch 10 --threads 1 --resume --out " +
@@ -121,6 +126,10 @@ TEST(Cli, GraphModelTrainsDenoisesInTilesAndPrintsItsPlan) {
   Result dn = run("denoise -m " + dir + "/run/model.cae " + dir + "/big.png -o " + dir + "/out");
   ASSERT_EQ(dn.status, 0) << dn.output;
   EXPECT_EQ(data::read_png(dir + "/out/big.png").h, 29);
+  Result dn8 = run("denoise -m " + dir + "/run/model.cae --ensemble 8 " + dir + "/big.png -o " +
+                   dir + "/out8");
+  ASSERT_EQ(dn8.status, 0) << dn8.output;
+  EXPECT_EQ(data::read_png(dir + "/out8/big.png").w, 17);
   Result ex = run("export " + dir + "/run/model.cae -o " + dir + "/unet.onnx");
   ASSERT_EQ(ex.status, 0) << ex.output;
 
@@ -203,6 +212,8 @@ TEST(Cli, UsageErrorsAreOneLineAndExitTwo) {
        "--preset: 'frob' is not one of residual, seed, seed-tconv, unet, unet-bn, unet-deep, unet-wide" + see_train},
       {"denoise -m a.cae -o out --depth 12",
        "--depth: value 12 is not one of 8, 16 (see 'cae denoise --help')"},
+      {"repair a.png -m a.cae --ensemble 3",
+       "--ensemble: value 3 is not one of 1, 2, 4, 8 (see 'cae repair --help')"},
       // unknown options and arguments
       {"train --bach 10", "unknown option --bach (did you mean --batch?)" + see_train},
       {"train --frobnicate", "unknown option --frobnicate" + see_train},

@@ -168,9 +168,10 @@ TEST(Tiling, AnInformedModelGetsTheMaskAsItsLastChannel) {
   data::keep_undamaged(damaged.data(), mask.data(), 1, d, own.data());
   // One tile: the plain forward pass, mask included, the undamaged pixels kept as given.
   EXPECT_EQ(tiled, own);
-  for (std::size_t k = 0; k < tiled.size(); ++k) {
-    if (mask[k % 256] == 0.f) ASSERT_EQ(tiled[k], damaged[k]) << k;
-  }
+  for (std::size_t k = 0; k < tiled.size(); ++k)
+    if (mask[k % 256] == 0.f) {
+      ASSERT_EQ(tiled[k], damaged[k]) << k;
+    }
   // Larger than a tile: the mask tiles with the image, so the result depends on it.
   const ops::Dims big{3, 29, 40};
   std::vector<float> img(big.size()), bad(big.size()), m1(29 * 40), m0(29 * 40, 0.f);
@@ -292,6 +293,13 @@ TEST(RepairFigure, FourPanelsAboveTheirZoomedCrops) {
                   original.pixels[(std::size_t(y) * 52 + x) * 3 + k])
             << "at " << y << "," << x;
   EXPECT_GT(r.telea.psnr_region, r.damaged.psnr_region);
+  // A blind model runs every tile; an informed one only those the crosshair crosses.
+  EXPECT_EQ(r.tiles.tiles_run, r.tiles.tiles);
+  const train::PhotoRepair informed =
+      train::repair_photo(tiny_model(3, true), original, crosshair(), 0, tiles);
+  EXPECT_EQ(informed.tiles.tiles, r.tiles.tiles);
+  EXPECT_GT(informed.tiles.tiles_run, 0);
+  EXPECT_LT(informed.tiles.tiles_run, informed.tiles.tiles);
   EXPECT_THAT(
       test::error_of([&] { train::repair_photo(blind, original, data::Corruption{}, 0, tiles); }),
       HasSubstr("no masks, lines or crosshair"));

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 
 #include "nn/model.h"
@@ -128,4 +129,112 @@ TEST(Tiling, SmallImagesArePaddedAndCropped) {
                 train::denoise_tiled(m, image.data(), ops::Dims{3, 7, 5}, opt);
               }),
               ::testing::HasSubstr("3 channels, the model takes 1"));
+}
+
+namespace {
+
+// An informed seed model: one image channel and the mask, tiles of 12×12.
+nn::Model informed_model() {
+  nn::Model m(nn::parse_spec(nn::preset_spec("seed")), ops::Dims{2, 12, 12}, nn::LossKind::bce,
+              /*informed=*/true);
+  m.init_glorot(4);
+  return m;
+}
+
+// The permutation of an h×w plane under symmetry g, written out here apart from the tiler's:
+// moved[i] = plane[P[i]], moved h×w, or w×h when g (4–7) transposes.
+std::vector<int> symmetry(int g, int h, int w) {
+  const bool t = g & 4;
+  const int mh = t ? w : h, mw = t ? h : w;
+  std::vector<int> p(std::size_t(h) * w);
+  for (int r = 0; r < mh; ++r)
+    for (int q = 0; q < mw; ++q) {
+      const int r1 = g & 2 ? mh - 1 - r : r, q1 = g & 1 ? mw - 1 - q : q;  // undo the flips
+      p[r * mw + q] = t ? q1 * w + r1 : r1 * w + q1;                       // then the transpose
+    }
+  return p;
+}
+
+}  // namespace
+
+TEST(Tiling, InformedModelRunsOnlyTheTilesThatHoldDamage) {
+  // 21×30, tiles of 12 with overlap 3: rows start at 0, 9; columns at 0, 9, 18. Damage at (2, 2),
+  // in tile (0, 0) alone, and at (15, 25), in tile (1, 2) alone.
+  const nn::Model m = informed_model();
+  const int h = 21, w = 30;
+  const auto image = test::random_floats(h * w, 7, 0.f, 1.f);
+  std::vector<float> mask(h * w, 0.f);
+  mask[2 * w + 2] = mask[15 * w + 25] = 1.f;
+  train::TileOptions opt;
+  opt.backend = ops::Backend::ref;
+  opt.overlap = 3;
+  train::TileStats stats;
+  const auto out = train::denoise_tiled(m, image.data(), ops::Dims{1, h, w}, opt, mask.data(),
+                                        &stats);
+  EXPECT_EQ(stats.tiles, 6);
+  EXPECT_EQ(stats.tiles_run, 2);
+  for (int p = 0; p < h * w; ++p)
+    if (mask[p] == 0) {
+      ASSERT_EQ(out[p], image[p]) << p;
+    }
+  // Each damaged pixel is its own tile's forward pass on the image and the mask.
+  for (auto [y0, x0, y, x] : {std::array{0, 0, 2, 2}, std::array{9, 18, 15, 25}}) {
+    std::vector<float> tile(2 * 144);
+    for (int r = 0; r < 12; ++r)
+      for (int q = 0; q < 12; ++q) {
+        tile[r * 12 + q] = image[(y0 + r) * w + x0 + q];
+        tile[144 + r * 12 + q] = mask[(y0 + r) * w + x0 + q];
+      }
+    auto exec = m.make_executor(ops::Backend::ref, 1);
+    exec->forward(tile.data());
+    float own = 0;
+    nn::output_to_image(m.loss(), exec->output() + (y - y0) * 12 + (x - x0), &own, 1);
+    EXPECT_EQ(out[y * w + x], own) << y << "," << x;
+    EXPECT_NE(own, image[y * w + x]);
+  }
+}
+
+TEST(Tiling, SelfEnsembleIsTheMeanOfTheRepairsOfTheTurnedImage) {
+  // Not square, several tiles, and informed: each symmetry moves the image and its mask, the
+  // transposing ones onto a 30×21 grid of other tiles.
+  const nn::Model m = informed_model();
+  const int h = 21, w = 30;
+  const auto image = test::random_floats(h * w, 8, 0.f, 1.f);
+  std::vector<float> mask(h * w, 0.f);
+  for (int p = 0; p < h * w; p += 7) mask[p] = 1.f;
+  train::TileOptions opt;
+  opt.backend = ops::Backend::ref;
+  opt.overlap = 3;
+  for (int n : {2, 4, 8}) {
+    std::vector<float> expected(h * w, 0.f);
+    for (int g = 0; g < n; ++g) {
+      const std::vector<int> p = symmetry(g, h, w);
+      std::vector<float> moved(h * w), moved_mask(h * w);
+      for (int i = 0; i < h * w; ++i) moved[i] = image[p[i]], moved_mask[i] = mask[p[i]];
+      const ops::Dims gd = g & 4 ? ops::Dims{1, w, h} : ops::Dims{1, h, w};
+      const auto out = train::denoise_tiled(m, moved.data(), gd, opt, moved_mask.data());
+      for (int i = 0; i < h * w; ++i) expected[p[i]] += out[i] / float(n);
+    }
+    train::TileOptions ens = opt;
+    ens.ensemble = n;
+    train::TileStats stats;
+    const auto got = train::denoise_tiled(m, image.data(), ops::Dims{1, h, w}, ens, mask.data(),
+                                          &stats);
+    EXPECT_EQ(stats.tiles, n * 6);
+    for (int i = 0; i < h * w; ++i)
+      ASSERT_NEAR(got[i], expected[i], 2e-6f) << "ensemble " << n << " pixel " << i;
+    if (n == 8) {
+      const auto single = train::denoise_tiled(m, image.data(), ops::Dims{1, h, w}, opt,
+                                               mask.data());
+      EXPECT_NE(got, single) << "the symmetries' repairs differ, so their mean is no one of them";
+    }
+  }
+  for (int bad : {0, 3, 16}) {
+    train::TileOptions ens = opt;
+    ens.ensemble = bad;
+    EXPECT_THAT(test::error_of([&] {
+                  train::denoise_tiled(m, image.data(), ops::Dims{1, h, w}, ens, mask.data());
+                }),
+                ::testing::HasSubstr("it must be 1, 2, 4 or 8"));
+  }
 }

@@ -138,12 +138,15 @@ Comparison compare_photos(const std::vector<NamedModel>& models,
     c.methods.push_back(std::move(m));
   };
   method("noisy", "", [](const DamagedPhoto& p) { return p.damaged; });
+  const std::string symmetries =
+      tiles.ensemble > 1 ? std::to_string(tiles.ensemble) + " symmetries" : "";
   for (const auto& named : models) {
-    method(named.name, "", [&](const DamagedPhoto& p) {
+    method(named.name, symmetries, [&](const DamagedPhoto& p) {
       return denoise_tiled(*named.model, p.damaged.data(), p.dims, tiles, p.mask.data());
     });
     if (adapt)
-      method(named.name + " adapted", describe_adapt(*adapt), [&](const DamagedPhoto& p) {
+      method(named.name + " adapted",
+             describe_adapt(*adapt) + (symmetries.empty() ? "" : ", " + symmetries), [&](const DamagedPhoto& p) {
         const nn::Model adapted = adapt_to_photo(*named.model, p.damaged.data(), p.mask.data(),
                                                  p.dims, *adapt, std::uint64_t(&p - photos.data()));
         return denoise_tiled(adapted, p.damaged.data(), p.dims, tiles, p.mask.data());
@@ -179,7 +182,8 @@ PhotoRepair repair_photo(const nn::Model& model, const data::Image& photo,
   if (adapt) adapted = adapt_to_photo(model, p.damaged.data(), p.mask.data(), p.dims, *adapt, 0);
   r.adapted = adapted.has_value();
   r.model_out =
-      denoise_tiled(adapted ? *adapted : model, p.damaged.data(), p.dims, tiles, p.mask.data());
+      denoise_tiled(adapted ? *adapted : model, p.damaged.data(), p.dims, tiles, p.mask.data(),
+                    &r.tiles);
   r.telea_out.resize(p.dims.size());
   apply_baseline(Baseline::telea, r.telea_radius, p.damaged.data(), r.telea_out.data(), 1, p.dims,
                  p.mask.data());

@@ -68,6 +68,7 @@ struct PhotoRepair {
   std::vector<float> model_out, telea_out;
   bool adapted = false;    // model_out is the adapted model's
   float telea_radius = 0;  // the grid radius with the best PSNR inside the damage on this photo
+  TileStats tiles;         // the model's tiles, and those run (an informed model's damaged ones)
   Scores damaged, model, telea;
 };
 

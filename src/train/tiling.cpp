@@ -71,38 +71,80 @@ TileGrid tile_grid(const nn::Model& model, ops::Dims d, const TileOptions& optio
 }  // namespace
 
 std::vector<float> denoise_tiled(const nn::Model& model, const float* image, ops::Dims d,
-                                 const TileOptions& options, const float* mask) {
+                                 const TileOptions& options, const float* mask, TileStats* stats) {
   const int tiles = tile_grid(model, d, options, mask).tiles();
   auto exec = model.make_inference_executor(options.backend, std::clamp(options.batch, 1, tiles));
-  return denoise_tiled(model, *exec, image, d, options, mask);
+  return denoise_tiled(model, *exec, image, d, options, mask, stats);
 }
 
-std::vector<float> denoise_tiled(const nn::Model& model, ops::Executor& exec, const float* image,
-                                 ops::Dims d, const TileOptions& options, const float* mask) {
+namespace {
+
+// Symmetry g (0–7) of the square: bit 2 transposes first, then bit 1 reverses the rows and
+// bit 0 the columns. Ensures the d.c planes of src moved by g (inverse false: dims d in, d with
+// h and w swapped when g transposes out) or by g's inverse (inverse true: the dims of g's
+// output in, d out). Every pixel is copied, none is computed.
+std::vector<float> dihedral(const float* src, ops::Dims d, int g, bool inverse) {
+  const bool transpose = g & 4, vflip = g & 2, hflip = g & 1;
+  const int th = transpose ? d.w : d.h, tw = transpose ? d.h : d.w;  // g's output
+  const ops::Dims in = inverse ? ops::Dims{d.c, th, tw} : d;
+  const ops::Dims out = inverse ? d : ops::Dims{d.c, th, tw};
+  std::vector<float> dst(d.size());
+  const std::size_t in_plane = std::size_t(in.h) * in.w, out_plane = std::size_t(out.h) * out.w;
+  for (int y = 0; y < out.h; ++y)
+    for (int x = 0; x < out.w; ++x) {
+      int sy, sx;  // where (y, x) of out reads in
+      if (!inverse) {  // out is g's frame: undo the flips, then the transpose
+        const int y1 = vflip ? th - 1 - y : y, x1 = hflip ? tw - 1 - x : x;
+        sy = transpose ? x1 : y1, sx = transpose ? y1 : x1;
+      } else {  // in is g's frame: transpose, then flip
+        const int y1 = transpose ? x : y, x1 = transpose ? y : x;
+        sy = vflip ? th - 1 - y1 : y1, sx = hflip ? tw - 1 - x1 : x1;
+      }
+      for (int c = 0; c < d.c; ++c)
+        dst[c * out_plane + std::size_t(y) * out.w + x] =
+            src[c * in_plane + std::size_t(sy) * in.w + sx];
+    }
+  return dst;
+}
+
+// One pass of the tiles over source (the image, or its fill for a model that corrects one):
+// the blended output before data::keep_undamaged. An informed model's tiles that hold no
+// damaged pixel are not run (keep_undamaged replaces all of their pixels), and a pixel no tile
+// ran over is 0. Returns the number of tiles run in *run.
+std::vector<float> tile_pass(const nn::Model& model, ops::Executor& exec, const float* source,
+                             ops::Dims d, const TileOptions& options, const float* mask,
+                             bool corrects_fill, TileStats& stats) {
   const ops::Dims t = model.input();
   const int out_c = model.output().c;
   const TileGrid grid = tile_grid(model, d, options, mask);
   const std::vector<int>&ys = grid.ys, &xs = grid.xs;
-  const int tiles = grid.tiles();
+  std::vector<int> todo;  // the tiles run, in row-major order
+  for (int k = 0; k < grid.tiles(); ++k) {
+    const int y0 = ys[k / xs.size()], x0 = xs[k % xs.size()];
+    bool damaged = !model.informed();
+    for (int r = 0; r < t.h && y0 + r < d.h && !damaged; ++r)
+      for (int q = 0; q < t.w && x0 + q < d.w; ++q)
+        if (mask[std::size_t(y0 + r) * d.w + x0 + q] != 0) {
+          damaged = true;
+          break;
+        }
+    if (damaged) todo.push_back(k);
+  }
+  stats.tiles += grid.tiles();
+  stats.tiles_run += int(todo.size());
+  const int tiles = int(todo.size());
   const int batch = exec.desc().batch;
 
   const std::size_t plane = std::size_t(d.h) * d.w, tile_size = t.size();
   const std::size_t tile_plane = std::size_t(t.h) * t.w, out_size = tile_plane * out_c;
   std::vector<float> sum(d.size(), 0.f), weight(plane, 0.f);
   std::vector<float> x(batch * tile_size), y(batch * out_size);
-  // A fill repairs the whole image first (as the baseline does), and the tiles carry its repair.
-  const std::optional<Fill> fill = model_fill(model, "tiling");
-  std::vector<float> filled, shifted;
-  if (fill) {
-    filled.resize(d.size());
-    apply_baseline(fill->kind, fill->radius, image, filled.data(), 1, d, mask);
-    shifted.resize(y.size());
-  }
-  const float* source = fill ? filled.data() : image;
+  std::vector<float> shifted(corrects_fill ? y.size() : 0);
   for (int first = 0; first < tiles; first += batch) {
     const int count = std::min(batch, tiles - first);
     for (int b = 0; b < count; ++b) {
-      const int y0 = ys[(first + b) / xs.size()], x0 = xs[(first + b) % xs.size()];
+      const int k = todo[first + b];
+      const int y0 = ys[k / xs.size()], x0 = xs[k % xs.size()];
       float* dst = x.data() + b * tile_size;
       for (int c = 0; c < t.c; ++c) {
         // An informed model's last input plane is the mask (data::with_mask_channel's order).
@@ -116,7 +158,7 @@ std::vector<float> denoise_tiled(const nn::Model& model, ops::Executor& exec, co
     std::fill(x.begin() + count * tile_size, x.end(), 0.f);
     exec.forward(x.data());
     const float* net_out = exec.output();
-    if (fill) {  // the net's output corrects the fill, which is the tile's image planes
+    if (corrects_fill) {  // the net's output corrects the fill, which is the tile's image planes
       for (int b = 0; b < count; ++b)
         for (std::size_t k = 0; k < out_size; ++k)
           shifted[b * out_size + k] = net_out[b * out_size + k] + x[b * tile_size + k];
@@ -124,7 +166,8 @@ std::vector<float> denoise_tiled(const nn::Model& model, ops::Executor& exec, co
     }
     nn::output_to_image(model.loss(), net_out, y.data(), count * out_size);
     for (int b = 0; b < count; ++b) {
-      const int ky = (first + b) / int(xs.size()), kx = (first + b) % int(xs.size());
+      const int k = todo[first + b];
+      const int ky = k / int(xs.size()), kx = k % int(xs.size());
       const std::vector<float> wy = tile_weights(ys, ky, t.h), wx = tile_weights(xs, kx, t.w);
       const float* src = y.data() + b * out_size;
       for (int r = 0; r < t.h && ys[ky] + r < d.h; ++r)
@@ -137,10 +180,61 @@ std::vector<float> denoise_tiled(const nn::Model& model, ops::Executor& exec, co
         }
     }
   }
-  for (int c = 0; c < d.c; ++c)
-    for (std::size_t p = 0; p < plane; ++p) sum[c * plane + p] /= weight[p];
-  if (model.informed()) data::keep_undamaged(image, mask, 1, d, sum.data());
+  for (std::size_t p = 0; p < plane; ++p)
+    if (weight[p] > 0)
+      for (int c = 0; c < d.c; ++c) sum[c * plane + p] /= weight[p];
   return sum;
+}
+
+}  // namespace
+
+int ensemble_size(int n) {
+  if (n != 1 && n != 2 && n != 4 && n != 8)
+    throw Error("tiling: the ensemble is " + std::to_string(n) +
+                " symmetries; it must be 1, 2, 4 or 8");
+  return n;
+}
+
+std::vector<float> denoise_tiled(const nn::Model& model, ops::Executor& exec, const float* image,
+                                 ops::Dims d, const TileOptions& options, const float* mask,
+                                 TileStats* stats) {
+  tile_grid(model, d, options, mask);  // checks the channels and the mask
+  const int n = ensemble_size(options.ensemble);
+  // A fill repairs the whole image first (as the baseline does), and the tiles carry its repair.
+  const std::optional<Fill> fill = model_fill(model, "tiling");
+  std::vector<float> filled;
+  if (fill) {
+    filled.resize(d.size());
+    apply_baseline(fill->kind, fill->radius, image, filled.data(), 1, d, mask);
+  }
+  const float* source = fill ? filled.data() : image;
+  const ops::Dims plane{1, d.h, d.w};
+  std::vector<float> out;
+  TileStats counted;
+  for (int g = 0; g < n; ++g) {
+    std::vector<float> pass;
+    if (g == 0) {
+      pass = tile_pass(model, exec, source, d, options, mask, fill.has_value(), counted);
+    } else {  // the image (and mask) turned by g, repaired, and turned back
+      const std::vector<float> moved = dihedral(source, d, g, false);
+      const std::vector<float> moved_mask =
+          mask ? dihedral(mask, plane, g, false) : std::vector<float>();
+      const ops::Dims gd = g & 4 ? ops::Dims{d.c, d.w, d.h} : d;
+      pass = dihedral(tile_pass(model, exec, moved.data(), gd, options,
+                                mask ? moved_mask.data() : nullptr, fill.has_value(), counted)
+                          .data(),
+                      d, g, true);
+    }
+    if (g == 0)
+      out = std::move(pass);
+    else
+      for (std::size_t i = 0; i < out.size(); ++i) out[i] += pass[i];
+  }
+  if (n > 1)
+    for (float& v : out) v /= float(n);
+  if (stats) *stats = counted;
+  if (model.informed()) data::keep_undamaged(image, mask, 1, d, out.data());
+  return out;
 }
 
 }  // namespace cae::train

@@ -14,6 +14,7 @@ namespace cae::train {
 struct TileOptions {
   int overlap = -1;  // pixels shared by neighbouring tiles; -1: a quarter of the tile
   int batch = 32;    // tiles per forward pass
+  int ensemble = 1;  // symmetries averaged (1, 2, 4, 8): ensemble_size
   ops::Backend backend = ops::Backend::dnnl;
 };
 
@@ -27,20 +28,36 @@ std::vector<int> tile_starts(int length, int tile, int overlap);
 // cos² falling across the overlap with the next (so two neighbours' weights sum to 1 there).
 std::vector<float> tile_weights(const std::vector<int>& starts, int k, int tile);
 
+// What a denoise_tiled call ran: the tiles of its passes, and those it ran (an informed model's
+// tiles that hold no damage are not run).
+struct TileStats {
+  int tiles = 0, tiles_run = 0;
+};
+
+// Ensures n when n is 1, 2, 4 or 8, the symmetries of a self-ensemble: the image as it is,
+// flipped left-right, flipped upside down, turned 180°, and the four same of its transpose, the
+// first n of them. Throws cae::Error otherwise.
+int ensemble_size(int n);
+
 // Requires image: dims.size() NCHW floats in [0, 1], dims.c == model.output().c, and for an
 // informed model the damage mask (h·w floats, as data::corrupt writes it; ignored otherwise).
 // Ensures the model's output image (NCHW, dims) assembled from tiles of the model's input size,
 // an informed model's tiles carrying the mask's tile as their last channel (its repair keeps
-// the image's pixels outside the mask: data::keep_undamaged); an image smaller
-// than a tile along an axis is padded by repeating its edge, and the padding dropped. Throws
-// cae::Error on a channel mismatch or a missing mask.
+// the image's pixels outside the mask: data::keep_undamaged, so only its tiles that hold a
+// damaged pixel are run); an image smaller than a tile along an axis is padded by repeating its
+// edge, and the padding dropped. With options.ensemble n > 1, the mean of n such repairs, each of
+// the image (and mask) under one of the first n symmetries (ensemble_size), turned back: a
+// self-ensemble, n times the work. A fill (train/fill.h) is made once, of the untouched image.
+// *stats, when given, says how many tiles ran. Throws cae::Error on a channel mismatch, a
+// missing mask or an ensemble size ensemble_size refuses.
 std::vector<float> denoise_tiled(const nn::Model& model, const float* image, ops::Dims dims,
-                                 const TileOptions& options, const float* mask = nullptr);
+                                 const TileOptions& options, const float* mask = nullptr,
+                                 TileStats* stats = nullptr);
 
 // The same with an inference executor of model's net (any batch; options.batch and backend
 // unused) built once for many images; ensures what the overload above does.
 std::vector<float> denoise_tiled(const nn::Model& model, ops::Executor& exec, const float* image,
                                  ops::Dims dims, const TileOptions& options,
-                                 const float* mask = nullptr);
+                                 const float* mask = nullptr, TileStats* stats = nullptr);
 
 }  // namespace cae::train

@@ -21,7 +21,7 @@ struct DenoiseOptions {
   CommonOptions common;
   std::string model_path, idx_in, out;
   std::vector<std::string> inputs;
-  int overlap = -1, depth = 8;
+  int overlap = -1, depth = 8, ensemble = 1;
 };
 
 std::string dims_text(int h, int w, int c) {
@@ -66,12 +66,15 @@ void run(const DenoiseOptions& o) {
   const ops::Backend backend = o.common.apply();
   nn::Model model = load_model(o.model_path);
   model.require_blind(o.model_path);
+  if (!o.idx_in.empty() && o.ensemble > 1)
+    throw Error("denoise --ensemble: the symmetries' ensemble is for PNG/JPEG files, not --idx");
   if (!o.idx_in.empty()) return denoise_idx(model, backend, o.idx_in, o.out);
   if (o.inputs.empty()) throw Error("denoise: give PNG/JPEG files or --idx FILE");
   const ops::Dims dims = model.input();
   std::filesystem::create_directories(o.out);
   train::TileOptions tiles;
   tiles.overlap = o.overlap;
+  tiles.ensemble = o.ensemble;
   tiles.backend = backend;
   for (const auto& path : o.inputs) {
     data::Image img = data::read_image(path);
@@ -116,6 +119,7 @@ void add_denoise_command(CLI::App& app) {
   cmd->add_option("--overlap", o->overlap,
                   "pixels neighbouring tiles share (default: a quarter of the tile)")
       ->check(at_least(0));
+  add_ensemble_option(cmd, o->ensemble);
   cmd->add_option("--depth", o->depth, "bits per sample of the output PNGs: 8 or 16")
       ->check(one_of({8, 16}));
   cmd->add_option("--idx", o->idx_in, "an IDX image file to denoise as a whole");

@@ -30,6 +30,7 @@ train::Comparison evaluate_photos(const EvalOptions& o, const std::string& dir,
                  o.model_path.c_str(), test.size(), dir.c_str(), val.size());
   train::TileOptions tiles;
   tiles.backend = options.backend;
+  tiles.ensemble = o.ensemble;
   const train::AdaptOptions adapt = o.adapt.options(model, options.backend, o.seed);
   return train::compare_photos({{"cae", &model}}, test, names, val, corruption, o.seed, options,
                                tiles, adapt.on() ? &adapt : nullptr);
@@ -41,6 +42,9 @@ train::Comparison evaluate_set(const EvalOptions& o, const nn::Model& model,
                                std::FILE* log) {
   if (o.adapt.steps > 0)
     throw Error("eval --adapt: adapting to a photo needs whole photos, a folder without --size");
+  if (o.ensemble > 1)
+    throw Error("eval --ensemble: the symmetries' ensemble repairs whole photos, a folder "
+                "without --size");
   data::Dataset ds = given ? *given : o.data.load();
   data::truncate(ds, 0, o.limit);
   if (ds.paired()) options.targets = &ds.test_targets;
@@ -105,6 +109,7 @@ void add_eval_options(CLI::App* cmd, EvalOptions& options, bool model_required) 
                   "of the folder's val/ photos when it has them, else of the test images")
       ->check(in_range(1, 1000000));
   o->adapt.add(cmd);
+  add_ensemble_option(cmd, o->ensemble);
   cmd->add_flag("--no-baselines", o->no_baselines, "score only the noisy input and the model");
   cmd->add_option("--json", o->json, "write the table as JSON here");
   cmd->add_option("--csv", o->csv, "write per-image scores as CSV here");

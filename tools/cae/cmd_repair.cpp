@@ -17,7 +17,7 @@ struct RepairOptions {
   CorruptionOptions corruption;
   AdaptFlags adapt;
   std::string photo, model_path, figure = "repair.png";
-  int zoom = 4, overlap = -1;
+  int zoom = 4, overlap = -1, ensemble = 1;
   std::uint64_t seed = 0;
 };
 
@@ -25,6 +25,7 @@ void run(const RepairOptions& o) {
   train::TileOptions tiles;
   tiles.backend = o.common.apply();
   tiles.overlap = o.overlap;
+  tiles.ensemble = o.ensemble;
   const nn::Model model = load_model(o.model_path);
   const data::Image photo = train::read_photos({o.photo}, model.output().c).front();
   const data::Corruption corruption = o.corruption.apply(model_corruption(model));
@@ -37,6 +38,8 @@ void run(const RepairOptions& o) {
                o.photo.c_str(), photo.w, photo.h, corruption.describe().c_str(),
                r.damaged.psnr_region, adapt.on() ? " adapted" : "", r.model.psnr_region,
                r.telea_radius, r.telea.psnr_region);
+  std::fprintf(stderr, "cae ran %d of its %d tiles%s\n", r.tiles.tiles_run, r.tiles.tiles,
+               model.informed() ? " (an informed model's: those that hold damage)" : "");
   const data::Image figure = train::repair_figure(r, o.zoom);
   data::write_png(o.figure, figure);
   std::fprintf(stderr, "wrote %s (%dx%d)\n", o.figure.c_str(), figure.w, figure.h);
@@ -62,6 +65,7 @@ void add_repair_command(CLI::App& app) {
   cmd->add_option("--seed", o->seed, "seed of the damage (default 0: as cae eval's first photo)");
   cmd->add_option("--overlap", o->overlap, "pixels shared by neighbouring tiles (default: 1/4)")
       ->check(at_least(0));
+  add_ensemble_option(cmd, o->ensemble);
   cmd->footer(
       "The damage is the corruption's (the model's own unless --corruption or flags say "
       "otherwise) and must include masks, lines or the crosshair. Telea's radius is the one of "

@@ -77,6 +77,10 @@ struct AdaptFlags {
                               std::uint64_t seed) const;
 };
 
+// --ensemble N of cae eval, repair and denoise: each photo repaired under the first N of the
+// eight symmetries of the square and the repairs averaged (train/tiling.h, TileOptions).
+void add_ensemble_option(CLI::App* cmd, int& ensemble);
+
 nn::Model load_model(const std::string& path);
 std::string read_text(const std::string& path);
 // Atomic (temporary file, fsync, rename).

@@ -87,6 +87,14 @@ train::AdaptOptions AdaptFlags::options(const nn::Model& model, ops::Backend bac
   return a;
 }
 
+void add_ensemble_option(CLI::App* cmd, int& ensemble) {
+  cmd->add_option("--ensemble", ensemble,
+                  "average the repairs of the photo flipped and turned: 1 (default: off), 2 "
+                  "(and flipped left-right), 4 (all flips) or 8 (the flips of it and of its "
+                  "transpose); N times the work")
+      ->check(one_of({1, 2, 4, 8}));
+}
+
 nn::Model load_model(const std::string& path) {
   return nn::Model::from_file(io::read_model_file(path), path);
 }

@@ -18,7 +18,7 @@ struct EvalOptions {
   CorruptionOptions corruption;
   std::string model_path, json, csv;
   std::uint64_t seed = 0;
-  int limit = 0, tune = 100;
+  int limit = 0, tune = 100, ensemble = 1;
   AdaptFlags adapt;
   bool no_baselines = false;
 };
