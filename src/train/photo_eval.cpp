@@ -146,7 +146,8 @@ Comparison compare_photos(const std::vector<NamedModel>& models,
     });
     if (adapt)
       method(named.name + " adapted",
-             describe_adapt(*adapt) + (symmetries.empty() ? "" : ", " + symmetries), [&](const DamagedPhoto& p) {
+             describe_adapt(*adapt) + (symmetries.empty() ? "" : ", " + symmetries),
+             [&](const DamagedPhoto& p) {
         const nn::Model adapted = adapt_to_photo(*named.model, p.damaged.data(), p.mask.data(),
                                                  p.dims, *adapt, std::uint64_t(&p - photos.data()));
         return denoise_tiled(adapted, p.damaged.data(), p.dims, tiles, p.mask.data());

@@ -110,7 +110,7 @@ std::vector<float> dihedral(const float* src, ops::Dims d, int g, bool inverse) 
 // One pass of the tiles over source (the image, or its fill for a model that corrects one):
 // the blended output before data::keep_undamaged. An informed model's tiles that hold no
 // damaged pixel are not run (keep_undamaged replaces all of their pixels), and a pixel no tile
-// ran over is 0. Returns the number of tiles run in *run.
+// ran over is 0. Adds the pass's tiles, and those it ran, to stats.
 std::vector<float> tile_pass(const nn::Model& model, ops::Executor& exec, const float* source,
                              ops::Dims d, const TileOptions& options, const float* mask,
                              bool corrects_fill, TileStats& stats) {
@@ -209,26 +209,19 @@ std::vector<float> denoise_tiled(const nn::Model& model, ops::Executor& exec, co
   }
   const float* source = fill ? filled.data() : image;
   const ops::Dims plane{1, d.h, d.w};
-  std::vector<float> out;
   TileStats counted;
-  for (int g = 0; g < n; ++g) {
-    std::vector<float> pass;
-    if (g == 0) {
-      pass = tile_pass(model, exec, source, d, options, mask, fill.has_value(), counted);
-    } else {  // the image (and mask) turned by g, repaired, and turned back
-      const std::vector<float> moved = dihedral(source, d, g, false);
-      const std::vector<float> moved_mask =
-          mask ? dihedral(mask, plane, g, false) : std::vector<float>();
-      const ops::Dims gd = g & 4 ? ops::Dims{d.c, d.w, d.h} : d;
-      pass = dihedral(tile_pass(model, exec, moved.data(), gd, options,
-                                mask ? moved_mask.data() : nullptr, fill.has_value(), counted)
-                          .data(),
-                      d, g, true);
-    }
-    if (g == 0)
-      out = std::move(pass);
-    else
-      for (std::size_t i = 0; i < out.size(); ++i) out[i] += pass[i];
+  std::vector<float> out =
+      tile_pass(model, exec, source, d, options, mask, fill.has_value(), counted);
+  for (int g = 1; g < n; ++g) {  // the image (and mask) turned by g, repaired, and turned back
+    const std::vector<float> moved = dihedral(source, d, g, false);
+    const std::vector<float> moved_mask =
+        mask ? dihedral(mask, plane, g, false) : std::vector<float>();
+    const ops::Dims gd = g & 4 ? ops::Dims{d.c, d.w, d.h} : d;
+    const std::vector<float> pass = tile_pass(model, exec, moved.data(), gd, options,
+                                              mask ? moved_mask.data() : nullptr,
+                                              fill.has_value(), counted);
+    const std::vector<float> back = dihedral(pass.data(), d, g, true);
+    for (std::size_t i = 0; i < out.size(); ++i) out[i] += back[i];
   }
   if (n > 1)
     for (float& v : out) v /= float(n);
