@@ -154,6 +154,43 @@ TEST(ClearCrops, EveryCropIsAWindowWithoutDamageAndEachSuchWindowIsDrawn) {
   EXPECT_NE(crops.draw(50, 4, 1, 0).pixels, crops.draw(50, 3, 1, 0).pixels);
 }
 
+TEST(ClearCrops, NearKeepsTheClearWindowsWithDamageWithinReach) {
+  const int h = 24, w = 26, ch = 6, cw = 7;
+  const data::Image image = coordinates(h, w);
+  const std::vector<float> mask = spots(h, w);
+  data::PatchOptions options;
+  options.h = ch, options.w = cw;
+  for (int near : {1, 3}) {
+    // Naively: a clear window whose frame of `near` pixels around it (inside the image) holds a
+    // damaged pixel.
+    std::set<std::pair<int, int>> wanted;
+    for (int y = 0; y + ch <= h; ++y)
+      for (int x = 0; x + cw <= w; ++x) {
+        if (!window_clear(mask, w, y, x, ch, cw)) continue;
+        bool reach = false;
+        for (int v = std::max(0, y - near); v < std::min(h, y + ch + near); ++v)
+          for (int u = std::max(0, x - near); u < std::min(w, x + cw + near); ++u)
+            reach = reach || mask[std::size_t(v) * w + u] != 0;
+        if (reach) wanted.insert({y, x});
+      }
+    ASSERT_GT(wanted.size(), 5u) << near;
+    const data::ClearCrops crops(image, mask.data(), options, near);
+    EXPECT_EQ(crops.windows(), wanted.size()) << near;
+    EXPECT_LT(crops.windows(), data::ClearCrops(image, mask.data(), options).windows());
+    const data::ImageSet set = crops.draw(3000, 5, 0, 0);
+    std::set<std::pair<int, int>> drawn;
+    for (int p = 0; p < set.n; ++p) {
+      const std::uint8_t* crop = set.pixels.data() + std::size_t(p) * set.image_size();
+      ASSERT_TRUE(wanted.count({crop[0], crop[1]})) << near << ": " << int(crop[0]) << ","
+                                                    << int(crop[1]);
+      drawn.insert({crop[0], crop[1]});
+    }
+    EXPECT_EQ(drawn, wanted) << near;
+  }
+  EXPECT_THAT(test::error_of([&] { data::ClearCrops(image, mask.data(), options, -1); }),
+              HasSubstr("negative"));
+}
+
 TEST(ClearCrops, TurnedAndFlippedCropsStillHoldOnlyAClearWindow) {
   const int h = 24, w = 26, side = 6;
   const data::Image image = coordinates(h, w);
@@ -328,6 +365,9 @@ TEST(AdaptCli, EvalAndRepairAdaptAndRefuseBadValues) {
   ASSERT_EQ(e.status, 0) << e.output;
   EXPECT_THAT(e.output, HasSubstr("cae adapted"));
   EXPECT_THAT(e.output, HasSubstr("3 steps, lr 0.002, batch 32"));
+  const auto n = test::run_cae(eval + "--no-baselines --adapt 3 --adapt-near 4");
+  ASSERT_EQ(n.status, 0) << n.output;
+  EXPECT_THAT(n.output, HasSubstr("3 steps, lr 0.001, batch 32, crops within 4 px of the damage"));
 
   const auto r = test::run_cae("repair " + dir + "/photos/test/a.png -m " + dir +
                                "/m.cae --threads 2 --adapt 2 -o " + dir + "/fig.png");
@@ -337,7 +377,8 @@ TEST(AdaptCli, EvalAndRepairAdaptAndRefuseBadValues) {
 
   for (const std::string& bad : {eval + "--adapt -1", eval + "--adapt x",
                                  eval + "--adapt 3 --adapt-lr nan", eval + "--adapt 3 --adapt-lr 0",
-                                 eval + "--adapt 3 --noise 0.1", eval + "--adapt 3 --size 16x16"}) {
+                                 eval + "--adapt 3 --noise 0.1", eval + "--adapt 3 --size 16x16",
+                                 eval + "--adapt 3 --adapt-near -1", eval + "--adapt-near 4"}) {
     const auto b = test::run_cae(bad);
     EXPECT_NE(b.status, 0) << bad;
     EXPECT_THAT(b.output, HasSubstr("cae: error: ")) << bad;

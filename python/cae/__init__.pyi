@@ -128,6 +128,7 @@ def evaluate(
     tune: int = 100,
     adapt: int = 0,
     adapt_lr: float = 1e-3,
+    adapt_near: int = 0,
     ensemble: Literal[1, 2, 4, 8] = 1,
     no_baselines: bool = False,
     json: Path = ...,

@@ -199,10 +199,12 @@ ImageSet draw_patches(const ImageList& images, const PatchOptions& options, int 
   return set;
 }
 
-ClearCrops::ClearCrops(const Image& image, const float* damage, const PatchOptions& options)
+ClearCrops::ClearCrops(const Image& image, const float* damage, const PatchOptions& options,
+                       int near)
     : image_(image), options_(options) {
   const int h = options.h, w = options.w;
   if (!options.on()) throw Error("clear crops: the patch size is not set");
+  if (near < 0) throw Error("clear crops: the distance to the damage is negative");
   if (options.augment.zoom())
     throw Error("clear crops: a zoom's window reaches beyond the crop, into the damage");
   if (options.augment.rot90 && h != w)
@@ -219,12 +221,18 @@ ClearCrops::ClearCrops(const Image& image, const float* damage, const PatchOptio
       sat[(y + 1) * stride + x + 1] = sat[y * stride + x + 1] + sat[(y + 1) * stride + x] -
                                       sat[y * stride + x] +
                                       (damage[std::size_t(y) * image.w + x] != 0.f);
+  // Damaged pixels in rows [y0, y1) and columns [x0, x1), clipped to the image.
+  const auto damaged = [&](int y0, int x0, int y1, int x1) {
+    y0 = std::max(y0, 0), x0 = std::max(x0, 0);
+    y1 = std::min(y1, image.h), x1 = std::min(x1, image.w);
+    return sat[std::size_t(y1) * stride + x1] - sat[std::size_t(y0) * stride + x1] -
+           sat[std::size_t(y1) * stride + x0] + sat[std::size_t(y0) * stride + x0];
+  };
   for (int y = 0; y < rows; ++y)
-    for (int x = 0; x < cols; ++x) {
-      const std::uint32_t hit = sat[(y + h) * stride + x + w] - sat[y * stride + x + w] -
-                                sat[(y + h) * stride + x] + sat[y * stride + x];
-      if (hit == 0) positions_.push_back(std::uint32_t(y) * std::uint32_t(cols) + x);
-    }
+    for (int x = 0; x < cols; ++x)
+      if (damaged(y, x, y + h, x + w) == 0 &&
+          (near == 0 || damaged(y - near, x - near, y + h + near, x + w + near) > 0))
+        positions_.push_back(std::uint32_t(y) * std::uint32_t(cols) + x);
   cols_ = cols;
 }
 

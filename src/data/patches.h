@@ -66,9 +66,11 @@ ImageSet draw_patches(const ImageList& images, const PatchOptions& options, int 
 class ClearCrops {
  public:
   // Requires damage: image.h×image.w (nonzero = damaged), options.on(), no zoom (its window
-  // would reach past the crop) and square crops for rot90; throws cae::Error otherwise.
-  // Ensures the clear windows found (none when the image is smaller than the crop).
-  ClearCrops(const Image& image, const float* damage, const PatchOptions& options);
+  // would reach past the crop), square crops for rot90 and near >= 0; throws cae::Error
+  // otherwise. Ensures the clear windows found (none when the image is smaller than the crop);
+  // with near > 0 only those with damage within `near` pixels of their edge (the window grown by
+  // near on each side, clipped to the image, holds a damaged pixel).
+  ClearCrops(const Image& image, const float* damage, const PatchOptions& options, int near = 0);
   // The number of clear windows.
   std::size_t windows() const { return positions_.size(); }
   // Requires windows() > 0, else throws cae::Error saying that no window is clear. Ensures

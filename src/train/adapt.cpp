@@ -19,6 +19,7 @@ namespace cae::train {
 std::string describe_adapt(const AdaptOptions& options) {
   std::ostringstream s;
   s << options.steps << " steps, lr " << exact_text(options.lr) << ", batch " << options.batch;
+  if (options.near > 0) s << ", crops within " << options.near << " px of the damage";
   return s.str();
 }
 
@@ -49,11 +50,15 @@ nn::Model adapt_to_photo(const nn::Model& model, const float* damaged, const flo
   crops.w = in.w;
   crops.augment.hflip = crops.augment.vflip = true;
   crops.augment.rot90 = in.h == in.w;
-  const data::ClearCrops source(to_image(damaged, d), mask, crops);
+  const data::ClearCrops source(to_image(damaged, d), mask, crops, options.near);
   if (source.windows() == 0)
     throw Error("adapt: no " + std::to_string(in.h) + "x" + std::to_string(in.w) +
                 " window of the " + std::to_string(d.h) + "x" + std::to_string(d.w) +
-                " photo is free of damage, so there is nothing to adapt to");
+                " photo is free of damage" +
+                (options.near > 0 ? " and within " + std::to_string(options.near) +
+                                        " px of it"
+                                  : std::string()) +
+                ", so there is nothing to adapt to");
 
   const int batch = options.batch;
   auto exec = model.make_executor(options.backend, batch);

@@ -19,6 +19,7 @@ struct AdaptOptions {
   int steps = 0;     // optimizer steps on the photo; 0: no adaptation
   int batch = 32;    // crops per step
   double lr = 1e-3;  // Adam's at the first step, decayed by a half cosine to 0 at the last
+  int near = 0;      // > 0: crops only from windows within this many pixels of the damage
   std::uint64_t seed = 0;
   ops::Backend backend = ops::Backend::dnnl;
   data::Corruption training;  // the damage the model learnt to repair: each crop gets it anew

@@ -278,6 +278,8 @@ def test_evaluate_gives_cae_eval_table(gray_model, gray_dataset, tmp_path):
         cae.evaluate(gray_model, gray_dataset, adapt=5, masks=2, noise=0)
     with pytest.raises(cae.Error, match="--adapt-lr"):
         cae.evaluate(gray_model, gray_dataset, adapt=5, adapt_lr=-1)
+    with pytest.raises(cae.Error, match="--adapt-near needs --adapt"):
+        cae.evaluate(gray_model, gray_dataset, adapt_near=8, masks=2, noise=0)
     # So does the symmetries' ensemble, which turns whole photos.
     with pytest.raises(cae.Error, match="--ensemble: the symmetries' ensemble repairs whole"):
         cae.evaluate(gray_model, gray_dataset, ensemble=8)

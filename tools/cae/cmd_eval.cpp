@@ -40,7 +40,7 @@ train::Comparison evaluate_photos(const EvalOptions& o, const std::string& dir,
 train::Comparison evaluate_set(const EvalOptions& o, const nn::Model& model,
                                const data::Dataset* given, train::CompareOptions options,
                                std::FILE* log) {
-  if (o.adapt.steps > 0)
+  if (o.adapt.options(model, options.backend, o.seed).on())  // it also checks --adapt-near
     throw Error("eval --adapt: adapting to a photo needs whole photos, a folder without --size");
   if (o.ensemble > 1)
     throw Error("eval --ensemble: the symmetries' ensemble repairs whole photos, a folder "

@@ -65,14 +65,16 @@ struct CorruptionOptions {
 // The corruption a model file says it was trained for (meta "corruption"), else the default.
 data::Corruption model_corruption(const nn::Model& model);
 
-// --adapt STEPS and --adapt-lr LR of cae eval and cae repair (common.cpp): adapting the model
-// to each photo before its repair (train/adapt.h).
+// --adapt STEPS, --adapt-lr LR and --adapt-near PX of cae eval and cae repair (common.cpp):
+// adapting the model to each photo before its repair (train/adapt.h).
 struct AdaptFlags {
   int steps = 0;
   double lr = 1e-3;
+  int near = 0;
   void add(CLI::App* cmd);
   // Ensures the adaptation of `model` (to the damage it was trained for) on backend, with the
-  // damage's seed; off (on() false) when steps is 0.
+  // damage's seed; off (on() false) when steps is 0. Throws cae::Error for --adapt-near
+  // without --adapt.
   train::AdaptOptions options(const nn::Model& model, ops::Backend backend,
                               std::uint64_t seed) const;
 };

@@ -74,13 +74,19 @@ void AdaptFlags::add(CLI::App* cmd) {
                   "Adam's learning rate of --adapt at its first step (default "
                   "1e-3, decayed by a half cosine to 0)")
       ->check(in_range(1e-9, 1.0));
+  cmd->add_option("--adapt-near", near,
+                  "draw --adapt's crops only from windows within PX pixels of the damage "
+                  "(default 0: from anywhere the photo is undamaged)")
+      ->check(in_range(0, 1000000));
 }
 
 train::AdaptOptions AdaptFlags::options(const nn::Model& model, ops::Backend backend,
                                         std::uint64_t seed) const {
+  if (near > 0 && steps == 0) throw Error("--adapt-near needs --adapt STEPS");
   train::AdaptOptions a;
   a.steps = steps;
   a.lr = lr;
+  a.near = near;
   a.seed = seed;
   a.backend = backend;
   a.training = model_corruption(model);
