@@ -269,7 +269,9 @@ TEST(DnnlExecutor, PhotoInputsRunNoReferenceKernel) {
     for (const std::string& f : exec->fallbacks())
       reordered |= f.find("reordered to NHWC") != std::string::npos;
     for (const KernelUse& s : exec->kernels()) nhwc_step |= s.op == 0 && s.name == "reorder";
-    if (reordered) EXPECT_TRUE(nhwc_step) << "the reorders the fallback names are steps";
+    if (reordered) {
+      EXPECT_TRUE(nhwc_step) << "the reorders the fallback names are steps";
+    }
   }
 }
 
