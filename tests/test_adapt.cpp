@@ -167,11 +167,9 @@ TEST(ClearCrops, NearKeepsTheClearWindowsWithDamageWithinReach) {
     for (int y = 0; y + ch <= h; ++y)
       for (int x = 0; x + cw <= w; ++x) {
         if (!window_clear(mask, w, y, x, ch, cw)) continue;
-        bool reach = false;
-        for (int v = std::max(0, y - near); v < std::min(h, y + ch + near); ++v)
-          for (int u = std::max(0, x - near); u < std::min(w, x + cw + near); ++u)
-            reach = reach || mask[std::size_t(v) * w + u] != 0;
-        if (reach) wanted.insert({y, x});
+        const int y0 = std::max(0, y - near), x0 = std::max(0, x - near);
+        const int y1 = std::min(h, y + ch + near), x1 = std::min(w, x + cw + near);
+        if (!window_clear(mask, w, y0, x0, y1 - y0, x1 - x0)) wanted.insert({y, x});
       }
     ASSERT_GT(wanted.size(), 5u) << near;
     const data::ClearCrops crops(image, mask.data(), options, near);

@@ -105,9 +105,10 @@ def evaluate(model: Any, dataset: Any = "mnist", **options: Any) -> dict:
     model: an Autoencoder, or the path of a model file. dataset: as for train() (its test
     images, and test targets if given, are used). options: those of `cae eval --help` with
     underscores: limit=..., seed=0, tune=100, no_baselines=False, adapt=0, adapt_lr=1e-3 and
-    adapt_near=0 (photo folders: adapt the model to each photo first), ensemble=1 (photo folders: average
-    the repairs of the photo flipped and turned, 1, 2, 4 or 8), the corruption options (default:
-    the corruption the model was trained for), json=PATH, csv=PATH, threads=...
+    adapt_near=0 (photo folders: adapt the model to each photo first), ensemble=1 (photo
+    folders: average the repairs of the photo flipped and turned, 1, 2, 4 or 8), the corruption
+    options (default: the corruption the model was trained for), json=PATH, csv=PATH,
+    threads=...
 
     Returns cae eval --json's table as a dict: corruption, seed, images, tune_images, and
     methods (name, setting, mse, psnr_db, ssim, bce for the noisy input, the model and each
