@@ -203,8 +203,11 @@ def test_an_exception_in_the_callback_propagates_and_leaves_the_checkpoint(gray_
 def test_ctrl_c_stops_cleanly_and_resume_continues_it(gray_dataset, tmp_path):
     cae.train(gray_dataset, epochs=4, out=tmp_path / "whole", verbose=False, **QUICK)
     out = tmp_path / "interrupted"
+    # The child restores Python's Ctrl-C handler: a shell that starts the tests in the background
+    # (`scripts/test.sh &`, nohup) hands its children SIGINT ignored, and Python keeps it so.
     script = textwrap.dedent(f"""
-        import cae, time
+        import cae, signal, time
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         def slow(*args):
             time.sleep(0.05)  # gives the signal time to arrive during the run
         cae.train({str(gray_dataset)!r}, epochs=4, out={str(out)!r}, verbose=False,
