@@ -37,7 +37,11 @@ void remove_stale_temporaries(const std::string& path) {
   }
 }
 
-void write_file_atomic(const std::string& path, std::span<const std::uint8_t> bytes) {
+namespace {
+
+// Writes bytes to path's temporary file and flushes them to disk; ensures its name, or throws
+// having removed it.
+std::string stage(const std::string& path, std::span<const std::uint8_t> bytes) {
   const std::string tmp = path + ".tmp." + std::to_string(::getpid());
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) throw Error("cannot create '" + tmp + "': " + errno_text());
@@ -65,20 +69,53 @@ void write_file_atomic(const std::string& path, std::span<const std::uint8_t> by
     ::unlink(tmp.c_str());
     throw Error("cannot close '" + path + "': " + why);
   }
+  return tmp;
+}
+
+// Renames a staged temporary over path and makes the rename durable; throws having removed tmp.
+void commit(const std::string& tmp, const std::string& path) {
   if (::rename(tmp.c_str(), path.c_str()) != 0) {
     std::string why = errno_text();
     ::unlink(tmp.c_str());
     throw Error("cannot rename '" + tmp + "' to '" + path + "': " + why);
   }
   // Make the rename itself durable.
-  std::string dir = std::filesystem::path(path).parent_path().string();
-  if (dir.empty()) dir = ".";
+  const std::filesystem::path parent = std::filesystem::path(path).parent_path();
+  const std::string dir = parent.empty() ? std::string(".") : parent.string();
   int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dfd >= 0) {
     ::fsync(dfd);
     ::close(dfd);
   }
   remove_stale_temporaries(path);
+}
+
+}  // namespace
+
+void write_file_atomic(const std::string& path, std::span<const std::uint8_t> bytes) {
+  commit(stage(path, bytes), path);
+}
+
+void FileBatch::add(const std::string& path, std::span<const std::uint8_t> bytes) {
+  for (const auto& [target, tmp] : staged_)
+    if (target == path) throw Error("'" + path + "' would be written twice");
+  staged_.emplace_back(path, stage(path, bytes));
+}
+
+void FileBatch::commit() {
+  for (std::size_t i = 0; i < staged_.size(); ++i) {
+    try {
+      cae::commit(staged_[i].second, staged_[i].first);
+    } catch (...) {
+      staged_.erase(staged_.begin(), staged_.begin() + std::ptrdiff_t(i) + 1);
+      throw;
+    }
+  }
+  staged_.clear();
+}
+
+FileBatch::~FileBatch() {
+  for (const auto& [target, tmp] : staged_) ::unlink(tmp.c_str());
 }
 
 std::vector<std::uint8_t> read_file(const std::string& path) {

@@ -70,8 +70,9 @@ constexpr std::uint64_t kMaxPixelsPerByte = 4096;
 
 // Reads the header and sizes the image. May longjmp; may throw.
 void start_decode(const std::string& path, jpeg_decompress_struct& cinfo, std::size_t file_size,
-                  Image& image) {
+                  const ReadOptions& options, Image& image) {
   jpeg_read_header(&cinfo, TRUE);
+  check_pixel_limit(path, cinfo.image_width, cinfo.image_height, options);
   if (cinfo.num_components == 1) {
     cinfo.out_color_space = JCS_GRAYSCALE;
   } else if (cinfo.num_components == 3) {
@@ -95,7 +96,7 @@ void start_decode(const std::string& path, jpeg_decompress_struct& cinfo, std::s
 
 }  // namespace
 
-Image read_jpeg(const std::string& path) {
+Image read_jpeg(const std::string& path, const ReadOptions& options) {
   const std::vector<std::uint8_t> bytes = read_file(path);
   if (bytes.size() < 3 || bytes[0] != 0xff || bytes[1] != 0xd8 || bytes[2] != 0xff)
     fail(path, "not a JPEG file: expected the signature ff d8 ff");
@@ -109,7 +110,7 @@ Image read_jpeg(const std::string& path) {
   jpeg_create_decompress(&guard.cinfo);
   guard.created = true;
   jpeg_mem_src(&guard.cinfo, bytes.data(), static_cast<unsigned long>(bytes.size()));
-  start_decode(path, guard.cinfo, bytes.size(), image);
+  start_decode(path, guard.cinfo, bytes.size(), options, image);
   const std::size_t row_bytes = std::size_t(image.w) * image.c;
   while (guard.cinfo.output_scanline < guard.cinfo.output_height) {
     JSAMPROW row = image.pixels.data() + guard.cinfo.output_scanline * row_bytes;

@@ -9,9 +9,9 @@ namespace cae::data {
 
 // Requires a JPEG file of gray (1 component) or YCbCr/RGB (3 components). Ensures gray gives
 // c = 1 and colour c = 3 (RGB). Throws cae::Error naming the file for a non-JPEG, a truncated
-// or corrupt file, CMYK or other component counts, and a header claiming more pixels than the
-// file can hold.
-Image read_jpeg(const std::string& path);
+// or corrupt file, CMYK or other component counts, a header claiming more pixels than the file
+// can hold, and one above options.max_pixels (options.keep_alpha does not apply).
+Image read_jpeg(const std::string& path, const ReadOptions& options = {});
 
 // Requires h, w > 0, c in {1, 3}, h·w·c pixels and quality in [1, 100]. Ensures path holds the
 // image as a baseline JPEG, written atomically; throws cae::Error otherwise.

@@ -85,43 +85,53 @@ struct WriteGuard {
 // this many bytes; a header claiming more is forged, and is refused before allocating for it.
 constexpr std::uint64_t kMaxDeflateRatio = 1032;
 
-// Reads the header, sets the transforms, sizes image and rows. 8-bit Pixel: only 8-bit gray and
-// RGB (and palettes) are accepted, as stored; 16-bit Pixel: every depth, scaled to 16 bits. May
-// longjmp; may throw.
+// Reads the header, sets the transforms, sizes image and rows. 8-bit Pixel: depths up to 8, the
+// lower ones scaled to 8 bits; 16-bit Pixel: every depth, scaled to 16 bits; either with the
+// alpha channel kept when options ask. May longjmp; may throw.
 template <class Img>
 void start_decode(const std::string& path, png_structp png, png_infop info, std::size_t file_size,
-                  Img& image, std::vector<png_bytep>& rows) {
+                  const ReadOptions& options, Img& image, std::vector<png_bytep>& rows) {
   using Pixel = typename decltype(image.pixels)::value_type;
   constexpr bool wide = sizeof(Pixel) == 2;
+  const bool keep_alpha = options.keep_alpha;
   png_read_info(png, info);
   png_uint_32 width = 0, height = 0;
   int bit_depth = 0, color_type = 0, interlace = 0;
   png_get_IHDR(png, info, &width, &height, &bit_depth, &color_type, &interlace, nullptr, nullptr);
+  check_pixel_limit(path, width, height, options);
 
   int channels = 0;
   int bits_per_pixel = 0;  // as stored, to bound the raw data size
   switch (color_type) {
-    case PNG_COLOR_TYPE_PALETTE:
+    case PNG_COLOR_TYPE_PALETTE: {
       // The palette index may be 1, 2, 4 or 8 bits; the palette entries are always 8-bit RGB.
-      // Expansion turns a tRNS chunk into an alpha channel, which is then dropped like any other.
+      // Expansion turns a tRNS chunk into an alpha channel, which is then dropped like any other
+      // unless the caller keeps alpha.
+      const bool alpha = keep_alpha && png_get_valid(png, info, PNG_INFO_tRNS);
       png_set_palette_to_rgb(png);
-      png_set_strip_alpha(png);
-      channels = 3;
+      if (alpha)
+        png_set_tRNS_to_alpha(png);
+      else
+        png_set_strip_alpha(png);
+      channels = alpha ? 4 : 3;
       bits_per_pixel = bit_depth;
       break;
+    }
     case PNG_COLOR_TYPE_GRAY:
     case PNG_COLOR_TYPE_GRAY_ALPHA:
     case PNG_COLOR_TYPE_RGB:
     case PNG_COLOR_TYPE_RGB_ALPHA: {
       const bool rgb = color_type & PNG_COLOR_MASK_COLOR;
       const bool alpha = color_type & PNG_COLOR_MASK_ALPHA;
-      if (bit_depth != 8 && !wide)
+      if (bit_depth > 8 && !wide)
         fail(path, "unsupported PNG bit depth " + std::to_string(bit_depth) + " (" +
                        (rgb ? "RGB" : "gray") + (alpha ? "+alpha" : "") +
-                       "), expected 8 bits per channel");
+                       "), expected 8 bits per channel or fewer");
       if (bit_depth < 8) png_set_expand_gray_1_2_4_to_8(png);
-      if (alpha) png_set_strip_alpha(png);
-      channels = rgb ? 3 : 1;
+      if (alpha && !keep_alpha) png_set_strip_alpha(png);
+      // tRNS on gray or RGB (one colour transparent) stays ignored: such files are rare, and a
+      // mask painted with it would say so in a channel of its own.
+      channels = (rgb ? 3 : 1) + (alpha && keep_alpha ? 1 : 0);
       bits_per_pixel = bit_depth * ((rgb ? 3 : 1) + (alpha ? 1 : 0));
       break;
     }
@@ -153,6 +163,7 @@ void start_decode(const std::string& path, png_structp png, png_infop info, std:
   image.h = int(height);
   image.w = int(width);
   image.c = channels;
+  if constexpr (wide) image.bits = color_type == PNG_COLOR_TYPE_PALETTE ? 8 : bit_depth;
   image.pixels.resize(std::size_t(height) * row_samples);
   rows.resize(height);
   for (png_uint_32 y = 0; y < height; ++y)
@@ -160,7 +171,7 @@ void start_decode(const std::string& path, png_structp png, png_infop info, std:
 }
 
 template <class Img>
-Img decode_png(const std::string& path) {
+Img decode_png(const std::string& path, const ReadOptions& options) {
   const std::vector<std::uint8_t> bytes = read_file(path);
   if (bytes.size() < 8 || png_sig_cmp(bytes.data(), 0, 8) != 0) {
     std::string found;
@@ -198,20 +209,23 @@ Img decode_png(const std::string& path) {
   png_set_read_fn(guard.png, &state, on_read);
 
   if (setjmp(png_jmpbuf(guard.png))) fail(path, std::string("invalid PNG: ") + state.message);
-  start_decode(path, guard.png, guard.info, bytes.size(), image, rows);
+  start_decode(path, guard.png, guard.info, bytes.size(), options, image, rows);
   png_read_image(guard.png, rows.data());
   // Reads up to IEND: a file cut after its pixel data, or a bad CRC there, is still an error.
   png_read_end(guard.png, nullptr);
   return image;
 }
 
+constexpr int kColorTypes[4] = {PNG_COLOR_TYPE_GRAY, PNG_COLOR_TYPE_GRAY_ALPHA, PNG_COLOR_TYPE_RGB,
+                                 PNG_COLOR_TYPE_RGB_ALPHA};
+
 template <class Img>
-void encode_png(const std::string& path, const Img& image) {
+std::vector<std::uint8_t> encode_png(const std::string& path, const Img& image) {
   using Pixel = typename decltype(image.pixels)::value_type;
   const int depth = 8 * int(sizeof(Pixel));
-  if (image.h <= 0 || image.w <= 0 || (image.c != 1 && image.c != 3))
+  if (image.h <= 0 || image.w <= 0 || image.c < 1 || image.c > 4)
     fail(path, "cannot write a PNG of " + std::to_string(image.h) + "×" + std::to_string(image.w) +
-                   "×" + std::to_string(image.c) + ": expected h, w > 0 and c = 1 or 3");
+                   "×" + std::to_string(image.c) + ": expected h, w > 0 and c = 1 to 4");
   const std::size_t row_samples = std::size_t(image.w) * image.c;
   if (image.pixels.size() != std::size_t(image.h) * row_samples)
     fail(path, "cannot write a PNG of " + std::to_string(image.h) + "×" + std::to_string(image.w) +
@@ -232,7 +246,7 @@ void encode_png(const std::string& path, const Img& image) {
 
   if (setjmp(png_jmpbuf(guard.png))) fail(path, std::string("cannot encode PNG: ") + state.message);
   png_set_IHDR(guard.png, guard.info, png_uint_32(image.w), png_uint_32(image.h), depth,
-               image.c == 3 ? PNG_COLOR_TYPE_RGB : PNG_COLOR_TYPE_GRAY, PNG_INTERLACE_NONE,
+               kColorTypes[image.c - 1], PNG_INTERLACE_NONE,
                PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
   png_write_info(guard.png, guard.info);
   if (depth == 16 && std::endian::native == std::endian::little) png_set_swap(guard.png);
@@ -240,19 +254,44 @@ void encode_png(const std::string& path, const Img& image) {
     png_write_row(guard.png,
                   reinterpret_cast<png_const_bytep>(image.pixels.data() + y * row_samples));
   png_write_end(guard.png, nullptr);
-
-  write_file_atomic(path, encoded);
+  return encoded;
 }
 
 }  // namespace
 
-Image read_png(const std::string& path) { return decode_png<Image>(path); }
+void check_pixel_limit(const std::string& path, std::uint64_t w, std::uint64_t h,
+                       const ReadOptions& options) {
+  if (w * h <= options.max_pixels) return;
+  fail(path, "the image is " + std::to_string(w) + "×" + std::to_string(h) + " = " +
+                 std::to_string(w * h) + " pixels, above the limit of " +
+                 std::to_string(options.max_pixels) +
+                 (options.limit_flag.empty() ? std::string()
+                                             : " (raise it with " + options.limit_flag + ")"));
+}
 
-void write_png(const std::string& path, const Image& image) { encode_png(path, image); }
+Image read_png(const std::string& path, const ReadOptions& options) {
+  return decode_png<Image>(path, options);
+}
 
-Image16 read_png16(const std::string& path) { return decode_png<Image16>(path); }
+void write_png(const std::string& path, const Image& image) {
+  write_file_atomic(path, encode_png(path, image));
+}
 
-void write_png16(const std::string& path, const Image16& image) { encode_png(path, image); }
+std::vector<std::uint8_t> png_bytes(const Image& image, const std::string& what) {
+  return encode_png(what, image);
+}
+
+std::vector<std::uint8_t> png_bytes(const Image16& image, const std::string& what) {
+  return encode_png(what, image);
+}
+
+Image16 read_png16(const std::string& path, const ReadOptions& options) {
+  return decode_png<Image16>(path, options);
+}
+
+void write_png16(const std::string& path, const Image16& image) {
+  write_file_atomic(path, encode_png(path, image));
+}
 
 Image to_8bit(const Image16& image) {
   Image out;
