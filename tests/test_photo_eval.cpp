@@ -1,6 +1,6 @@
 // Photos: the inpainting baselines, scores inside the damage against loops written here, whole-
 // photo evaluation of blind and informed models on a folder of different sizes, the repair
-// figure's layout, and `cae eval` / `cae repair` on such a folder, bad input included.
+// figure's layout, and `cae eval` / `cae compare` on such a folder, bad input included.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -112,6 +112,42 @@ TEST(Inpaint, FillsOnlyTheMaskAndTeleaDiffersFromNavierStokes) {
               HasSubstr("telea: needs the damage mask"));
   EXPECT_EQ(train::baselines_for(data::Corruption{}).size(), 3u);
   EXPECT_EQ(train::baselines_for(crosshair()).size(), 5u);
+}
+
+// A large photo's damage is inpainted piece by piece, each piece on a crop of its own; the result
+// is the whole photo's bit for bit: pieces near each other (one pixel further than the pieces'
+// reach, and one pixel nearer), pieces at the edges and in a corner, a long stroke, dots, gray
+// and colour, every radius of the grid.
+TEST(Inpaint, PiecewiseEqualsTheWholePhotoBitForBit) {
+  for (int c : {1, 3}) {
+    const ops::Dims d{c, 560, 590};
+    std::vector<float> clean(d.size()), damaged(d.size()), mask(std::size_t(d.h) * d.w, 0.f);
+    train::from_image(photo(d.h, d.w, d.c, 3 + c), clean.data());
+    auto mark = [&](int y, int x) {
+      if (y < 0 || x < 0 || y >= d.h || x >= d.w) return;
+      mask[std::size_t(y) * d.w + x] = 1;
+    };
+    for (int x = 100; x < 300; ++x) mark(200 + x / 7, x), mark(201 + x / 7, x);  // a stroke
+    for (int y = 0; y < 9; ++y) mark(y, 400), mark(y, 401);  // at the top edge
+    for (int y = 550; y < 560; ++y)
+      for (int x = 580; x < 590; ++x) mark(y, x);  // in a corner
+    for (int k = 0; k < 40; ++k) mark(300 + 13 * (k % 7), 350 + 11 * k);  // dots
+    for (int gap : {5, 6, 11, 12, 13}) mark(480, 40 + 9 * gap), mark(480, 40 + 10 * gap);
+    std::copy(clean.begin(), clean.end(), damaged.begin());
+    for (std::size_t p = 0; p < mask.size(); ++p)
+      if (mask[p] > 0)
+        for (int ch = 0; ch < c; ++ch) damaged[ch * mask.size() + p] = ch == 0 ? 1.f : 0.f;
+    for (auto kind : {train::Baseline::telea, train::Baseline::navier_stokes})
+      for (float r : train::baseline_grid(kind)) {
+        std::vector<float> pieces(d.size()), whole(d.size());
+        train::apply_baseline(kind, r, damaged.data(), pieces.data(), 1, d, mask.data());
+        train::inpaint_whole(kind, r, damaged.data(), whole.data(), d, mask.data());
+        std::size_t differ = 0;
+        for (std::size_t i = 0; i < whole.size(); ++i) differ += pieces[i] != whole[i];
+        EXPECT_EQ(differ, 0u) << train::baseline_name(kind) << " r=" << r << " c=" << c;
+        EXPECT_NE(whole, damaged);
+      }
+  }
 }
 
 TEST(RegionScores, MatchLoopsOverTheMaskedPixels) {
@@ -336,7 +372,7 @@ TEST(PhotoEvalCli, EvalAndRepairOnAFolderOfDifferentSizes) {
   }
 
   const auto r =
-      test::run_cae("repair " + dir + "/photos/test/b.jpg -m " + dir +
+      test::run_cae("compare " + dir + "/photos/test/b.jpg -m " + dir +
                     "/informed.cae --crosshair --noise 0 --threads 2 -o " + dir + "/fig.png");
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_THAT(r.output, HasSubstr("PSNR inside the damage"));
@@ -345,7 +381,7 @@ TEST(PhotoEvalCli, EvalAndRepairOnAFolderOfDifferentSizes) {
   EXPECT_EQ(fig.h, 2 * (41 + train::label_height(27)) + 8);
 
   // Bad input: one clear line naming the file.
-  const auto missing = test::run_cae("repair " + dir + "/nope.png -m " + dir + "/blind.cae");
+  const auto missing = test::run_cae("compare " + dir + "/nope.png -m " + dir + "/blind.cae");
   EXPECT_EQ(missing.status, 1);
   EXPECT_THAT(missing.output, HasSubstr("cae: error: "));
   EXPECT_THAT(missing.output, HasSubstr(dir + "/nope.png"));
@@ -355,7 +391,7 @@ TEST(PhotoEvalCli, EvalAndRepairOnAFolderOfDifferentSizes) {
   EXPECT_EQ(corrupt.status, 1);
   EXPECT_THAT(corrupt.output, HasSubstr("cae: error: " + dir + "/photos/test/c.png"));
   const auto noise =
-      test::run_cae("repair " + dir + "/photos/val/v.png -m " + dir + "/blind.cae --noise 0.1");
+      test::run_cae("compare " + dir + "/photos/val/v.png -m " + dir + "/blind.cae --noise 0.1");
   EXPECT_EQ(noise.status, 1);
   EXPECT_THAT(noise.output, HasSubstr("no masks, lines or crosshair"));
 }

@@ -41,4 +41,11 @@ std::vector<float> baseline_grid(Baseline kind);
 void apply_baseline(Baseline kind, float param, const float* noisy, float* out, int count,
                     ops::Dims dims, const float* mask = nullptr);
 
+// Requires an inpainter (telea or navier_stokes) and apply_baseline's arguments for one image.
+// Ensures what apply_baseline writes, always computed on the whole image: apply_baseline repairs
+// a large image's separate pieces of damage on crops of their own, and a test shows the two
+// agree bit for bit. Throws cae::Error otherwise.
+void inpaint_whole(Baseline kind, float radius, const float* damaged, float* out, ops::Dims d,
+                   const float* mask);
+
 }  // namespace cae::train
