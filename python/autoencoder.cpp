@@ -67,6 +67,69 @@ py::array decode(const Model& m, const py::handle& codes, const py::object& layo
       in, s, Order::nchw);
 }
 
+// The photo's samples as a C-contiguous array of T, its height, width and channels (an HxW
+// array is one channel).
+template <class T>
+py::array_t<T, py::array::c_style> photo_values(const py::array& image) {
+  return py::array_t<T, py::array::c_style>::ensure(image);
+}
+
+template <class T>
+py::array repair_as(const Model& m, const py::array& image, int h, int w, int c,
+                    const std::vector<std::uint8_t>& mask, const RepairOptions& options) {
+  const py::array_t<T, py::array::c_style> values = photo_values<T>(image);
+  const std::span<const T> in(values.data(), std::size_t(values.size()));
+  std::vector<T> out;
+  {
+    py::gil_scoped_release release;
+    apply_thread_count();
+    out = m.engine.repair(in, h, w, c, mask, options);
+  }
+  std::vector<py::ssize_t> shape(image.shape(), image.shape() + image.ndim());
+  return owning_array(std::move(out), std::move(shape));
+}
+
+py::array repair(const Model& m, const py::handle& image_in, const py::handle& mask_in, int adapt,
+                 double adapt_lr, int adapt_near, int ensemble, std::uint64_t seed) {
+  if (!py::isinstance<py::array>(image_in))
+    throw Error("repair: image must be a NumPy array (HxW or HxWxC), found " +
+                type_name(image_in));
+  const auto image = py::reinterpret_borrow<py::array>(image_in);
+  if (image.ndim() != 2 && image.ndim() != 3)
+    throw Error("repair: image must be HxW or HxWxC, found " + std::to_string(image.ndim()) +
+                " dimensions");
+  const int h = int(image.shape(0)), w = int(image.shape(1));
+  const int c = image.ndim() == 3 ? int(image.shape(2)) : 1;
+  if (!py::isinstance<py::array>(mask_in))
+    throw Error("repair: mask must be a NumPy array (HxW), found " + type_name(mask_in));
+  auto mask_array = py::reinterpret_borrow<py::array>(mask_in);
+  if (mask_array.ndim() == 3 && mask_array.shape(2) == 1)
+    mask_array = mask_array.attr("reshape")(mask_array.shape(0), mask_array.shape(1));
+  if (mask_array.ndim() != 2 || mask_array.shape(0) != h || mask_array.shape(1) != w)
+    throw Error("repair: the mask's shape is " +
+                std::string(py::str(py::tuple(mask_array.attr("shape")))) + ", the image is " +
+                std::to_string(h) + "x" + std::to_string(w) + ": expected (" + std::to_string(h) +
+                ", " + std::to_string(w) + ")");
+  // Non-zero = damaged, whatever the mask's dtype (bool, integers, floats).
+  const auto damaged = py::array_t<std::uint8_t, py::array::c_style | py::array::forcecast>::ensure(
+      mask_array.attr("__ne__")(0));
+  const std::vector<std::uint8_t> mask(damaged.data(), damaged.data() + damaged.size());
+  RepairOptions options;
+  options.adapt = adapt;
+  options.adapt_lr = adapt_lr;
+  options.adapt_near = adapt_near;
+  options.ensemble = ensemble;
+  options.seed = seed;
+  const py::dtype dt = image.dtype();
+  if (dt.equal(py::dtype::of<std::uint8_t>()))
+    return repair_as<std::uint8_t>(m, image, h, w, c, mask, options);
+  if (dt.equal(py::dtype::of<std::uint16_t>()))
+    return repair_as<std::uint16_t>(m, image, h, w, c, mask, options);
+  if (dt.equal(py::dtype::of<float>())) return repair_as<float>(m, image, h, w, c, mask, options);
+  throw Error("repair: image must be uint8 (0-255), uint16 (0-65535) or float32 (0-1), found " +
+              std::string(py::str(py::object(dt))));
+}
+
 }  // namespace
 
 Model model_from_bytes(std::vector<std::uint8_t> file, const std::string& name) {
@@ -144,6 +207,22 @@ so Python threads can run models at the same time; one model runs one call at a 
 images: uint8 (0-255) or float32 ([0, 1], finite) in `layout` (see the class). Returns an
 array of the same shape, dtype and layout: uint8 rounded as cae denoise rounds, float32 in
 [0, 1]. Raises cae.Error before any work on a wrong dtype, layout or shape.)")
+      .def("repair", &repair, py::arg("image"), py::arg("mask"), py::arg("adapt") = 0,
+           py::arg("adapt_lr") = 1e-3, py::arg("adapt_near") = 0, py::arg("ensemble") = 1,
+           py::arg("seed") = 0,
+           R"(Repairs a photo where the mask says it is damaged (an informed model).
+
+image: HxW or HxWxC (C = 1 gray, 2 gray+alpha, 3 RGB, 4 RGBA), uint8 (0-255), uint16 (0-65535)
+or float32 ([0, 1]), of any size. mask: HxW (or HxWx1), any dtype, non-zero = damaged.
+adapt: steps adapting a copy of the model to this photo's undamaged part first (0: off;
+adapt_lr, adapt_near and seed as cae repair's --adapt-lr, --adapt-near and --seed); ensemble:
+1, 2, 4 or 8 flips and turns averaged. Returns an array of the image's shape and dtype: the
+damaged pixels repaired, every other value (alpha too) exactly the input's; the same bits as
+cae repair writes for the same photo and mask. Raises cae.Error for a blind model or an array
+that does not fit, before any work.)")
+      .def_property_readonly(
+          "informed", [](const Model& self) { return self.engine.informed(); },
+          "True for an informed model (an inpainter: repair), False for a blind one (denoise).")
       .def("encode", &encode, py::arg("images"), py::arg("layout") = py::none(),
            "The latent codes (float32) of images (uint8 or float32, as for denoise), in the "
            "same layout; gray images in a layout without channels ('HW', 'NHW') give codes "

@@ -44,7 +44,7 @@ adapt=(--adapt "${ADAPT:-1000}" --adapt-lr "${ADAPT_LR:-1e-3}")
   tee "$out/eval-masks.txt"
 for photo in "$photos"/test/*; do
   name=$(basename "${photo%.*}")
-  "$build/cae" repair "$photo" -m "$out/best.cae" --corruption "$damage" "${adapt[@]}" \
+  "$build/cae" compare "$photo" -m "$out/best.cae" --corruption "$damage" "${adapt[@]}" \
     -o "$out/repair-$name.png"
 done
 "$build/cae" plot "$out" -o "$out/losses.png" --title "informed unet on photo patches"

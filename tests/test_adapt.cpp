@@ -1,6 +1,6 @@
 // Adapting a model to the photo it repairs: the clear crops against a naive scan of the mask,
 // adaptation that never reads the pixels under the damage, is reproducible and lowers the loss on
-// the photo, its refusals, and `cae eval --adapt` / `cae repair --adapt`.
+// the photo, its refusals, and `cae eval --adapt` / `cae compare --adapt`.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -367,7 +367,7 @@ TEST(AdaptCli, EvalAndRepairAdaptAndRefuseBadValues) {
   ASSERT_EQ(n.status, 0) << n.output;
   EXPECT_THAT(n.output, HasSubstr("3 steps, lr 0.001, batch 32, crops within 4 px of the damage"));
 
-  const auto r = test::run_cae("repair " + dir + "/photos/test/a.png -m " + dir +
+  const auto r = test::run_cae("compare " + dir + "/photos/test/a.png -m " + dir +
                                "/m.cae --threads 2 --adapt 2 -o " + dir + "/fig.png");
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_THAT(r.output, HasSubstr("cae adapted"));

@@ -191,7 +191,7 @@ TEST(Cli, UsageErrorsAreOneLineAndExitTwo) {
   const std::string dir = test::scratch_dir();
   const std::string see_train = " (see 'cae train --help')";
   const std::string commands =
-      "expected one of train, denoise, show, info, presets, export, eval, repair, plot, "
+      "expected one of train, denoise, show, info, presets, export, eval, repair, compare, plot, "
       "checkerboard";
   const std::vector<std::pair<std::string, std::string>> cases = {
       // out of range, not a number
@@ -212,8 +212,8 @@ TEST(Cli, UsageErrorsAreOneLineAndExitTwo) {
        "--preset: 'frob' is not one of residual, seed, seed-tconv, unet, unet-bn, unet-deep, unet-wide" + see_train},
       {"denoise -m a.cae -o out --depth 12",
        "--depth: value 12 is not one of 8, 16 (see 'cae denoise --help')"},
-      {"repair a.png -m a.cae --ensemble 3",
-       "--ensemble: value 3 is not one of 1, 2, 4, 8 (see 'cae repair --help')"},
+      {"compare a.png -m a.cae --ensemble 3",
+       "--ensemble: value 3 is not one of 1, 2, 4, 8 (see 'cae compare --help')"},
       // unknown options and arguments
       {"train --bach 10", "unknown option --bach (did you mean --batch?)" + see_train},
       {"train --frobnicate", "unknown option --frobnicate" + see_train},

@@ -34,6 +34,23 @@ struct Shape {
   bool operator==(const Shape&) const = default;
 };
 
+// How Autoencoder::repair works: the same choices as cae repair's flags (docs/repair.md).
+struct RepairOptions {
+  int adapt = 0;           // steps adapting a copy of the model to the photo first; 0: off
+  double adapt_lr = 1e-3;  // Adam's rate at the first adaptation step, decayed to 0
+  int adapt_near = 0;      // > 0: adaptation crops only within this many pixels of the damage
+  int ensemble = 1;        // 1, 2, 4 or 8 flips and turns of the photo repaired and averaged
+  int overlap = -1;        // pixels neighbouring tiles share; -1: a quarter of the tile
+  std::uint64_t seed = 0;  // of the adaptation's crops and their damage
+};
+
+// What a repair did.
+struct RepairReport {
+  std::size_t damaged_pixels = 0;  // pixels the mask marks
+  int tiles = 0, tiles_run = 0;    // the photo's tiles, and those that ran (they touch the mask)
+  bool adapted = false;
+};
+
 class Autoencoder {
  public:
   // Requires path to name a cae model file (or a training checkpoint: its current weights).
@@ -48,7 +65,8 @@ class Autoencoder {
   Autoencoder& operator=(Autoencoder&&) noexcept;
   ~Autoencoder();
 
-  // Ensures the shape of the images the model takes and returns (they are the same).
+  // Ensures the shape of the images the model returns (and, for a blind model, takes; an
+  // informed model takes the mask as one channel more).
   Shape image_shape() const;
 
   // Ensures the shape of the latent code: the activation after the last layer before the first
@@ -61,8 +79,33 @@ class Autoencoder {
   // "epochs", ...
   std::vector<std::pair<std::string, std::string>> metadata() const;
 
-  // Requires images.size() == count * image_shape().size(), count >= 1, NCHW floats.
-  // Ensures count denoised images, NCHW floats in [0, 1] (the model's output as an image).
+  // Whether the model is informed of the damage: an inpainter that takes a mask (repair), as
+  // opposed to a blind denoiser (denoise, encode, decode). Each refuses the other's calls.
+  bool informed() const;
+
+  // Requires an informed model; image: height * width pixels, row-major, each `channels`
+  // interleaved samples (HWC, as image files hold them, also for floats): 1 gray, 2 gray +
+  // alpha, 3 RGB, 4 RGBA, with the model's colour channels (or gray for a colour model); samples
+  // 0-255, 0-65535, or floats 0-1; mask: height * width values, non-zero = damaged. Any size:
+  // the model runs in tiles, only those that touch the mask. Ensures the repaired photo in the
+  // same layout and type: damaged pixels' colour repaired (rounded to whole samples), every other
+  // sample, alpha included, exactly the input's. The same bits as `cae repair` gives for the
+  // same photo file, mask and options. *report, when given, says what ran. Throws cae::Error
+  // for a blind model or sizes, channels or values that do not fit, before any work.
+  std::vector<std::uint8_t> repair(std::span<const std::uint8_t> image, int height, int width,
+                                   int channels, std::span<const std::uint8_t> mask,
+                                   const RepairOptions& options = {},
+                                   RepairReport* report = nullptr) const;
+  std::vector<std::uint16_t> repair(std::span<const std::uint16_t> image, int height, int width,
+                                    int channels, std::span<const std::uint8_t> mask,
+                                    const RepairOptions& options = {},
+                                    RepairReport* report = nullptr) const;
+  std::vector<float> repair(std::span<const float> image, int height, int width, int channels,
+                            std::span<const std::uint8_t> mask, const RepairOptions& options = {},
+                            RepairReport* report = nullptr) const;
+
+  // Requires a blind model, images.size() == count * image_shape().size(), count >= 1, NCHW
+  // floats. Ensures count denoised images, NCHW floats in [0, 1] (the model's output as an image).
   std::vector<float> denoise(std::span<const float> images, int count) const;
 
   // Requires pixels.size() == count * image_shape().size(), count >= 1, HWC bytes.

@@ -10,6 +10,8 @@ __version__: str
 Path = Union[str, os.PathLike[str]]
 Layout = Literal["NHWC", "HWC", "NCHW", "CHW", "NHW", "HW"]
 ImageArray = Union[npt.NDArray[np.uint8], npt.NDArray[np.float32]]
+# A photo for repair(): HxW or HxWxC, any size.
+PhotoArray = Union[npt.NDArray[np.uint8], npt.NDArray[np.uint16], npt.NDArray[np.float32]]
 
 class Error(RuntimeError):
     """A failure of cae: bad input, file, spec or option, or an I/O error."""
@@ -31,6 +33,18 @@ class Autoencoder:
     def to_bytes(self) -> bytes: ...
     def save(self, path: Path) -> None: ...
     def denoise(self, images: ImageArray, layout: Optional[Layout] = None) -> ImageArray: ...
+    def repair(
+        self,
+        image: PhotoArray,
+        mask: npt.NDArray[Any],
+        adapt: int = 0,
+        adapt_lr: float = 0.001,
+        adapt_near: int = 0,
+        ensemble: int = 1,
+        seed: int = 0,
+    ) -> PhotoArray: ...
+    @property
+    def informed(self) -> bool: ...
     def encode(self, images: ImageArray, layout: Optional[Layout] = None) -> npt.NDArray[np.float32]: ...
     def decode(
         self, codes: npt.NDArray[np.float32], layout: Optional[Layout] = None

@@ -11,6 +11,7 @@
 #include "io/model_file.h"
 #include "nn/model.h"
 #include "train/figures.h"
+#include "train/repair.h"
 
 #ifndef CAE_VERSION
 #error "CAE_VERSION must be defined (cmake/onnx.cmake)"
@@ -36,7 +37,8 @@ bool is_upsampling(ops::OpKind kind) {
 }  // namespace
 
 struct Autoencoder::Impl {
-  nn::Model model;  // folded: inference only, so batchnorm lives in the convs' weights
+  nn::Model source;  // as the file holds it: what repair() runs (and adapts), as cae repair does
+  nn::Model model;   // folded: inference only, so batchnorm lives in the convs' weights
   std::vector<ops::OpDesc> ops;  // the model's ops, shapes resolved (batch-independent)
   int split = -1;                // index of the first upsampling op, -1 when there is none
   int crossing_join = -1;        // a decoder op joining an encoder activation (a skip), or -1
@@ -47,8 +49,7 @@ struct Autoencoder::Impl {
   std::mutex mutex;
   std::map<std::pair<Part, int>, std::unique_ptr<ops::Executor>> executors;
 
-  explicit Impl(const nn::Model& m) : model(m.folded()) {
-    model.require_blind("cae::Autoencoder");
+  explicit Impl(const nn::Model& m) : source(m), model(m.folded()) {
     ops = model.net(1).ops;
     for (std::size_t i = 0; i < ops.size() && split < 0; ++i)
       if (is_upsampling(ops[i].kind)) split = int(i);
@@ -119,9 +120,42 @@ struct Autoencoder::Impl {
     }
     return out;
   }
+
+  // The repair of the embedding API's arguments, as cae repair makes it.
+  template <class T>
+  std::vector<T> repair(std::span<const T> image, int height, int width, int channels,
+                        std::span<const std::uint8_t> mask, const RepairOptions& options,
+                        RepairReport* report) {
+    train::RepairOptions o;
+    o.tiles.overlap = options.overlap;
+    o.tiles.ensemble = train::ensemble_size(options.ensemble);
+    if (options.adapt < 0 || options.adapt_near < 0 || !(options.adapt_lr > 0))
+      throw Error("repair: adapt and adapt_near must be at least 0 and adapt_lr above 0");
+    if (options.adapt_near > 0 && options.adapt == 0)
+      throw Error("repair: adapt_near needs adapt steps");
+    o.adapt.steps = options.adapt;
+    o.adapt.lr = options.adapt_lr;
+    o.adapt.near = options.adapt_near;
+    o.adapt.seed = options.seed;
+    o.adapt.training = train::model_corruption(source);
+    train::RepairReport r;
+    std::lock_guard lock(mutex);
+    std::vector<T> out =
+        train::repair_samples(source, {image, height, width, channels}, mask, o, &r);
+    if (report) *report = {r.damaged, r.tiles.tiles, r.tiles.tiles_run, r.adapted};
+    return out;
+  }
 };
 
 namespace {
+
+// Throws unless the model is blind: denoise, encode and decode have no mask to give it.
+void require_blind(const nn::Model& model, const char* what) {
+  if (model.informed())
+    throw Error(std::string(what) +
+                ": the model is informed: it repairs the damage a mask marks (repair()), it "
+                "does not denoise whole images");
+}
 
 void check_input(const char* what, std::size_t found, int count, Shape shape) {
   if (count < 1)
@@ -148,9 +182,34 @@ Autoencoder Autoencoder::load_bytes(std::span<const std::uint8_t> file, const st
       std::make_unique<Impl>(nn::Model::from_file(io::decode_model_file(file, what), what)));
 }
 
-Shape Autoencoder::image_shape() const { return shape_of(impl_->model.input()); }
+Shape Autoencoder::image_shape() const { return shape_of(impl_->model.output()); }
+
+bool Autoencoder::informed() const { return impl_->model.informed(); }
+
+std::vector<std::uint8_t> Autoencoder::repair(std::span<const std::uint8_t> image, int height,
+                                              int width, int channels,
+                                              std::span<const std::uint8_t> mask,
+                                              const RepairOptions& options,
+                                              RepairReport* report) const {
+  return impl_->repair(image, height, width, channels, mask, options, report);
+}
+
+std::vector<std::uint16_t> Autoencoder::repair(std::span<const std::uint16_t> image, int height,
+                                               int width, int channels,
+                                               std::span<const std::uint8_t> mask,
+                                               const RepairOptions& options,
+                                               RepairReport* report) const {
+  return impl_->repair(image, height, width, channels, mask, options, report);
+}
+
+std::vector<float> Autoencoder::repair(std::span<const float> image, int height, int width,
+                                       int channels, std::span<const std::uint8_t> mask,
+                                       const RepairOptions& options, RepairReport* report) const {
+  return impl_->repair(image, height, width, channels, mask, options, report);
+}
 
 Shape Autoencoder::latent_shape() const {
+  require_blind(impl_->model, "latent_shape");
   if (impl_->split < 0)
     throw Error("this model has no upsampling layer (resize or tconv), so no latent code");
   if (impl_->crossing_join >= 0)
@@ -169,6 +228,7 @@ std::vector<std::pair<std::string, std::string>> Autoencoder::metadata() const {
 }
 
 std::vector<float> Autoencoder::denoise(std::span<const float> images, int count) const {
+  require_blind(impl_->model, "denoise");
   const Shape s = image_shape();
   check_input("denoise", images.size(), count, s);
   return impl_->run(Part::whole, images, count, s.size(), s.size(), true);
@@ -176,6 +236,7 @@ std::vector<float> Autoencoder::denoise(std::span<const float> images, int count
 
 std::vector<std::uint8_t> Autoencoder::denoise(std::span<const std::uint8_t> pixels,
                                                int count) const {
+  require_blind(impl_->model, "denoise");
   const Shape s = image_shape();
   check_input("denoise", pixels.size(), count, s);
   const ops::Dims dims = impl_->model.input();

@@ -23,6 +23,12 @@ std::string describe_adapt(const AdaptOptions& options) {
   return s.str();
 }
 
+data::Corruption model_corruption(const nn::Model& model) {
+  for (const auto& [key, value] : model.meta())
+    if (key == "corruption") return data::parse_corruption(value);
+  return data::Corruption{};
+}
+
 void check_adaptable(const data::Corruption& damage, const std::string& what) {
   if (!damage.spatial())
     throw Error(what + ": the damage '" + damage.describe() +

@@ -26,6 +26,10 @@ struct AdaptOptions {
   bool on() const { return steps > 0; }
 };
 
+// The corruption a model file says it was trained for (meta "corruption"), else the default.
+// Throws cae::Error when the meta cannot be read.
+data::Corruption model_corruption(const nn::Model& model);
+
 // "300 steps, lr 0.0001, batch 32": what a table's setting column says of the adaptation.
 std::string describe_adapt(const AdaptOptions& options);
 

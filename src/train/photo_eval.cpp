@@ -169,11 +169,11 @@ PhotoRepair repair_photo(const nn::Model& model, const data::Image& photo,
                          const data::Corruption& corruption, std::uint64_t seed,
                          const TileOptions& tiles, const AdaptOptions* adapt) {
   if (!corruption.spatial())
-    throw Error("repair: the corruption '" + corruption.describe() +
+    throw Error("compare: the corruption '" + corruption.describe() +
                 "' has no masks, lines or crosshair for cv::inpaint to fill");
-  if (adapt) check_adaptable(corruption, "repair --adapt");
+  if (adapt) check_adaptable(corruption, "compare --adapt");
   if (model.output().c != photo.c)
-    throw Error("repair: the model repairs " + std::to_string(model.output().c) +
+    throw Error("compare: the model repairs " + std::to_string(model.output().c) +
                 "-channel images, the photo has " + std::to_string(photo.c));
   PhotoRepair r;
   r.photo = damage_photo(photo, corruption, seed, 0, 0);

@@ -207,3 +207,61 @@ def test_thread_count_is_set_for_every_thread():
         assert seen == [1]
     finally:
         cae.set_num_threads(before)
+
+
+def test_repair_equals_cae_repair_bit_for_bit(inpaint_model, tmp_path):
+    from conftest import read_png, write_png
+
+    model = cae.Autoencoder.load(inpaint_model)
+    assert model.informed
+    rng = np.random.default_rng(3)
+    image = (rng.random((37, 45, 3)) * 255).astype(np.uint8)
+    mask = np.zeros((37, 45), np.uint8)
+    mask[10:14, 5:40] = 255
+    mask[20:30, 30] = 1
+    write_png(tmp_path / "photo.png", image)
+    write_png(tmp_path / "mask.png", mask)
+    check_cae("repair", tmp_path / "photo.png", "--mask", tmp_path / "mask.png", "-m",
+              inpaint_model, "-o", tmp_path / "out.png", "--threads", cae.get_num_threads())
+    expected = read_png(tmp_path / "out.png")
+    repaired = model.repair(image, mask)
+    assert repaired.dtype == np.uint8 and repaired.shape == image.shape
+    assert np.array_equal(repaired, expected)
+    assert np.array_equal(repaired[mask == 0], image[mask == 0])
+    assert not np.array_equal(repaired[mask != 0], image[mask != 0])
+    # Any dtype of mask: bool, float.
+    assert np.array_equal(model.repair(image, mask != 0), expected)
+    assert np.array_equal(model.repair(image, mask.astype(np.float32)[..., None]), expected)
+
+    # 16-bit RGBA: 16-bit out, the alpha untouched, as cae repair writes it.
+    wide = np.concatenate([image.astype(np.uint16) * 257 + 5,
+                           rng.integers(0, 65536, (37, 45, 1), dtype=np.uint16)], axis=-1)
+    write_png(tmp_path / "wide.png", wide)
+    check_cae("repair", tmp_path / "wide.png", "--mask", tmp_path / "mask.png", "-m",
+              inpaint_model, "-o", tmp_path / "wide-out.png", "--threads", cae.get_num_threads())
+    repaired16 = model.repair(wide, mask)
+    assert repaired16.dtype == np.uint16
+    assert np.array_equal(repaired16, read_png(tmp_path / "wide-out.png"))
+    assert np.array_equal(repaired16[..., 3], wide[..., 3])
+
+    # Adapted: the same as cae repair --adapt with the same seed.
+    check_cae("repair", tmp_path / "photo.png", "--mask", tmp_path / "mask.png", "-m",
+              inpaint_model, "-o", tmp_path / "adapted.png", "--adapt", 3, "--seed", 4,
+              "--threads", cae.get_num_threads())
+    assert np.array_equal(model.repair(image, mask, adapt=3, seed=4),
+                          read_png(tmp_path / "adapted.png"))
+
+
+def test_repair_refuses_what_does_not_fit(inpaint_model, gray_model):
+    model = cae.Autoencoder.load(inpaint_model)
+    image = np.zeros((20, 20, 3), np.uint8)
+    with pytest.raises(cae.Error, match="the mask's shape is"):
+        model.repair(image, np.zeros((20, 21), np.uint8))
+    with pytest.raises(cae.Error, match="uint8 .0-255., uint16 .0-65535. or float32"):
+        model.repair(image.astype(np.int32), np.zeros((20, 20)))
+    with pytest.raises(cae.Error, match="expected a number from 0 to 1"):
+        model.repair(np.full((20, 20, 3), 1.5, np.float32), np.zeros((20, 20)))
+    with pytest.raises(cae.Error, match="the model is informed"):
+        model.denoise(np.zeros((16, 16, 3), np.uint8))
+    with pytest.raises(cae.Error, match="the model is blind"):
+        cae.Autoencoder.load(gray_model).repair(np.zeros((28, 28), np.uint8), np.ones((28, 28)))

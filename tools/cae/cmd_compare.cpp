@@ -1,5 +1,6 @@
-// cae repair: one photo damaged, then repaired by the model and by cv::inpaint Telea, drawn side
-// by side with the original and a zoomed crop of the damage (the figure a person wants to see).
+// cae compare: one clean photo damaged by cae's own corruption, then repaired by the model and by
+// cv::inpaint Telea, drawn side by side with the original and a zoomed crop of the damage: the
+// figure that shows how the two compare. (cae repair repairs a user's own damaged photo.)
 #include <cstdio>
 #include <memory>
 
@@ -12,16 +13,16 @@ namespace cae::cli {
 
 namespace {
 
-struct RepairOptions {
+struct CompareOptions {
   CommonOptions common;
   CorruptionOptions corruption;
   AdaptFlags adapt;
-  std::string photo, model_path, figure = "repair.png";
+  std::string photo, model_path, figure = "compare.png";
   int zoom = 4, overlap = -1, ensemble = 1;
   std::uint64_t seed = 0;
 };
 
-void run(const RepairOptions& o) {
+void run(const CompareOptions& o) {
   train::TileOptions tiles;
   tiles.backend = o.common.apply();
   tiles.overlap = o.overlap;
@@ -47,17 +48,17 @@ void run(const RepairOptions& o) {
 
 }  // namespace
 
-void add_repair_command(CLI::App& app) {
-  auto o = std::make_shared<RepairOptions>();
+void add_compare_command(CLI::App& app) {
+  auto o = std::make_shared<CompareOptions>();
   CLI::App* cmd = app.add_subcommand(
-      "repair",
-      "damage a photo, repair it with a model and with cv::inpaint Telea, and write the figure: "
-      "damaged | cae | Telea | original, then the same zoomed on the damage");
+      "compare",
+      "damage a clean photo, repair it with a model and with cv::inpaint Telea, and write the "
+      "figure: damaged | cae | Telea | original, then the same zoomed on the damage");
   o->common.add(cmd);
   o->corruption.add(cmd);
-  cmd->add_option("photo", o->photo, "the photo (PNG or JPEG, any size)")->required();
+  cmd->add_option("photo", o->photo, "a clean photo (PNG or JPEG, any size) to damage")->required();
   cmd->add_option("-m,--model", o->model_path, "model file")->required();
-  cmd->add_option("-o,--out", o->figure, "PNG to write (default repair.png)");
+  cmd->add_option("-o,--out", o->figure, "PNG to write (default compare.png)");
   cmd->add_option("--zoom", o->zoom,
                   "magnification of the bottom row's crop around the damage (default 4)")
       ->check(in_range(1, 32));

@@ -24,6 +24,7 @@ void add_eval_command(CLI::App& app);
 void add_plot_command(CLI::App& app);
 void add_checkerboard_command(CLI::App& app);
 void add_repair_command(CLI::App& app);
+void add_compare_command(CLI::App& app);
 // Registers every subcommand above, in the order --help lists them (all_commands.cpp).
 void add_all_commands(CLI::App& app);
 
@@ -63,7 +64,7 @@ struct CorruptionOptions {
 };
 
 // The corruption a model file says it was trained for (meta "corruption"), else the default.
-data::Corruption model_corruption(const nn::Model& model);
+using train::model_corruption;
 
 // --adapt STEPS, --adapt-lr LR and --adapt-near PX of cae eval and cae repair (common.cpp):
 // adapting the model to each photo before its repair (train/adapt.h).

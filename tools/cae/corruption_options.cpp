@@ -64,10 +64,4 @@ data::Corruption CorruptionOptions::apply(data::Corruption c) const {
   return c;
 }
 
-data::Corruption model_corruption(const nn::Model& model) {
-  for (const auto& [key, value] : model.meta())
-    if (key == "corruption") return data::parse_corruption(value);
-  return data::Corruption{};
-}
-
 }  // namespace cae::cli
