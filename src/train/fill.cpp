@@ -14,6 +14,14 @@ void apply_fill(const nn::Fill& fill, const float* damaged, float* out, int coun
   apply_baseline(fill_baseline(fill.method), float(fill.radius), damaged, out, count, dims, mask);
 }
 
+void require_damage_mask(const nn::Model& model, const data::Corruption& damage) {
+  if (model.informed() && !damage.spatial())
+    throw Error(
+        "an informed model is given the damage mask, which only masks, lines or the "
+        "crosshair make; the corruption '" +
+        damage.describe() + "' has none");
+}
+
 InformedRun::InformedRun(const nn::Model& model, int count_max)
     : fill_(model.fill_settings()), dims_(model.output()) {
   if (!model.informed()) throw Error("InformedRun: the model is blind");

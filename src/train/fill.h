@@ -10,6 +10,7 @@
 #include <optional>
 #include <vector>
 
+#include "data/corrupt.h"
 #include "nn/fill.h"
 #include "nn/model.h"
 #include "ops/ops.h"
@@ -24,6 +25,12 @@ Baseline fill_baseline(nn::FillMethod method);
 // inpainter and radius).
 void apply_fill(const nn::Fill& fill, const float* damaged, float* out, int count, ops::Dims dims,
                 const float* mask);
+
+// Requires nothing. Throws cae::Error when `model` is informed and `damage` marks nothing (no
+// masks, lines or crosshair; noise alone): the model would be given an all-zero mask and hand
+// back its input unchanged. For every path that damages images for a model: training
+// (check_run) and evaluation (compare, compare_photos).
+void require_damage_mask(const nn::Model& model, const data::Corruption& damage);
 
 // The input and output of an informed model over count images of the model's output dims, for
 // callers that hold the damaged images and their masks: the trainer, evaluation, compare().
