@@ -90,6 +90,7 @@ int check_run(const nn::Model& model, const data::Dataset& data, const TrainConf
                 " needs a validation split (an image folder's val/), and " + data.name +
                 " has none");
   if (config.epochs < 1) throw Error("epochs must be at least 1");
+  check_lr_schedule(config.lr_schedule, config.optimizer.lr);
   data::check_dataset(data);
   if (config.batch % ranks != 0)
     throw Error("batch size " + std::to_string(config.batch) + " does not split evenly across " +
