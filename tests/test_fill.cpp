@@ -5,16 +5,19 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <string>
 #include <vector>
 
+#include "cae/cae.h"
 #include "cae/error.h"
 #include "data/corrupt.h"
 #include "data/dataset.h"
 #include "data/idx.h"
 #include "io/model_file.h"
 #include "io/onnx_export.h"
+#include "nn/fill.h"
 #include "nn/model.h"
 #include "nn/spec.h"
 #include "support.h"
@@ -42,7 +45,7 @@ data::ImageSet random_images(int n, int h, int w, std::uint64_t seed) {
 nn::Model fill_unet(const std::string& fill) {
   nn::Model model(nn::parse_spec(nn::preset_spec("unet")), {4, 16, 12}, nn::LossKind::mse,
                   /*informed=*/true);
-  model.set_fill(fill);
+  if (!fill.empty()) model.set_fill(fill);
   return model;
 }
 
@@ -53,14 +56,17 @@ class Quiet : public train::Progress {};
 }  // namespace
 
 TEST(Fill, ParsesAndDescribesItself) {
-  EXPECT_EQ(train::describe_fill(train::parse_fill("telea")), "telea r=3");
-  EXPECT_EQ(train::describe_fill(train::parse_fill("navier-stokes r=1")), "navier-stokes r=1");
-  const train::Fill f = train::parse_fill("telea r=64");
-  EXPECT_EQ(f.kind, train::Baseline::telea);
-  EXPECT_EQ(f.radius, 64.f);
+  EXPECT_EQ(nn::describe_fill(nn::parse_fill("telea")), "telea r=3");
+  EXPECT_EQ(nn::describe_fill(nn::parse_fill("navier-stokes r=1")), "navier-stokes r=1");
+  const nn::Fill f = nn::parse_fill("telea r=64");
+  EXPECT_EQ(f.method, nn::FillMethod::telea);
+  EXPECT_EQ(f.radius, 64);
   for (const char* bad :
        {"", "ns", "telea r=0", "telea r=65", "telea r=x", "telea 3", "telea r=3 r=4", "median"})
-    EXPECT_THROW(train::parse_fill(bad), Error) << bad;
+    EXPECT_THROW(nn::parse_fill(bad), Error) << bad;
+  // The names are the baselines' that run them.
+  for (nn::FillMethod m : {nn::FillMethod::telea, nn::FillMethod::navier_stokes})
+    EXPECT_STREQ(nn::fill_method_name(m), train::baseline_name(train::fill_baseline(m)));
 }
 
 // The net's input holds the fill inside the mask (the damaged image's pixels elsewhere) and the
@@ -110,8 +116,10 @@ TEST(Fill, AZeroNetRepairsThroughTheTilerAsTheInpainterDoes) {
     data::to_nchw(photo, &zero, 1, clean.data());
     data::corrupt(kDamage, clean.data(), damaged.data(), 1, d, 2, Stream::test_noise, 0, 0,
                   mask.data());
-    const train::Fill fill = train::parse_fill(text);
-    train::apply_baseline(fill.kind, fill.radius, damaged.data(), expect.data(), 1, d, mask.data());
+    const nn::Fill fill = nn::parse_fill(text);
+    train::apply_baseline(fill.method == nn::FillMethod::telea ? train::Baseline::telea
+                                                               : train::Baseline::navier_stokes,
+                          float(fill.radius), damaged.data(), expect.data(), 1, d, mask.data());
     const std::vector<float> got =
         train::denoise_tiled(model, damaged.data(), d, {.backend = ops::Backend::ref}, mask.data());
     ASSERT_EQ(got.size(), expect.size());
@@ -141,28 +149,97 @@ TEST(Fill, EvaluationScoresAZeroNetAsTheFill) {
   EXPECT_NEAR(st.mse_output, se / (test.n * double(d.size())), 1e-9);
 }
 
-// What cannot take a fill, and a forged record of one, are refused by name.
+// What cannot take a fill is refused by name, and set_fill refuses it too.
 TEST(Fill, ModelsThatCannotTakeOneAreRefused) {
   nn::Model blind(nn::parse_spec("conv 8 relu\nconv channels"), {3, 8, 8}, nn::LossKind::mse);
-  EXPECT_THAT([&] { train::check_fill_model(blind, "--fill"); },
+  EXPECT_THAT([&] { nn::check_fill_model(blind, "--fill"); },
               testing::ThrowsMessage<Error>(HasSubstr("must be informed")));
+  EXPECT_THAT([&] { blind.set_fill("telea"); },
+              testing::ThrowsMessage<Error>(HasSubstr("fill 'telea': a fill repairs the damage")));
+  EXPECT_EQ(blind.fill(), "");
   nn::Model bce(nn::parse_spec("conv 8 relu\nconv channels"), {4, 8, 8}, nn::LossKind::bce, true);
-  EXPECT_THAT([&] { train::check_fill_model(bce, "--fill"); },
+  EXPECT_THAT([&] { nn::check_fill_model(bce, "--fill"); },
               testing::ThrowsMessage<Error>(HasSubstr("--loss mse")));
-  // The file keeps the fill; a forged one is named when the model is used.
+  EXPECT_THAT([&] { bce.set_fill("telea"); },
+              testing::ThrowsMessage<Error>(HasSubstr("--loss mse")));
+  EXPECT_FALSE(bce.fill_settings().has_value());
+  // The file keeps the fill.
   const nn::Model model = fill_unet("navier-stokes r=2");
   io::ModelFile file = model.to_file();
   ASSERT_NE(file.find_meta("fill"), nullptr);
   EXPECT_EQ(*file.find_meta("fill"), "navier-stokes r=2");
   EXPECT_EQ(nn::Model::from_file(file, "f.cae").fill(), "navier-stokes r=2");
   EXPECT_EQ(fill_unet("").to_file().find_meta("fill"), nullptr);
-  file.set_meta("fill", "bogus");
-  const nn::Model forged = nn::Model::from_file(file, "forged.cae");
-  EXPECT_THAT([&] { train::model_fill(forged, "forged.cae"); },
-              testing::ThrowsMessage<Error>(HasSubstr("forged.cae: meta fill 'bogus'")));
   // ONNX has no cv::inpaint: the graph would return a correction, not a repair.
   EXPECT_THAT([&] { io::encode_onnx(model); },
               testing::ThrowsMessage<Error>(HasSubstr("corrects a cv::inpaint fill")));
+}
+
+// A file whose fill names no inpainter, or sits on a model that cannot take one (blind, or bce's
+// logits), is refused as it is read, naming the file: nn::Model::from_file is every loader's
+// (cae info, the CLI's load_model, cae::Autoencoder::load, the Python module), so nothing runs
+// such a model, and a blind one cannot pass for one whose fill is merely ignored.
+TEST(Fill, ReadingAFileRefusesAFillItsModelCannotTake) {
+  const nn::Model informed = fill_unet("");
+  const nn::Model blind(nn::parse_spec("conv 8 relu\nconv channels"), {3, 8, 8}, nn::LossKind::mse);
+  const nn::Model bce(nn::parse_spec("conv 8 relu\nconv channels"), {4, 8, 8}, nn::LossKind::bce,
+                      true);
+  const struct {
+    const nn::Model* model;
+    std::string fill, says;
+  } cases[] = {
+      {&informed, "bogus r=3", "the inpainter must be telea or navier-stokes"},
+      {&informed, "telea r=65", "radius a whole number of pixels from 1 to 64"},
+      {&informed, "", "the inpainter must be telea or navier-stokes"},
+      {&blind, "telea r=3", "the model must be informed"},
+      {&bce, "navier-stokes r=3", "(--loss mse), not bce's logits"},
+  };
+  for (const auto& c : cases) {
+    io::ModelFile file = c.model->to_file();
+    file.set_meta("fill", c.fill);
+    const std::string message = test::error_of([&] { nn::Model::from_file(file, "forged.cae"); });
+    EXPECT_THAT(message, HasSubstr("forged.cae: meta fill '" + c.fill + "'")) << c.fill;
+    EXPECT_THAT(message, HasSubstr(c.says)) << c.fill;
+  }
+}
+
+// The same forged files through the commands and the embedding API: one clear line, non-zero. A
+// blind model with a fill, which cae denoise refused while cae eval scored it, is refused by both.
+TEST(Fill, EveryLoaderRefusesAForgedFill) {
+  const std::string dir = test::scratch_dir();
+  std::filesystem::create_directories(dir + "/ds");
+  data::write_idx_images(dir + "/ds/train-images-idx3-ubyte", test::binary_noise_images(20, 12, 1));
+  data::write_idx_images(dir + "/ds/t10k-images-idx3-ubyte", test::binary_noise_images(10, 12, 2));
+  nn::Model blind(nn::parse_spec("conv 4 relu\nconv channels"), {1, 12, 12}, nn::LossKind::mse);
+  blind.init_glorot(1);
+  io::ModelFile file = blind.to_file();
+  file.set_meta("fill", "telea r=3");
+  io::write_model_file(dir + "/blind-fill.cae", file);
+  io::ModelFile bogus =
+      nn::Model(nn::parse_spec("conv 4 relu\nconv channels"), {2, 12, 12}, nn::LossKind::mse, true)
+          .to_file();
+  bogus.set_meta("fill", "bogus r=3");
+  io::write_model_file(dir + "/bogus-fill.cae", bogus);
+  const struct {
+    std::string file, says;
+  } models[] = {{"blind-fill.cae", "the model must be informed"},
+                {"bogus-fill.cae", "the inpainter must be telea or navier-stokes"}};
+  for (const auto& m : models) {
+    const std::string path = dir + "/" + m.file;
+    for (const std::string& command :
+         {"info " + path, "eval -m " + path + " --dataset " + dir + "/ds --no-baselines",
+          "denoise -m " + path + " --idx " + dir + "/ds/t10k-images-idx3-ubyte -o " + dir +
+              "/out.idx"}) {
+      const test::CommandResult r = test::run_cae(command);
+      EXPECT_EQ(r.status, 1) << command << "\n" << r.output;
+      EXPECT_THAT(r.output, ::testing::StartsWith("cae: error: " + path + ": meta fill '"))
+          << command;
+      EXPECT_THAT(r.output, HasSubstr(m.says)) << command;
+      EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << r.output;
+    }
+    EXPECT_THAT([&] { cae::Autoencoder::load(path); },
+                testing::ThrowsMessage<cae::Error>(HasSubstr(m.says)));
+  }
 }
 
 // Training with a fill is reproducible, its files record the fill, and resuming it with another

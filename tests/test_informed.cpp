@@ -3,6 +3,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <string>
@@ -17,7 +18,9 @@
 #include "nn/model.h"
 #include "nn/spec.h"
 #include "support.h"
+#include "train/compare.h"
 #include "train/evaluation.h"
+#include "train/photo_eval.h"
 #include "train/trainer.h"
 
 using namespace cae;
@@ -156,6 +159,51 @@ TEST(Informed, TrainingNeedsDamageWithAMask) {
   } catch (const Error& e) {
     EXPECT_THAT(e.what(), HasSubstr("only masks, lines or the crosshair make"));
   }
+}
+
+// Damage that marks nothing (noise alone) would give an informed model an all-zero mask: it
+// would leave every pixel as given (keep_undamaged), and cae eval would score the noisy input as
+// its repair and exit 0. Evaluation refuses it for train's reason, in compare() and
+// compare_photos() (cae eval, cae.evaluate()) and on the command line in one line.
+TEST(Informed, EvaluationNeedsDamageWithAMask) {
+  const nn::Model model = informed_unet();
+  const data::Corruption noise = data::parse_corruption("gaussian sigma=0.1");
+  const data::ImageSet test = random_images(3, 16, 12, 1);
+  train::CompareOptions options;
+  options.backend = ops::Backend::ref;
+  options.baselines = false;
+  const std::vector<train::NamedModel> models = {{"informed", &model}};
+  const char* const says =
+      "an informed model is given the damage mask, which only masks, lines "
+      "or the crosshair make; the corruption 'gaussian sigma=0.1' has none";
+  EXPECT_THAT(test::error_of([&] { train::compare(models, test, noise, 0, options); }),
+              HasSubstr(says));
+  const std::vector<data::Image> photos = {test::textured_photo(20, 18, 3, 1)};
+  train::TileOptions tiles;
+  tiles.backend = ops::Backend::ref;
+  EXPECT_THAT(test::error_of([&] {
+                train::compare_photos(models, photos, {"p.png"}, {}, noise, 0, options, tiles);
+              }),
+              HasSubstr(says));
+  // With a mask it runs.
+  EXPECT_EQ(train::compare(models, test, crosshair_and_noise(), 0, options).methods.size(), 2u);
+
+  const std::string dir = test::scratch_dir();
+  std::filesystem::create_directories(dir + "/ds");
+  data::write_idx_images(dir + "/ds/train-images-idx3-ubyte", test::binary_noise_images(20, 12, 1));
+  data::write_idx_images(dir + "/ds/t10k-images-idx3-ubyte", test::binary_noise_images(10, 12, 2));
+  nn::Model gray(nn::parse_spec("conv 4 relu\nconv channels"), {2, 12, 12}, nn::LossKind::bce,
+                 true);
+  gray.init_glorot(1);
+  io::write_model_file(dir + "/informed.cae", gray.to_file());
+  const std::string eval = "eval -m " + dir + "/informed.cae --dataset " + dir + "/ds ";
+  const test::CommandResult r = test::run_cae(eval + "--corruption 'gaussian sigma=0.1'");
+  EXPECT_EQ(r.status, 1) << r.output;
+  EXPECT_THAT(r.output, ::testing::StartsWith(std::string("cae: error: ") + says));
+  EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << r.output;
+  const test::CommandResult ok =
+      test::run_cae(eval + "--no-baselines --corruption 'gaussian sigma=0.1 + crosshair'");
+  EXPECT_EQ(ok.status, 0) << ok.output;
 }
 
 // Training feeds the mask: the same run with the mask channel, twice, gives the same weights,

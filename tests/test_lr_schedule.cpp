@@ -1,5 +1,5 @@
 // Learning-rate schedules: each schedule's lr per epoch against hand-computed values, the text
-// form's round trip and its errors, and plateau's state.
+// form's round trip and its errors, plateau's state, and the floors a run refuses.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -7,7 +7,12 @@
 #include <limits>
 
 #include "cae/error.h"
+#include "data/dataset.h"
+#include "nn/model.h"
+#include "nn/spec.h"
+#include "support.h"
 #include "train/lr_schedule.h"
+#include "train/trainer.h"
 
 using namespace cae;
 using namespace cae::train;
@@ -119,4 +124,40 @@ TEST(LrSchedule, BadTextsNameTheWordTheyCouldNotRead) {
     EXPECT_THAT([&] { parse_lr_schedule(text); },
                 ::testing::ThrowsMessage<Error>(HasSubstr(message)))
         << text;
+}
+
+// A floor (min=) at or above the starting lr would make cosine climb to it (--lr 0.001 with
+// 'cosine min=1' trained at 1 and diverged, exit 0) and plateau never reduce: a run refuses it
+// before any work, as it refuses other config (check_run, which cae train, cae.train() and
+// train() all pass through). Compared as the optimizer's float: --lr 0.001 and min=0.001 are one
+// rate.
+TEST(LrSchedule, ARunRefusesAFloorAtOrAboveTheStartingLr) {
+  data::Dataset ds;
+  ds.name = "noise";
+  ds.train = test::binary_noise_images(20, 12, 1);
+  ds.test = test::binary_noise_images(4, 12, 2);
+  const nn::Model model(nn::parse_spec("conv 4 relu\nconv channels"), {1, 12, 12},
+                        nn::LossKind::bce);
+  TrainConfig config;
+  config.epochs = 3, config.batch = 10;
+  config.optimizer.lr = 0.001f;
+  const std::pair<const char*, const char*> refused[] = {
+      {"cosine min=1",
+       "lr schedule 'cosine min=1': the floor min=1 must be below the starting lr "
+       "0.001 (--lr)"},
+      {"cosine min=0.001", "the floor min=0.001 must be below the starting lr 0.001"},
+      {"plateau min=0.002", "'plateau factor=0.1 patience=10 min=0.002': the floor min=0.002"},
+      {"plateau factor=0.5 min=0.001", "the floor min=0.001 must be below"},
+  };
+  for (const auto& [text, message] : refused) {
+    config.lr_schedule = parse_lr_schedule(text);
+    EXPECT_THAT([&] { check_run(model, ds, config, 1); },
+                ::testing::ThrowsMessage<Error>(HasSubstr(message)))
+        << text;
+  }
+  for (const char* text :
+       {"cosine min=0.0009", "cosine", "plateau min=0", "step every=1 gamma=1"}) {
+    config.lr_schedule = parse_lr_schedule(text);
+    EXPECT_NO_THROW(check_run(model, ds, config, 1)) << text;
+  }
 }

@@ -79,6 +79,12 @@ bool Model::has_batch_norm() const {
   });
 }
 
+void Model::set_fill(const std::string& text) {
+  const Fill fill = parse_fill(text);
+  check_fill_model(*this, "fill '" + text + "'");
+  fill_ = fill;
+}
+
 void Model::require_blind(const std::string& where) const {
   if (informed_)
     throw Error(where + ": the model is informed (it takes the damage mask as an extra input "
@@ -169,7 +175,7 @@ io::ModelFile Model::to_file() const {
   file.set_meta("input_channels", std::to_string(input_.c));
   file.set_meta("loss", loss_name(loss_));
   if (informed_) file.set_meta("informed", "1");
-  if (!fill_.empty()) file.set_meta("fill", fill_);
+  if (fill_) file.set_meta("fill", describe_fill(*fill_));
   for (const auto& [key, value] : meta_) file.set_meta(key, value);
   for (std::size_t i = 0; i < infos_.size(); ++i) {
     io::NamedTensor t;
@@ -226,7 +232,13 @@ Model Model::from_file(const io::ModelFile& file, const std::string& what) {
     tensors.push_back(t);
   }
   Model model(std::move(arch), input, parse_loss(file.meta_value("loss")), informed);
-  if (const std::string* fill = file.find_meta("fill")) model.fill_ = *fill;
+  if (const std::string* fill = file.find_meta("fill")) {
+    try {
+      model.set_fill(*fill);
+    } catch (const Error& e) {
+      throw Error(what + ": meta " + e.what());
+    }
+  }
   for (std::size_t i = 0; i < model.infos_.size(); ++i) {
     const io::NamedTensor* t = tensors[i];
     const std::string name = model.param_name(i);

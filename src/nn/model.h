@@ -5,10 +5,12 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "io/model_file.h"
+#include "nn/fill.h"
 #include "nn/loss.h"
 #include "nn/spec.h"
 #include "ops/ops.h"
@@ -61,11 +63,15 @@ class Model {
   // Throws cae::Error naming `where` when the model is informed: for paths that have no damage
   // mask to give it (cae denoise, the embedding API), which cae eval and cae repair have.
   void require_blind(const std::string& where) const;
-  // An informed model's fill: the classical inpainter whose repair its net corrects, as text
-  // ("navier-stokes r=3"; train/fill.h reads and checks it), empty for none. Model files and
-  // checkpoints carry it in meta "fill".
-  const std::string& fill() const { return fill_; }
-  void set_fill(std::string fill) { fill_ = std::move(fill); }
+  // An informed model's fill (nn/fill.h): the classical inpainter whose repair its net corrects
+  // (train/fill.h runs it), or none. Model files and checkpoints carry it in meta "fill".
+  const std::optional<Fill>& fill_settings() const { return fill_; }
+  // The fill as text, describe_fill's ("navier-stokes r=3"), empty for none.
+  std::string fill() const { return fill_ ? describe_fill(*fill_) : std::string(); }
+  // Requires nothing. Ensures the model corrects the fill `text` names (parse_fill); throws
+  // cae::Error beginning "fill 'TEXT'", the model left as it was, when the text names none or
+  // the model cannot take one (check_fill_model). from_file() sets a file's fill through it.
+  void set_fill(const std::string& text);
   // Requires nothing. Ensures the same function for inference with every batchnorm folded into
   // the conv or tconv before it: weight[o] *= s[o], bias[o] = (bias[o] - running_mean[o]) s[o]
   // + shift[o] with s = scale / sqrt(running_var + kBatchNormEpsilon); the conv takes the
@@ -89,7 +95,8 @@ class Model {
   // Model file of kind "model" (spec, input shape, loss, parameters, meta).
   io::ModelFile to_file() const;
   // Requires a file of kind "model" or "checkpoint"; throws cae::Error naming `what` and the
-  // missing or mismatched piece.
+  // missing or mismatched piece, or a meta value it cannot take ("informed", "fill": see
+  // set_fill).
   static Model from_file(const io::ModelFile& file, const std::string& what);
 
  private:
@@ -97,7 +104,7 @@ class Model {
   ops::Dims input_, output_;
   LossKind loss_;
   bool informed_ = false;
-  std::string fill_;
+  std::optional<Fill> fill_;
   std::vector<ops::ParamInfo> infos_;
   std::vector<std::vector<float>> params_;
   std::vector<std::pair<std::string, std::string>> meta_;

@@ -108,6 +108,7 @@ Comparison compare(const std::vector<NamedModel>& models, const data::ImageSet& 
   bool any_informed = false;
   for (const auto& m : models) {
     check_model_takes(m, d);
+    require_damage_mask(*m.model, corruption);
     any_informed |= m.model->informed();
   }
   const std::size_t image = d.size(), plane = std::size_t(d.h) * d.w;

@@ -61,7 +61,8 @@ struct CompareOptions {
 // against its clean self for the noisy input, each model's output image (an informed model given
 // the damage mask) and, with options.baselines, each baseline at its best grid setting: median,
 // Gaussian and NLM always, the inpainters too when the corruption is spatial. Region scores
-// when it is. Throws cae::Error on a shape mismatch.
+// when it is. Throws cae::Error on a shape mismatch, or for an informed model when the
+// corruption marks nothing (require_damage_mask: noise alone).
 Comparison compare(const std::vector<NamedModel>& models, const data::ImageSet& test,
                    const data::Corruption& corruption, std::uint64_t seed,
                    const CompareOptions& options);

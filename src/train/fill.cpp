@@ -1,71 +1,29 @@
 #include "train/fill.h"
 
-#include <algorithm>
-#include <charconv>
-#include <sstream>
-
 #include "cae/error.h"
 #include "data/corrupt.h"
 
 namespace cae::train {
 
-Fill parse_fill(const std::string& text) {
-  std::istringstream words(text);
-  std::string name, extra;
-  Fill fill;
-  words >> name;
-  if (name == baseline_name(Baseline::telea))
-    fill.kind = Baseline::telea;
-  else if (name == baseline_name(Baseline::navier_stokes))
-    fill.kind = Baseline::navier_stokes;
-  else
-    throw Error("fill '" + text + "': the inpainter must be telea or navier-stokes");
-  if (std::string word; words >> word) {
-    int r = 0;
-    const char* end = word.data() + word.size();
-    auto [ptr, ec] = word.size() > 2 ? std::from_chars(word.data() + 2, end, r)
-                                     : std::from_chars_result{word.data(), std::errc()};
-    if (word.rfind("r=", 0) != 0 || ec != std::errc() || ptr != end || r < 1 || r > 64)
-      throw Error("fill '" + text + "': '" + word +
-                  "' must be r=R, the radius a whole number of pixels from 1 to 64");
-    fill.radius = float(r);
-  }
-  if (words >> extra) throw Error("fill '" + text + "': unexpected '" + extra + "'");
-  return fill;
+Baseline fill_baseline(nn::FillMethod method) {
+  return method == nn::FillMethod::telea ? Baseline::telea : Baseline::navier_stokes;
 }
 
-std::string describe_fill(const Fill& fill) {
-  return std::string(baseline_name(fill.kind)) + " r=" + std::to_string(int(fill.radius));
+void apply_fill(const nn::Fill& fill, const float* damaged, float* out, int count, ops::Dims dims,
+                const float* mask) {
+  apply_baseline(fill_baseline(fill.method), float(fill.radius), damaged, out, count, dims, mask);
 }
 
-void check_fill_model(const nn::Model& model, const std::string& what) {
-  if (!model.informed())
-    throw Error(what +
-                ": a fill repairs the damage the mask marks, so the model must be "
-                "informed (--informed)");
-  if (model.loss() != nn::LossKind::mse)
-    throw Error(what +
-                ": the net's output is added to the fill, which needs an image output "
-                "(--loss mse), not bce's logits");
-  if (model.output().c != 1 && model.output().c != 3)
-    throw Error(what + ": cv::inpaint fills images of 1 or 3 channels, not " +
-                std::to_string(model.output().c));
-}
-
-std::optional<Fill> model_fill(const nn::Model& model, const std::string& what) {
-  if (model.fill().empty()) return std::nullopt;
-  Fill fill;
-  try {
-    fill = parse_fill(model.fill());
-  } catch (const Error& e) {
-    throw Error(what + ": meta " + e.what());
-  }
-  check_fill_model(model, what);
-  return fill;
+void require_damage_mask(const nn::Model& model, const data::Corruption& damage) {
+  if (model.informed() && !damage.spatial())
+    throw Error(
+        "an informed model is given the damage mask, which only masks, lines or the "
+        "crosshair make; the corruption '" +
+        damage.describe() + "' has none");
 }
 
 InformedRun::InformedRun(const nn::Model& model, int count_max)
-    : fill_(model_fill(model, "the model")), dims_(model.output()) {
+    : fill_(model.fill_settings()), dims_(model.output()) {
   if (!model.informed()) throw Error("InformedRun: the model is blind");
   input_.resize(std::size_t(count_max) * model.input().size());
   if (fill_) {
@@ -77,7 +35,7 @@ InformedRun::InformedRun(const nn::Model& model, int count_max)
 const float* InformedRun::input(const float* damaged, const float* mask, int count) {
   const float* image = damaged;
   if (fill_) {
-    apply_baseline(fill_->kind, fill_->radius, damaged, filled_.data(), count, dims_, mask);
+    apply_fill(*fill_, damaged, filled_.data(), count, dims_, mask);
     image = filled_.data();
   }
   data::with_mask_channel(image, mask, count, dims_, input_.data());

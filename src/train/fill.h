@@ -2,37 +2,35 @@
 // the damage first, so that the net only corrects its repair. The net's input is the fill with
 // the mask as its last channel, and its output is added to the fill: a net whose output is zero
 // repairs exactly as the inpainter does, and training starts from there (residual learning, as
-// the DnCNN-like preset learns the noise rather than the image). Model files say so in meta
-// "fill" ("navier-stokes r=3"); models without it are informed of the mask only.
+// the DnCNN-like preset learns the noise rather than the image). The model holds its fill
+// (nn/fill.h: the text in model files, which models can take one); models without one are
+// informed of the mask only.
 #pragma once
 
 #include <optional>
-#include <string>
 #include <vector>
 
+#include "data/corrupt.h"
+#include "nn/fill.h"
 #include "nn/model.h"
 #include "ops/ops.h"
 #include "train/baselines.h"
 
 namespace cae::train {
 
-struct Fill {
-  Baseline kind = Baseline::navier_stokes;  // telea or navier_stokes
-  float radius = 3;                         // cv::inpaint's inpaintRadius, pixels
-};
+// The baseline that runs a fill's inpainter: Baseline::telea or Baseline::navier_stokes.
+Baseline fill_baseline(nn::FillMethod method);
+// Requires damaged and out of count·dims.size() NCHW floats, mask of count h×w planes (1 =
+// damaged). Ensures out holds the fill's repair of the damaged images (apply_baseline of its
+// inpainter and radius).
+void apply_fill(const nn::Fill& fill, const float* damaged, float* out, int count, ops::Dims dims,
+                const float* mask);
 
-// "telea" or "navier-stokes", optionally followed by " r=R" (a whole number from 1 to 64;
-// 3 when left out). Throws cae::Error naming what it could not read.
-Fill parse_fill(const std::string& text);
-// "navier-stokes r=3": parse_fill(describe_fill(f)) gives f back.
-std::string describe_fill(const Fill& fill);
-
-// The fill a model records (nn::Model::fill), or none. Throws cae::Error naming `what` when the
-// meta cannot be read or is set on a model that cannot have one (blind, or not mse: the output
-// added to the fill must be an image, not bce's logits).
-std::optional<Fill> model_fill(const nn::Model& model, const std::string& what);
-// Throws cae::Error when `model` cannot take a fill, for the same reasons.
-void check_fill_model(const nn::Model& model, const std::string& what);
+// Requires nothing. Throws cae::Error when `model` is informed and `damage` marks nothing (no
+// masks, lines or crosshair; noise alone): the model would be given an all-zero mask and hand
+// back its input unchanged. For every path that damages images for a model: training
+// (check_run) and evaluation (compare, compare_photos).
+void require_damage_mask(const nn::Model& model, const data::Corruption& damage);
 
 // The input and output of an informed model over count images of the model's output dims, for
 // callers that hold the damaged images and their masks: the trainer, evaluation, compare().
@@ -50,7 +48,7 @@ class InformedRun {
   bool has_fill() const { return fill_.has_value(); }
 
  private:
-  std::optional<Fill> fill_;
+  std::optional<nn::Fill> fill_;
   ops::Dims dims_;
   std::vector<float> filled_, input_, output_;
 };

@@ -90,6 +90,14 @@ LrSchedule parse_lr_schedule(const std::string& text) {
   return s;
 }
 
+void check_lr_schedule(const LrSchedule& s, float base_lr) {
+  const bool has_floor = s.kind == LrScheduleKind::cosine || s.kind == LrScheduleKind::plateau;
+  if (has_floor && float(s.min_lr) >= base_lr)
+    throw Error("lr schedule '" + format_lr_schedule(s) +
+                "': the floor min=" + exact_text(s.min_lr) + " must be below the starting lr " +
+                exact_text(base_lr) + " (--lr)");
+}
+
 std::string format_lr_schedule(const LrSchedule& s) {
   switch (s.kind) {
     case LrScheduleKind::constant:

@@ -25,6 +25,12 @@ struct LrSchedule {
 // keys left out; throws cae::Error naming the word it could not read.
 LrSchedule parse_lr_schedule(const std::string& text);
 
+// Requires nothing. Throws cae::Error when s cannot run from the starting lr base_lr (--lr): a
+// floor (cosine's or plateau's min) at or above it, which cosine would climb to and plateau
+// could never reduce to. Compared as the optimizer's float, so --lr 0.001 and min=0.001 are one
+// rate. The text alone cannot say (parse_lr_schedule); a run checks it (check_run).
+void check_lr_schedule(const LrSchedule& s, float base_lr);
+
 // Ensures the canonical text of s, every key written: parse_lr_schedule(format(s)) == s.
 std::string format_lr_schedule(const LrSchedule& s);
 

@@ -11,6 +11,7 @@
 #include "data/image_io.h"
 #include "train/baselines.h"
 #include "train/figures.h"
+#include "train/fill.h"
 
 namespace cae::train {
 
@@ -109,10 +110,12 @@ Comparison compare_photos(const std::vector<NamedModel>& models,
                           const TileOptions& tiles, const AdaptOptions* adapt) {
   if (test.empty()) throw Error("eval: no test photo");
   if (adapt) check_adaptable(corruption, "eval --adapt");
-  for (const auto& m : models)
+  for (const auto& m : models) {
     if (m.model->output().c != test[0].c)
       throw Error("eval: model '" + m.name + "' repairs " + std::to_string(m.model->output().c) +
                   "-channel images, the photos have " + std::to_string(test[0].c));
+    require_damage_mask(*m.model, corruption);
+  }
   const std::vector<DamagedPhoto> photos = damage_all(test, test.size(), corruption, seed, 0);
   Comparison c;
   c.corruption = corruption.describe();

@@ -53,7 +53,8 @@ inline constexpr std::uint64_t kValKey = 1;
 // index i), models run through denoise_tiled, baselines on the whole photo; baseline parameters
 // chosen by tuning_score on the first options.tune_images of val (damaged with kValKey) when val is
 // not empty, else of test, and the comparison says which. names are the test photos' (the CSV's
-// image column). Throws cae::Error on a channel mismatch or no test photo.
+// image column). Throws cae::Error on a channel mismatch, no test photo, or an informed model
+// with a corruption that marks nothing (require_damage_mask).
 Comparison compare_photos(const std::vector<NamedModel>& models,
                           const std::vector<data::Image>& test,
                           const std::vector<std::string>& names,

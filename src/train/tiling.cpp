@@ -201,11 +201,11 @@ std::vector<float> denoise_tiled(const nn::Model& model, ops::Executor& exec, co
   tile_grid(model, d, options, mask);  // checks the channels and the mask
   const int n = ensemble_size(options.ensemble);
   // A fill repairs the whole image first (as the baseline does), and the tiles carry its repair.
-  const std::optional<Fill> fill = model_fill(model, "tiling");
+  const std::optional<nn::Fill>& fill = model.fill_settings();
   std::vector<float> filled;
   if (fill) {
     filled.resize(d.size());
-    apply_baseline(fill->kind, fill->radius, image, filled.data(), 1, d, mask);
+    apply_fill(*fill, image, filled.data(), 1, d, mask);
   }
   const float* source = fill ? filled.data() : image;
   const ops::Dims plane{1, d.h, d.w};

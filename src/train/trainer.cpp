@@ -76,9 +76,7 @@ void check_patches(const nn::Model& model, const data::Dataset& data, const Trai
 int check_run(const nn::Model& model, const data::Dataset& data, const TrainConfig& config,
               int ranks) {
   check_patches(model, data, config);
-  if (model.informed() && !config.corruption.spatial())
-    throw Error("an informed model is given the damage mask, which only masks, lines or the "
-                "crosshair make; the corruption '" + config.corruption.describe() + "' has none");
+  require_damage_mask(model, config.corruption);
   if (model.informed() && data.paired())
     throw Error("an informed model learns from damage cae makes, not from given targets");
   const int images = epoch_images(config, data);
@@ -92,6 +90,7 @@ int check_run(const nn::Model& model, const data::Dataset& data, const TrainConf
                 " needs a validation split (an image folder's val/), and " + data.name +
                 " has none");
   if (config.epochs < 1) throw Error("epochs must be at least 1");
+  check_lr_schedule(config.lr_schedule, config.optimizer.lr);
   data::check_dataset(data);
   if (config.batch % ranks != 0)
     throw Error("batch size " + std::to_string(config.batch) + " does not split evenly across " +

@@ -125,7 +125,8 @@ class Progress {
 // resumed history included. Throws cae::Error on divergence (NaN/Inf loss, naming epoch and
 // step; the last checkpoint stays), on a checkpoint that does not match the run, and on data
 // that does not fit the run (patch training without whole images, an image smaller than the
-// patch, patience without a validation split).
+// patch, patience without a validation split), and on a schedule whose floor is not below
+// config.optimizer.lr (check_lr_schedule).
 std::vector<EpochStats> train(nn::Model& model, const data::Dataset& data,
                               const TrainConfig& config, Progress& progress);
 

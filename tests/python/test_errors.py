@@ -1,6 +1,10 @@
 """Bad input of every kind raises cae.Error with a message that says what was wrong, before any
 work, and never takes the interpreter down."""
 
+import pathlib
+import struct
+import zlib
+
 import numpy as np
 import pytest
 
@@ -110,3 +114,69 @@ def test_thread_counts_out_of_range():
     for n in (0, -1, 1025):
         with pytest.raises(cae.Error, match=f"value {n} is not in 1 … 1024"):
             cae.set_num_threads(n)
+
+
+def with_meta(source, key, value):
+    """The bytes of the model file `source` with meta `key` set to `value` (added when absent),
+    rewritten field by field as docs/model-format.md lays the file out: a forged file whose
+    checksum holds, for the checks that read the meta."""
+    b = pathlib.Path(source).read_bytes()
+    pos = 20
+
+    def take(fmt):
+        nonlocal pos
+        values = struct.unpack_from("<" + fmt, b, pos)
+        pos += struct.calcsize("<" + fmt)
+        return values
+
+    def text():
+        (n,) = take("I")
+        return bytes(take(f"{n}s")[0]).decode()
+
+    kind, spec = text(), text()
+    meta = dict((text(), text()) for _ in range(take("I")[0]))
+    meta[key] = value
+    tensors = []
+    for _ in range(take("I")[0]):
+        name = text()
+        (rank,) = take("I")
+        shape = take(f"{rank}q")
+        dtype, nbytes = take("IQ")
+        pos = (pos + 63) // 64 * 64
+        tensors.append((name, shape, dtype, b[pos : pos + nbytes]))
+        pos += nbytes
+    out = bytearray(b"CAEMODEL" + struct.pack("<IQ", 1, 0))
+
+    def put(t):
+        out.extend(struct.pack("<I", len(t.encode())) + t.encode())
+
+    put(kind)
+    put(spec)
+    out += struct.pack("<I", len(meta))
+    for k, v in meta.items():
+        put(k)
+        put(v)
+    out += struct.pack("<I", len(tensors))
+    for name, shape, dtype, data in tensors:
+        put(name)
+        out += struct.pack(f"<I{len(shape)}qIQ", len(shape), *shape, dtype, len(data))
+        out += bytes(-len(out) % 64) + data
+    out[12:20] = struct.pack("<Q", len(out) + 4)
+    return bytes(out + struct.pack("<I", zlib.crc32(out)))
+
+
+@pytest.mark.parametrize("fill,words", [("telea r=3", "the model must be informed"),
+                                        ("bogus r=3", "the inpainter must be telea or navier-stokes")])
+def test_a_fill_the_model_cannot_take_is_refused_when_read(tmp_path, gray_model, gray_dataset, fill, words):
+    # gray_model is blind (and bce): no fill can be on it, and no loader may take one that is.
+    path = tmp_path / "forged.cae"
+    path.write_bytes(with_meta(gray_model, "fill", fill))
+    for load in (lambda: cae.Autoencoder.load(path),
+                 lambda: cae.Autoencoder.from_bytes(path.read_bytes(), str(path)),
+                 lambda: cae.evaluate(path, gray_dataset, no_baselines=True)):
+        with pytest.raises(cae.Error) as e:
+            load()
+        assert str(e.value).startswith(f"{path}: meta fill '{fill}': ")
+        assert words in str(e.value)
+    # The writer above changes only what it is told: a value the file holds gives it back.
+    assert with_meta(gray_model, "epochs", "1") == gray_model.read_bytes()

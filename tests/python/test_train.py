@@ -104,6 +104,8 @@ BAD_OPTIONS = [
     (dict(spec="conv 8 frobnicate"), ["--spec", "conv 8 frobnicate"]),
     (dict(micro_batch=7, batch=100), ["--micro-batch", "7", "--batch", "100"]),
     (dict(lr_schedule="step every=2 gamma=abc"), ["--lr-schedule", "step every=2 gamma=abc"]),
+    (dict(lr_schedule="cosine min=1"), ["--lr-schedule", "cosine min=1"]),
+    (dict(lr=0.01, lr_schedule="plateau min=0.01"), ["--lr", "0.01", "--lr-schedule", "plateau min=0.01"]),
 ]
 
 

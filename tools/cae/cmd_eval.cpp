@@ -5,6 +5,7 @@
 
 #include "cae/error.h"
 #include "eval_command.h"
+#include "train/fill.h"
 #include "train/photo_eval.h"
 
 namespace cae::cli {
@@ -25,6 +26,7 @@ train::Comparison evaluate_photos(const EvalOptions& o, const std::string& dir,
   for (const std::string& f : split.test)
     names.push_back(std::filesystem::path(f).filename().string());
   const data::Corruption corruption = o.corruption.apply(model_corruption(model));
+  train::require_damage_mask(model, corruption);  // before the line that speaks of the run
   if (log)
     std::fprintf(log, "evaluating %s on %zu whole test photos of %s (%zu validation photos)\n",
                  o.model_path.c_str(), test.size(), dir.c_str(), val.size());
@@ -49,6 +51,7 @@ train::Comparison evaluate_set(const EvalOptions& o, const nn::Model& model,
   data::truncate(ds, 0, o.limit);
   if (ds.paired()) options.targets = &ds.test_targets;
   const data::Corruption corruption = o.corruption.apply(model_corruption(model));
+  train::require_damage_mask(model, corruption);
   if (log)
     std::fprintf(log, "evaluating %s on %d test images of %s\n", o.model_path.c_str(), ds.test.n,
                  ds.name.c_str());

@@ -12,7 +12,6 @@
 #include "cae/error.h"
 #include "data/folder.h"
 #include "nn/spec.h"
-#include "train/fill.h"
 #include "train_command.h"
 
 namespace cae::cli {
@@ -213,10 +212,7 @@ TrainOutcome run_training(TrainOptions& o, dist::Communicator& comm, train::Prog
                         : ds.dims();
   if (o.informed) ++input.c;  // the mask's channel
   nn::Model model(nn::parse_spec(spec_text), input, nn::parse_loss(o.loss), o.informed);
-  if (!o.fill.empty()) {
-    model.set_fill(train::describe_fill(train::parse_fill(o.fill)));
-    train::check_fill_model(model, "--fill");
-  }
+  if (!o.fill.empty()) model.set_fill(o.fill);
   model.init_glorot(config.seed);
   train::check_run(model, ds, config, comm.size());  // before the header line speaks of it
   if (lead && log.lines)
