@@ -299,9 +299,9 @@ class GraphBuilder {
 
   // An informed model's inputs "image" and "mask", and what its net reads: "damage", the mask
   // as 0/1 (damaged where mask > 0), then "net_input", the image's planes and damage's
-  // (data::with_mask_channel's order). cae's nets only ever see 0/1 masks (data::corrupt and
-  // mask files make no other), so the graph gives its net the same whatever the caller's
-  // mask holds, and selects with the same 0/1. Sign(Relu(mask)) rather than
+  // (data::with_mask_channel's order). cae's nets only ever see 0/1 masks (data::corrupt
+  // makes no other), so the graph gives its net the same whatever the caller's mask holds,
+  // and selects with the same 0/1. Sign(Relu(mask)) rather than
   // Cast(Greater(mask, 0)): OpenCV 4.6 reads a comparison with a constant as a layer that
   // fails for batches above 1 (an assertion in shape_utils' total()); the two unary ops are
   // the same map, 1 for mask > 0 and 0 otherwise.

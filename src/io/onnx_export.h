@@ -10,10 +10,10 @@
 // that the ONNX model computes what `cae denoise` does.
 //
 // An informed model's graph is a repair, what `cae repair` computes on one tile: inputs "image"
-// [batch, C, H, W] and "mask" [batch, 1, H, W], damaged where mask > 0 (cae's own convention:
-// data::keep_undamaged keeps only the pixels whose mask is 0, and a mask file marks damage with
-// any non-zero sample). The net sees the image and that mask made 0/1; output "repaired"
-// [batch, C, H, W] is the net's image inside the mask and the input image, bit for bit, outside.
+// [batch, C, H, W] and "mask" [batch, 1, H, W], damaged where mask > 0 (as in cae, where
+// data::keep_undamaged keeps only the pixels whose mask is 0). The net sees the image and that
+// mask made 0/1; output "repaired" [batch, C, H, W] is the net's image inside the mask and the
+// input image, bit for bit, outside.
 #pragma once
 
 #include <cstdint>
