@@ -16,10 +16,11 @@
 namespace cae::test {
 
 // Glorot weights and, unlike init_glorot, non-zero biases so that the bias path is exercised;
-// a batchnorm's scale, shift and running statistics random too, so that folding it is.
+// a batchnorm's scale, shift and running statistics random too, so that folding it is. input is
+// the net's: an informed model's has the mask's channel too.
 inline nn::Model random_model(const std::string& spec, ops::Dims input, nn::LossKind loss,
-                              std::uint64_t seed) {
-  nn::Model model(nn::parse_spec(spec), input, loss);
+                              std::uint64_t seed, bool informed = false) {
+  nn::Model model(nn::parse_spec(spec), input, loss, informed);
   model.init_glorot(seed);
   for (std::size_t i = 0; i < model.param_infos().size(); ++i) {
     const ops::ParamInfo& info = model.param_infos()[i];

@@ -1,8 +1,9 @@
 // ONNX export, checked by an independent runtime: every exported model is loaded by OpenCV's DNN
 // module and must compute what cae computes on the same inputs (max abs difference < 1e-4),
 // including odd sizes (7 -> 4 pooling, 4 -> 7 resizes, asymmetric transposed-conv padding) and
-// several batch sizes through the one dynamic-batch graph. Also the graph's contract (names,
-// opset, metadata) and failures that must write nothing.
+// several batch sizes through the one dynamic-batch graph. An informed model's graph is a repair
+// (image and mask in, the repaired image out) and must compute what `cae repair` does on one
+// tile. Also the graph's contract (names, opset, metadata) and failures that must write nothing.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <onnx/onnx_pb.h>
@@ -11,6 +12,8 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <tuple>
+#include <utility>
 #include <opencv2/dnn.hpp>
 
 #include "core/atomic_file.h"
@@ -20,6 +23,7 @@
 #include "op_specs.h"
 #include "nn/model.h"
 #include "support.h"
+#include "train/tiling.h"
 
 using namespace cae;
 using ::testing::HasSubstr;
@@ -76,6 +80,180 @@ std::string meta_of(const onnx::ModelProto& proto, const std::string& key) {
 }
 
 const ops::Dims kMnist{1, 28, 28};
+
+// An informed model's graph in OpenCV: batch images (NCHW, image dims d) and their masks
+// (batch x 1 x h x w) in, the repairs out.
+std::vector<float> opencv_repairs(cv::dnn::Net& net, const std::vector<float>& x,
+                                  const std::vector<float>& mask, int batch, ops::Dims d) {
+  const int image_shape[4] = {batch, d.c, d.h, d.w}, mask_shape[4] = {batch, 1, d.h, d.w};
+  net.setInput(cv::Mat(4, image_shape, CV_32F, const_cast<float*>(x.data())), io::kOnnxImageName);
+  net.setInput(cv::Mat(4, mask_shape, CV_32F, const_cast<float*>(mask.data())), io::kOnnxMaskName);
+  cv::Mat out = net.forward(io::kOnnxRepairName);
+  EXPECT_EQ(out.dims, 4);
+  EXPECT_EQ(out.total(), x.size());
+  if (out.total() != x.size()) return {};
+  const float* p = out.ptr<float>();
+  return std::vector<float>(p, p + out.total());
+}
+
+// An informed model on images of its input size: input has the mask's channel, d is the image's.
+struct Informed {
+  std::string name;  // for messages
+  nn::Model model;
+  ops::Dims d;
+};
+
+Informed informed_model(const std::string& name, const std::string& spec, ops::Dims image,
+                        nn::LossKind loss, std::uint64_t seed) {
+  return {name, test::random_model(spec, {image.c + 1, image.h, image.w}, loss, seed, true), image};
+}
+
+// Three informed models: a bce unet on RGB, an mse seed-tconv on gray at odd sizes, and a join
+// with the net's input (image and mask) through a bce net on two channels.
+std::vector<Informed> informed_models() {
+  return {informed_model("unet bce 3x16x12", nn::preset_spec("unet"), {3, 16, 12},
+                         nn::LossKind::bce, 60),
+          informed_model("seed-tconv mse 1x13x11", nn::preset_spec("seed-tconv"), {1, 13, 11},
+                         nn::LossKind::mse, 61),
+          informed_model("concat input bce 2x9x7",
+                         "conv 6 relu; concat input; conv 6 relu; conv channels", {2, 9, 7},
+                         nn::LossKind::bce, 62)};
+}
+
+// batch damage masks of h x w, 0/1: image b has a rectangle and a few scattered pixels, except
+// the last of a batch > 1, which has none (its repair is the image itself).
+std::vector<float> damage_masks(int batch, int h, int w, std::uint64_t seed) {
+  std::vector<float> mask(std::size_t(batch) * h * w, 0.f);
+  const std::vector<float> r = test::random_floats(std::size_t(batch) * h * w, seed, 0.f, 1.f);
+  for (int b = 0; b < batch - (batch > 1); ++b)
+    for (int y = 0; y < h; ++y)
+      for (int x = 0; x < w; ++x) {
+        const std::size_t p = (std::size_t(b) * h + y) * w + x;
+        const bool box = y >= h / 4 + b && y < h / 2 + b && x >= w / 3 && x < w / 3 + 4;
+        if (box || r[p] < 0.08f) mask[p] = 1.f;
+      }
+  return mask;
+}
+
+// What `cae repair` computes for each of batch images of the model's input size with its mask:
+// train::denoise_tiled, one tile each.
+std::vector<float> tiled_repairs(const Informed& m, const std::vector<float>& x,
+                                 const std::vector<float>& mask, int batch) {
+  const std::size_t image = m.d.size(), plane = std::size_t(m.d.h) * m.d.w;
+  std::vector<float> out;
+  for (int b = 0; b < batch; ++b) {
+    const std::vector<float> one = train::denoise_tiled(
+        m.model, x.data() + b * image, m.d, train::TileOptions{}, mask.data() + b * plane);
+    out.insert(out.end(), one.begin(), one.end());
+  }
+  return out;
+}
+
+// Checks a graph's repairs: within 1e-4 of cae's, and bit for bit the input wherever the mask
+// is not damage (> 0); the damage is not left as it came (the net's image is there).
+void expect_repairs(const std::vector<float>& theirs, const std::vector<float>& ours,
+                    const std::vector<float>& x, const std::vector<float>& mask, ops::Dims d,
+                    const std::string& what) {
+  ASSERT_EQ(theirs.size(), x.size()) << what;
+  EXPECT_LT(test::max_abs_diff(ours, theirs), 1e-4f) << what;
+  const std::size_t plane = std::size_t(d.h) * d.w;
+  std::size_t kept = 0, changed = 0;
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    const float m = mask[i / d.size() * plane + i % plane];
+    if (m > 0) {
+      changed += theirs[i] != x[i];
+    } else {
+      kept += 1;
+      EXPECT_EQ(theirs[i], x[i]) << what << ": undamaged element " << i;
+      if (theirs[i] != x[i]) return;
+    }
+  }
+  EXPECT_GT(kept, 0u) << what;
+  EXPECT_GT(changed, 0u) << what;
+}
+
+// Masks with values other than 0 and 1, and the same made 0/1 as the graph reads them: damaged
+// where > 0 (negative values and 0 keep the pixel; 1e-6, 0.3, 2 and 255 mark damage).
+std::pair<std::vector<float>, std::vector<float>> odd_masks(int batch, int h, int w,
+                                                            std::uint64_t seed) {
+  const float values[] = {-1.f, -0.25f, 0.f, 0.f, 0.f, 1e-6f, 0.3f, 0.5f, 1.f, 2.f, 255.f};
+  const std::vector<float> r = test::random_floats(std::size_t(batch) * h * w, seed, 0.f, 11.f);
+  std::vector<float> mask(r.size()), binary(r.size());
+  for (std::size_t i = 0; i < r.size(); ++i) {
+    mask[i] = values[std::min(int(r[i]), 10)];
+    binary[i] = mask[i] > 0 ? 1.f : 0.f;
+  }
+  return {mask, binary};
+}
+
+// ONNX Runtime's directory (scripts/setup-ort.sh puts npm's onnxruntime-node in build/ort;
+// CAE_ORT_DIR elsewhere), or "" with *why set when it or node is missing.
+std::string ort_dir(std::string* why) {
+  const char* env = std::getenv("CAE_ORT_DIR");
+  const std::string dir = env ? env : std::string(CAE_BINARY_DIR) + "/ort";
+  if (!std::filesystem::exists(dir + "/node_modules/onnxruntime-node/package.json")) {
+    *why = "ONNX Runtime (npm onnxruntime-node) is not in " + dir +
+           ": scripts/setup-ort.sh installs it";
+    return "";
+  }
+  if (std::system("node --version >/dev/null 2>&1") != 0) {
+    *why = "node is missing";
+    return "";
+  }
+  return dir;
+}
+
+// One run of an exported graph in ONNX Runtime: a blind model's input, or an informed model's
+// image and mask (mask non-empty).
+struct OrtJob {
+  std::vector<std::uint8_t> onnx;
+  int batch;
+  ops::Dims d;  // of x
+  std::vector<float> x, mask;
+};
+
+// Runs the jobs in ONNX Runtime through tests/ort_run.js; ensures each job's output (x's size),
+// or fails the test and returns nothing.
+std::vector<std::vector<float>> run_ort(const std::string& ort, const std::vector<OrtJob>& jobs) {
+  const std::string dir = test::scratch_dir();
+  auto write = [](const std::string& path, const void* data, std::size_t bytes) {
+    std::ofstream(path, std::ios::binary)
+        .write(static_cast<const char*>(data), std::streamsize(bytes));
+  };
+  std::ofstream list(dir + "/jobs.txt");
+  for (std::size_t j = 0; j < jobs.size(); ++j) {
+    const std::string base = dir + "/job" + std::to_string(j);
+    const OrtJob& job = jobs[j];
+    write(base + ".onnx", job.onnx.data(), job.onnx.size());
+    write(base + ".in", job.x.data(), job.x.size() * sizeof(float));
+    list << base << ".onnx " << base << ".in " << job.batch << " " << job.d.c << " " << job.d.h
+         << " " << job.d.w << " " << base << ".out";
+    if (!job.mask.empty()) {
+      write(base + ".mask", job.mask.data(), job.mask.size() * sizeof(float));
+      list << " " << base << ".mask";
+    }
+    list << "\n";
+  }
+  list.close();
+  const std::string command =
+      "node " + std::string(CAE_SOURCE_DIR) + "/tests/ort_run.js " + ort + " " + dir + "/jobs.txt";
+  if (std::system(command.c_str()) != 0) {
+    ADD_FAILURE() << command;
+    return {};
+  }
+  std::vector<std::vector<float>> outputs;
+  for (std::size_t j = 0; j < jobs.size(); ++j) {
+    std::ifstream in(dir + "/job" + std::to_string(j) + ".out", std::ios::binary);
+    std::vector<float> y(jobs[j].x.size());
+    in.read(reinterpret_cast<char*>(y.data()), std::streamsize(y.size() * sizeof(float)));
+    if (in.gcount() != std::streamsize(y.size() * sizeof(float))) {
+      ADD_FAILURE() << "job " << j << ": ONNX Runtime's output is short";
+      return {};
+    }
+    outputs.push_back(std::move(y));
+  }
+  return outputs;
+}
 
 }  // namespace
 
@@ -149,57 +327,99 @@ TEST(OnnxExport, EveryJoinMatchesOpenCv) {
 // through tests/ort_run.js and npm's onnxruntime-node (scripts/setup-ort.sh puts it in
 // build/ort; CAE_ORT_DIR elsewhere). Batch 1 and 3, within 1e-4 of cae.
 TEST(OnnxRuntime, EveryPresetAndJoinMatchesCae) {
-  const char* env = std::getenv("CAE_ORT_DIR");
-  const std::string ort_dir = env ? env : std::string(CAE_BINARY_DIR) + "/ort";
-  if (!std::filesystem::exists(ort_dir + "/node_modules/onnxruntime-node/package.json"))
-    GTEST_SKIP() << "ONNX Runtime (npm onnxruntime-node) is not in " << ort_dir
-                 << ": scripts/setup-ort.sh installs it";
-  if (std::system("node --version >/dev/null 2>&1") != 0) GTEST_SKIP() << "node is missing";
-  const std::string dir = test::scratch_dir();
-  struct Job {
-    nn::Model model;
-    int batch;
-    std::vector<float> x;
-  };
-  std::vector<Job> jobs;
+  std::string why;
+  const std::string ort = ort_dir(&why);
+  if (ort.empty()) GTEST_SKIP() << why;
+  std::vector<nn::Model> models;
+  std::vector<OrtJob> jobs;
   int seed = 40;
   auto add = [&](const std::string& spec, ops::Dims d, nn::LossKind loss) {
     nn::Model model = test::random_model(spec, d, loss, seed++);
-    for (int batch : {1, 3})
-      jobs.push_back(
-          {model, batch, test::random_floats(std::size_t(batch) * d.size(), seed++, 0.f, 1.f)});
+    const std::vector<std::uint8_t> onnx = io::encode_onnx(model);
+    for (int batch : {1, 3}) {
+      models.push_back(model);
+      std::vector<float> x = test::random_floats(std::size_t(batch) * d.size(), seed++, 0.f, 1.f);
+      jobs.push_back({onnx, batch, d, std::move(x), {}});
+    }
   };
   for (const std::string& preset : nn::preset_names())
     add(nn::preset_spec(preset), kMnist, nn::LossKind::bce);
   add("conv 4 relu as a; conv 4; add a; concat input; conv 4 relu; conv channels; sub input",
       ops::Dims{2, 9, 7}, nn::LossKind::mse);
   add(nn::preset_spec("unet"), ops::Dims{3, 30, 21}, nn::LossKind::bce);
-  std::ofstream list(dir + "/jobs.txt");
+  const std::vector<std::vector<float>> outputs = run_ort(ort, jobs);
+  ASSERT_EQ(outputs.size(), jobs.size());
   for (std::size_t j = 0; j < jobs.size(); ++j) {
-    const std::string base = dir + "/job" + std::to_string(j);
-    const std::vector<std::uint8_t> onnx = io::encode_onnx(jobs[j].model);
-    std::ofstream(base + ".onnx", std::ios::binary)
-        .write(reinterpret_cast<const char*>(onnx.data()), std::streamsize(onnx.size()));
-    std::ofstream(base + ".in", std::ios::binary)
-        .write(reinterpret_cast<const char*>(jobs[j].x.data()),
-               std::streamsize(jobs[j].x.size() * sizeof(float)));
-    const ops::Dims d = jobs[j].model.input();
-    list << base << ".onnx " << base << ".in " << jobs[j].batch << " " << d.c << " " << d.h << " "
-         << d.w << " " << base << ".out\n";
-  }
-  list.close();
-  const std::string command = "node " + std::string(CAE_SOURCE_DIR) + "/tests/ort_run.js " +
-                              ort_dir + " " + dir + "/jobs.txt";
-  ASSERT_EQ(std::system(command.c_str()), 0) << command;
-  for (std::size_t j = 0; j < jobs.size(); ++j) {
-    std::ifstream in(dir + "/job" + std::to_string(j) + ".out", std::ios::binary);
-    std::vector<float> theirs(jobs[j].x.size());
-    in.read(reinterpret_cast<char*>(theirs.data()), std::streamsize(theirs.size() * sizeof(float)));
-    ASSERT_EQ(in.gcount(), std::streamsize(theirs.size() * sizeof(float))) << "job " << j;
     const std::vector<float> ours =
-        test::model_images(jobs[j].model, ops::Backend::dnnl, jobs[j].x, jobs[j].batch);
-    EXPECT_LT(test::max_abs_diff(ours, theirs), 1e-4f)
-        << "job " << j << " (" << jobs[j].model.arch().text << "), batch " << jobs[j].batch;
+        test::model_images(models[j], ops::Backend::dnnl, jobs[j].x, jobs[j].batch);
+    EXPECT_LT(test::max_abs_diff(ours, outputs[j]), 1e-4f)
+        << "job " << j << " (" << models[j].arch().text << "), batch " << jobs[j].batch;
+  }
+}
+
+// An informed model's repair in OpenCV equals cae's (train::denoise_tiled, what `cae repair`
+// runs on one tile) for a bce and an mse model, batches 1 and 3 through the one graph; the
+// undamaged pixels are the input's bits, and an image with no damage comes back as it is.
+TEST(OnnxExport, InformedRepairMatchesTilingInOpenCv) {
+  int seed = 70;
+  for (const Informed& m : informed_models()) {
+    cv::dnn::Net net = opencv_net(io::encode_onnx(m.model));
+    net.setPreferableBackend(cv::dnn::DNN_BACKEND_OPENCV);
+    for (int batch : {1, 3}) {
+      const std::string what = m.name + ", batch " + std::to_string(batch);
+      const std::vector<float> x =
+          test::random_floats(std::size_t(batch) * m.d.size(), seed++, 0.f, 1.f);
+      const std::vector<float> mask = damage_masks(batch, m.d.h, m.d.w, seed++);
+      expect_repairs(opencv_repairs(net, x, mask, batch, m.d), tiled_repairs(m, x, mask, batch), x,
+                     mask, m.d, what);
+    }
+  }
+}
+
+// A mask of other values than 0 and 1 is read as damaged where > 0, in the net's input as in
+// the select: the graph's repair equals cae's with that 0/1 mask.
+TEST(OnnxExport, InformedMaskIsDamagedWhereAboveZero) {
+  const Informed m = informed_models()[0];
+  cv::dnn::Net net = opencv_net(io::encode_onnx(m.model));
+  net.setPreferableBackend(cv::dnn::DNN_BACKEND_OPENCV);
+  const int batch = 2;
+  const std::vector<float> x = test::random_floats(std::size_t(batch) * m.d.size(), 80, 0.f, 1.f);
+  const auto [mask, binary] = odd_masks(batch, m.d.h, m.d.w, 81);
+  expect_repairs(opencv_repairs(net, x, mask, batch, m.d), tiled_repairs(m, x, binary, batch), x,
+                 binary, m.d, "odd mask values");
+}
+
+// The same repairs in ONNX Runtime: each informed model at batch 1 and 3 with 0/1 masks, and
+// with masks of other values (damaged where > 0).
+TEST(OnnxRuntime, InformedRepairMatchesTiling) {
+  std::string why;
+  const std::string ort = ort_dir(&why);
+  if (ort.empty()) GTEST_SKIP() << why;
+  const std::vector<Informed> models = informed_models();
+  std::vector<OrtJob> jobs;
+  std::vector<std::size_t> model_of;
+  std::vector<std::vector<float>> binary;  // the masks as cae reads them
+  int seed = 90;
+  for (std::size_t k = 0; k < models.size(); ++k) {
+    const Informed& m = models[k];
+    const std::vector<std::uint8_t> onnx = io::encode_onnx(m.model);
+    for (int batch : {1, 3, 2}) {
+      std::vector<float> x = test::random_floats(std::size_t(batch) * m.d.size(), seed++, 0.f, 1.f);
+      std::vector<float> mask = damage_masks(batch, m.d.h, m.d.w, seed++), zero_one = mask;
+      if (batch == 2) std::tie(mask, zero_one) = odd_masks(batch, m.d.h, m.d.w, seed++);
+      jobs.push_back({onnx, batch, m.d, std::move(x), std::move(mask)});
+      model_of.push_back(k);
+      binary.push_back(std::move(zero_one));
+    }
+  }
+  const std::vector<std::vector<float>> outputs = run_ort(ort, jobs);
+  ASSERT_EQ(outputs.size(), jobs.size());
+  for (std::size_t j = 0; j < jobs.size(); ++j) {
+    const Informed& m = models[model_of[j]];
+    expect_repairs(
+        outputs[j], tiled_repairs(m, jobs[j].x, binary[j], jobs[j].batch), jobs[j].x, binary[j],
+        m.d,
+        "job " + std::to_string(j) + " (" + m.name + "), batch " + std::to_string(jobs[j].batch));
   }
 }
 
@@ -231,6 +451,7 @@ TEST(OnnxExport, GraphContract) {
   EXPECT_EQ(meta_of(proto, "loss"), "bce");
   EXPECT_EQ(meta_of(proto, "cae_version"), proto.producer_version());
   EXPECT_FALSE(proto.producer_version().empty());
+  EXPECT_EQ(meta_of(proto, "informed"), "<absent>");
 
   // The seed's ops in order, each conv followed by its Relu, the image made by a last Sigmoid.
   std::vector<std::string> types;
@@ -250,6 +471,64 @@ TEST(OnnxExport, GraphContract) {
     EXPECT_EQ(attrs["coordinate_transformation_mode"], "asymmetric");
     EXPECT_EQ(attrs["nearest_mode"], "floor");
   }
+}
+
+// An informed model's graph: inputs image [batch, C, H, W] and mask [batch, 1, H, W], one output
+// "repaired" of the image's shape, and meta informed = 1.
+TEST(OnnxExport, InformedGraphContract) {
+  const Informed m = informed_models()[0];
+  const onnx::ModelProto proto = parse(io::encode_onnx(m.model));
+  const onnx::GraphProto& g = proto.graph();
+  ASSERT_EQ(g.input_size(), 2);
+  ASSERT_EQ(g.output_size(), 1);
+  auto dims_of = [](const onnx::ValueInfoProto& v) {
+    std::string text;
+    for (const auto& dim : v.type().tensor_type().shape().dim())
+      text += (text.empty() ? "" : "x") +
+              (dim.has_dim_value() ? std::to_string(dim.dim_value()) : dim.dim_param());
+    return text;
+  };
+  EXPECT_EQ(g.input(0).name(), "image");
+  EXPECT_EQ(dims_of(g.input(0)), "batchx3x16x12");
+  EXPECT_EQ(g.input(1).name(), "mask");
+  EXPECT_EQ(dims_of(g.input(1)), "batchx1x16x12");
+  EXPECT_EQ(g.output(0).name(), "repaired");
+  EXPECT_EQ(dims_of(g.output(0)), "batchx3x16x12");
+  EXPECT_EQ(g.node(g.node_size() - 1).output(0), "repaired");
+  EXPECT_EQ(meta_of(proto, "informed"), "1");
+  EXPECT_EQ(meta_of(proto, "loss"), "bce");
+  EXPECT_EQ(meta_of(proto, "fill"), "<absent>");
+}
+
+// `cae export` of an informed model says it wrote two inputs, and OpenCV runs the file it wrote.
+TEST(OnnxExport, CommandExportsAnInformedModelAsARepair) {
+  const std::string dir = test::scratch_dir();
+  const Informed m = informed_models()[1];
+  io::write_model_file(dir + "/m.cae", m.model.to_file());
+  const auto r = test::run_cae("export " + dir + "/m.cae -o " + dir + "/m.onnx");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("inputs 'image' batchx1x13x11 and 'mask' batchx1x13x11"));
+  EXPECT_THAT(r.output, HasSubstr("output 'repaired'"));
+  cv::dnn::Net net = cv::dnn::readNetFromONNX(dir + "/m.onnx");
+  const std::vector<float> x = test::random_floats(m.d.size(), 14, 0.f, 1.f);
+  const std::vector<float> mask = damage_masks(1, m.d.h, m.d.w, 15);
+  expect_repairs(opencv_repairs(net, x, mask, 1, m.d), tiled_repairs(m, x, mask, 1), x, mask, m.d,
+                 "cae export's file");
+}
+
+// A model that corrects a cv::inpaint fill has no ONNX form (the graph would return the
+// correction, not the repair): `cae export` says why and writes nothing.
+TEST(OnnxExport, ModelWithAFillIsRefusedWithItsReason) {
+  const std::string dir = test::scratch_dir();
+  nn::Model model =
+      informed_model("unet", nn::preset_spec("unet"), {3, 16, 12}, nn::LossKind::mse, 16).model;
+  model.set_fill("navier-stokes r=3");
+  io::write_model_file(dir + "/fill.cae", model.to_file());
+  const auto r = test::run_cae("export " + dir + "/fill.cae -o " + dir + "/fill.onnx");
+  EXPECT_EQ(r.status, 1);
+  EXPECT_THAT(r.output, HasSubstr("corrects a cv::inpaint fill ('navier-stokes r=3')"));
+  EXPECT_THAT(r.output, HasSubstr("no ONNX operator"));
+  EXPECT_FALSE(std::filesystem::exists(dir + "/fill.onnx"));
 }
 
 TEST(OnnxExport, MseModelEndsInClampAndUnknownCorruptionIsSaid) {

@@ -107,22 +107,41 @@ onnx::NodeProto* add_node(onnx::GraphProto* graph, const std::string& type, cons
   return node;
 }
 
+// The graph's output: the denoised image, or an informed model's repair.
+const char* output_name(const nn::Model& model) {
+  return model.informed() ? kOnnxRepairName : kOnnxOutputName;
+}
+
 // Builds the graph op by op. Tensor names: the op's output is "op<i>", a fused activation's
-// input "op<i>.pre"; the last node writes kOnnxOutputName. fixed_batch > 0 builds the twin with
-// that batch size fixed, whose Resize sizes are constants, so that ONNX shape inference can
+// input "op<i>.pre"; the last node writes output_name(model). An informed model's net reads
+// "net_input", the image and the 0/1 mask "damage" concatenated. fixed_batch > 0 builds the twin
+// with that batch size fixed, whose Resize sizes are constants, so that ONNX shape inference can
 // follow every op (it cannot see through the dynamic graph's computed sizes).
 class GraphBuilder {
  public:
   GraphBuilder(const nn::Model& model, onnx::GraphProto* graph, int fixed_batch)
-      : model_(model), graph_(graph), net_(model.net(1)), fixed_batch_(fixed_batch) {}
+      : model_(model),
+        graph_(graph),
+        net_(model.net(1)),
+        fixed_batch_(fixed_batch),
+        first_input_(model.informed() ? kOnnxImageName : kOnnxInputName),
+        net_input_(model.informed() ? "net_input" : kOnnxInputName) {}
 
   void build() {
     graph_->set_name("cae");
-    set_nchw_type(graph_->add_input(), kOnnxInputName, fixed_batch_, net_.input);
-    set_nchw_type(graph_->add_output(), kOnnxOutputName, fixed_batch_, net_.output());
-    std::string x = kOnnxInputName;
+    if (model_.informed())
+      add_informed_inputs();
+    else
+      set_nchw_type(graph_->add_input(), kOnnxInputName, fixed_batch_, net_.input);
+    set_nchw_type(graph_->add_output(), output_name(model_), fixed_batch_, net_.output());
+    std::string x = net_input_;
     for (std::size_t i = 0; i < net_.ops.size(); ++i) x = add_op(int(i), net_.ops[i], x);
-    add_output_image(x);
+    if (model_.informed()) {
+      add_output_image(x, "net_image");
+      add_repair("net_image");
+    } else {
+      add_output_image(x, kOnnxOutputName);
+    }
     add_initializers();
   }
 
@@ -245,16 +264,16 @@ class GraphBuilder {
     return out;
   }
 
-  // The tensor holding activation k: op k's output, or the graph's input.
-  static std::string tensor_of(int k) {
-    return k == ops::OpDesc::kNetInput ? std::string(kOnnxInputName) : "op" + std::to_string(k);
+  // The tensor holding activation k: op k's output, or the net's input.
+  std::string tensor_of(int k) const {
+    return k == ops::OpDesc::kNetInput ? net_input_ : "op" + std::to_string(k);
   }
 
   // The runtime batch size as a 1-element int64 tensor, made once: Shape(input)[0:1].
   std::string batch_dim() {
     const std::string name = "batch_dim";
     if (!batch_dim_made_) {
-      add_node(graph_, "Shape", "input shape", {kOnnxInputName}, "input_shape");
+      add_node(graph_, "Shape", "input shape", {first_input_}, "input_shape");
       add_int64_initializer(graph_, "slice_starts", {0});
       add_int64_initializer(graph_, "slice_ends", {1});
       add_int64_initializer(graph_, "slice_axes", {0});
@@ -265,18 +284,59 @@ class GraphBuilder {
     return name;
   }
 
-  // The model's image, not its raw output: what nn::output_to_image computes.
-  void add_output_image(const std::string& x) {
+  // The model's image, not its raw output: what nn::output_to_image computes, into out.
+  void add_output_image(const std::string& x, const std::string& out) {
     if (model_.loss() == nn::LossKind::bce) {
-      add_node(graph_, "Sigmoid", "logits to image", {x}, kOnnxOutputName);
+      add_node(graph_, "Sigmoid", "logits to image", {x}, out);
     } else {
       // clamp(x, 0, 1). HardSigmoid with alpha 1, beta 0 is exactly that; Clip would say it
       // too, but OpenCV (4.6) reads Clip only in its opset-6 form with min/max attributes.
-      onnx::NodeProto* node =
-          add_node(graph_, "HardSigmoid", "clamp to image", {x}, kOnnxOutputName);
+      onnx::NodeProto* node = add_node(graph_, "HardSigmoid", "clamp to image", {x}, out);
       add_float(node, "alpha", 1.f);
       add_float(node, "beta", 0.f);
     }
+  }
+
+  // An informed model's inputs "image" and "mask", and what its net reads: "damage", the mask
+  // as 0/1 (damaged where mask > 0), then "net_input", the image's planes and damage's
+  // (data::with_mask_channel's order). cae's nets only ever see 0/1 masks (data::corrupt
+  // makes no other), so the graph gives its net the same whatever the caller's mask holds,
+  // and selects with the same 0/1. Sign(Relu(mask)) rather than
+  // Cast(Greater(mask, 0)): OpenCV 4.6 reads a comparison with a constant as a layer that
+  // fails for batches above 1 (an assertion in shape_utils' total()); the two unary ops are
+  // the same map, 1 for mask > 0 and 0 otherwise.
+  void add_informed_inputs() {
+    const ops::Dims image{net_.input.c - 1, net_.input.h, net_.input.w};
+    set_nchw_type(graph_->add_input(), kOnnxImageName, fixed_batch_, image);
+    set_nchw_type(graph_->add_input(), kOnnxMaskName, fixed_batch_, {1, image.h, image.w});
+    add_float_initializer(graph_, "one", {1}, {1.f});
+    add_node(graph_, "Relu", "mask above zero", {kOnnxMaskName}, "mask.positive");
+    add_node(graph_, "Sign", "damage as 0/1", {"mask.positive"}, "damage");
+    add_int(add_node(graph_, "Concat", "net input", {kOnnxImageName, "damage"}, net_input_), "axis",
+            1);
+  }
+
+  // repaired = damage * net_image + (1 - damage) * image: data::keep_undamaged's select. With
+  // damage exactly 0 or 1 each product is exact (0 * x = 0, 1 * x = x) and so is the sum, so
+  // the undamaged pixels are the input's bits and the damaged ones the net's. Arithmetic
+  // rather than Where: OpenCV 4.6's ONNX importer has no Where layer ("Can't create layer").
+  // And OpenCV 4.6 does not broadcast a 1-channel operand of Mul over C channels for batches
+  // above 1 (an assertion in shape_utils' total()), so the mask is repeated to the image's
+  // channels with a Concat first.
+  void add_repair(const std::string& net_image) {
+    const int channels = net_.output().c;
+    std::string damage = "damage";
+    if (channels > 1) {
+      damage = "damage.channels";
+      add_int(add_node(graph_, "Concat", "damage for every channel",
+                       std::vector<std::string>(std::size_t(channels), "damage"), damage),
+              "axis", 1);
+    }
+    add_node(graph_, "Mul", "net image inside the damage", {damage, net_image}, "repair.inside");
+    add_node(graph_, "Sub", "undamaged as 0/1", {"one", damage}, "keep");
+    add_node(graph_, "Mul", "input image outside the damage", {"keep", kOnnxImageName},
+             "repair.outside");
+    add_node(graph_, "Add", "repair", {"repair.inside", "repair.outside"}, kOnnxRepairName);
   }
 
   void add_initializers() {
@@ -289,6 +349,8 @@ class GraphBuilder {
   onnx::GraphProto* graph_;
   ops::NetDesc net_;
   int fixed_batch_;
+  std::string first_input_;  // the input whose shape gives the batch size
+  std::string net_input_;    // what the net's first op (and a join's "input") reads
   bool batch_dim_made_ = false;
 };
 
@@ -302,7 +364,8 @@ void add_meta(onnx::ModelProto& proto, const std::string& key, const std::string
 
 // The checker on the graph; on its fixed-batch twin also strict shape inference, which must
 // find for every op the shape cae computed (padding, kernel and sizes as ONNX reads them).
-void check_graph(const onnx::ModelProto& proto, onnx::ModelProto twin, const ops::NetDesc& net) {
+void check_graph(const onnx::ModelProto& proto, onnx::ModelProto twin, const ops::NetDesc& net,
+                 const std::string& output) {
   try {
     onnx::checker::check_model(proto);
     onnx::checker::check_model(twin);
@@ -324,9 +387,9 @@ void check_graph(const onnx::ModelProto& proto, onnx::ModelProto twin, const ops
   };
   for (std::size_t i = 0; i <= net.ops.size(); ++i) {
     const bool last = i == net.ops.size();
-    const std::string name = last ? kOnnxOutputName : "op" + std::to_string(i);
+    const std::string name = last ? output : "op" + std::to_string(i);
     const ops::Dims want = last ? net.output() : net.ops[i].out;
-    const std::string what = last ? std::string("the output") : op_text(int(i), net.ops[i]);
+    const std::string what = last ? "the output '" + output + "'" : op_text(int(i), net.ops[i]);
     const onnx::ValueInfoProto* v = find(name);
     if (!v || !v->type().tensor_type().has_shape())
       throw Error("ONNX shape inference found no shape for " + what);
@@ -352,8 +415,14 @@ onnx::ModelProto make_proto(const nn::Model& model, int fixed_batch, ops::NetDes
   proto.set_ir_version(onnx::IR_VERSION);
   proto.set_producer_name("cae");
   proto.set_producer_version(CAE_VERSION);
-  proto.set_doc_string("cae denoising autoencoder: input '" + std::string(kOnnxInputName) +
-                       "' NCHW float in [0, 1], output '" + kOnnxOutputName + "' the same shape");
+  if (model.informed())
+    proto.set_doc_string("cae informed repair: inputs '" + std::string(kOnnxImageName) +
+                         "' NCHW float in [0, 1] and '" + kOnnxMaskName +
+                         "' Nx1xHxW (damaged where > 0), output '" + kOnnxRepairName +
+                         "' the image's shape, equal to the input outside the damage");
+  else
+    proto.set_doc_string("cae denoising autoencoder: input '" + std::string(kOnnxInputName) +
+                         "' NCHW float in [0, 1], output '" + kOnnxOutputName + "' the same shape");
   onnx::OperatorSetIdProto* opset = proto.add_opset_import();
   opset->set_domain("");
   opset->set_version(kOnnxOpset);
@@ -365,6 +434,7 @@ onnx::ModelProto make_proto(const nn::Model& model, int fixed_batch, ops::NetDes
   add_meta(proto, "cae_version", CAE_VERSION);
   add_meta(proto, "loss", nn::loss_name(model.loss()));
   add_meta(proto, "spec", model.arch().text);
+  if (model.informed()) add_meta(proto, "informed", "1");
   for (const auto& [key, value] : model.meta())
     if (key != "history") add_meta(proto, key, value);  // history is per-epoch CSV, not a fact
   add_meta(proto, "corruption", "unknown");
@@ -387,7 +457,7 @@ std::vector<std::uint8_t> encode_onnx(const nn::Model& trained) {
   const nn::Model model = trained.folded();
   ops::NetDesc net;
   const onnx::ModelProto proto = make_proto(model, 0, &net);
-  check_graph(proto, make_proto(model, 1, nullptr), net);
+  check_graph(proto, make_proto(model, 1, nullptr), net, output_name(model));
 
   std::string bytes;
   if (!proto.SerializeToString(&bytes)) throw Error("cannot serialize the ONNX model");

@@ -16,9 +16,18 @@ void add_export_command(CLI::App& app) {
   cmd->final_callback([model_path, out] {
     nn::Model model = load_model(*model_path);
     io::export_onnx(model, *out);
-    std::fprintf(stderr, "wrote %s (input '%s' batchx%dx%dx%d, output '%s')\n", out->c_str(),
-                 io::kOnnxInputName, model.input().c, model.input().h, model.input().w,
-                 io::kOnnxOutputName);
+    const ops::Dims d = model.output();
+    if (model.informed())
+      std::fprintf(stderr,
+                   "wrote %s (informed: inputs '%s' batchx%dx%dx%d and '%s' batchx1x%dx%d, "
+                   "damaged where > 0; output '%s' batchx%dx%dx%d, the input outside the "
+                   "damage)\n",
+                   out->c_str(), io::kOnnxImageName, d.c, d.h, d.w, io::kOnnxMaskName, d.h, d.w,
+                   io::kOnnxRepairName, d.c, d.h, d.w);
+    else
+      std::fprintf(stderr, "wrote %s (input '%s' batchx%dx%dx%d, output '%s')\n", out->c_str(),
+                   io::kOnnxInputName, model.input().c, model.input().h, model.input().w,
+                   io::kOnnxOutputName);
   });
 }
 
