@@ -170,7 +170,7 @@ PhotoRepair repair_photo(const nn::Model& model, const data::Image& photo,
                          const TileOptions& tiles, const AdaptOptions* adapt) {
   if (!corruption.spatial())
     throw Error("repair: the corruption '" + corruption.describe() +
-                "' has no masks, lines or crosshair for cv::inpaint to fill");
+                "' has no masks, lines, crosshair or strokes for cv::inpaint to fill");
   if (adapt) check_adaptable(corruption, "repair --adapt");
   if (model.output().c != photo.c)
     throw Error("repair: the model repairs " + std::to_string(model.output().c) +

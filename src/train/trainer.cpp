@@ -77,8 +77,9 @@ int check_run(const nn::Model& model, const data::Dataset& data, const TrainConf
               int ranks) {
   check_patches(model, data, config);
   if (model.informed() && !config.corruption.spatial())
-    throw Error("an informed model is given the damage mask, which only masks, lines or the "
-                "crosshair make; the corruption '" + config.corruption.describe() + "' has none");
+    throw Error("an informed model is given the damage mask, which only masks, lines, the "
+                "crosshair or strokes make; the corruption '" +
+                config.corruption.describe() + "' has none");
   if (model.informed() && data.paired())
     throw Error("an informed model learns from damage cae makes, not from given targets");
   const int images = epoch_images(config, data);
