@@ -232,8 +232,9 @@ py::object json_loads(const std::string& text) {
 }
 
 const std::vector<std::string> kCorruptionKeys = {
-    "corruption", "noise",     "speckle",        "salt_pepper", "masks",  "mask_min", "mask_max",
-    "mask_value", "lines",     "crosshair",      "line_thickness", "jitter", "line_value"};
+    "corruption", "noise",     "speckle",        "salt_pepper",    "masks",      "mask_min",
+    "mask_max",   "mask_value", "lines",         "crosshair",      "line_thickness", "jitter",
+    "line_value", "strokes",   "stroke_min",     "stroke_max",     "stroke_value"};
 
 py::dict train(const py::object& dataset, const py::object& progress, bool verbose,
                const py::dict& options) {

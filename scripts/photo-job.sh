@@ -36,7 +36,7 @@ adapt=(--adapt "${ADAPT:-1000}" --adapt-lr "${ADAPT_LR:-1e-3}")
   --mask-min 8 --mask-max 16 --loss mse --preset unet --batch 32 --patches-per-epoch 6400 \
   --epochs "$epochs" --lr-schedule 'cosine min=1e-5' --time-limit "$minutes" \
   --out "$out"
-# best.cae: the epoch with the lowest validation loss (coffee, gravel).
+# best.cae: the epoch with the lowest validation loss (the photos of val/).
 "$build/cae" eval -m "$out/best.cae" --dataset photos --corruption "$damage" "${adapt[@]}" \
   --json "$out/eval.json" --csv "$out/eval.csv" | tee "$out/eval.txt"
 "$build/cae" eval -m "$out/best.cae" --dataset photos --corruption 'masks count=40 min=8 max=16' \

@@ -302,7 +302,7 @@ TEST(Adapt, RefusesNoiseDamageWithoutAMaskNoStepsAndNoClearWindow) {
   EXPECT_THAT(test::error_of([&] { train::check_adaptable(noisy, "eval --adapt"); }),
               HasSubstr("eval --adapt: the damage"));
   EXPECT_THAT(test::error_of([&] { train::check_adaptable(data::Corruption{}, "x"); }),
-              HasSubstr("no masks, lines or crosshair"));
+              HasSubstr("no masks, lines, crosshair or strokes"));
   const train::DamagedPhoto p = train::damage_photo(photo(40, 45, 3, 1), crosshair(), 2, 0, 0);
   auto adapt = [&](const train::AdaptOptions& o, const train::DamagedPhoto& photo_) {
     return test::error_of([&] {

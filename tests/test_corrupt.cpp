@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <numbers>
+#include <utility>
 #include <vector>
 
 #include "data/corrupt.h"
@@ -344,4 +346,222 @@ TEST(Corrupt, BadTextIsRejectedWithTheReason) {
   EXPECT_THAT(error_of([] { data::parse_corruption("gaussian + gaussian"); }),
               HasSubstr("appears twice"));
   EXPECT_THAT(error_of([] { data::parse_corruption(""); }), HasSubstr("empty"));
+}
+
+namespace {
+
+// The pixels (y, x) of image 0's first channel that hold exactly value.
+std::vector<std::pair<int, int>> pixels_of(const std::vector<float>& image, ops::Dims d,
+                                           float value) {
+  std::vector<std::pair<int, int>> out;
+  for (int y = 0; y < d.h; ++y)
+    for (int x = 0; x < d.w; ++x)
+      if (image[std::size_t(y) * d.w + x] == value) out.emplace_back(y, x);
+  return out;
+}
+
+// The width of a set of pixels: over directions a degree apart, the least extent of their
+// centres across the direction, plus the one pixel the centres stand for. A straight band of
+// width w measures w up to the grid's rounding.
+double caliper_width(const std::vector<std::pair<int, int>>& pixels) {
+  double least = 1e9;
+  for (int degree = 0; degree < 180; ++degree) {
+    const double a = degree * std::numbers::pi / 180, ny = std::cos(a), nx = -std::sin(a);
+    double lo = 1e9, hi = -1e9;
+    for (const auto& [y, x] : pixels) {
+      const double v = y * ny + x * nx;
+      lo = std::min(lo, v), hi = std::max(hi, v);
+    }
+    least = std::min(least, hi - lo + 1);
+  }
+  return least;
+}
+
+bool touches_border(const std::vector<std::pair<int, int>>& pixels, ops::Dims d) {
+  return std::any_of(pixels.begin(), pixels.end(), [&](const auto& p) {
+    return p.first == 0 || p.second == 0 || p.first == d.h - 1 || p.second == d.w - 1;
+  });
+}
+
+}  // namespace
+
+TEST(Corrupt, StrokesTextRoundTrips) {
+  const data::Corruption named = data::parse_corruption("strokes");
+  EXPECT_EQ(named.strokes, 1);
+  EXPECT_EQ(named.describe(), "strokes count=1 min=4 max=8 vertices=5 length=16 value=1");
+  EXPECT_TRUE(named.spatial());
+  const std::string text =
+      "gaussian sigma=0.1 + masks count=2 min=4 max=8 value=0 + crosshair thickness=3 jitter=2 "
+      "value=1 + strokes count=4 min=5 max=30 vertices=3 length=40 value=0.25";
+  const data::Corruption c = data::parse_corruption(text);
+  EXPECT_EQ(c.describe(), text);
+  EXPECT_EQ(c.strokes, 4);
+  EXPECT_EQ(c.stroke_min, 5);
+  EXPECT_EQ(c.stroke_max, 30);
+  EXPECT_EQ(c.stroke_vertices, 3);
+  EXPECT_EQ(c.stroke_length, 40);
+  EXPECT_EQ(c.stroke_value, 0.25f);
+  EXPECT_EQ(data::parse_corruption("strokes count=0").describe(), "gaussian sigma=0");
+  EXPECT_FALSE(data::parse_corruption("strokes count=0").spatial());
+}
+
+TEST(Corrupt, BadStrokesAreRejectedWithTheReason) {
+  using test::error_of;
+  EXPECT_THAT(error_of([] { data::parse_corruption("strokes count=-1"); }),
+              HasSubstr("strokes count must be >= 0, found -1"));
+  EXPECT_THAT(error_of([] { data::parse_corruption("strokes min=0"); }),
+              HasSubstr("strokes min must be >= 1, found 0"));
+  EXPECT_THAT(error_of([] { data::parse_corruption("strokes min=9 max=3"); }),
+              HasSubstr("strokes max must be >= min (9), found 3"));
+  EXPECT_THAT(error_of([] { data::parse_corruption("strokes vertices=0"); }),
+              HasSubstr("strokes vertices must be >= 1, found 0"));
+  EXPECT_THAT(error_of([] { data::parse_corruption("strokes length=0"); }),
+              HasSubstr("strokes length must be >= 1, found 0"));
+  EXPECT_THAT(error_of([] { data::parse_corruption("strokes value=1.5"); }),
+              HasSubstr("strokes value must be in [0, 1], found 1.5"));
+  EXPECT_THAT(error_of([] { data::parse_corruption("strokes width=3"); }),
+              HasSubstr("unknown key 'width'"));
+  EXPECT_THAT(error_of([] { data::parse_corruption("strokes count=2.5"); }),
+              HasSubstr("not a whole number"));
+  data::Corruption c = off();
+  c.strokes = 1, c.stroke_min = 0;
+  EXPECT_THAT(error_of([&] { c.validate(); }), HasSubstr("strokes min must be >= 1"));
+}
+
+// The mask marks exactly the pixels a stroke changed when its value differs from the image, in
+// every channel, whatever the value.
+TEST(Corrupt, TheMaskIsExactlyThePixelsStrokesPainted) {
+  const ops::Dims d{3, 40, 36};
+  const int n = 8, hw = 40 * 36;
+  const std::vector<float> clean(n * d.size(), 0.5f);
+  for (const char* text : {"strokes count=3 min=2 max=7 value=1", "strokes count=2 value=0",
+                           "strokes count=1 min=1 max=1 vertices=1 value=0.75"}) {
+    const data::Corruption c = data::parse_corruption(text);
+    std::vector<float> noisy(clean.size()), mask(n * hw, -1.f);
+    data::corrupt(c, clean.data(), noisy.data(), n, d, 3, Stream::train_noise, 0, 0, mask.data());
+    int painted = 0;
+    for (int b = 0; b < n; ++b)
+      for (int p = 0; p < hw; ++p) {
+        const float m = mask[std::size_t(b) * hw + p];
+        ASSERT_TRUE(m == 0.f || m == 1.f) << m;
+        for (int ch = 0; ch < 3; ++ch) {
+          const float v = noisy[(std::size_t(b) * 3 + ch) * hw + p];
+          ASSERT_EQ(v, m == 1.f ? c.stroke_value : 0.5f)
+              << text << " image " << b << " pixel " << p;
+        }
+        painted += m == 1.f;
+      }
+    EXPECT_GT(painted, 0) << text;
+  }
+}
+
+// Each stroke's width, measured across its one segment, lies in [min, max] up to the grid's
+// rounding: the caliper width of a band of fixed width w measured w - 0.3 to w + 1.1 over 300
+// strokes of each w from 2 to 12. Both ends of the range are drawn.
+TEST(Corrupt, StrokeWidthsStayInTheirRange) {
+  const ops::Dims d{1, 64, 64};
+  const std::vector<float> clean(d.size(), 0.f);
+  data::Corruption c = data::parse_corruption("strokes min=3 max=9 vertices=2 length=20");
+  double narrowest = 1e9, widest = 0;
+  int inside = 0;
+  for (std::uint64_t seed = 0; seed < 300; ++seed) {
+    const auto painted = pixels_of(run(c, clean, 1, d, seed), d, 1.f);
+    ASSERT_FALSE(painted.empty()) << "the start lies inside and is at least 3 px wide";
+    if (touches_border(painted, d)) continue;  // clipped: its width is not the whole band's
+    ++inside;
+    const double width = caliper_width(painted);
+    ASSERT_GE(width, 3 - 0.5) << "seed " << seed;
+    ASSERT_LE(width, 9 + 1.25) << "seed " << seed;
+    narrowest = std::min(narrowest, width), widest = std::max(widest, width);
+  }
+  EXPECT_GT(inside, 150);
+  EXPECT_LT(narrowest, 4.1);
+  EXPECT_GT(widest, 8.7);
+}
+
+// A stroke is one connected band: its segments meet at round joints.
+TEST(Corrupt, AStrokeAwayFromTheBorderIsOneConnectedBand) {
+  const ops::Dims d{1, 96, 96};
+  const std::vector<float> clean(d.size(), 0.f);
+  const data::Corruption c = data::parse_corruption("strokes min=1 max=4 vertices=6 length=12");
+  int checked = 0;
+  for (std::uint64_t seed = 0; seed < 100; ++seed) {
+    const auto image = run(c, clean, 1, d, seed);
+    const auto painted = pixels_of(image, d, 1.f);
+    if (painted.empty() || touches_border(painted, d)) continue;
+    ++checked;
+    // Flood fill (8-neighbours) from the first painted pixel reaches every painted one.
+    std::vector<char> seen(d.size(), 0);
+    std::vector<std::pair<int, int>> todo{painted[0]};
+    seen[std::size_t(painted[0].first) * d.w + painted[0].second] = 1;
+    std::size_t reached = 0;
+    while (!todo.empty()) {
+      const auto [y, x] = todo.back();
+      todo.pop_back();
+      ++reached;
+      for (int dy = -1; dy <= 1; ++dy)
+        for (int dx = -1; dx <= 1; ++dx) {
+          const int ny = y + dy, nx = x + dx;
+          if (ny < 0 || nx < 0 || ny >= d.h || nx >= d.w) continue;
+          const std::size_t p = std::size_t(ny) * d.w + nx;
+          if (seen[p] || image[p] != 1.f) continue;
+          seen[p] = 1;
+          todo.emplace_back(ny, nx);
+        }
+    }
+    EXPECT_EQ(reached, painted.size()) << "seed " << seed;
+  }
+  EXPECT_GT(checked, 50);
+}
+
+// A stroke that runs off the image is cut there, not wrapped to the other side: one straight
+// segment covers a band whose rows and columns are each one unbroken run.
+TEST(Corrupt, AStrokeAtTheBorderIsClippedNotWrapped) {
+  const ops::Dims d{1, 24, 24};
+  const std::vector<float> clean(d.size(), 0.f);
+  const data::Corruption c = data::parse_corruption("strokes min=3 max=5 vertices=2 length=30");
+  int at_border = 0;
+  for (std::uint64_t seed = 0; seed < 200; ++seed) {
+    const auto painted = pixels_of(run(c, clean, 1, d, seed), d, 1.f);
+    at_border += touches_border(painted, d);
+    std::vector<int> rows(d.h, 0), columns(d.w, 0);
+    for (const auto& [y, x] : painted) rows[y] = columns[x] = 1;
+    for (const auto* used : {&rows, &columns}) {
+      const auto first = std::find(used->begin(), used->end(), 1);
+      const auto last = std::find(used->rbegin(), used->rend(), 1).base();
+      EXPECT_TRUE(std::all_of(first, last, [](int u) { return u == 1; })) << "seed " << seed;
+    }
+  }
+  EXPECT_GT(at_border, 100) << "30 px segments in a 24 px image mostly reach its edge";
+}
+
+// Strokes come from the image's own stream, after every other model: the same seed and index
+// give the same strokes in any batch, and adding strokes leaves every other pixel as it was.
+TEST(Corrupt, StrokesDependOnlyOnTheImageAndChangeNoOtherDamage) {
+  const ops::Dims d{3, 20, 24};
+  const std::vector<float> clean = test::random_floats(5 * d.size(), 6, 0.2f, 0.8f);
+  const data::Corruption c = data::parse_corruption("strokes count=3 min=2 max=5");
+  const auto all = run(c, clean, 5, d, 9, 100);
+  const std::vector<float> third(clean.begin() + 2 * d.size(), clean.begin() + 3 * d.size());
+  const auto alone = run(c, third, 1, d, 9, 102);
+  EXPECT_TRUE(std::equal(alone.begin(), alone.end(), all.begin() + 2 * d.size()));
+  EXPECT_NE(alone, run(c, third, 1, d, 10, 102));
+  EXPECT_EQ(alone, run(c, third, 1, d, 9, 102));
+
+  // The strokes paint 1: wherever the run with them is not 1, it matches the run without them.
+  const data::Corruption without = data::parse_corruption(
+      "gaussian sigma=0.05 + masks count=2 + lines count=1 thickness=2 value=0 + crosshair "
+      "value=0");
+  data::Corruption with = without;
+  with.strokes = 2;
+  const auto a = run(without, clean, 5, d, 4), b = run(with, clean, 5, d, 4);
+  int painted = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    if (b[i] == 1.f && a[i] != 1.f) {
+      ++painted;
+      continue;
+    }
+    ASSERT_EQ(a[i], b[i]) << i;
+  }
+  EXPECT_GT(painted, 0);
 }

@@ -157,7 +157,7 @@ TEST(Informed, TrainingNeedsDamageWithAMask) {
     train::train(model, ds, config, quiet);  // Gaussian noise only: no mask to give
     FAIL() << "an informed model trained on noise alone";
   } catch (const Error& e) {
-    EXPECT_THAT(e.what(), HasSubstr("only masks, lines or the crosshair make"));
+    EXPECT_THAT(e.what(), HasSubstr("only masks, lines, the crosshair or strokes make"));
   }
 }
 
@@ -257,4 +257,31 @@ TEST(Informed, TheCommandLineTrainsOneAndDenoiseRefusesIt) {
       dir + "/out.idx");
   EXPECT_NE(denoise.status, 0);
   EXPECT_THAT(denoise.output, HasSubstr("the model is informed"));
+}
+
+// Strokes are damage with a mask: an informed model trains on them from the flags, the model file
+// records them, and cae eval scores it against the inpainters inside the strokes.
+TEST(Informed, StrokesTrainAndEvaluateFromTheCommandLine) {
+  const std::string dir = test::scratch_dir();
+  std::filesystem::create_directories(dir + "/ds");
+  data::write_idx_images(dir + "/ds/train-images-idx3-ubyte", test::binary_noise_images(40, 12, 1));
+  data::write_idx_images(dir + "/ds/t10k-images-idx3-ubyte", test::binary_noise_images(10, 12, 2));
+  const test::CommandResult train = test::run_cae(
+      "train --dataset " + dir + "/ds --epochs 1 --batch 10 --threads 1 --informed --noise 0 "
+      "--corruption 'strokes vertices=3 length=6' --strokes 2 --stroke-min 1 --stroke-max 3 "
+      "--out " + dir + "/run");
+  ASSERT_EQ(train.status, 0) << train.output;
+  const nn::Model model =
+      nn::Model::from_file(io::read_model_file(dir + "/run/model.cae"), "model.cae");
+  EXPECT_TRUE(model.informed());
+  const auto corruption = std::find_if(model.meta().begin(), model.meta().end(),
+                                       [](const auto& kv) { return kv.first == "corruption"; });
+  ASSERT_NE(corruption, model.meta().end());
+  EXPECT_EQ(corruption->second, "strokes count=2 min=1 max=3 vertices=3 length=6 value=1");
+  const test::CommandResult eval = test::run_cae("eval -m " + dir + "/run/model.cae --dataset " +
+                                                 dir + "/ds --tune 5 --threads 1");
+  ASSERT_EQ(eval.status, 0) << eval.output;
+  EXPECT_THAT(eval.output, HasSubstr("corruption 'strokes count=2 min=1 max=3"));
+  EXPECT_THAT(eval.output, HasSubstr("PSNR damage"));
+  EXPECT_THAT(eval.output, HasSubstr("navier-stokes"));
 }

@@ -338,7 +338,7 @@ TEST(RepairFigure, FourPanelsAboveTheirZoomedCrops) {
   EXPECT_LT(informed.tiles.tiles_run, informed.tiles.tiles);
   EXPECT_THAT(
       test::error_of([&] { train::repair_photo(blind, original, data::Corruption{}, 0, tiles); }),
-      HasSubstr("no masks, lines or crosshair"));
+      HasSubstr("no masks, lines, crosshair or strokes"));
 }
 
 TEST(PhotoEvalCli, EvalAndRepairOnAFolderOfDifferentSizes) {
@@ -393,5 +393,5 @@ TEST(PhotoEvalCli, EvalAndRepairOnAFolderOfDifferentSizes) {
   const auto noise =
       test::run_cae("compare " + dir + "/photos/val/v.png -m " + dir + "/blind.cae --noise 0.1");
   EXPECT_EQ(noise.status, 1);
-  EXPECT_THAT(noise.output, HasSubstr("no masks, lines or crosshair"));
+  EXPECT_THAT(noise.output, HasSubstr("no masks, lines, crosshair or strokes"));
 }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <numbers>
 #include <sstream>
 #include <vector>
 
@@ -28,6 +29,10 @@ std::string Corruption::describe() const {
   if (crosshair)
     next() << "crosshair thickness=" << line_thickness << " jitter=" << crosshair_jitter
            << " value=" << line_value;
+  if (strokes > 0)
+    next() << "strokes count=" << strokes << " min=" << stroke_min << " max=" << stroke_max
+           << " vertices=" << stroke_vertices << " length=" << stroke_length
+           << " value=" << stroke_value;
   // The historical text of "no noise", so that such model files and checkpoints still match.
   if (s.str().empty()) s << "gaussian sigma=" << gaussian_sigma;
   return s.str();
@@ -61,6 +66,13 @@ void Corruption::validate() const {
   check_range(line_thickness >= 1, "line thickness", ">= 1", line_thickness);
   check_range(crosshair_jitter >= 0, "crosshair jitter", ">= 0", crosshair_jitter);
   check_range(line_value >= 0 && line_value <= 1, "line value", "in [0, 1]", line_value);
+  check_range(strokes >= 0, "strokes count", ">= 0", strokes);
+  check_range(stroke_min >= 1, "strokes min", ">= 1", stroke_min);
+  check_range(stroke_max >= stroke_min, "strokes max",
+              ">= min (" + std::to_string(stroke_min) + ")", stroke_max);
+  check_range(stroke_vertices >= 1, "strokes vertices", ">= 1", stroke_vertices);
+  check_range(stroke_length >= 1, "strokes length", ">= 1", stroke_length);
+  check_range(stroke_value >= 0 && stroke_value <= 1, "strokes value", "in [0, 1]", stroke_value);
 }
 
 namespace {
@@ -115,6 +127,8 @@ Corruption parse_corruption(const std::string& text) {
       c.lines = 1;
     else if (model == "crosshair")
       c.crosshair = true;
+    else if (model == "strokes")
+      c.strokes = 1;
     else if (model == "gaussian")
       c.gaussian_sigma = 0.5f;
     else if (model == "speckle")
@@ -123,7 +137,8 @@ Corruption parse_corruption(const std::string& text) {
       c.salt_pepper = 0.1f;
     else
       throw Error("corruption: unknown model '" + model +
-                  "' (expected gaussian, speckle, salt-pepper, masks, lines, crosshair or none)");
+                  "' (expected gaussian, speckle, salt-pepper, masks, lines, crosshair, strokes "
+                  "or none)");
     std::string word;
     while (words >> word) {
       const auto eq = word.find('=');
@@ -151,6 +166,18 @@ Corruption parse_corruption(const std::string& text) {
         c.line_value = float(number(model, key, value));
       else if (model == "crosshair" && key == "jitter")
         c.crosshair_jitter = integer(model, key, value);
+      else if (model == "strokes" && key == "count")
+        c.strokes = integer(model, key, value);
+      else if (model == "strokes" && key == "min")
+        c.stroke_min = integer(model, key, value);
+      else if (model == "strokes" && key == "max")
+        c.stroke_max = integer(model, key, value);
+      else if (model == "strokes" && key == "vertices")
+        c.stroke_vertices = integer(model, key, value);
+      else if (model == "strokes" && key == "length")
+        c.stroke_length = integer(model, key, value);
+      else if (model == "strokes" && key == "value")
+        c.stroke_value = float(number(model, key, value));
       else
         throw Error("corruption '" + model + "': unknown key '" + key + "'");
     }
@@ -172,6 +199,47 @@ void fill(float* image, float* mask, ops::Dims d, int y0, int y1, int x0, int x1
       std::fill_n(image + (std::size_t(ch) * d.h + y) * d.w + x0, width, value);
   if (mask)
     for (int y = y0; y < y1; ++y) std::fill_n(mask + std::size_t(y) * d.w + x0, width, 1.f);
+}
+
+// Paints every pixel of one NCHW image whose centre lies within radius of the segment from
+// (ay, ax) to (by, bx) (a disk when they coincide): a band with round ends, clipped to the image.
+// Marks those pixels in its h×w mask when there is one.
+void paint_segment(float* image, float* mask, ops::Dims d, double ay, double ax, double by,
+                   double bx, double radius, float value) {
+  // The bounding box, clamped before it becomes int: a long walk can leave the image far behind.
+  auto row = [&](double v) { return int(std::clamp(std::floor(v), 0.0, double(d.h))); };
+  auto column = [&](double v) { return int(std::clamp(std::floor(v), 0.0, double(d.w))); };
+  const int y0 = row(std::min(ay, by) - radius), y1 = row(std::max(ay, by) + radius + 1);
+  const int x0 = column(std::min(ax, bx) - radius), x1 = column(std::max(ax, bx) + radius + 1);
+  const double dy = by - ay, dx = bx - ax, length2 = dy * dy + dx * dx;
+  const std::size_t hw = std::size_t(d.h) * d.w;
+  for (int y = y0; y < y1; ++y)
+    for (int x = x0; x < x1; ++x) {
+      const double py = y + 0.5 - ay, px = x + 0.5 - ax;
+      const double t = length2 > 0 ? std::clamp((py * dy + px * dx) / length2, 0.0, 1.0) : 0.0;
+      const double ey = py - t * dy, ex = px - t * dx;
+      if (ey * ey + ex * ex > radius * radius) continue;
+      const std::size_t p = std::size_t(y) * d.w + x;
+      for (int ch = 0; ch < d.c; ++ch) image[ch * hw + p] = value;
+      if (mask) mask[p] = 1.f;
+    }
+}
+
+// One brush stroke (Corruption::strokes): a random walk of straight segments with random turns,
+// drawn in the order corrupt.h gives. Coordinates are in pixels, a pixel's centre at +0.5.
+void paint_stroke(const Corruption& c, float* image, float* mask, ops::Dims d, Rng& rng) {
+  double y = rng.uniform() * d.h, x = rng.uniform() * d.w;
+  const int span = c.stroke_max - c.stroke_min + 1;
+  const double radius = 0.5 * (c.stroke_min + int(rng.below(std::uint64_t(span))));
+  double angle = 2 * std::numbers::pi * rng.uniform();
+  paint_segment(image, mask, d, y, x, y, x, radius, c.stroke_value);
+  for (int v = 1; v < c.stroke_vertices; ++v) {
+    if (v > 1) angle += std::numbers::pi * (rng.uniform() - 0.5);
+    const double length = c.stroke_length * (0.5 + 0.5 * rng.uniform());
+    const double ny = y + length * std::sin(angle), nx = x + length * std::cos(angle);
+    paint_segment(image, mask, d, y, x, ny, nx, radius, c.stroke_value);
+    y = ny, x = nx;
+  }
 }
 
 // A start in [0, length - size] (0 when the band is as long as the image or longer).
@@ -224,6 +292,7 @@ void corrupt_one(const Corruption& c, const float* src, float* dst, float* mask,
     fill(dst, mask, d, y, y + t, 0, d.w, c.line_value);
     fill(dst, mask, d, 0, d.h, x, x + t, c.line_value);
   }
+  for (int s = 0; s < c.strokes; ++s) paint_stroke(c, dst, mask, d, rng);
 }
 
 }  // namespace

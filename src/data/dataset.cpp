@@ -51,8 +51,8 @@ Dataset load_dataset(const std::string& name, const std::string& dir,
     candidates = {fs::path(dir) / "fashion-mnist", "/usr/share/datasets/fashion-mnist"};
     hint = "install Debian's dataset-fashion-mnist package";
   } else if (name == "photos") {
-    // Twelve public-domain and CC0 photos of any size in train/, val/ and test/ (LICENSES.md
-    // beside them), from Debian's python3-skimage; folder options apply as to any folder.
+    // Photos of any size under free licences in train/, val/ and test/ (LICENSES.md beside
+    // them), from Debian packages (docs/data.md); folder options apply as to any folder.
     const fs::path photos = fs::path(dir) / "photos";
     if (!is_image_folder(photos.string()))
       throw Error("dataset 'photos' not found in " + photos.string() +

@@ -32,8 +32,8 @@ data::Corruption model_corruption(const nn::Model& model) {
 void check_adaptable(const data::Corruption& damage, const std::string& what) {
   if (!damage.spatial())
     throw Error(what + ": the damage '" + damage.describe() +
-                "' has no masks, lines or crosshair: adapting to a photo learns from the pixels "
-                "its mask leaves undamaged");
+                "' has no masks, lines, crosshair or strokes: adapting to a photo learns from the "
+                "pixels its mask leaves undamaged");
   if (damage.gaussian_sigma > 0 || damage.speckle_sigma > 0 || damage.salt_pepper > 0)
     throw Error(what + ": the damage '" + damage.describe() +
                 "' adds noise, so the photo's undamaged pixels are no clean examples to adapt to");

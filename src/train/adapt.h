@@ -34,8 +34,8 @@ data::Corruption model_corruption(const nn::Model& model);
 std::string describe_adapt(const AdaptOptions& options);
 
 // Throws cae::Error, naming `what`, unless a model adapts to photos damaged by `damage`: the
-// damage must have masks, lines or the crosshair (their mask says which pixels are known) and
-// no noise (a noisy photo's undamaged pixels are no clean examples).
+// damage must have masks, lines, the crosshair or strokes (their mask says which pixels are
+// known) and no noise (a noisy photo's undamaged pixels are no clean examples).
 void check_adaptable(const data::Corruption& damage, const std::string& what);
 
 // Requires damaged: the photo's d.c×d.h×d.w CHW floats in [0, 1] as damaged (the values under

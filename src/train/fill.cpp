@@ -17,8 +17,8 @@ void apply_fill(const nn::Fill& fill, const float* damaged, float* out, int coun
 void require_damage_mask(const nn::Model& model, const data::Corruption& damage) {
   if (model.informed() && !damage.spatial())
     throw Error(
-        "an informed model is given the damage mask, which only masks, lines or the "
-        "crosshair make; the corruption '" +
+        "an informed model is given the damage mask, which only masks, lines, the "
+        "crosshair or strokes make; the corruption '" +
         damage.describe() + "' has none");
 }
 

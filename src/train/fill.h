@@ -27,7 +27,7 @@ void apply_fill(const nn::Fill& fill, const float* damaged, float* out, int coun
                 const float* mask);
 
 // Requires nothing. Throws cae::Error when `model` is informed and `damage` marks nothing (no
-// masks, lines or crosshair; noise alone): the model would be given an all-zero mask and hand
+// masks, lines, crosshair or strokes; noise alone): the model would be given an all-zero mask and hand
 // back its input unchanged. For every path that damages images for a model: training
 // (check_run) and evaluation (compare, compare_photos).
 void require_damage_mask(const nn::Model& model, const data::Corruption& damage);

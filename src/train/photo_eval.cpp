@@ -173,7 +173,7 @@ PhotoRepair repair_photo(const nn::Model& model, const data::Image& photo,
                          const TileOptions& tiles, const AdaptOptions* adapt) {
   if (!corruption.spatial())
     throw Error("compare: the corruption '" + corruption.describe() +
-                "' has no masks, lines or crosshair for cv::inpaint to fill");
+                "' has no masks, lines, crosshair or strokes for cv::inpaint to fill");
   if (adapt) check_adaptable(corruption, "compare --adapt");
   if (model.output().c != photo.c)
     throw Error("compare: the model repairs " + std::to_string(model.output().c) +

@@ -377,7 +377,8 @@ def test_the_stub_lists_every_option_and_name():
     assert eval_kw <= eval_options
     assert eval_options - eval_kw == {"corruption", "noise", "speckle", "salt_pepper", "masks",
                                       "mask_min", "mask_max", "mask_value", "lines", "crosshair",
-                                      "line_thickness", "jitter", "line_value"}
+                                      "line_thickness", "jitter", "line_value", "strokes",
+                                      "stroke_min", "stroke_max", "stroke_value"}
 
 
 def test_load_dataset_gives_the_images_cae_train_reads(gray_dataset, tmp_path):

@@ -69,9 +69,9 @@ void add_compare_command(CLI::App& app) {
   add_ensemble_option(cmd, o->ensemble);
   cmd->footer(
       "The damage is the corruption's (the model's own unless --corruption or flags say "
-      "otherwise) and must include masks, lines or the crosshair. Telea's radius is the one of "
-      "1, 3, 5, 9 with the best PSNR inside the damage on this photo; each top panel's label "
-      "gives that PSNR.");
+      "otherwise) and must include masks, lines, the crosshair or strokes. Telea's radius is the "
+      "one of 1, 3, 5, 9 with the best PSNR inside the damage on this photo; each top panel's "
+      "label gives that PSNR.");
   cmd->final_callback([o] { run(*o); });
 }
 

@@ -58,6 +58,8 @@ struct CorruptionOptions {
   std::string text;
   float noise = -1, speckle = -1, salt_pepper = -1, mask_value = -1, line_value = -1;
   int masks = -1, mask_min = -1, mask_max = -1, lines = -1, thickness = -1, jitter = -1;
+  int strokes = -1, stroke_min = -1, stroke_max = -1;
+  float stroke_value = -1;
   bool crosshair = false;
   void add(CLI::App* cmd);
   data::Corruption apply(data::Corruption base) const;

@@ -68,7 +68,7 @@ void AdaptFlags::add(CLI::App* cmd) {
   cmd->add_option("--adapt", steps,
                   "before repairing a photo, train a copy of the model STEPS steps on crops of "
                   "the photo's undamaged part (default 0: off; docs/evaluation.md, \"Adapting "
-                  "to the photo\"); needs masks, lines or the crosshair without noise")
+                  "to the photo\"); needs masks, lines, the crosshair or strokes without noise")
       ->check(in_range(0, 1000000));
   cmd->add_option("--adapt-lr", lr,
                   "Adam's learning rate of --adapt at its first step (default "

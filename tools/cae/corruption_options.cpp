@@ -44,6 +44,20 @@ void CorruptionOptions::add(CLI::App* cmd) {
   cmd->add_option("--line-value", line_value, "lines and crosshair: value (default 1)")
       ->check(in_range(0.0, 1.0))
       ->group(group);
+  cmd->add_option("--strokes", strokes,
+                  "free-form brush strokes per image, for inpainting (0 = off; their length and "
+                  "vertices through --corruption)")
+      ->check(in_range(0, 1000))
+      ->group(group);
+  cmd->add_option("--stroke-min", stroke_min, "narrowest stroke in pixels (default 4)")
+      ->check(in_range(1, 65536))
+      ->group(group);
+  cmd->add_option("--stroke-max", stroke_max, "widest stroke in pixels (default 8)")
+      ->check(in_range(1, 65536))
+      ->group(group);
+  cmd->add_option("--stroke-value", stroke_value, "value strokes are painted with (default 1)")
+      ->check(in_range(0.0, 1.0))
+      ->group(group);
 }
 
 data::Corruption CorruptionOptions::apply(data::Corruption c) const {
@@ -60,6 +74,10 @@ data::Corruption CorruptionOptions::apply(data::Corruption c) const {
   if (thickness >= 0) c.line_thickness = thickness;
   if (jitter >= 0) c.crosshair_jitter = jitter;
   if (line_value >= 0) c.line_value = line_value;
+  if (strokes >= 0) c.strokes = strokes;
+  if (stroke_min >= 0) c.stroke_min = stroke_min;
+  if (stroke_max >= 0) c.stroke_max = stroke_max;
+  if (stroke_value >= 0) c.stroke_value = stroke_value;
   c.validate();
   return c;
 }
