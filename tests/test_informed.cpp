@@ -174,8 +174,8 @@ TEST(Informed, EvaluationNeedsDamageWithAMask) {
   options.baselines = false;
   const std::vector<train::NamedModel> models = {{"informed", &model}};
   const char* const says =
-      "an informed model is given the damage mask, which only masks, lines "
-      "or the crosshair make; the corruption 'gaussian sigma=0.1' has none";
+      "an informed model is given the damage mask, which only masks, lines, the crosshair or "
+      "strokes make; the corruption 'gaussian sigma=0.1' has none";
   EXPECT_THAT(test::error_of([&] { train::compare(models, test, noise, 0, options); }),
               HasSubstr(says));
   const std::vector<data::Image> photos = {test::textured_photo(20, 18, 3, 1)};
