@@ -154,9 +154,9 @@ TEST(Png, RgbRoundTrip) {
 
 TEST(Png, WriteRejectsBadImages) {
   const std::string path = cae::test::scratch_dir() + "/bad.png";
-  Image two_channels = pattern_image(2, 2, 2);
-  EXPECT_THAT(error_of([&] { cae::data::write_png(path, two_channels); }),
-              HasSubstr("expected h, w > 0 and c = 1 or 3"));
+  Image five_channels = pattern_image(2, 2, 5);
+  EXPECT_THAT(error_of([&] { cae::data::write_png(path, five_channels); }),
+              HasSubstr("expected h, w > 0 and c = 1 to 4"));
   Image short_pixels = pattern_image(2, 2, 3);
   short_pixels.pixels.pop_back();
   EXPECT_THAT(error_of([&] { cae::data::write_png(path, short_pixels); }),
@@ -224,13 +224,21 @@ TEST(Png, SixteenBitIsRejectedWithItsDepth) {
   EXPECT_THAT(error_of([&] { cae::data::read_png(path); }), HasSubstr("bit depth 16 (RGB)"));
 }
 
-TEST(Png, LowGrayBitDepthIsRejected) {
-  const std::string path = cae::test::scratch_dir() + "/4bit.png";
+// Gray of 1, 2 or 4 bits is scaled to 8 exactly (v · 255 / (2^bits − 1)), as read_png16 then
+// to_8bit give it, and read_image reads such files through read_png.
+TEST(Png, LowGrayBitDepthIsScaledToEightBits) {
+  const std::string dir = cae::test::scratch_dir();
   PngSpec spec;
   spec.width = 2, spec.height = 1, spec.bit_depth = 4, spec.color_type = PNG_COLOR_TYPE_GRAY;
-  spec.rows = {{0x3c}};
-  ASSERT_TRUE(encode_reference(path, spec));
-  EXPECT_THAT(error_of([&] { cae::data::read_png(path); }), HasSubstr("bit depth 4 (gray)"));
+  spec.rows = {{0x3c}};  // 3 and 12
+  ASSERT_TRUE(encode_reference(dir + "/4bit.png", spec));
+  EXPECT_EQ(cae::data::read_png(dir + "/4bit.png").pixels, (Bytes{3 * 17, 12 * 17}));
+  spec.bit_depth = 1, spec.width = 8, spec.rows = {{0b1010'0001}};
+  ASSERT_TRUE(encode_reference(dir + "/1bit.png", spec));
+  EXPECT_EQ(cae::data::read_png(dir + "/1bit.png").pixels, (Bytes{255, 0, 255, 0, 0, 0, 0, 255}));
+  for (const char* name : {"/4bit.png", "/1bit.png"})
+    EXPECT_EQ(cae::data::read_png(dir + name).pixels,
+              cae::data::to_8bit(cae::data::read_png16(dir + name)).pixels);
 }
 
 TEST(Png, TruncatedFilesAreErrors) {

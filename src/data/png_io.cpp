@@ -248,6 +248,11 @@ std::vector<std::uint8_t> encode_png(const std::string& path, const Img& image) 
   png_set_IHDR(guard.png, guard.info, png_uint_32(image.w), png_uint_32(image.h), depth,
                kColorTypes[image.c - 1], PNG_INTERLACE_NONE,
                PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+  // zlib level 2 with the Up filter on every row: a 12-megapixel photo encodes 4-5x faster than
+  // libpng's default (level 6, every filter tried per row), at files about a quarter larger
+  // (docs/repair.md, "How long it takes", measures it). A repair writes whole photos.
+  png_set_compression_level(guard.png, 2);
+  png_set_filter(guard.png, PNG_FILTER_TYPE_BASE, PNG_FILTER_UP);
   png_write_info(guard.png, guard.info);
   if (depth == 16 && std::endian::native == std::endian::little) png_set_swap(guard.png);
   for (int y = 0; y < image.h; ++y)
