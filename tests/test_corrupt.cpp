@@ -61,6 +61,39 @@ TEST(Corrupt, GaussianIsTheKeyedStreamClippedPerElement) {
   }
 }
 
+// A range of sigma: each image's level drawn first from its own stream, uniform in [sigma, max],
+// then its noise; the text round-trips and a max below sigma is refused.
+TEST(Corrupt, AGaussianRangeDrawsEachImagesSigmaFirst) {
+  const ops::Dims d{1, 6, 5};
+  std::vector<float> clean = test::random_floats(3 * d.size(), 2, 0.f, 1.f);
+  data::Corruption c = data::parse_corruption("gaussian sigma=0.02 max=0.2");
+  EXPECT_EQ(c.describe(), "gaussian sigma=0.02 max=0.2");
+  EXPECT_TRUE(c.noisy());
+  const auto noisy = run(c, clean, 3, d, 11, 40);
+  for (int b = 0; b < 3; ++b) {
+    Rng rng = make_rng(11, Stream::train_noise, 3, 40 + b);
+    const float sigma = 0.02f + (0.2f - 0.02f) * rng.uniform();
+    EXPECT_GE(sigma, 0.02f);
+    EXPECT_LE(sigma, 0.2f);
+    for (std::size_t i = 0; i < d.size(); ++i) {
+      const std::size_t k = b * d.size() + i;
+      EXPECT_EQ(noisy[k], std::clamp(clean[k] + sigma * rng.normal(), 0.f, 1.f)) << k;
+    }
+  }
+  // From 0: an image may draw almost no noise at all, and the model is still noise.
+  const data::Corruption zero = data::parse_corruption("gaussian sigma=0 max=0.196");
+  EXPECT_EQ(zero.describe(), "gaussian sigma=0 max=0.196");
+  EXPECT_TRUE(zero.noisy());
+  EXPECT_FALSE(zero.spatial());
+  // The spread of levels: over many images the noise's variance is that of a uniform sigma.
+  std::vector<float> flat(200 * 100, 0.5f);
+  const auto many = run(zero, flat, 200, {1, 10, 10}, 5, 0);
+  const Moments m = moments(many);
+  EXPECT_NEAR(m.var, 0.196 * 0.196 / 3, 0.0015);  // E[sigma^2] for sigma ~ U(0, 0.196)
+  EXPECT_THAT(test::error_of([] { data::parse_corruption("gaussian sigma=0.3 max=0.1").validate(); }),
+              HasSubstr("gaussian max must be 0 (a fixed sigma) or >= sigma"));
+}
+
 TEST(Corrupt, GaussianMeanAndVariance) {
   const ops::Dims d{1, 100, 100};
   std::vector<float> clean(d.size(), 0.5f);

@@ -18,7 +18,10 @@ std::string Corruption::describe() const {
     sep = " + ";
     return s;
   };
-  if (gaussian_sigma > 0) next() << "gaussian sigma=" << gaussian_sigma;
+  if (gaussian_max > 0)
+    next() << "gaussian sigma=" << gaussian_sigma << " max=" << gaussian_max;
+  else if (gaussian_sigma > 0)
+    next() << "gaussian sigma=" << gaussian_sigma;
   if (speckle_sigma > 0) next() << "speckle sigma=" << speckle_sigma;
   if (salt_pepper > 0) next() << "salt-pepper fraction=" << salt_pepper;
   if (masks > 0)
@@ -53,6 +56,9 @@ void check_range(bool ok, const std::string& field, const std::string& range, do
 void Corruption::validate() const {
   check_range(std::isfinite(gaussian_sigma) && gaussian_sigma >= 0, "gaussian sigma", ">= 0",
               gaussian_sigma);
+  check_range(gaussian_max == 0 || (std::isfinite(gaussian_max) && gaussian_max >= gaussian_sigma),
+              "gaussian max", "0 (a fixed sigma) or >= sigma (" + std::to_string(gaussian_sigma) + ")",
+              gaussian_max);
   check_range(std::isfinite(speckle_sigma) && speckle_sigma >= 0, "speckle sigma", ">= 0",
               speckle_sigma);
   check_range(salt_pepper >= 0 && salt_pepper <= 1, "salt-pepper fraction", "in [0, 1]",
@@ -145,7 +151,9 @@ Corruption parse_corruption(const std::string& text) {
       if (eq == std::string::npos || eq == 0)
         throw Error("corruption '" + model + "': expected key=value, found '" + word + "'");
       const std::string key = word.substr(0, eq), value = word.substr(eq + 1);
-      if ((model == "gaussian" || model == "speckle") && key == "sigma")
+      if (model == "gaussian" && key == "max")
+        c.gaussian_max = float(number(model, key, value));
+      else if ((model == "gaussian" || model == "speckle") && key == "sigma")
         (model == "gaussian" ? c.gaussian_sigma : c.speckle_sigma) =
             float(number(model, key, value));
       else if (model == "salt-pepper" && key == "fraction")
@@ -253,9 +261,11 @@ void corrupt_one(const Corruption& c, const float* src, float* dst, float* mask,
   const std::size_t hw = std::size_t(d.h) * d.w;
   std::copy(src, src + n, dst);
   if (mask) std::fill_n(mask, hw, 0.f);
-  if (c.gaussian_sigma > 0)
-    for (std::size_t i = 0; i < n; ++i)
-      dst[i] = std::clamp(dst[i] + c.gaussian_sigma * rng.normal(), 0.f, 1.f);
+  const float sigma = c.gaussian_max > 0
+                          ? c.gaussian_sigma + (c.gaussian_max - c.gaussian_sigma) * rng.uniform()
+                          : c.gaussian_sigma;
+  if (sigma > 0)
+    for (std::size_t i = 0; i < n; ++i) dst[i] = std::clamp(dst[i] + sigma * rng.normal(), 0.f, 1.f);
   if (c.speckle_sigma > 0)
     for (std::size_t i = 0; i < n; ++i)
       dst[i] = std::clamp(dst[i] + dst[i] * c.speckle_sigma * rng.normal(), 0.f, 1.f);

@@ -21,6 +21,9 @@ namespace cae::data {
 
 struct Corruption {
   float gaussian_sigma = 0.5f;  // clip(x + sigma N(0,1), 0, 1); 0 disables it
+  // > 0: each image's sigma is drawn uniform in [gaussian_sigma, gaussian_max] from its stream,
+  // before its noise (a blind denoiser learns every level of a range); 0: sigma is fixed.
+  float gaussian_max = 0.f;
   float speckle_sigma = 0.f;    // clip(x + x sigma N(0,1), 0, 1); 0 disables it
   float salt_pepper = 0.f;      // fraction of pixels set to 0 or 1 (even odds); 0 disables it
   int masks = 0;                // rectangles filled with mask_value (inpainting); 0 disables them
@@ -50,6 +53,10 @@ struct Corruption {
   std::string describe() const;
   // Throws cae::Error naming the field and its allowed range when a value is out of range.
   void validate() const;
+  // True when Gaussian or speckle noise or salt-and-pepper change pixels one by one.
+  bool noisy() const {
+    return gaussian_sigma > 0 || gaussian_max > 0 || speckle_sigma > 0 || salt_pepper > 0;
+  }
   // True when masks, lines, the crosshair or strokes damage regions (the damage mask marks them).
   bool spatial() const { return masks > 0 || lines > 0 || crosshair || strokes > 0; }
 };

@@ -34,7 +34,7 @@ void check_adaptable(const data::Corruption& damage, const std::string& what) {
     throw Error(what + ": the damage '" + damage.describe() +
                 "' has no masks, lines, crosshair or strokes: adapting to a photo learns from the "
                 "pixels its mask leaves undamaged");
-  if (damage.gaussian_sigma > 0 || damage.speckle_sigma > 0 || damage.salt_pepper > 0)
+  if (damage.noisy())
     throw Error(what + ": the damage '" + damage.describe() +
                 "' adds noise, so the photo's undamaged pixels are no clean examples to adapt to");
 }
