@@ -27,3 +27,19 @@ target_link_libraries(cae_cli PUBLIC cae_serve)
 if(TARGET test_serve)
   target_link_libraries(test_serve PRIVATE cae_serve PkgConfig::HTTPLIB)
 endif()
+
+# The page in a real browser (tests/serve_browser.js): Debian's chromium driven by npm's
+# playwright-core, which scripts/setup-playwright.sh installs into the build tree. The test says
+# why and skips (exit 77) when chromium or playwright-core is missing.
+if(CAE_BUILD_TESTS)
+  find_program(CAE_NODE node)
+  if(CAE_NODE)
+    add_test(NAME serve_browser COMMAND "${CAE_NODE}" "${CMAKE_SOURCE_DIR}/tests/serve_browser.js")
+  else()
+    add_test(NAME serve_browser
+             COMMAND sh -c "echo 'serve_browser: SKIPPED: node is missing'; exit 77")
+  endif()
+  set_tests_properties(serve_browser PROPERTIES
+    SKIP_RETURN_CODE 77 TIMEOUT 300
+    ENVIRONMENT "CAE_EXE=$<TARGET_FILE:cae>;CAE_PLAYWRIGHT=${CMAKE_BINARY_DIR}/playwright;CAE_TEST_OUT=${CMAKE_BINARY_DIR}/serve-browser;OMP_NUM_THREADS=2")
+endif()

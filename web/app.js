@@ -147,6 +147,22 @@ function showView(which) {
   $('drop').hidden = which !== 'drop';
   $('paint').hidden = which !== 'paint';
   $('compare').hidden = which !== 'compare';
+  fit();
+}
+
+// The photo as large as the stage allows (small photos enlarged up to 4×), the painting canvas
+// and the before/after pair at the same size.
+function fit() {
+  if (!state.photo) return;
+  const stage = document.querySelector('.stage');
+  const room = stage.clientWidth - 2 * parseFloat(getComputedStyle(stage).paddingLeft);
+  const tall = window.innerHeight * 0.78;
+  const scale = Math.min(room / state.photo.width, tall / state.photo.height, 4);
+  const w = `${Math.floor(state.photo.width * scale)}px`, h = `${Math.floor(state.photo.height * scale)}px`;
+  for (const el of [$('view'), $('before'), $('compare-frame')]) {
+    el.style.width = w;
+    el.style.height = h;
+  }
 }
 
 let drawQueued = false;
@@ -511,6 +527,7 @@ function init() {
     if (file) openPhoto(file);
   });
 
+  window.addEventListener('resize', fit);
   showView('drop');
   loadModels();
 }
