@@ -18,6 +18,7 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <future>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -30,7 +31,7 @@
 #include "io/model_file.h"
 #include "nn/model.h"
 #include "nn/spec.h"
-#include "serve/admission.h"
+#include "serve/job_queue.h"
 #include "serve/server.h"
 #include "support.h"
 
@@ -290,24 +291,28 @@ TEST(ServeReaders, FromBytesEqualFromFiles) {
               HasSubstr("image: not an image: the file is empty"));
 }
 
-TEST(ServeAdmission, RunsWorkersQueuesTheNextAndRefusesTheRest) {
-  serve::Admission gate(1, 1);
-  auto first = gate.enter();
-  ASSERT_TRUE(first);
+TEST(ServeJobQueue, RunsWorkersQueuesTheNextAndRefusesTheRest) {
+  int started = 0;
+  serve::JobQueue queue(1, 1, [&started] { ++started; });
+  std::promise<void> release;
+  std::shared_future<void> gate = release.get_future().share();
   std::atomic<bool> second_ran{false};
-  std::thread waiter([&] {
-    auto second = gate.enter();  // waits for first
-    EXPECT_TRUE(second);
-    second_ran = true;
-  });
-  while (gate.load().waiting == 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  EXPECT_FALSE(gate.enter()) << "one running and one waiting: the third is refused";
-  EXPECT_FALSE(second_ran);
-  first.reset();
-  waiter.join();
+  auto first = queue.submit([gate] { gate.wait(); });
+  ASSERT_TRUE(first);
+  while (queue.load().running == 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  auto second = queue.submit([&] { second_ran = true; });
+  ASSERT_TRUE(second) << "one running: the next waits";
+  EXPECT_EQ(queue.load().waiting, 1);
+  EXPECT_FALSE(queue.submit([] {})) << "one running and one waiting: the third is refused";
+  release.set_value();
+  first->get();
+  second->get();
   EXPECT_TRUE(second_ran);
-  EXPECT_EQ(gate.load().running, 0);
-  EXPECT_TRUE(gate.enter());
+  EXPECT_EQ(started, 1) << "the worker's start ran once, on its own thread";
+  auto failing = queue.submit([] { throw Error("no"); });
+  ASSERT_TRUE(failing);
+  EXPECT_THROW(failing->get(), Error);
+  EXPECT_EQ(queue.load().running, 0);
 }
 
 TEST_F(Serve, HealthModelsAndThePage) {

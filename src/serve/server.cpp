@@ -20,7 +20,7 @@
 
 #include "core/atomic_file.h"
 #include "data/png_io.h"
-#include "serve/admission.h"
+#include "serve/job_queue.h"
 #include "serve/web_assets.h"
 
 namespace cae::serve {
@@ -84,11 +84,14 @@ bool is_loopback(const std::string& host) {
 
 struct Server::Impl {
   Impl(std::vector<ServedModel> m, ServeOptions o)
-      : models(std::move(m)), options(std::move(o)), admission(options.workers, options.queue) {}
+      : models(std::move(m)),
+        options(std::move(o)),
+        // OpenMP's thread count is per thread: each worker runs with its share of the cores.
+        jobs(options.workers, options.queue, [n = options.threads] { omp_set_num_threads(n); }) {}
 
   std::vector<ServedModel> models;
   ServeOptions options;
-  Admission admission;
+  JobQueue jobs;
   httplib::Server http;
   std::atomic<bool> stopping{false}, running{false}, finished{false};
 
@@ -177,9 +180,15 @@ void Server::Impl::job(const Request& req, Response& res, JobKind kind) {
                                                    std::numeric_limits<std::uint64_t>::max());
     }
 
-    std::optional<Admission::Turn> turn = admission.enter();
-    if (!turn) {
-      const Admission::Load load = admission.load();
+    JobReport report;
+    std::vector<std::uint8_t> png;
+    // The request's bytes live in req until the answer is sent, so the job may point into them.
+    std::optional<std::future<void>> done = jobs.submit([&] {
+      png = repair ? repair_png(served, request, options.limits, options.backend, &report)
+                   : denoise_png(served, request.image, options.limits, options.backend, &report);
+    });
+    if (!done) {
+      const JobQueue::Load load = jobs.load();
       res.set_header("Retry-After", std::to_string(kRetryAfterSeconds));
       send_error(res, 503,
                  "busy: " + std::to_string(load.running) + " job(s) running and " +
@@ -189,13 +198,7 @@ void Server::Impl::job(const Request& req, Response& res, JobKind kind) {
                      "); try again in " + std::to_string(kRetryAfterSeconds) + " s");
       return;
     }
-    // OpenMP's thread count is per thread: each worker's job runs with its share of the cores.
-    omp_set_num_threads(options.threads);
-    JobReport report;
-    const std::vector<std::uint8_t> png =
-        repair ? repair_png(served, request, options.limits, options.backend, &report)
-               : denoise_png(served, request.image, options.limits, options.backend, &report);
-    turn.reset();
+    done->get();  // the job's exception, if any, is thrown here
     res.set_content(reinterpret_cast<const char*>(png.data()), png.size(), "image/png");
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -249,7 +252,7 @@ void Server::Impl::routes() {
   http.set_default_headers(
       {{"X-Content-Type-Options", "nosniff"}, {"Referrer-Policy", "no-referrer"}});
   http.Get("/healthz", [this](const Request&, Response& res) {
-    const Admission::Load load = admission.load();
+    const JobQueue::Load load = jobs.load();
     const nlohmann::json doc = {{"status", "ok"},          {"models", models.size()},
                                 {"running", load.running}, {"waiting", load.waiting},
                                 {"workers", load.workers}, {"queue", load.queue}};

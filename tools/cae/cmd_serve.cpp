@@ -32,12 +32,17 @@ struct ServeCommand {
 // when the server ended without a signal.
 class SignalWaiter {
  public:
-  explicit SignalWaiter(serve::Server& server) {
-    sigemptyset(&set_);
-    for (int sig : {SIGINT, SIGTERM, SIGUSR1}) sigaddset(&set_, sig);
-    // Blocked here, before the server makes its threads, so that every thread inherits it and
-    // only sigwait below receives them.
-    pthread_sigmask(SIG_BLOCK, &set_, nullptr);
+  // Blocks the signals in the calling thread: call it before anything makes threads (the
+  // server's workers and connections), so that every thread inherits the mask and only sigwait
+  // below receives them.
+  static sigset_t block() {
+    sigset_t set;
+    sigemptyset(&set);
+    for (int sig : {SIGINT, SIGTERM, SIGUSR1}) sigaddset(&set, sig);
+    pthread_sigmask(SIG_BLOCK, &set, nullptr);
+    return set;
+  }
+  SignalWaiter(serve::Server& server, sigset_t set) : set_(set) {
     thread_ = std::thread([this, &server] {
       int sig = 0;
       sigwait(&set_, &sig);
@@ -62,6 +67,7 @@ class SignalWaiter {
 };
 
 void run(ServeCommand& o) {
+  const sigset_t stop_signals = SignalWaiter::block();
   const ops::Backend backend = o.common.apply();
   serve::ServeOptions& s = o.serve;
   s.backend = backend;
@@ -85,7 +91,7 @@ void run(ServeCommand& o) {
   }
   serve::Server server(std::move(models), s);
   const int port = server.bind();
-  SignalWaiter signals(server);
+  SignalWaiter signals(server, stop_signals);
   const std::string host =
       s.host.find(':') != std::string::npos && s.host.front() != '[' ? "[" + s.host + "]" : s.host;
   std::fprintf(stderr,
