@@ -16,6 +16,9 @@ packages+=(libopenmpi-dev openmpi-bin)  # data-parallel training (docs/distribut
 packages+=(libjpeg-dev libopencv-dev gnuplot-nox)  # JPEG, eval baselines, loss plots (docs/evaluation.md)
 packages+=(libonnx-dev libprotobuf-dev libopencv-dev)  # ONNX export; OpenCV DNN checks it in tests
 packages+=(clang libclang-rt-14-dev libomp-14-dev llvm-14)  # fuzzers, sanitizer reports (docs/reliability.md)
+# cae serve (docs/serve.md): cpp-httplib for the HTTP server, and Chromium for the page's browser
+# test (tests/serve_browser.js drives it through npm's playwright-core, which downloads no browser).
+packages+=(libcpp-httplib-dev chromium)
 packages+=(strace)  # scripts/check-deps.sh: CI traces a build to see what it reads
 # The Python module (docs/python.md): pybind11 and the headers of Debian's python3 to build it,
 # NumPy to run it, pytest for its tests.

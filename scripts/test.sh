@@ -6,6 +6,7 @@ scripts/install-deps.sh
 scripts/setup-data.sh
 scripts/build.sh
 scripts/setup-ort.sh  # ONNX Runtime for the export tests (npm, into build/ort)
+scripts/setup-playwright.sh  # playwright-core for the page's browser test (npm, into build/playwright)
 scripts/check-deps.sh  # a fresh build, under strace, reads only what install-deps installs
 build=${BUILD_DIR:-build}
 # Once per instruction-set tier the machine has (src/core/isa.h): natively, and, where the CPU

@@ -97,7 +97,11 @@ void start_decode(const std::string& path, jpeg_decompress_struct& cinfo, std::s
 }  // namespace
 
 Image read_jpeg(const std::string& path, const ReadOptions& options) {
-  const std::vector<std::uint8_t> bytes = read_file(path);
+  return read_jpeg_bytes(read_file(path), path, options);
+}
+
+Image read_jpeg_bytes(std::span<const std::uint8_t> bytes, const std::string& path,
+                      const ReadOptions& options) {
   if (bytes.size() < 3 || bytes[0] != 0xff || bytes[1] != 0xd8 || bytes[2] != 0xff)
     fail(path, "not a JPEG file: expected the signature ff d8 ff");
   Image image;

@@ -1,6 +1,8 @@
 // JPEG files (libjpeg): baseline and progressive, gray or colour, 8 bits per sample.
 #pragma once
 
+#include <cstdint>
+#include <span>
 #include <string>
 
 #include "data/png_io.h"
@@ -12,6 +14,9 @@ namespace cae::data {
 // or corrupt file, CMYK or other component counts, a header claiming more pixels than the file
 // can hold, and one above options.max_pixels (options.keep_alpha does not apply).
 Image read_jpeg(const std::string& path, const ReadOptions& options = {});
+// The same from a JPEG file's bytes held in memory (an upload); errors name `what`.
+Image read_jpeg_bytes(std::span<const std::uint8_t> bytes, const std::string& what,
+                      const ReadOptions& options = {});
 
 // Requires h, w > 0, c in {1, 3}, h·w·c pixels and quality in [1, 100]. Ensures path holds the
 // image as a baseline JPEG, written atomically; throws cae::Error otherwise.

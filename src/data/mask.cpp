@@ -56,6 +56,15 @@ Mask read_mask(const std::string& path, ReadOptions options) {
   return mask_of(read_image16(path, options), 1);
 }
 
+Mask read_mask_bytes(std::span<const std::uint8_t> bytes, const std::string& what,
+                     ReadOptions options) {
+  options.keep_alpha = true;
+  if (image_format(bytes, what) == ImageFormat::jpeg)
+    return mask_of(read_image_bytes(bytes, what, options), 128);
+  if (image_bits(bytes, what) <= 8) return mask_of(read_image_bytes(bytes, what, options), 1);
+  return mask_of(read_image16_bytes(bytes, what, options), 1);
+}
+
 MaskColor parse_mask_color(const std::string& text) {
   const auto fail = [&text]() {
     return Error("mask colour '" + text +

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -31,6 +32,9 @@ struct Mask {
 // naming the file when it cannot be read or is above options.max_pixels (options.keep_alpha is
 // set here).
 Mask read_mask(const std::string& path, ReadOptions options);
+// The same from a mask file's bytes held in memory (an upload); errors name `what`.
+Mask read_mask_bytes(std::span<const std::uint8_t> bytes, const std::string& what,
+                     ReadOptions options);
 
 // A colour and how far a sample may be from it, in 8-bit units: "255,0,0" or "255,0,0:40".
 struct MaskColor {

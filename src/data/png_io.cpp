@@ -171,8 +171,8 @@ void start_decode(const std::string& path, png_structp png, png_infop info, std:
 }
 
 template <class Img>
-Img decode_png(const std::string& path, const ReadOptions& options) {
-  const std::vector<std::uint8_t> bytes = read_file(path);
+Img decode_png(std::span<const std::uint8_t> bytes, const std::string& path,
+               const ReadOptions& options) {
   if (bytes.size() < 8 || png_sig_cmp(bytes.data(), 0, 8) != 0) {
     std::string found;
     for (std::size_t i = 0; i < std::min<std::size_t>(bytes.size(), 8); ++i) {
@@ -267,15 +267,21 @@ std::vector<std::uint8_t> encode_png(const std::string& path, const Img& image) 
 void check_pixel_limit(const std::string& path, std::uint64_t w, std::uint64_t h,
                        const ReadOptions& options) {
   if (w * h <= options.max_pixels) return;
-  fail(path, "the image is " + std::to_string(w) + "×" + std::to_string(h) + " = " +
-                 std::to_string(w * h) + " pixels, above the limit of " +
-                 std::to_string(options.max_pixels) +
-                 (options.limit_flag.empty() ? std::string()
-                                             : " (raise it with " + options.limit_flag + ")"));
+  throw PixelLimitError(path + ": the image is " + std::to_string(w) + "×" + std::to_string(h) +
+                        " = " + std::to_string(w * h) + " pixels, above the limit of " +
+                        std::to_string(options.max_pixels) +
+                        (options.limit_flag.empty()
+                             ? std::string()
+                             : " (raise it with " + options.limit_flag + ")"));
 }
 
 Image read_png(const std::string& path, const ReadOptions& options) {
-  return decode_png<Image>(path, options);
+  return decode_png<Image>(read_file(path), path, options);
+}
+
+Image read_png_bytes(std::span<const std::uint8_t> bytes, const std::string& what,
+                     const ReadOptions& options) {
+  return decode_png<Image>(bytes, what, options);
 }
 
 void write_png(const std::string& path, const Image& image) {
@@ -291,7 +297,12 @@ std::vector<std::uint8_t> png_bytes(const Image16& image, const std::string& wha
 }
 
 Image16 read_png16(const std::string& path, const ReadOptions& options) {
-  return decode_png<Image16>(path, options);
+  return decode_png<Image16>(read_file(path), path, options);
+}
+
+Image16 read_png16_bytes(std::span<const std::uint8_t> bytes, const std::string& what,
+                         const ReadOptions& options) {
+  return decode_png<Image16>(bytes, what, options);
 }
 
 void write_png16(const std::string& path, const Image16& image) {

@@ -4,8 +4,11 @@
 
 #include <cstdint>
 #include <limits>
+#include <span>
 #include <string>
 #include <vector>
+
+#include "cae/error.h"
 
 namespace cae::data {
 
@@ -24,8 +27,15 @@ struct ReadOptions {
   std::string limit_flag;  // the option that raises max_pixels, named in its error ("--max-pixels")
 };
 
-// Throws cae::Error naming path when w·h is above options.max_pixels (the message gives both and
-// options.limit_flag). For the readers, once they know the header's size.
+// An image refused for its size alone (above ReadOptions.max_pixels), told apart from a broken
+// file so that a server can answer "too large" rather than "bad input".
+class PixelLimitError : public Error {
+ public:
+  using Error::Error;
+};
+
+// Throws PixelLimitError naming path when w·h is above options.max_pixels (the message gives both
+// and options.limit_flag). For the readers, once they know the header's size.
 void check_pixel_limit(const std::string& path, std::uint64_t w, std::uint64_t h,
                        const ReadOptions& options);
 
@@ -36,6 +46,9 @@ void check_pixel_limit(const std::string& path, std::uint64_t w, std::uint64_t h
 // Throws cae::Error naming the file for a non-PNG, a truncated or corrupt file, zero size, a
 // header above options.max_pixels, and for 16-bit samples (read_png16), naming the depth found.
 Image read_png(const std::string& path, const ReadOptions& options = {});
+// The same from a PNG file's bytes held in memory (an upload); errors name `what`.
+Image read_png_bytes(std::span<const std::uint8_t> bytes, const std::string& what,
+                     const ReadOptions& options = {});
 
 // Requires h, w > 0, c in {1, 2, 3, 4} and pixels.size() == h·w·c. Ensures path holds the image
 // as an 8-bit gray, gray + alpha, RGB or RGBA PNG, written atomically; throws cae::Error
@@ -55,6 +68,9 @@ struct Image16 {
 // channel (c = 2 or 4; a palette's tRNS becomes it). Throws cae::Error as read_png does, bit
 // depth aside, and for a header above options.max_pixels.
 Image16 read_png16(const std::string& path, const ReadOptions& options = {});
+// The same from a PNG file's bytes held in memory; errors name `what`.
+Image16 read_png16_bytes(std::span<const std::uint8_t> bytes, const std::string& what,
+                         const ReadOptions& options = {});
 
 // Requires h, w > 0, c in {1, 2, 3, 4} (gray, gray + alpha, RGB, RGBA) and h·w·c samples.
 // Ensures path holds a 16-bit PNG of those channels, written atomically; throws cae::Error

@@ -25,6 +25,7 @@ void add_plot_command(CLI::App& app);
 void add_checkerboard_command(CLI::App& app);
 void add_repair_command(CLI::App& app);
 void add_compare_command(CLI::App& app);
+void add_serve_command(CLI::App& app);
 // Registers every subcommand above, in the order --help lists them (all_commands.cpp).
 void add_all_commands(CLI::App& app);
 
