@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <memory>
 #include <numbers>
 #include <optional>
 
@@ -70,9 +72,59 @@ TileGrid tile_grid(const nn::Model& model, ops::Dims d, const TileOptions& optio
 
 }  // namespace
 
+namespace {
+
+// An informed repair of float planes through repair_windows: the image and its mask as given,
+// the output a copy of the image that the windows write into.
+class FloatWindows : public PhotoWindows {
+ public:
+  FloatWindows(const float* image, const float* mask, ops::Dims d, std::vector<float>& out)
+      : image_(image), mask_(mask), d_(d), out_(out) {}
+  void damaged_columns(int y, std::vector<int>& xs) const override {
+    xs.clear();
+    const float* row = mask_ + std::size_t(y) * d_.w;
+    for (int x = 0; x < d_.w; ++x)
+      if (row[x] != 0.f) xs.push_back(x);
+  }
+  void read(Rect r, float* planes, float* mask) const override {
+    const std::size_t plane = std::size_t(d_.h) * d_.w, rp = std::size_t(r.h) * r.w;
+    for (int y = 0; y < r.h; ++y) {
+      const std::size_t from = std::size_t(r.y + y) * d_.w + r.x;
+      std::copy_n(mask_ + from, r.w, mask + std::size_t(y) * r.w);
+      for (int c = 0; c < d_.c; ++c)
+        std::copy_n(image_ + c * plane + from, r.w, planes + c * rp + std::size_t(y) * r.w);
+    }
+  }
+  void write(Rect r, const float* planes, const std::uint8_t* take) override {
+    const std::size_t plane = std::size_t(d_.h) * d_.w, rp = std::size_t(r.h) * r.w;
+    for (int y = 0; y < r.h; ++y)
+      for (int x = 0; x < r.w; ++x) {
+        const std::size_t at = std::size_t(y) * r.w + x;
+        if (!take[at]) continue;
+        for (int c = 0; c < d_.c; ++c)
+          out_[c * plane + std::size_t(r.y + y) * d_.w + r.x + x] = planes[c * rp + at];
+      }
+  }
+
+ private:
+  const float *image_, *mask_;
+  ops::Dims d_;
+  std::vector<float>& out_;
+};
+
+}  // namespace
+
 std::vector<float> denoise_tiled(const nn::Model& model, const float* image, ops::Dims d,
                                  const TileOptions& options, const float* mask, TileStats* stats) {
   const int tiles = tile_grid(model, d, options, mask).tiles();
+  if (model.informed() && ensemble_size(options.ensemble) == 1) {
+    // The executor is built for the tiles that run, which only the windows know.
+    std::vector<float> out(image, image + d.size());
+    FloatWindows io(image, mask, d, out);
+    const TileStats ran = repair_windows(model, nullptr, d, options, io);
+    if (stats) *stats = ran;
+    return out;
+  }
   auto exec = model.make_inference_executor(options.backend, std::clamp(options.batch, 1, tiles));
   return denoise_tiled(model, *exec, image, d, options, mask, stats);
 }
@@ -200,6 +252,13 @@ std::vector<float> denoise_tiled(const nn::Model& model, ops::Executor& exec, co
                                  TileStats* stats) {
   tile_grid(model, d, options, mask);  // checks the channels and the mask
   const int n = ensemble_size(options.ensemble);
+  if (model.informed() && n == 1) {
+    std::vector<float> out(image, image + d.size());
+    FloatWindows io(image, mask, d, out);
+    const TileStats ran = repair_windows(model, &exec, d, options, io);
+    if (stats) *stats = ran;
+    return out;
+  }
   // A fill repairs the whole image first (as the baseline does), and the tiles carry its repair.
   const std::optional<nn::Fill>& fill = model.fill_settings();
   std::vector<float> filled;
@@ -228,6 +287,222 @@ std::vector<float> denoise_tiled(const nn::Model& model, ops::Executor& exec, co
   if (stats) *stats = counted;
   if (model.informed()) data::keep_undamaged(image, mask, 1, d, out.data());
   return out;
+}
+
+namespace {
+
+// A group of tiles that overlap or touch, the window that bounds them, and what the repair
+// holds for it: the source the tiles read (the photo, or its fill), the mask, and the blend.
+struct Window {
+  Rect r;
+  std::vector<int> tiles;  // indices into the grid, row-major order
+  std::vector<float> source, mask, sum, weight;
+};
+
+// The tiles (indices into a grid of ys.size() × xs.size()) that hold a damaged pixel.
+std::vector<int> damaged_tiles(const PhotoWindows& io, ops::Dims d, const std::vector<int>& ys,
+                               const std::vector<int>& xs, ops::Dims t) {
+  // For each row and column, the first and last tile that covers it.
+  auto covering = [](const std::vector<int>& starts, int length, int tile) {
+    std::vector<std::pair<int, int>> span(length, {int(starts.size()), -1});
+    for (int k = 0; k < int(starts.size()); ++k)
+      for (int i = starts[k]; i < std::min(length, starts[k] + tile); ++i)
+        span[i] = {std::min(span[i].first, k), std::max(span[i].second, k)};
+    return span;
+  };
+  const auto rows = covering(ys, d.h, t.h), cols = covering(xs, d.w, t.w);
+  const std::size_t nx = xs.size();
+  std::vector<std::uint8_t> hit(ys.size() * nx, 0), row_hit(nx);
+  std::vector<int> columns;
+  for (int y = 0; y < d.h; ++y) {
+    io.damaged_columns(y, columns);
+    if (columns.empty()) continue;
+    std::fill(row_hit.begin(), row_hit.end(), 0);  // the tile columns this row's damage is in
+    for (int x : columns)
+      for (int j = cols[x].first; j <= cols[x].second; ++j) row_hit[j] = 1;
+    for (std::size_t j = 0; j < nx; ++j)
+      if (row_hit[j])
+        for (int i = rows[y].first; i <= rows[y].second; ++i) hit[i * nx + j] = 1;
+  }
+  std::vector<int> todo;
+  for (int k = 0; k < int(hit.size()); ++k)
+    if (hit[k]) todo.push_back(k);
+  return todo;
+}
+
+// The windows of the tiles todo: groups of tiles whose rectangles overlap or touch (union-find
+// over each tile's near neighbours in the grid), each bounded by the box of its tiles, cut to
+// the image.
+std::vector<Window> group_tiles(const std::vector<int>& todo, const std::vector<int>& ys,
+                                const std::vector<int>& xs, ops::Dims t, ops::Dims d) {
+  const int nx = int(xs.size());
+  std::vector<int> parent(ys.size() * xs.size(), -1);  // -1: not run
+  for (int k : todo) parent[k] = k;
+  auto find = [&](int k) {
+    while (parent[k] != k) k = parent[k] = parent[parent[k]];
+    return k;
+  };
+  auto reach = [](const std::vector<int>& starts, int tile) {  // grid steps a tile can span
+    int step = tile;
+    for (std::size_t i = 1; i < starts.size(); ++i) step = std::min(step, starts[i] - starts[i - 1]);
+    return tile / std::max(step, 1) + 1;
+  };
+  const int ky = reach(ys, t.h), kx = reach(xs, t.w);
+  for (int k : todo) {
+    const int i = k / nx, j = k % nx;
+    for (int a = std::max(0, i - ky); a <= std::min(int(ys.size()) - 1, i + ky); ++a)
+      for (int b = std::max(0, j - kx); b <= std::min(nx - 1, j + kx); ++b) {
+        const int other = a * nx + b;
+        if (parent[other] < 0 || std::abs(ys[a] - ys[i]) > t.h || std::abs(xs[b] - xs[j]) > t.w)
+          continue;
+        parent[find(other)] = find(k);
+      }
+  }
+  std::vector<Window> windows;
+  std::vector<int> window_of(parent.size(), -1);
+  for (int k : todo) {
+    const int root = find(k);
+    if (window_of[root] < 0) {
+      window_of[root] = int(windows.size());
+      windows.emplace_back();
+      windows.back().r = {ys[k / nx], xs[k % nx], 0, 0};
+    }
+    Window& w = windows[window_of[root]];
+    w.tiles.push_back(k);
+    const int y0 = std::min(w.r.y, ys[k / nx]), x0 = std::min(w.r.x, xs[k % nx]);
+    const int y1 = std::max(w.r.y + w.r.h, ys[k / nx] + t.h), x1 = std::max(w.r.x + w.r.w, xs[k % nx] + t.w);
+    w.r = {y0, x0, y1 - y0, x1 - x0};
+  }
+  for (Window& w : windows) {
+    w.r.h = std::min(w.r.h, d.h - w.r.y);
+    w.r.w = std::min(w.r.w, d.w - w.r.x);
+  }
+  return windows;
+}
+
+// Reads the window's photo and mask, and, with a fill, fills the window and a margin around it
+// that reaches as far as the fill's pieces do; the window's source is then the fill.
+void prepare_window(Window& w, const PhotoWindows& io, ops::Dims d, const nn::Model& model) {
+  const std::size_t plane = std::size_t(w.r.h) * w.r.w;
+  w.source.resize(plane * d.c);
+  w.mask.resize(plane);
+  const std::optional<nn::Fill>& fill = model.fill_settings();
+  if (!fill) {
+    io.read(w.r, w.source.data(), w.mask.data());
+    return;
+  }
+  const int margin = 2 * (fill->radius + 1);
+  const int y0 = std::max(0, w.r.y - margin), x0 = std::max(0, w.r.x - margin);
+  const Rect around{y0, x0, std::min(d.h, w.r.y + w.r.h + margin) - y0,
+                    std::min(d.w, w.r.x + w.r.w + margin) - x0};
+  const ops::Dims ad{d.c, around.h, around.w};
+  const std::size_t around_plane = std::size_t(around.h) * around.w;
+  std::vector<float> image(ad.size()), mask(around_plane), filled(ad.size());
+  io.read(around, image.data(), mask.data());
+  apply_fill(*fill, image.data(), filled.data(), 1, ad, mask.data());
+  for (int y = 0; y < w.r.h; ++y) {
+    const std::size_t from = std::size_t(w.r.y - around.y + y) * around.w + (w.r.x - around.x);
+    std::copy_n(mask.data() + from, w.r.w, w.mask.data() + std::size_t(y) * w.r.w);
+    for (int c = 0; c < d.c; ++c)
+      std::copy_n(filled.data() + c * around_plane + from, w.r.w,
+                  w.source.data() + c * plane + std::size_t(y) * w.r.w);
+  }
+}
+
+}  // namespace
+
+TileStats repair_windows(const nn::Model& model, ops::Executor* exec, ops::Dims d,
+                         const TileOptions& options, PhotoWindows& io) {
+  if (!model.informed()) throw Error("tiling: repair_windows needs an informed model");
+  if (ensemble_size(options.ensemble) != 1)
+    throw Error("tiling: repair_windows repairs without the symmetries' ensemble");
+  const float one = 1;  // tile_grid's checks want a mask; the windows read it
+  const TileGrid grid = tile_grid(model, d, options, &one);
+  const ops::Dims t = model.input();
+  const int out_c = model.output().c, nx = int(grid.xs.size());
+  const std::vector<int> todo = damaged_tiles(io, d, grid.ys, grid.xs, t);
+  TileStats stats;
+  stats.tiles = grid.tiles();
+  stats.tiles_run = int(todo.size());
+  if (todo.empty()) return stats;
+  std::vector<Window> windows = group_tiles(todo, grid.ys, grid.xs, t, d);
+  for (Window& w : windows) prepare_window(w, io, d, model);
+
+  std::unique_ptr<ops::Executor> own;
+  if (!exec) {
+    own = model.make_inference_executor(options.backend,
+                                        std::clamp(options.batch, 1, int(todo.size())));
+    exec = own.get();
+  }
+  // The tiles in row-major order, each with its window, run batch by batch.
+  std::vector<std::pair<int, Window*>> queue;
+  for (Window& w : windows) {
+    w.sum.assign(std::size_t(w.r.h) * w.r.w * out_c, 0.f);
+    w.weight.assign(std::size_t(w.r.h) * w.r.w, 0.f);
+    for (int k : w.tiles) queue.emplace_back(k, &w);
+  }
+  std::sort(queue.begin(), queue.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
+  const bool corrects_fill = model.fill_settings().has_value();
+  const int batch = exec->desc().batch;
+  const std::size_t tile_size = t.size(), tile_plane = std::size_t(t.h) * t.w;
+  const std::size_t out_size = tile_plane * out_c;
+  std::vector<float> x(batch * tile_size), y(batch * out_size);
+  std::vector<float> shifted(corrects_fill ? y.size() : 0);
+  for (std::size_t first = 0; first < queue.size(); first += batch) {
+    const int count = int(std::min<std::size_t>(batch, queue.size() - first));
+    for (int b = 0; b < count; ++b) {
+      const auto [k, w] = queue[first + b];
+      const int y0 = grid.ys[k / nx], x0 = grid.xs[k % nx];
+      const std::size_t wp = std::size_t(w->r.h) * w->r.w;
+      float* dst = x.data() + b * tile_size;
+      for (int c = 0; c < t.c; ++c) {
+        // An informed model's last input plane is the mask (data::with_mask_channel's order).
+        const float* src = c < d.c ? w->source.data() + c * wp : w->mask.data();
+        for (int r = 0; r < t.h; ++r)
+          for (int q = 0; q < t.w; ++q)  // beyond a small photo's edge: its last row/column
+            dst[c * tile_plane + r * t.w + q] =
+                src[std::size_t(std::min(y0 + r, d.h - 1) - w->r.y) * w->r.w +
+                    std::min(x0 + q, d.w - 1) - w->r.x];
+      }
+    }
+    std::fill(x.begin() + count * tile_size, x.end(), 0.f);
+    exec->forward(x.data());
+    const float* net_out = exec->output();
+    if (corrects_fill) {  // the net's output corrects the fill, which is the tile's image planes
+      for (int b = 0; b < count; ++b)
+        for (std::size_t i = 0; i < out_size; ++i)
+          shifted[b * out_size + i] = net_out[b * out_size + i] + x[b * tile_size + i];
+      net_out = shifted.data();
+    }
+    nn::output_to_image(model.loss(), net_out, y.data(), count * out_size);
+    for (int b = 0; b < count; ++b) {
+      const auto [k, w] = queue[first + b];
+      const int ky = k / nx, kx = k % nx;
+      const std::vector<float> wy = tile_weights(grid.ys, ky, t.h), wx = tile_weights(grid.xs, kx, t.w);
+      const std::size_t wp = std::size_t(w->r.h) * w->r.w;
+      const float* src = y.data() + b * out_size;
+      for (int r = 0; r < t.h && grid.ys[ky] + r < d.h; ++r)
+        for (int q = 0; q < t.w && grid.xs[kx] + q < d.w; ++q) {
+          const float wt = wy[r] * wx[q];
+          const std::size_t p =
+              std::size_t(grid.ys[ky] + r - w->r.y) * w->r.w + grid.xs[kx] + q - w->r.x;
+          w->weight[p] += wt;
+          for (int c = 0; c < out_c; ++c) w->sum[c * wp + p] += wt * src[c * tile_plane + r * t.w + q];
+        }
+    }
+  }
+  for (Window& w : windows) {
+    const std::size_t wp = std::size_t(w.r.h) * w.r.w;
+    std::vector<std::uint8_t> take(wp);
+    for (std::size_t p = 0; p < wp; ++p) {
+      take[p] = w.weight[p] > 0 && w.mask[p] != 0;
+      if (take[p])
+        for (int c = 0; c < out_c; ++c) w.sum[c * wp + p] /= w.weight[p];
+    }
+    io.write(w.r, w.sum.data(), take.data());
+  }
+  return stats;
 }
 
 }  // namespace cae::train

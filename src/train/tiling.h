@@ -4,6 +4,7 @@
 // A pixel covered by one tile only takes that tile's output unchanged (weight exactly 1).
 #pragma once
 
+#include <cstdint>
 #include <vector>
 
 #include "nn/model.h"
@@ -39,6 +40,39 @@ struct TileStats {
 // first n of them. Throws cae::Error otherwise.
 int ensemble_size(int n);
 
+// A rectangle of an image: rows [y, y + h), columns [x, x + w).
+struct Rect {
+  int y = 0, x = 0, h = 0, w = 0;
+};
+
+// Where repair_windows reads a photo and writes its repair, one window at a time, so that a large
+// photo with a little damage is never converted whole (repair.cpp reads samples of any type
+// through one; denoise_tiled, float planes).
+class PhotoWindows {
+ public:
+  virtual ~PhotoWindows() = default;
+  // Ensures xs holds the columns of row y that the mask marks damaged, in increasing order.
+  virtual void damaged_columns(int y, std::vector<int>& xs) const = 0;
+  // Requires r inside the photo. Ensures planes holds r's colour planes as floats in [0, 1] (the
+  // model's output channels, CHW of r.h × r.w) and mask r's damage plane (1 damaged, 0 kept).
+  virtual void read(Rect r, float* planes, float* mask) const = 0;
+  // Requires r inside the photo, planes: a repair of r (CHW), take: r.h × r.w flags. Ensures the
+  // output holds the repair at the pixels take marks, and leaves every other pixel as it is.
+  virtual void write(Rect r, const float* planes, const std::uint8_t* take) = 0;
+};
+
+// Requires an informed model, options.ensemble 1, d: the photo's dims (d.c the model's output
+// channels), exec: an inference executor of the model's net, or null to build one for
+// min(options.batch, tiles run). Ensures the informed repair denoise_tiled makes, written
+// through io at every damaged pixel and nowhere else; only what lies near the damage is read.
+// The tiles that touch the damage run, grouped into windows: each window is the bounding box of
+// a group of tiles that overlap or touch one another, so every tile that covers a pixel is in
+// that pixel's window. A fill is computed on each window and 2·(radius + 1) pixels around it
+// (piece by piece: train/baselines.h), so damage that reaches another window's tiles from within
+// that margin is filled as the whole photo's fill would fill it. Returns the tiles and those run.
+TileStats repair_windows(const nn::Model& model, ops::Executor* exec, ops::Dims d,
+                         const TileOptions& options, PhotoWindows& io);
+
 // Requires image: dims.size() NCHW floats in [0, 1], dims.c == model.output().c, and for an
 // informed model the damage mask (h·w floats, as data::corrupt writes it; ignored otherwise).
 // Ensures the model's output image (NCHW, dims) assembled from tiles of the model's input size,
@@ -47,7 +81,8 @@ int ensemble_size(int n);
 // damaged pixel are run); an image smaller than a tile along an axis is padded by repeating its
 // edge, and the padding dropped. With options.ensemble n > 1, the mean of n such repairs, each of
 // the image (and mask) under one of the first n symmetries (ensemble_size), turned back: a
-// self-ensemble, n times the work. A fill (train/fill.h) is made once, of the untouched image.
+// self-ensemble, n times the work. A fill (train/fill.h) is made once, of the untouched image;
+// an informed model without the ensemble runs through repair_windows (its fill by windows).
 // *stats, when given, says how many tiles ran. Throws cae::Error on a channel mismatch, a
 // missing mask or an ensemble size ensemble_size refuses.
 std::vector<float> denoise_tiled(const nn::Model& model, const float* image, ops::Dims dims,
