@@ -72,6 +72,70 @@ T from_unit(float v) {
     return T(std::lround(x * kScale<T>));
 }
 
+// The photo's samples through repair_windows: read window by window as floats (a gray photo's
+// one channel repeated for a colour model), the repair written back rounded to samples (a gray
+// photo's the mean of the three repaired channels), only at the pixels the windows take.
+template <class T>
+class SampleWindows : public PhotoWindows {
+ public:
+  SampleWindows(Samples<T> photo, std::span<const std::uint8_t> mask, int model_c,
+                std::vector<T>& out)
+      : photo_(photo), mask_(mask), model_c_(model_c), out_(out) {
+    const bool alpha = photo.c == 2 || photo.c == 4;
+    colours_ = alpha ? photo.c - 1 : photo.c;
+  }
+  void damaged_columns(int y, std::vector<int>& xs) const override {
+    xs.clear();
+    const std::uint8_t* row = mask_.data() + std::size_t(y) * photo_.w;
+    for (int x = 0; x < photo_.w; ++x)
+      if (row[x]) xs.push_back(x);
+  }
+  void read(Rect r, float* planes, float* mask) const override {
+    const std::size_t rp = std::size_t(r.h) * r.w;
+    for (int y = 0; y < r.h; ++y)
+      for (int x = 0; x < r.w; ++x) {
+        const std::size_t p = std::size_t(r.y + y) * photo_.w + r.x + x, at = std::size_t(y) * r.w + x;
+        mask[at] = mask_[p] != 0;
+        for (int k = 0; k < model_c_; ++k)
+          planes[k * rp + at] = to_unit(photo_.values[p * photo_.c + std::min(k, colours_ - 1)]);
+      }
+  }
+  void write(Rect r, const float* planes, const std::uint8_t* take) override {
+    const std::size_t rp = std::size_t(r.h) * r.w;
+    for (int y = 0; y < r.h; ++y)
+      for (int x = 0; x < r.w; ++x) {
+        const std::size_t at = std::size_t(y) * r.w + x;
+        if (!take[at]) continue;
+        T* dst = out_.data() + (std::size_t(r.y + y) * photo_.w + r.x + x) * photo_.c;
+        if (colours_ == model_c_) {
+          for (int k = 0; k < colours_; ++k) dst[k] = from_unit<T>(planes[k * rp + at]);
+        } else {  // a gray photo repaired as colour: the mean of the three
+          dst[0] = from_unit<T>((planes[at] + planes[rp + at] + planes[2 * rp + at]) / 3.f);
+        }
+      }
+  }
+
+ private:
+  Samples<T> photo_;
+  std::span<const std::uint8_t> mask_;
+  int model_c_, colours_;
+  std::vector<T>& out_;
+};
+
+TileStats repair_through(const nn::Model& model, ops::Dims d, const TileOptions& tiles,
+                         PhotoWindows& io) {
+  if (ensemble_size(tiles.ensemble) == 1) return repair_windows(model, nullptr, d, tiles, io);
+  // The symmetries' ensemble turns whole photos: through the planes.
+  std::vector<float> planes(d.size()), mask(std::size_t(d.h) * d.w);
+  io.read({0, 0, d.h, d.w}, planes.data(), mask.data());
+  TileStats stats;
+  const std::vector<float> out = denoise_tiled(model, planes.data(), d, tiles, mask.data(), &stats);
+  std::vector<std::uint8_t> take(mask.size());
+  for (std::size_t p = 0; p < mask.size(); ++p) take[p] = mask[p] != 0;
+  io.write({0, 0, d.h, d.w}, out.data(), take.data());
+  return stats;
+}
+
 template <class T>
 std::vector<T> repair_any(const nn::Model& model, Samples<T> photo,
                           std::span<const std::uint8_t> mask, const RepairOptions& options,
@@ -103,26 +167,22 @@ std::vector<T> repair_any(const nn::Model& model, Samples<T> photo,
         throw Error("repair: sample " + std::to_string(i) + " is " +
                     std::to_string(photo.values[i]) + ", expected a number from 0 to 1");
 
-  // The colour planes the model repairs (a gray photo's repeated), and the mask as floats.
   const ops::Dims d{model_c, h, w};
-  std::vector<float> planes(d.size()), damage(plane);
-  for (std::size_t p = 0; p < plane; ++p) {
-    damage[p] = mask[p] != 0;
-    for (int k = 0; k < model_c; ++k)
-      planes[k * plane + p] = to_unit(photo.values[p * c + std::min(k, colours - 1)]);
-  }
-  const std::vector<float> repaired = repair_planes(model, planes.data(), d, damage.data(),
-                                                    options, report);
   std::vector<T> out(photo.values.begin(), photo.values.end());
-  for (std::size_t p = 0; p < plane; ++p) {
-    if (!mask[p]) continue;
-    if (colours == model_c) {
-      for (int k = 0; k < colours; ++k) out[p * c + k] = from_unit<T>(repaired[k * plane + p]);
-    } else {  // a gray photo repaired as colour: the mean of the three
-      const float mean = (repaired[p] + repaired[plane + p] + repaired[2 * plane + p]) / 3.f;
-      out[p * c] = from_unit<T>(mean);
-    }
+  SampleWindows<T> io(photo, mask, model_c, out);
+  RepairReport r;
+  r.damaged = std::size_t(std::count_if(mask.begin(), mask.end(), [](auto m) { return m != 0; }));
+  if (r.damaged > 0 && options.adapt.on()) {
+    // The adaptation learns from the whole photo's undamaged part: its planes, once.
+    std::vector<float> planes(d.size()), damage(plane);
+    io.read({0, 0, h, w}, planes.data(), damage.data());
+    const nn::Model adapted = adapt_to_photo(model, planes.data(), damage.data(), d, options.adapt, 0);
+    r.adapted = true;
+    r.tiles = repair_through(adapted, d, options.tiles, io);
+  } else if (r.damaged > 0) {
+    r.tiles = repair_through(model, d, options.tiles, io);
   }
+  if (report) *report = r;
   return out;
 }
 

@@ -2,8 +2,9 @@
 // the photo first, when asked) runs over the tiles that touch the mask, and every pixel the mask
 // leaves alone comes back exactly as given. The CLI (cae repair), the embedding API
 // (cae::Autoencoder::repair) and the Python module all call repair_samples, so they agree bit
-// for bit; compare_photos (cae eval) repairs each damaged test photo the way repair_planes does,
-// so the scores it reports describe what users get.
+// for bit; compare_photos (cae eval) repairs each damaged test photo the way repair_planes does
+// (both through denoise_tiled's windows, tests/test_repair.cpp), so the scores it reports
+// describe what users get.
 #pragma once
 
 #include <cstddef>
