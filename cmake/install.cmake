@@ -2,6 +2,7 @@
 #   lib/libcae.so*          the library, for programs that embed cae (include/cae/cae.h)
 #   include/cae/*.h         the public headers (standard library only)
 #   bin/cae                 the command-line program
+#   share/cae/models/       the shipped models (models/*.cae) and their cards
 #   lib/cmake/cae/          the package config: find_package(cae) gives the target cae::cae
 #
 # Why a shared libcae and not the static cae_lib: cae_lib links oneDNN, OpenMP, zlib, libpng,
@@ -52,6 +53,9 @@ target_compile_features(cae_shared INTERFACE cxx_std_20)  # the header uses std:
 install(TARGETS cae_shared EXPORT caeTargets
   LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
 install(TARGETS cae RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+# The shipped models and their cards (docs/models.md), where src/io/model_store.cpp looks.
+install(DIRECTORY models/ DESTINATION ${CMAKE_INSTALL_DATADIR}/cae/models
+        FILES_MATCHING PATTERN "*.cae" PATTERN "*.md")
 install(DIRECTORY include/cae DESTINATION ${CMAKE_INSTALL_INCLUDEDIR} FILES_MATCHING PATTERN "*.h")
 install(EXPORT caeTargets NAMESPACE cae:: DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/cae)
 

@@ -6,6 +6,7 @@
 #include "bindings.h"
 #include "core/atomic_file.h"
 #include "io/model_file.h"
+#include "io/model_store.h"
 #include "nn/model.h"
 
 namespace cae::python {
@@ -270,6 +271,30 @@ that does not fit, before any work.)")
             return model_from_bytes(std::vector<std::uint8_t>(view.begin(), view.end()),
                                     state[1].cast<std::string>());
           }));
+
+  m.def(
+      "models",
+      [] {
+        py::list all;
+        for (const ShippedModel& s : Autoencoder::shipped_models())
+          all.append(py::dict(py::arg("name") = s.name, py::arg("path") = s.path));
+        return all;
+      },
+      "The models that ship with cae (docs/models.md), sorted by name: a dict with 'name' and "
+      "'path' for each, found in $CAE_MODELS, then share/cae/models of the install, then the "
+      "source tree's models/.");
+  m.def(
+      "load_model",
+      [](const py::object& what) {
+        const std::string text = path_text("load_model", what);
+        py::gil_scoped_release release;
+        const std::string path = io::resolve_model(text, io::models_env());
+        return model_from_bytes(read_file(path), path);
+      },
+      py::arg("name"),
+      "A shipped model by name (cae.models(): 'inpaint' repairs what a mask marks, 'denoise' "
+      "removes noise), or a model file by path, as the cae command's -m takes them. "
+      "Raises cae.Error listing the shipped models when it is neither.");
 }
 
 }  // namespace cae::python

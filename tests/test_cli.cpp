@@ -253,7 +253,7 @@ TEST(Cli, HelpAndVersionExitZeroOnStdout) {
   EXPECT_THAT(version.output, ::testing::MatchesRegex("cae [0-9]+\\.[0-9]+\\.[0-9]+\n"));
 }
 
-// Usage is 2, anything wrong in what the command reads or writes 1 (README, Errors).
+// Usage is 2, anything wrong in what the command reads or writes 1 (docs/usage.md, Errors).
 TEST(Cli, ErrorsInFilesExitOne) {
   const std::string dir = test::scratch_dir();
   Result r = run("info " + dir + "/missing.cae");

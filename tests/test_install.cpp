@@ -96,4 +96,14 @@ TEST(Install, ConsumerBuildsAndRunsAgainstTheInstalledPackage) {
   r = sh(quote(prefix + "/bin/cae") + " info " + quote(dir + "/m.cae"));
   EXPECT_EQ(r.status, 0) << r.output;
   EXPECT_THAT(r.output, HasSubstr("input: 12x12x1"));
+
+  // It finds the shipped models installed beside it (share/cae/models), before the source tree's.
+  for (const auto& e : fs::directory_iterator(std::string(CAE_SOURCE_DIR) + "/models")) {
+    if (e.path().extension() != ".cae") continue;
+    const std::string installed = prefix + "/share/cae/models/" + e.path().filename().string();
+    EXPECT_TRUE(fs::exists(installed)) << installed;
+    r = sh("env -u CAE_MODELS " + quote(prefix + "/bin/cae") + " models");
+    EXPECT_EQ(r.status, 0) << r.output;
+    EXPECT_THAT(r.output, HasSubstr(installed));
+  }
 }

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 
@@ -587,4 +588,60 @@ TEST(RepairCli, BadInputIsOneErrorNamingTheFileAndWritesNothing) {
                                        f.model + " -o " + f.dir + "/out");
   EXPECT_THAT(unmatched.output, HasSubstr("cae: error: " + f.dir + "/in/b.png: no mask for it in " +
                                           f.dir + "/masks (looked for b.png, b.jpg or b.jpeg)"));
+}
+
+// The shipped models (src/io/model_store.h): $CAE_MODELS is searched first, so a scratch folder
+// holding inpaint.cae and denoise.cae stands in for the shipped ones; `cae repair` and `cae
+// denoise` use them without -m, `cae models` lists them, and the API opens them by name.
+TEST(ShippedModels, FoundByNameWithoutMInTheCliAndTheApi) {
+  const Files f = write_files();
+  const std::string shelf = f.dir + "/shelf";
+  std::filesystem::create_directories(shelf);
+  std::filesystem::copy_file(f.model, shelf + "/inpaint.cae");
+  std::filesystem::copy_file(f.blind, shelf + "/denoise.cae");
+  const int h = 21, w = 30;
+  const data::Mask mask = stroke_mask(h, w);
+  data::write_png(f.dir + "/mask.png", mask_image(mask));
+  const data::Image photo = test::textured_photo(h, w, 3, 2);
+  data::write_png(f.dir + "/photo.png", photo);
+  const std::string env = "CAE_MODELS=" + shelf + " ";
+
+  const auto listed = test::run_shell(env + CAE_EXE + " models");
+  ASSERT_EQ(listed.status, 0) << listed.output;
+  EXPECT_THAT(listed.output, HasSubstr("inpaint    repair: fills what a mask marks"));
+  EXPECT_THAT(listed.output, HasSubstr("denoise    denoise: removes noise"));
+  EXPECT_THAT(listed.output, HasSubstr(shelf + "/inpaint.cae"));
+
+  const auto r = test::run_shell(env + CAE_EXE + " repair " + f.dir + "/photo.png --mask " +
+                                 f.dir + "/mask.png --threads 2 -o " + f.dir + "/out.png");
+  ASSERT_EQ(r.status, 0) << r.output;
+  const std::vector<std::uint8_t> expected =
+      Autoencoder::load(f.model).repair(photo.pixels, h, w, 3, mask.pixels, {});
+  EXPECT_EQ(data::read_png(f.dir + "/out.png").pixels, expected);
+  const auto d = test::run_shell(env + CAE_EXE + " denoise " + f.dir + "/photo.png -o " + f.dir +
+                                 "/clean.png");
+  ASSERT_EQ(d.status, 0) << d.output;
+  EXPECT_TRUE(std::filesystem::exists(f.dir + "/clean.png"));
+
+  // By name in the API, from the same folder.
+  ASSERT_EQ(setenv("CAE_MODELS", shelf.c_str(), 1), 0);
+  const std::vector<ShippedModel> all = Autoencoder::shipped_models();
+  ASSERT_GE(all.size(), 2u);
+  EXPECT_EQ(all[0].name, "denoise");
+  EXPECT_EQ(all[0].path, shelf + "/denoise.cae");
+  EXPECT_EQ(Autoencoder::load_shipped("inpaint").repair(photo.pixels, h, w, 3, mask.pixels, {}),
+            expected);
+  EXPECT_THAT(test::error_of([] { Autoencoder::load_shipped("no-such-model"); }),
+              HasSubstr("no shipped model of that name (shipped: denoise, inpaint"));
+  EXPECT_THAT(test::error_of([] { Autoencoder::load_shipped("../inpaint"); }),
+              HasSubstr("is not a model name"));
+  unsetenv("CAE_MODELS");
+
+  // A name that is neither a file nor a shipped model is one clear error naming both.
+  const auto bad = test::run_shell(env + CAE_EXE + " repair " + f.dir + "/photo.png --mask " +
+                                   f.dir + "/mask.png -m nonesuch -o " + f.dir + "/x.png");
+  EXPECT_EQ(bad.status, 1);
+  EXPECT_THAT(bad.output, HasSubstr("cae: error: nonesuch: no such model file, and no shipped "
+                                    "model of that name"));
+  EXPECT_FALSE(std::filesystem::exists(f.dir + "/x.png"));
 }

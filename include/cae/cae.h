@@ -51,6 +51,11 @@ struct RepairReport {
   bool adapted = false;
 };
 
+// A model that ships with cae (docs/models.md): its name, for load_shipped(), and its file.
+struct ShippedModel {
+  std::string name, path;
+};
+
 class Autoencoder {
  public:
   // Requires path to name a cae model file (or a training checkpoint: its current weights).
@@ -60,6 +65,15 @@ class Autoencoder {
 
   // Same as load(), from the bytes of a model file in memory; `what` names it in messages.
   static Autoencoder load_bytes(std::span<const std::uint8_t> file, const std::string& what);
+
+  // Ensures the models that ship with cae, sorted by name: NAME.cae in $CAE_MODELS, then in
+  // share/cae/models of the install, then in the source tree's models/ (a build tree); a name
+  // found twice is taken from the first folder.
+  static std::vector<ShippedModel> shipped_models();
+
+  // Ensures the shipped model `name` ("inpaint", "denoise": shipped_models()), loaded as by
+  // load(); throws cae::Error listing the shipped models when none has that name.
+  static Autoencoder load_shipped(const std::string& name);
 
   Autoencoder(Autoencoder&&) noexcept;
   Autoencoder& operator=(Autoencoder&&) noexcept;

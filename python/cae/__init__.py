@@ -3,6 +3,7 @@
 The same engine as the cae command and the C++ API (docs/python.md):
 
     import cae
+    fixed = cae.load_model("inpaint").repair(photo, mask)      # the shipped inpainter
     run = cae.train(dataset="mnist", epochs=5, out="runs/py")    # cae train's options
     clean = run.model.denoise(noisy)      # uint8 or float32, NHWC (or layout="NCHW", ...)
     table = cae.evaluate(run.model, "mnist")                     # cae eval's table
@@ -23,6 +24,8 @@ from cae._cae import (
     corrupt,
     get_num_threads,
     load_dataset,
+    load_model,
+    models,
     set_num_threads,
     version,
 )
@@ -36,6 +39,8 @@ __all__ = [
     "evaluate",
     "get_num_threads",
     "load_dataset",
+    "load_model",
+    "models",
     "set_num_threads",
     "train",
     "version",

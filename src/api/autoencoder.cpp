@@ -9,6 +9,7 @@
 #include "cae/cae.h"
 #include "core/atomic_file.h"
 #include "io/model_file.h"
+#include "io/model_store.h"
 #include "nn/model.h"
 #include "train/figures.h"
 #include "train/repair.h"
@@ -176,6 +177,18 @@ Autoencoder& Autoencoder::operator=(Autoencoder&&) noexcept = default;
 Autoencoder::~Autoencoder() = default;
 
 Autoencoder Autoencoder::load(const std::string& path) { return load_bytes(read_file(path), path); }
+
+std::vector<ShippedModel> Autoencoder::shipped_models() {
+  std::vector<ShippedModel> all;
+  for (const io::ShippedModel& m : io::shipped_models(io::models_env())) all.push_back({m.name, m.path});
+  return all;
+}
+
+Autoencoder Autoencoder::load_shipped(const std::string& name) {
+  if (!io::is_model_name(name))
+    throw Error("load_shipped: '" + name + "' is not a model name (letters, digits, - and _)");
+  return load(io::resolve_model(name, io::models_env()));
+}
 
 Autoencoder Autoencoder::load_bytes(std::span<const std::uint8_t> file, const std::string& what) {
   return Autoencoder(

@@ -1,6 +1,7 @@
 """cae.Autoencoder: the same bits as the cae program, every layout, no copies, threads."""
 
 import pickle
+import shutil
 import threading
 import time
 import tracemalloc
@@ -265,3 +266,19 @@ def test_repair_refuses_what_does_not_fit(inpaint_model, gray_model):
         model.denoise(np.zeros((16, 16, 3), np.uint8))
     with pytest.raises(cae.Error, match="the model is blind"):
         cae.Autoencoder.load(gray_model).repair(np.zeros((28, 28), np.uint8), np.ones((28, 28)))
+
+
+def test_shipped_models_by_name(inpaint_model, gray_model, tmp_path, monkeypatch):
+    # $CAE_MODELS is searched first: a folder of NAME.cae stands in for the shipped models.
+    shutil.copy(inpaint_model, tmp_path / "inpaint.cae")
+    shutil.copy(gray_model, tmp_path / "denoise.cae")
+    monkeypatch.setenv("CAE_MODELS", str(tmp_path))
+    found = {m["name"]: m["path"] for m in cae.models()}
+    assert found["inpaint"] == str(tmp_path / "inpaint.cae")
+    assert found["denoise"] == str(tmp_path / "denoise.cae")
+    model = cae.load_model("inpaint")
+    assert model.informed and model.name == str(tmp_path / "inpaint.cae")
+    assert not cae.load_model("denoise").informed
+    assert cae.load_model(inpaint_model).to_bytes() == model.to_bytes()  # a path works too
+    with pytest.raises(cae.Error, match="no shipped model of that name .shipped: denoise, inpaint"):
+        cae.load_model("nonesuch")

@@ -13,6 +13,7 @@ void add_all_commands(CLI::App& app) {
   add_eval_command(app);
   add_repair_command(app);
   add_compare_command(app);
+  add_models_command(app);
   add_serve_command(app);
   add_plot_command(app);
   add_checkerboard_command(app);

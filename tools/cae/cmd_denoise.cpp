@@ -19,7 +19,7 @@ namespace {
 
 struct DenoiseOptions {
   CommonOptions common;
-  std::string model_path, idx_in, out;
+  std::string model_path = "denoise", idx_in, out;
   std::vector<std::string> inputs;
   int overlap = -1, depth = 8, ensemble = 1;
 };
@@ -112,7 +112,9 @@ void add_denoise_command(CLI::App& app) {
   auto o = std::make_shared<DenoiseOptions>();
   CLI::App* cmd = app.add_subcommand("denoise", "apply a model to PNG files or an IDX set");
   o->common.add(cmd);
-  cmd->add_option("-m,--model", o->model_path, "model file")->required();
+  cmd->add_option("-m,--model", o->model_path,
+                  "a blind model: a file, or a shipped model's name (default: denoise; cae models "
+                  "lists them)");
   cmd->add_option("inputs", o->inputs,
                   "PNG (any depth) or JPEG files with the model's channels, any size: larger "
                   "images are denoised in overlapping tiles of the model's size");

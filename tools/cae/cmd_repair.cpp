@@ -28,7 +28,7 @@ struct RepairCommand {
   CommonOptions common;
   AdaptFlags adapt;
   std::vector<std::string> inputs;
-  std::string model_path, mask, mask_color, out;
+  std::string model_path = "inpaint", mask, mask_color, out;
   int grow = 0, overlap = -1, ensemble = 1;
   double max_megapixels = train::kDefaultMaxMegapixels;
   std::uint64_t seed = 0;
@@ -259,8 +259,9 @@ void add_repair_command(CLI::App& app) {
   o->common.add(cmd);
   cmd->add_option("photos", o->inputs, "photos (PNG of any depth, or JPEG) or folders of them")
       ->required();
-  cmd->add_option("-m,--model", o->model_path, "an informed model file (trained with --informed)")
-      ->required();
+  cmd->add_option("-m,--model", o->model_path,
+                  "an informed model: a file, or a shipped model's name (default: inpaint; cae "
+                  "models lists them)");
   cmd->add_option("--mask", o->mask,
                   "the damage: an image of the photo's size, non-zero = repair (an alpha channel, "
                   "when it has one, decides; a JPEG mask counts from 128), or a folder of masks "

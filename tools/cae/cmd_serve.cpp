@@ -12,6 +12,7 @@
 
 #include "cae/error.h"
 #include "commands.h"
+#include "io/model_store.h"
 #include "serve/server.h"
 
 namespace cae::cli {
@@ -84,7 +85,13 @@ void run(ServeCommand& o) {
 
   std::vector<serve::ServedModel> models;
   std::string listed;
-  for (const std::string& path : o.model_paths) {
+  std::vector<std::string> given = o.model_paths;
+  if (given.empty())  // every shipped model, by its name
+    for (const io::ShippedModel& m : io::shipped_models(io::models_env())) given.push_back(m.name);
+  if (given.empty())
+    throw Error("serve: no model: give one with -m FILE (no shipped model was found; cae models "
+                "says where it looked)");
+  for (const std::string& path : given) {
     models.push_back({std::filesystem::path(path).stem().string(), load_model(path)});
     listed += (listed.empty() ? "" : ", ") + models.back().name +
               (models.back().model.informed() ? " (repair)" : " (denoise)");
@@ -112,9 +119,9 @@ void add_serve_command(CLI::App& app) {
       "HTTP API for scripts (docs/serve.md)");
   o->common.add(cmd);
   cmd->add_option("-m,--model", o->model_paths,
-                  "a model to serve, named by its file's stem (repeat for more): informed models "
-                  "repair, blind ones denoise")
-      ->required();
+                  "a model to serve: a file, named by its stem, or a shipped model's name "
+                  "(repeat for more; default: every shipped model): informed models repair, "
+                  "blind ones denoise");
   cmd->add_option("--host", o->serve.host,
                   "the address to listen on (default 127.0.0.1: this machine only; any other "
                   "prints a warning)");

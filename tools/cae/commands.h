@@ -25,6 +25,7 @@ void add_plot_command(CLI::App& app);
 void add_checkerboard_command(CLI::App& app);
 void add_repair_command(CLI::App& app);
 void add_compare_command(CLI::App& app);
+void add_models_command(CLI::App& app);
 void add_serve_command(CLI::App& app);
 // Registers every subcommand above, in the order --help lists them (all_commands.cpp).
 void add_all_commands(CLI::App& app);
@@ -87,7 +88,8 @@ struct AdaptFlags {
 // eight symmetries of the square and the repairs averaged (train/tiling.h, TileOptions).
 void add_ensemble_option(CLI::App* cmd, int& ensemble);
 
-nn::Model load_model(const std::string& path);
+// A model file, or a shipped model by name (io::resolve_model; $CAE_MODELS searched first).
+nn::Model load_model(const std::string& what);
 std::string read_text(const std::string& path);
 // Atomic (temporary file, fsync, rename).
 void write_text(const std::string& path, const std::string& text);

@@ -8,6 +8,7 @@
 #include "core/atomic_file.h"
 #include "data/folder.h"
 #include "io/model_file.h"
+#include "io/model_store.h"
 
 namespace cae::cli {
 
@@ -101,7 +102,8 @@ void add_ensemble_option(CLI::App* cmd, int& ensemble) {
       ->check(one_of({1, 2, 4, 8}));
 }
 
-nn::Model load_model(const std::string& path) {
+nn::Model load_model(const std::string& what) {
+  const std::string path = io::resolve_model(what, io::models_env());
   return nn::Model::from_file(io::read_model_file(path), path);
 }
 

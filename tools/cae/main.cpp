@@ -1,6 +1,6 @@
 // The cae command: parses arguments, runs one subcommand, turns any error into one message and
 // a non-zero exit. The only code that exits. Exit status: 0 done (also --help, --version), 1 an
-// error in the input, data, model or files, 2 a usage error (README, Errors).
+// error in the input, data, model or files, 2 a usage error (docs/usage.md, Errors).
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <exception>

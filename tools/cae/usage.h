@@ -1,5 +1,5 @@
 // Usage errors: the checks options run on their values, and the one line any CLI11 parse error
-// becomes. main() prints it as `cae: error: <line>` and exits 2 (README, Errors).
+// becomes. main() prints it as `cae: error: <line>` and exits 2 (docs/usage.md, Errors).
 #pragma once
 
 #include <CLI/CLI.hpp>
