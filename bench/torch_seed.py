@@ -79,7 +79,7 @@ class Unet(Seed):
 class UnetBN(Unet):
     """The unet with batch normalisation after every hidden conv, before its ReLU (the convs then
     lose their biases, which BN's shift replaces): the measurement behind cae's choice not to
-    have batch normalisation (README, "Batch normalisation")."""
+    have batch normalisation (docs/mnist.md, "Batch normalisation")."""
 
     def __init__(self, c=1):
         super().__init__(c)

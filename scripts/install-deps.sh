@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs the Debian packages cae builds and runs with (README, "Dependencies", says why each is
+# Installs the Debian packages cae builds and runs with (docs/dependencies.md says why each is
 # there). Does nothing when they are all present; needs root (or sudo) otherwise.
 #   scripts/install-deps.sh          install what is missing
 #   scripts/install-deps.sh --list   print the packages, one a line, and install nothing

@@ -8,15 +8,15 @@
 # The model sees random lines of thickness 3 and one 8-16 px square in 64x64 crops during
 # training (a crosshair through a crop's centre would teach it one position; lines cover every
 # one), the mask as its fourth input channel, and Navier-Stokes' repair of the damage, which it
-# learns to correct (README, "Blind or informed inpainting", "Correcting a classical fill").
+# learns to correct (docs/photos.md, "Blind or informed inpainting", "Correcting a classical fill").
 # EPOCHS (default 28) of 6,400 crops with a cosine schedule take about 12 minutes on 2 cores with
 # AVX-512; MINUTES stops it earlier on a slower machine (the schedule then ends above its floor).
-# FILL and AUGMENT replace the fill and the augmentation (README, "Repairing photos", measures
+# FILL and AUGMENT replace the fill and the augmentation (docs/photos.md, "Repairing photos", measures
 # navier-stokes r=1 and AUGMENT=hflip,vflip,rot90,scale=0.5-2 against the defaults).
 # Each evaluation and repair also adapts the model to each test photo before repairing it
 # (--adapt: ADAPT steps, default 1000, at --adapt-lr ADAPT_LR, default 1e-3, both chosen on the
 # validation photos; about 100 s a photo); ADAPT=0 leaves it out. ADAPT=3000 scores higher on
-# the validation and the test photos at three times the cost (README, "Longer adaptation").
+# the validation and the test photos at three times the cost (docs/photos.md, "Longer adaptation").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 minutes=${MINUTES:-15}

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The README's preset table: every preset trained with the seed's recipe (batch 200, Adam 0.001,
+# The preset table of docs/mnist.md: every preset trained with the seed's recipe (batch 200, Adam 0.001,
 # Gaussian sigma 0.5, --seed 0) for EPOCHS (default 5) epochs on each dataset, one after the
 # other in this one run (so times per epoch compare), then scored on the whole test set by
 # `cae eval --no-baselines` (PSNR, SSIM, BCE). Prints a Markdown table; the runs stay in OUT.

@@ -154,7 +154,7 @@ readonly SKIMAGE_DIR="usr/lib/python3/dist-packages/skimage/data"
 # _fetchers.py) release them into the public domain or under CC0, copied as they are. Left out:
 # the images without a stated licence (moon, page, coins, the immunohistochemistry slide, the
 # Middlebury motorcycle pair, the LFW face crops), and drawings, text and synthetic images
-# (horse, text, logo, checkerboards, phantom). Their split is fixed by hand and kept (the README's
+# (horse, text, logo, checkerboards, phantom). Their split is fixed by hand and kept (docs/mnist.md's and docs/photos.md's
 # results and scripts/photo-job.sh name them): the retina and the cat's eye are test photos (the
 # tutorial's figure: an eye with a crosshair).
 readonly SKIMAGE_PHOTOS=(

@@ -1,6 +1,6 @@
 // ONNX export of a cae model: the whole network as one ONNX graph (opset 13), built with the ONNX
 // project's own protobuf types and checked in-process by its checker and shape inference before
-// anything is written. README "Export to ONNX" documents the graph for users.
+// anything is written. docs/onnx.md documents the graph for users.
 //
 // A blind model's graph: input "noisy" [batch, C, H, W] float in [0, 1], output "denoised" of the
 // same shape, the batch dimension symbolic ("batch"). Each cae op maps to one ONNX node (a fused

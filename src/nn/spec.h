@@ -1,5 +1,5 @@
 // Architecture specs: a short text, one layer per line or ';'-separated on one line, '#' starts a
-// comment. Grammar (README "Architecture specs" documents it for users):
+// comment. Grammar (docs/spec.md documents it for users):
 //
 //   conv C [kK] [sS] [same|valid] [relu|sigmoid|linear] [nobias]    C: a number or 'channels'
 //   tconv C [kK] [sS] [same|mirror|HxW] [relu|sigmoid|linear] [nobias]
