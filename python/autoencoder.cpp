@@ -281,8 +281,8 @@ that does not fit, before any work.)")
         return all;
       },
       "The models that ship with cae (docs/models.md), sorted by name: a dict with 'name' and "
-      "'path' for each, found in $CAE_MODELS, then share/cae/models of the install, then the "
-      "source tree's models/.");
+      "'path' for each, found in share/cae/models of the install, then the source tree's "
+      "models/ (or only in $CAE_MODELS, when it is set).");
   m.def(
       "load_model",
       [](const py::object& what) {

@@ -191,8 +191,8 @@ TEST(Cli, UsageErrorsAreOneLineAndExitTwo) {
   const std::string dir = test::scratch_dir();
   const std::string see_train = " (see 'cae train --help')";
   const std::string commands =
-      "expected one of train, denoise, show, info, presets, export, eval, repair, compare, plot, "
-      "checkerboard";
+      "expected one of train, denoise, show, info, presets, export, eval, repair, compare, models, "
+      "serve, plot, checkerboard";
   const std::vector<std::pair<std::string, std::string>> cases = {
       // out of range, not a number
       {"train --batch 0", "--batch: value 0 is not in 1 … 65536" + see_train},

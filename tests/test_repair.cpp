@@ -590,7 +590,7 @@ TEST(RepairCli, BadInputIsOneErrorNamingTheFileAndWritesNothing) {
                                           f.dir + "/masks (looked for b.png, b.jpg or b.jpeg)"));
 }
 
-// The shipped models (src/io/model_store.h): $CAE_MODELS is searched first, so a scratch folder
+// The shipped models (src/io/model_store.h): $CAE_MODELS is the only folder searched, so a scratch folder
 // holding inpaint.cae and denoise.cae stands in for the shipped ones; `cae repair` and `cae
 // denoise` use them without -m, `cae models` lists them, and the API opens them by name.
 TEST(ShippedModels, FoundByNameWithoutMInTheCliAndTheApi) {
@@ -621,7 +621,35 @@ TEST(ShippedModels, FoundByNameWithoutMInTheCliAndTheApi) {
   const auto d = test::run_shell(env + CAE_EXE + " denoise " + f.dir + "/photo.png -o " + f.dir +
                                  "/clean.png");
   ASSERT_EQ(d.status, 0) << d.output;
-  EXPECT_TRUE(std::filesystem::exists(f.dir + "/clean.png"));
+  const data::Image clean = data::read_png(f.dir + "/clean.png");  // -o NAME.png: that file
+  EXPECT_EQ(clean.c, 3);
+  EXPECT_EQ(clean.h, h);
+  // A gray photo through the colour denoiser: gray out, the mean of its run on the gray in RGB.
+  data::Image grey = gray(h, w, 0);
+  for (std::size_t p = 0; p < grey.pixels.size(); ++p) grey.pixels[p] = photo.pixels[p * 3];
+  data::Image as_rgb = photo;
+  for (std::size_t p = 0; p < grey.pixels.size(); ++p)
+    for (int c = 0; c < 3; ++c) as_rgb.pixels[p * 3 + c] = grey.pixels[p];
+  data::write_png(f.dir + "/grey.png", grey);
+  data::write_png(f.dir + "/as-rgb.png", as_rgb);
+  ASSERT_EQ(test::run_shell(env + CAE_EXE + " denoise " + f.dir + "/grey.png -o " + f.dir +
+                            "/grey-clean.png").status, 0);
+  ASSERT_EQ(test::run_shell(env + CAE_EXE + " denoise " + f.dir + "/as-rgb.png -o " + f.dir +
+                            "/rgb-out").status, 0);
+  const data::Image grey_out = data::read_png(f.dir + "/grey-clean.png");
+  const data::Image rgb_out = data::read_png(f.dir + "/rgb-out/as-rgb.png");
+  ASSERT_EQ(grey_out.c, 1);
+  int off = 0;  // the mean of the three 8-bit channels against the mean of three floats
+  for (std::size_t p = 0; p < grey_out.pixels.size(); ++p) {
+    const double mean = (rgb_out.pixels[3 * p] + rgb_out.pixels[3 * p + 1] +
+                         rgb_out.pixels[3 * p + 2]) / 3.0;
+    off = std::max(off, int(std::lround(std::abs(grey_out.pixels[p] - mean) * 2)));
+  }
+  EXPECT_LE(off, 2) << "within a pixel level";
+  const auto two = test::run_shell(env + CAE_EXE + " denoise " + f.dir + "/grey.png " + f.dir +
+                                   "/photo.png -o " + f.dir + "/both.png");
+  EXPECT_EQ(two.status, 1);
+  EXPECT_THAT(two.output, HasSubstr("names one file, but 2 images are given: name a folder"));
 
   // By name in the API, from the same folder.
   ASSERT_EQ(setenv("CAE_MODELS", shelf.c_str(), 1), 0);

@@ -624,10 +624,11 @@ TEST(ServeCli, ServesUntilSigtermThenExitsZero) {
 }
 
 TEST(ServeCli, WarnsOffLoopbackAndRefusesNoModel) {
-  const auto none = test::run_cae("serve --port 0");
-  EXPECT_EQ(none.status, 2) << none.output;
-  EXPECT_THAT(none.output, HasSubstr("--model"));
+  // No -m and no shipped model ($CAE_MODELS, an empty folder, is the only one searched).
   const std::string dir = test::scratch_dir();
+  const auto none = test::run_shell("CAE_MODELS=" + dir + " " + CAE_EXE + " serve --port 0");
+  EXPECT_EQ(none.status, 1) << none.output;
+  EXPECT_THAT(none.output, HasSubstr("cae: error: serve: no model: give one with -m FILE"));
   io::write_model_file(dir + "/a.cae", informed_model(3).to_file());
   std::filesystem::create_directories(dir + "/b");
   io::write_model_file(dir + "/b/a.cae", informed_model(3).to_file());

@@ -66,9 +66,9 @@ class Autoencoder {
   // Same as load(), from the bytes of a model file in memory; `what` names it in messages.
   static Autoencoder load_bytes(std::span<const std::uint8_t> file, const std::string& what);
 
-  // Ensures the models that ship with cae, sorted by name: NAME.cae in $CAE_MODELS, then in
-  // share/cae/models of the install, then in the source tree's models/ (a build tree); a name
-  // found twice is taken from the first folder.
+  // Ensures the models that ship with cae, sorted by name: NAME.cae in share/cae/models of the
+  // install, then in the source tree's models/ (a build tree), a name found twice taken from the
+  // first; or, when $CAE_MODELS is set, in that folder only.
   static std::vector<ShippedModel> shipped_models();
 
   // Ensures the shipped model `name` ("inpaint", "denoise": shipped_models()), loaded as by

@@ -42,10 +42,13 @@ std::string models_env() {
   return dir ? dir : "";
 }
 
-std::vector<std::string> model_folders(const std::string& first) {
-  std::vector<std::string> folders, candidates = {first, std::string(CAE_MODELS_INSTALL_DIR)};
-  for (const std::string& dir : beside_this_binary()) candidates.push_back(dir);
-  candidates.push_back(CAE_MODELS_SOURCE_DIR);
+std::vector<std::string> model_folders(const std::string& only) {
+  std::vector<std::string> folders, candidates = {only};
+  if (only.empty()) {
+    candidates.push_back(CAE_MODELS_INSTALL_DIR);
+    for (const std::string& dir : beside_this_binary()) candidates.push_back(dir);
+    candidates.push_back(CAE_MODELS_SOURCE_DIR);
+  }
   for (const std::string& dir : candidates) {
     std::error_code ec;
     if (!dir.empty() && fs::is_directory(dir, ec) &&
@@ -55,9 +58,9 @@ std::vector<std::string> model_folders(const std::string& first) {
   return folders;
 }
 
-std::vector<ShippedModel> shipped_models(const std::string& first) {
+std::vector<ShippedModel> shipped_models(const std::string& only) {
   std::vector<ShippedModel> found;
-  for (const std::string& dir : model_folders(first)) {
+  for (const std::string& dir : model_folders(only)) {
     std::error_code ec;
     for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
       const fs::path p = it->path();
@@ -79,10 +82,10 @@ bool is_model_name(const std::string& text) {
   });
 }
 
-std::string resolve_model(const std::string& what, const std::string& first) {
+std::string resolve_model(const std::string& what, const std::string& only) {
   std::error_code ec;
   if (fs::exists(what, ec) || !is_model_name(what)) return what;  // the reader says what is wrong
-  const std::vector<ShippedModel> all = shipped_models(first);
+  const std::vector<ShippedModel> all = shipped_models(only);
   for (const ShippedModel& m : all)
     if (m.name == what) return m.path;
   std::string names;

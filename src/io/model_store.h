@@ -9,24 +9,25 @@
 
 namespace cae::io {
 
-// $CAE_MODELS, or "" when it is unset: the folder the CLI, the API and Python search first.
+// $CAE_MODELS, or "" when it is unset: the one folder the CLI, the API and Python search when
+// it is set.
 std::string models_env();
 
-// The folders searched for shipped models, first match wins: `first` when not empty (the
-// CLI and the Python module pass $CAE_MODELS), the configured install prefix's share/cae/models,
-// share/cae/models beside the program or library (a tree installed under another prefix), then
-// the source tree's models/ (so a build tree finds them before any install). Folders that do not
-// exist are left out.
-std::vector<std::string> model_folders(const std::string& first = "");
+// The folders searched for shipped models, first match wins: only `only` when it is not empty
+// (the CLI, the API and the Python module pass $CAE_MODELS); else the configured install
+// prefix's share/cae/models, share/cae/models beside the program or library (a tree installed
+// under another prefix), then the source tree's models/ (so a build tree finds them before any
+// install). Folders that do not exist are left out.
+std::vector<std::string> model_folders(const std::string& only = "");
 
 // One shipped model: its name (the file's stem) and the file.
 struct ShippedModel {
   std::string name, path;
 };
 
-// Ensures every NAME.cae of the folders (model_folders(first)), a name found twice taken from
+// Ensures every NAME.cae of the folders (model_folders(only)), a name found twice taken from
 // the first folder, sorted by name.
-std::vector<ShippedModel> shipped_models(const std::string& first = "");
+std::vector<ShippedModel> shipped_models(const std::string& only = "");
 
 // True when `text` can only be a model's name: letters, digits, '-' and '_', no path or suffix.
 bool is_model_name(const std::string& text);
@@ -34,6 +35,6 @@ bool is_model_name(const std::string& text);
 // Ensures the file `what` names: a path to an existing file as given, else a shipped model of
 // that name (is_model_name). Throws cae::Error naming it, and the shipped models there are,
 // when it is neither.
-std::string resolve_model(const std::string& what, const std::string& first = "");
+std::string resolve_model(const std::string& what, const std::string& only = "");
 
 }  // namespace cae::io

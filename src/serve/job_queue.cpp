@@ -1,5 +1,7 @@
 #include "serve/job_queue.h"
 
+#include <exception>
+
 #include "cae/error.h"
 
 namespace cae::serve {
@@ -22,12 +24,12 @@ JobQueue::~JobQueue() {
 }
 
 std::optional<std::future<void>> JobQueue::submit(std::function<void()> job) {
-  std::packaged_task<void()> task(std::move(job));
-  std::future<void> done = task.get_future();
+  Job j{std::move(job), {}};
+  std::future<void> done = j.done.get_future();
   {
     std::lock_guard lock(mutex_);
     if (running_ + int(jobs_.size()) >= workers_ + queue_) return std::nullopt;
-    jobs_.push_back(std::move(task));
+    jobs_.push_back(std::move(j));
   }
   job_ready_.notify_one();
   return done;
@@ -36,18 +38,30 @@ std::optional<std::future<void>> JobQueue::submit(std::function<void()> job) {
 void JobQueue::work() {
   if (start_) start_();
   for (;;) {
-    std::packaged_task<void()> task;
+    Job job;
     {
       std::unique_lock lock(mutex_);
       job_ready_.wait(lock, [this] { return closing_ || !jobs_.empty(); });
       if (jobs_.empty()) return;  // closing, and nothing left
-      task = std::move(jobs_.front());
+      job = std::move(jobs_.front());
       jobs_.pop_front();
       ++running_;
     }
-    task();  // an exception goes into the future
-    std::lock_guard lock(mutex_);
-    --running_;
+    std::exception_ptr error;
+    try {
+      job.run();
+    } catch (...) {
+      error = std::current_exception();
+    }
+    {
+      std::lock_guard lock(mutex_);
+      --running_;
+    }
+    // Only now the waiting client hears of it: the job is no longer running.
+    if (error)
+      job.done.set_exception(error);
+    else
+      job.done.set_value();
   }
 }
 

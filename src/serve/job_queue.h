@@ -28,6 +28,8 @@ class JobQueue {
 
   // Ensures job runs on a worker and the future says when it is done (with its exception, if it
   // threw); nullopt at once when `workers` jobs run and `queue` wait already (the queue is full).
+  // A job no longer counts as running when its future becomes ready, so a client that submits
+  // again as soon as its answer comes is never refused for its own finished job.
   std::optional<std::future<void>> submit(std::function<void()> job);
 
   // What is running and waiting now (for /healthz and the 503's message).
@@ -42,7 +44,11 @@ class JobQueue {
   std::function<void()> start_;
   mutable std::mutex mutex_;
   std::condition_variable job_ready_;
-  std::deque<std::packaged_task<void()>> jobs_;
+  struct Job {
+    std::function<void()> run;
+    std::promise<void> done;
+  };
+  std::deque<Job> jobs_;
   int running_ = 0;
   bool closing_ = false;
   std::vector<std::thread> threads_;

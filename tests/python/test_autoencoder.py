@@ -269,7 +269,7 @@ def test_repair_refuses_what_does_not_fit(inpaint_model, gray_model):
 
 
 def test_shipped_models_by_name(inpaint_model, gray_model, tmp_path, monkeypatch):
-    # $CAE_MODELS is searched first: a folder of NAME.cae stands in for the shipped models.
+    # $CAE_MODELS, when set, is the one folder searched: NAME.cae there stand in for the shipped models.
     shutil.copy(inpaint_model, tmp_path / "inpaint.cae")
     shutil.copy(gray_model, tmp_path / "denoise.cae")
     monkeypatch.setenv("CAE_MODELS", str(tmp_path))

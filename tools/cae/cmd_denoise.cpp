@@ -71,29 +71,46 @@ void run(const DenoiseOptions& o) {
   if (!o.idx_in.empty()) return denoise_idx(model, backend, o.idx_in, o.out);
   if (o.inputs.empty()) throw Error("denoise: give PNG/JPEG files or --idx FILE");
   const ops::Dims dims = model.input();
-  std::filesystem::create_directories(o.out);
+  // -o NAME.png writes the one input's result there; anything else is a folder of results.
+  const bool to_file = lower_extension(o.out) == ".png";
+  if (to_file && o.inputs.size() != 1)
+    throw Error("-o " + o.out + " names one file, but " + std::to_string(o.inputs.size()) +
+                " images are given: name a folder");
+  if (to_file && std::filesystem::is_directory(o.out))
+    throw Error("-o " + o.out + " names a file, but it is an existing folder");
+  if (!to_file) std::filesystem::create_directories(o.out);
   train::TileOptions tiles;
   tiles.overlap = o.overlap;
   tiles.ensemble = o.ensemble;
   tiles.backend = backend;
   for (const auto& path : o.inputs) {
     data::Image img = data::read_image(path);
-    if (img.c != dims.c)
+    // A gray photo and a colour model: the gray plane in every colour channel, and the mean of
+    // the model's channels back (as cae repair does).
+    const bool gray_in_colour = img.c == 1 && dims.c == 3;
+    if (img.c != dims.c && !gray_in_colour)
       throw Error(path + ": the image has " + std::to_string(img.c) +
                   " channel(s), the model takes " + std::to_string(dims.c));
-    const ops::Dims image_dims{img.c, img.h, img.w};
-    std::vector<float> x(image_dims.size());
+    const ops::Dims image_dims{img.c, img.h, img.w}, run_dims{dims.c, img.h, img.w};
+    const std::size_t hw = std::size_t(img.h) * img.w;
+    std::vector<float> x(run_dims.size());
     train::from_image(img, x.data());
+    for (int c = 1; gray_in_colour && c < 3; ++c) std::copy_n(x.data(), hw, x.data() + c * hw);
     // An image of the model's size is one tile: the plain forward pass.
-    const std::vector<float> y = train::denoise_tiled(model, x.data(), image_dims, tiles);
-    std::filesystem::path target =
-        std::filesystem::path(o.out) / std::filesystem::path(path).filename();
-    target.replace_extension(".png");
+    std::vector<float> y = train::denoise_tiled(model, x.data(), run_dims, tiles);
+    if (gray_in_colour) {
+      for (std::size_t p = 0; p < hw; ++p) y[p] = (y[p] + y[hw + p] + y[2 * hw + p]) / 3.f;
+      y.resize(hw);
+    }
+    std::filesystem::path target = o.out;
+    if (!to_file) {
+      target = std::filesystem::path(o.out) / std::filesystem::path(path).filename();
+      target.replace_extension(".png");
+    }
     if (o.depth == 16) {
       data::Image16 wide;
       wide.h = img.h, wide.w = img.w, wide.c = img.c;
       wide.pixels.resize(y.size());
-      const std::size_t hw = std::size_t(img.h) * img.w;
       for (std::size_t p = 0; p < hw; ++p)
         for (int c = 0; c < img.c; ++c)
           wide.pixels[p * img.c + c] =
@@ -116,7 +133,8 @@ void add_denoise_command(CLI::App& app) {
                   "a blind model: a file, or a shipped model's name (default: denoise; cae models "
                   "lists them)");
   cmd->add_option("inputs", o->inputs,
-                  "PNG (any depth) or JPEG files with the model's channels, any size: larger "
+                  "PNG (any depth) or JPEG files with the model's channels (or gray, for a colour "
+                  "model), any size: larger "
                   "images are denoised in overlapping tiles of the model's size");
   cmd->add_option("--overlap", o->overlap,
                   "pixels neighbouring tiles share (default: a quarter of the tile)")
@@ -125,7 +143,9 @@ void add_denoise_command(CLI::App& app) {
   cmd->add_option("--depth", o->depth, "bits per sample of the output PNGs: 8 or 16")
       ->check(one_of({8, 16}));
   cmd->add_option("--idx", o->idx_in, "an IDX image file to denoise as a whole");
-  cmd->add_option("-o,--out", o->out, "output directory for PNGs, or output IDX file with --idx")
+  cmd->add_option("-o,--out", o->out,
+                  "where to write: a .png file (one image), a folder (created; each image as "
+                  "NAME.png), or the output IDX file with --idx")
       ->required();
   cmd->final_callback([o] { run(*o); });
 }

@@ -40,12 +40,6 @@ struct Job {
   std::string photo, mask, target;
 };
 
-std::string lower_extension(const std::string& path) {
-  std::string ext = fs::path(path).extension().string();
-  for (char& ch : ext) ch = char(std::tolower(static_cast<unsigned char>(ch)));
-  return ext;
-}
-
 // The photos the arguments name: files as they are, folders as their image files.
 std::vector<std::string> photo_files(const std::vector<std::string>& inputs) {
   std::vector<std::string> files;

@@ -88,8 +88,10 @@ struct AdaptFlags {
 // eight symmetries of the square and the repairs averaged (train/tiling.h, TileOptions).
 void add_ensemble_option(CLI::App* cmd, int& ensemble);
 
-// A model file, or a shipped model by name (io::resolve_model; $CAE_MODELS searched first).
+// A model file, or a shipped model by name (io::resolve_model; or in $CAE_MODELS only, when set).
 nn::Model load_model(const std::string& what);
+// The extension of path's file name, lower case, with its dot ("" when it has none).
+std::string lower_extension(const std::string& path);
 std::string read_text(const std::string& path);
 // Atomic (temporary file, fsync, rename).
 void write_text(const std::string& path, const std::string& text);

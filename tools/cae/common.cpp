@@ -1,6 +1,8 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cctype>
+#include <filesystem>
 #include <thread>
 
 #include "cae/error.h"
@@ -100,6 +102,12 @@ void add_ensemble_option(CLI::App* cmd, int& ensemble) {
                   "(and flipped left-right), 4 (all flips) or 8 (the flips of it and of its "
                   "transpose); N times the work")
       ->check(one_of({1, 2, 4, 8}));
+}
+
+std::string lower_extension(const std::string& path) {
+  std::string ext = std::filesystem::path(path).extension().string();
+  for (char& ch : ext) ch = char(std::tolower(static_cast<unsigned char>(ch)));
+  return ext;
 }
 
 nn::Model load_model(const std::string& what) {
