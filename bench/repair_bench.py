@@ -1,17 +1,17 @@
 #!/usr/bin/python3
-"""How long `cae repair` takes on a big photo with a little damage, set-up included.
+"""How long `cae repair` (or `cae denoise`) takes on a big photo, set-up included.
 
   /usr/bin/python3 bench/repair_bench.py [-m MODEL] [--size 4000x3000] [--coverage 0.01]
-                                         [--reps 5] [--threads 2] [--cae build/cae]
+                                         [--reps 5] [--threads 2] [--cae build/cae] [--denoise]
 
 Writes a WxH RGB photo (a smooth texture with noise: the content does not change the time) and
 a mask of random brush strokes 5-30 px wide covering COVERAGE of it, then times the whole command
 `cae repair photo.png --mask mask.png -m MODEL -o out.png` REPS times (process start, reading the
 model, the photo and the mask, the repair, encoding and writing the PNG): median, min and max of
-the wall-clock time, with the CPU named. Without -m it makes a model of the photo job's
-architecture (informed unet on 64x64 patches, Navier-Stokes fill) by training it for one tiny
-epoch: its weights are not good, but its time per tile is the trained model's. A benchmark, not a
-test: nothing here passes or fails.
+the wall-clock time, with the CPU named. MODEL defaults to the shipped inpainter, `inpaint`
+(docs/models.md). With --denoise it times `cae denoise photo.png -m MODEL -o out.png` instead,
+MODEL defaulting to the shipped `denoise`: every tile of the photo runs. A benchmark, not a test:
+nothing here passes or fails.
 """
 import argparse, math, os, random, statistics, struct, subprocess, sys, tempfile, time, zlib
 
@@ -77,34 +77,28 @@ def cpu_model():
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[1])
-    ap.add_argument("-m", "--model", help="an informed model (default: the photo job's architecture, "
-                    "trained for one tiny epoch)")
+    ap.add_argument("-m", "--model", help="the model (default: the shipped inpaint, or denoise with "
+                    "--denoise)")
     ap.add_argument("--size", default="4000x3000", help="WxH of the photo (default 4000x3000)")
     ap.add_argument("--coverage", type=float, default=0.01, help="share of the photo damaged")
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--cae", default=os.path.join(ROOT, "build", "cae"))
     ap.add_argument("--adapt", type=int, default=0, help="--adapt STEPS for the timed command")
+    ap.add_argument("--denoise", action="store_true", help="time cae denoise of the photo instead")
     args = ap.parse_args()
     width, height = (int(v) for v in args.size.split("x"))
     work = tempfile.mkdtemp(prefix="cae-repair-bench-")
-    model = args.model
-    if not model:
-        model = os.path.join(work, "unet.cae")
-        subprocess.run([args.cae, "train", "--dataset", "photos", "--patch", "64", "--informed",
-                        "--fill", "navier-stokes r=3", "--noise", "0", "--lines", "2",
-                        "--line-thickness", "3", "--masks", "1", "--mask-min", "8", "--mask-max",
-                        "16", "--loss", "mse", "--preset", "unet", "--batch", "32",
-                        "--patches-per-epoch", "64", "--epochs", "1", "--out",
-                        os.path.join(work, "run"), "--threads", str(args.threads)],
-                       check=True, capture_output=True)
-        os.replace(os.path.join(work, "run", "model.cae"), model)
+    model = args.model or ("denoise" if args.denoise else "inpaint")
     photo, mask = os.path.join(work, "photo.png"), os.path.join(work, "mask.png")
     write_png(photo, width, height, 3, photo_rows(width, height))
     rows, covered = stroke_mask_rows(width, height, args.coverage)
     write_png(mask, width, height, 1, rows)
     cmd = [args.cae, "repair", photo, "--mask", mask, "-m", model, "-o", os.path.join(work, "out.png"),
            "--threads", str(args.threads)] + (["--adapt", str(args.adapt)] if args.adapt else [])
+    if args.denoise:
+        cmd = [args.cae, "denoise", photo, "-m", model, "-o", os.path.join(work, "out.png"),
+               "--threads", str(args.threads)]
     times, said = [], ""
     for _ in range(args.reps):
         start = time.perf_counter()
@@ -113,8 +107,9 @@ def main():
         if proc.returncode != 0:
             sys.exit(f"repair_bench: {' '.join(cmd)} failed: {proc.stderr.strip()}")
         said = proc.stderr.strip()
-    print(f"cae repair of a {width}x{height} RGB photo, {100 * covered:.2f}% damaged by brush strokes, "
-          f"{args.threads} threads, on {cpu_model()}:")
+    what = (f"cae denoise of a {width}x{height} RGB photo" if args.denoise else
+            f"cae repair of a {width}x{height} RGB photo, {100 * covered:.2f}% damaged by brush strokes")
+    print(f"{what}, {args.threads} threads, on {cpu_model()}:")
     print(f"  wall-clock per command: median {statistics.median(times):.2f} s, "
           f"min {min(times):.2f} s, max {max(times):.2f} s over {args.reps} runs")
     print(f"  cae said: {said.splitlines()[-1] if said else ''}")
