@@ -93,7 +93,7 @@ std::vector<std::uint8_t> denoise_png(const ServedModel& served,
   read.limit_flag = "--max-megapixels";
   const data::Image img = data::read_image_bytes(image, "image", read);
   const ops::Dims dims = model.input();
-  if (img.c != dims.c)
+  if (img.c != dims.c && !(img.c == 1 && dims.c == 3))  // gray goes through a colour model
     throw RequestError(400, "image: it has " + std::to_string(img.c) + " channel(s), the model '" +
                                 served.name + "' takes " + std::to_string(dims.c));
   const ops::Dims image_dims{img.c, img.h, img.w};
@@ -102,8 +102,7 @@ std::vector<std::uint8_t> denoise_png(const ServedModel& served,
   train::TileOptions tiles;
   tiles.backend = backend;
   train::TileStats stats;
-  const std::vector<float> y =
-      train::denoise_tiled(model, x.data(), image_dims, tiles, nullptr, &stats);
+  const std::vector<float> y = train::denoise_photo(model, x.data(), image_dims, tiles, &stats);
   if (report) {
     report->w = img.w, report->h = img.h, report->c = img.c, report->bits = 8;
     report->tiles = stats;

@@ -114,6 +114,22 @@ class FloatWindows : public PhotoWindows {
 
 }  // namespace
 
+std::vector<float> denoise_photo(const nn::Model& model, const float* image, ops::Dims d,
+                                 const TileOptions& options, TileStats* stats) {
+  const int c = model.output().c;
+  if (d.c == c) return denoise_tiled(model, image, d, options, nullptr, stats);
+  if (d.c != 1 || c != 3)
+    throw Error("denoise: the image has " + std::to_string(d.c) + " channel(s), the model takes " +
+                std::to_string(c));
+  const std::size_t hw = std::size_t(d.h) * d.w;
+  std::vector<float> rgb(3 * hw);
+  for (int k = 0; k < 3; ++k) std::copy_n(image, hw, rgb.data() + k * hw);
+  std::vector<float> y = denoise_tiled(model, rgb.data(), {3, d.h, d.w}, options, nullptr, stats);
+  for (std::size_t p = 0; p < hw; ++p) y[p] = (y[p] + y[hw + p] + y[2 * hw + p]) / 3.f;
+  y.resize(hw);
+  return y;
+}
+
 std::vector<float> denoise_tiled(const nn::Model& model, const float* image, ops::Dims d,
                                  const TileOptions& options, const float* mask, TileStats* stats) {
   const int tiles = tile_grid(model, d, options, mask).tiles();

@@ -89,6 +89,13 @@ std::vector<float> denoise_tiled(const nn::Model& model, const float* image, ops
                                  const TileOptions& options, const float* mask = nullptr,
                                  TileStats* stats = nullptr);
 
+// Ensures the photo (planes of dims) denoised by a blind model, as denoise_tiled does; a gray
+// photo (dims.c == 1) through a colour model (3 channels) runs as gray in every channel, and the
+// mean of the three output channels comes back (as a repair does). Throws cae::Error naming both
+// counts when the channels fit neither way.
+std::vector<float> denoise_photo(const nn::Model& model, const float* image, ops::Dims dims,
+                                 const TileOptions& options, TileStats* stats = nullptr);
+
 // The same with an inference executor of model's net (any batch; options.batch and backend
 // unused) built once for many images; ensures what the overload above does.
 std::vector<float> denoise_tiled(const nn::Model& model, ops::Executor& exec, const float* image,

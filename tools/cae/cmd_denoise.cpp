@@ -85,23 +85,16 @@ void run(const DenoiseOptions& o) {
   tiles.backend = backend;
   for (const auto& path : o.inputs) {
     data::Image img = data::read_image(path);
-    // A gray photo and a colour model: the gray plane in every colour channel, and the mean of
-    // the model's channels back (as cae repair does).
-    const bool gray_in_colour = img.c == 1 && dims.c == 3;
-    if (img.c != dims.c && !gray_in_colour)
+    // A gray photo runs through a colour model as gray in every channel (train::denoise_photo).
+    if (img.c != dims.c && !(img.c == 1 && dims.c == 3))
       throw Error(path + ": the image has " + std::to_string(img.c) +
                   " channel(s), the model takes " + std::to_string(dims.c));
-    const ops::Dims image_dims{img.c, img.h, img.w}, run_dims{dims.c, img.h, img.w};
+    const ops::Dims image_dims{img.c, img.h, img.w};
     const std::size_t hw = std::size_t(img.h) * img.w;
-    std::vector<float> x(run_dims.size());
+    std::vector<float> x(image_dims.size());
     train::from_image(img, x.data());
-    for (int c = 1; gray_in_colour && c < 3; ++c) std::copy_n(x.data(), hw, x.data() + c * hw);
     // An image of the model's size is one tile: the plain forward pass.
-    std::vector<float> y = train::denoise_tiled(model, x.data(), run_dims, tiles);
-    if (gray_in_colour) {
-      for (std::size_t p = 0; p < hw; ++p) y[p] = (y[p] + y[hw + p] + y[2 * hw + p]) / 3.f;
-      y.resize(hw);
-    }
+    const std::vector<float> y = train::denoise_photo(model, x.data(), image_dims, tiles);
     std::filesystem::path target = o.out;
     if (!to_file) {
       target = std::filesystem::path(o.out) / std::filesystem::path(path).filename();
