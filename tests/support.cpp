@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <array>
 #include <cmath>
@@ -25,7 +26,11 @@ std::vector<float> random_floats(std::size_t n, std::uint64_t seed, float lo, fl
 
 std::string scratch_dir() {
   const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-  std::string name = info ? std::string(info->test_suite_name()) + "." + info->name() : "scratch";
+  // Outside a test (a suite's set-up) the folder is the process's own: CTest runs each test in
+  // a process of its own, several at once under -j, and one suite's set-up must not empty
+  // another's folder.
+  std::string name = info ? std::string(info->test_suite_name()) + "." + info->name()
+                          : "scratch-" + std::to_string(::getpid());
   for (char& ch : name)
     if (ch == '/') ch = '_';
   std::filesystem::path dir = std::filesystem::path(CAE_BINARY_DIR) / "test-scratch" / name;
