@@ -187,7 +187,7 @@ std::vector<ShippedModel> Autoencoder::shipped_models() {
 Autoencoder Autoencoder::load_shipped(const std::string& name) {
   if (!io::is_model_name(name))
     throw Error("load_shipped: '" + name + "' is not a model name (letters, digits, - and _)");
-  return load(io::resolve_model(name, io::models_env()));
+  return load(io::shipped_path(name, io::models_env()));
 }
 
 Autoencoder Autoencoder::load_bytes(std::span<const std::uint8_t> file, const std::string& what) {

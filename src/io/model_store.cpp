@@ -82,17 +82,21 @@ bool is_model_name(const std::string& text) {
   });
 }
 
+std::string shipped_path(const std::string& name, const std::string& only) {
+  const std::vector<ShippedModel> all = shipped_models(only);
+  for (const ShippedModel& m : all)
+    if (m.name == name) return m.path;
+  std::string names;
+  for (const ShippedModel& m : all) names += (names.empty() ? "" : ", ") + m.name;
+  throw Error(name + ": no such model file, and no shipped model of that name (" +
+              (names.empty() ? std::string("none is installed") : "shipped: " + names) +
+              "; cae models lists them)");
+}
+
 std::string resolve_model(const std::string& what, const std::string& only) {
   std::error_code ec;
   if (fs::exists(what, ec) || !is_model_name(what)) return what;  // the reader says what is wrong
-  const std::vector<ShippedModel> all = shipped_models(only);
-  for (const ShippedModel& m : all)
-    if (m.name == what) return m.path;
-  std::string names;
-  for (const ShippedModel& m : all) names += (names.empty() ? "" : ", ") + m.name;
-  throw Error(what + ": no such model file, and no shipped model of that name (" +
-              (names.empty() ? std::string("none is installed") : "shipped: " + names) +
-              "; cae models lists them)");
+  return shipped_path(what, only);
 }
 
 }  // namespace cae::io

@@ -1,6 +1,6 @@
-// The models that ship with cae: model files named NAME.cae in a few known folders (the source
-// tree's models/ for a build tree, share/cae/models under the install prefix, and a folder the
-// caller names), found by name. `cae models` lists them; `cae repair` and `cae denoise` use them
+// The models that ship with cae: model files named NAME.cae in a few known folders (share/cae/models
+// under the install prefix, the source tree's models/ for a build tree) or in the one folder
+// $CAE_MODELS names, found by name. `cae models` lists them; `cae repair` and `cae denoise` use them
 // when no model file is given (docs/models.md).
 #pragma once
 
@@ -32,9 +32,13 @@ std::vector<ShippedModel> shipped_models(const std::string& only = "");
 // True when `text` can only be a model's name: letters, digits, '-' and '_', no path or suffix.
 bool is_model_name(const std::string& text);
 
+// Ensures the file of the shipped model `name` (shipped_models(only)). Throws cae::Error naming
+// it, and the shipped models there are, when none has that name.
+std::string shipped_path(const std::string& name, const std::string& only = "");
+
 // Ensures the file `what` names: a path to an existing file as given, else a shipped model of
-// that name (is_model_name). Throws cae::Error naming it, and the shipped models there are,
-// when it is neither.
+// that name (is_model_name, shipped_path). Throws cae::Error naming it, and the shipped models
+// there are, when it is neither.
 std::string resolve_model(const std::string& what, const std::string& only = "");
 
 }  // namespace cae::io

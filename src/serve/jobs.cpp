@@ -93,7 +93,7 @@ std::vector<std::uint8_t> denoise_png(const ServedModel& served,
   read.limit_flag = "--max-megapixels";
   const data::Image img = data::read_image_bytes(image, "image", read);
   const ops::Dims dims = model.input();
-  if (img.c != dims.c && !(img.c == 1 && dims.c == 3))  // gray goes through a colour model
+  if (!train::takes_colours(model, img.c))
     throw RequestError(400, "image: it has " + std::to_string(img.c) + " channel(s), the model '" +
                                 served.name + "' takes " + std::to_string(dims.c));
   const ops::Dims image_dims{img.c, img.h, img.w};

@@ -158,7 +158,7 @@ std::vector<T> repair_any(const nn::Model& model, Samples<T> photo,
   const int colours = alpha ? c - 1 : c, model_c = model.output().c;
   if (colours == 3 && model_c == 1)
     throw Error("repair: a colour photo, the model repairs gray images");
-  if (colours != model_c && !(colours == 1 && model_c == 3))
+  if (!takes_colours(model, colours))
     throw Error("repair: the photo has " + std::to_string(colours) +
                 " colour channel(s), the model repairs " + std::to_string(model_c));
   if constexpr (std::is_floating_point_v<T>)

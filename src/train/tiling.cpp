@@ -114,11 +114,16 @@ class FloatWindows : public PhotoWindows {
 
 }  // namespace
 
+bool takes_colours(const nn::Model& model, int colours) {
+  const int c = model.output().c;
+  return colours == c || (colours == 1 && c == 3);
+}
+
 std::vector<float> denoise_photo(const nn::Model& model, const float* image, ops::Dims d,
                                  const TileOptions& options, TileStats* stats) {
   const int c = model.output().c;
   if (d.c == c) return denoise_tiled(model, image, d, options, nullptr, stats);
-  if (d.c != 1 || c != 3)
+  if (!takes_colours(model, d.c))
     throw Error("denoise: the image has " + std::to_string(d.c) + " channel(s), the model takes " +
                 std::to_string(c));
   const std::size_t hw = std::size_t(d.h) * d.w;

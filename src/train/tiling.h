@@ -89,6 +89,10 @@ std::vector<float> denoise_tiled(const nn::Model& model, const float* image, ops
                                  const TileOptions& options, const float* mask = nullptr,
                                  TileStats* stats = nullptr);
 
+// True when a photo of `colours` colour channels goes through the model: the model's own count,
+// or gray (1) through a colour model (3), as gray in every channel (denoise_photo, a repair).
+bool takes_colours(const nn::Model& model, int colours);
+
 // Ensures the photo (planes of dims) denoised by a blind model, as denoise_tiled does; a gray
 // photo (dims.c == 1) through a colour model (3 channels) runs as gray in every channel, and the
 // mean of the three output channels comes back (as a repair does). Throws cae::Error naming both

@@ -85,8 +85,7 @@ void run(const DenoiseOptions& o) {
   tiles.backend = backend;
   for (const auto& path : o.inputs) {
     data::Image img = data::read_image(path);
-    // A gray photo runs through a colour model as gray in every channel (train::denoise_photo).
-    if (img.c != dims.c && !(img.c == 1 && dims.c == 3))
+    if (!train::takes_colours(model, img.c))  // gray goes through a colour model
       throw Error(path + ": the image has " + std::to_string(img.c) +
                   " channel(s), the model takes " + std::to_string(dims.c));
     const ops::Dims image_dims{img.c, img.h, img.w};

@@ -31,8 +31,8 @@ void add_models_command(CLI::App& app) {
       "models", "list the models that ship with cae: their names (for -m NAME) and what each is for");
   cmd->footer(
       "Searched in share/cae/models of the install, then in the source tree's models/; "
-      "$CAE_MODELS names a folder to search instead. cae repair uses 'inpaint' and cae denoise 'denoise' when no -m is given; "
-      "docs/models.md has each model's card.");
+      "$CAE_MODELS names a folder to search instead. cae repair uses 'inpaint' and cae denoise "
+      "'denoise' when no -m is given; docs/models.md has each model's card.");
   cmd->final_callback([] {
     const std::vector<io::ShippedModel> all = io::shipped_models(io::models_env());
     if (all.empty()) {

@@ -86,8 +86,8 @@ void run(ServeCommand& o) {
   std::vector<serve::ServedModel> models;
   std::string listed;
   std::vector<std::string> given = o.model_paths;
-  if (given.empty())  // every shipped model, by its name
-    for (const io::ShippedModel& m : io::shipped_models(io::models_env())) given.push_back(m.name);
+  if (given.empty())  // every shipped model (its file's stem is its name)
+    for (const io::ShippedModel& m : io::shipped_models(io::models_env())) given.push_back(m.path);
   if (given.empty())
     throw Error("serve: no model: give one with -m FILE (no shipped model was found; cae models "
                 "says where it looked)");
