@@ -108,6 +108,20 @@ TEST(Cli, GraphModelTrainsDenoisesInTilesAndPrintsItsPlan) {
   EXPECT_THAT(kernels.output, HasSubstr("kernels (dnnl, batch 10, "));
   EXPECT_THAT(kernels.output, ::testing::ContainsRegex("forward +13 +concat +forward +cae:concat"));
   EXPECT_THAT(kernels.output, HasSubstr("fallbacks: none"));
+  EXPECT_THAT(kernels.output, HasSubstr("conv kernels (the fixed rules):"));  // the suite's
+  // The CLI's own default: measured, then read back from the cache.
+  const std::string measured = "CAE_KERNELS= CAE_KERNEL_CACHE=" + dir + "/kernels.json " +
+                               std::string(CAE_EXE) + " info " + dir + "/run/model.cae --kernels --batch 10";
+  Result first = test::run_shell(measured);
+  ASSERT_EQ(first.status, 0) << first.output;
+  EXPECT_THAT(first.output, HasSubstr("conv kernels (measured, the fastest kept):"));
+  EXPECT_THAT(first.output, HasSubstr("cache: " + dir + "/kernels.json"));
+  EXPECT_THAT(first.output, ::testing::ContainsRegex("measuring: [0-9]+ ms\n"));
+  EXPECT_TRUE(std::filesystem::exists(dir + "/kernels.json"));
+  Result again = test::run_shell(measured);
+  ASSERT_EQ(again.status, 0) << again.output;
+  EXPECT_THAT(again.output, HasSubstr("measuring: 0 ms (every choice from the cache)"));
+  EXPECT_THAT(again.output, HasSubstr("(cached)"));
   Result ref_kernels = run("info " + dir + "/run/model.cae --kernels --backend ref");
   ASSERT_EQ(ref_kernels.status, 0) << ref_kernels.output;
   EXPECT_THAT(ref_kernels.output, ::testing::ContainsRegex("backward +0 +conv +backward +ref"));

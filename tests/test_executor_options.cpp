@@ -23,15 +23,27 @@ namespace {
 using ::testing::HasSubstr;
 using W = ExecutorOptions::Winograd;
 
-constexpr const char* kVariables[] = {"CAE_WINOGRAD", "CAE_WINOGRAD_TILE", "CAE_THIN_CONV",
-                                      "CAE_CUDA_GRAPH", "CAE_CUDA_TF32"};
+constexpr const char* kVariables[] = {"CAE_WINOGRAD",   "CAE_WINOGRAD_TILE", "CAE_THIN_CONV",
+                                      "CAE_CUDA_GRAPH", "CAE_CUDA_TF32",     "CAE_KERNELS",
+                                      "CAE_KERNEL_CACHE"};
 
-// Every executor variable unset for one scope, whatever the caller's environment holds.
+// Every executor variable unset for one scope, whatever the caller's environment holds (the
+// suite's CAE_KERNELS=fixed included), and the cache's home fixed.
 struct CleanEnv {
   test::ScopedEnv winograd{"CAE_WINOGRAD", nullptr}, tile{"CAE_WINOGRAD_TILE", nullptr},
       thin{"CAE_THIN_CONV", nullptr}, graph{"CAE_CUDA_GRAPH", nullptr},
-      tf32{"CAE_CUDA_TF32", nullptr};
+      tf32{"CAE_CUDA_TF32", nullptr}, kernels{"CAE_KERNELS", nullptr},
+      cache{"CAE_KERNEL_CACHE", nullptr}, xdg{"XDG_CACHE_HOME", nullptr}, home{"HOME", "/home/u"};
 };
+
+// What the environment gives when none of the variables is set: ExecutorOptions' defaults,
+// with kernels measured and cached in the user's cache folder.
+ExecutorOptions env_defaults() {
+  ExecutorOptions o;
+  o.kernels = ExecutorOptions::Kernels::measured;
+  o.kernel_cache = "/home/u/.cache/cae/kernels.json";
+  return o;
+}
 
 ExecutorOptions from_env_with(const char* name, const char* value) {
   const test::ScopedEnv set(name, value);
@@ -40,8 +52,8 @@ ExecutorOptions from_env_with(const char* name, const char* value) {
 
 TEST(ExecutorOptionsFromEnv, UnsetOrEmptyGivesTheDefaults) {
   const CleanEnv clean;
-  EXPECT_EQ(executor_options_from_env(), ExecutorOptions{});
-  for (const char* name : kVariables) EXPECT_EQ(from_env_with(name, ""), ExecutorOptions{}) << name;
+  EXPECT_EQ(executor_options_from_env(), env_defaults());
+  for (const char* name : kVariables) EXPECT_EQ(from_env_with(name, ""), env_defaults()) << name;
 }
 
 TEST(ExecutorOptionsFromEnv, ReadsEveryAcceptedValue) {
@@ -57,8 +69,18 @@ TEST(ExecutorOptionsFromEnv, ReadsEveryAcceptedValue) {
   EXPECT_FALSE(from_env_with("CAE_CUDA_GRAPH", "0").cuda_graphs);
   EXPECT_FALSE(from_env_with("CAE_CUDA_TF32", "0").cuda_tf32);
   EXPECT_TRUE(from_env_with("CAE_CUDA_TF32", "1").cuda_tf32);
+  using K = ExecutorOptions::Kernels;
+  EXPECT_EQ(from_env_with("CAE_KERNELS", "measured").kernels, K::measured);
+  EXPECT_EQ(from_env_with("CAE_KERNELS", "fixed").kernels, K::fixed);
+  EXPECT_EQ(from_env_with("CAE_KERNEL_CACHE", "/tmp/k.json").kernel_cache, "/tmp/k.json");
+  EXPECT_EQ(from_env_with("CAE_KERNEL_CACHE", "none").kernel_cache, "");
+  EXPECT_EQ(from_env_with("XDG_CACHE_HOME", "/c").kernel_cache, "/c/cae/kernels.json");
+  {
+    const test::ScopedEnv no_home("HOME", nullptr);
+    EXPECT_EQ(executor_options_from_env().kernel_cache, "");
+  }
   // One variable changes its own field only.
-  ExecutorOptions want;
+  ExecutorOptions want = env_defaults();
   want.thin_convs = false;
   EXPECT_EQ(from_env_with("CAE_THIN_CONV", "dnnl"), want);
 }
@@ -71,7 +93,8 @@ TEST(ExecutorOptionsFromEnv, RefusesOtherValuesNamingTheVariableAndTheAcceptedOn
                                                        {"CAE_WINOGRAD_TILE", "4|2"},
                                                        {"CAE_THIN_CONV", "cae|dnnl"},
                                                        {"CAE_CUDA_GRAPH", "1|0"},
-                                                       {"CAE_CUDA_TF32", "0|1"}};
+                                                       {"CAE_CUDA_TF32", "0|1"},
+                                                       {"CAE_KERNELS", "measured|fixed"}};
   for (const auto& [name, accepted] : cases)
     for (const char* bad : {"bogus", "off", "3", " 0", "CAE"}) {
       const test::ScopedEnv set(name, bad);
@@ -102,6 +125,7 @@ bool any_has(const std::vector<std::string>& impls, const std::string& part) {
 TEST(ExecutorOptionsFromEnv, ReachTheExecutorsTheModelBuilds) {
   if (cpu_isa() < Isa::avx2) GTEST_SKIP() << "below AVX2 neither our Winograd nor thin kernels run";
   const CleanEnv clean;
+  const test::ScopedEnv fixed("CAE_KERNELS", "fixed");  // the rules: what each variable picks
   const auto defaults = model_step_impls();
   EXPECT_TRUE(any_has(defaults, "cae:winograd_4x3"));
   EXPECT_TRUE(any_has(defaults, "cae:thin_conv"));

@@ -45,8 +45,12 @@ struct Autoencoder::Impl {
   int crossing_join = -1;        // a decoder op joining an encoder activation (a skip), or -1
   std::size_t encoder_params = 0;
   // Read when the model is loaded, so that a bad CAE_WINOGRAD etc. fails there and not at the
-  // first call that builds an executor.
-  ops::ExecutorOptions options = ops::executor_options_from_env();
+  // first call that builds an executor. Inference only: a measured choice times forward passes.
+  ops::ExecutorOptions options = [] {
+    ops::ExecutorOptions o = ops::executor_options_from_env();
+    o.forward_only = true;
+    return o;
+  }();
   std::mutex mutex;
   std::map<std::pair<Part, int>, std::unique_ptr<ops::Executor>> executors;
 

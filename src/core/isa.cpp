@@ -2,7 +2,10 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cpuid.h>
+
 #include <cstdlib>
+#include <cstring>
 
 #include "cae/error.h"
 
@@ -91,6 +94,35 @@ std::string isa_description() {
   std::string s = std::string(isa_name(cpu_isa())) + " (CPU: " + isa_name(detected_isa());
   if (!cap().source.empty()) s += ", capped by " + cap().source;
   return s + ")";
+}
+
+std::string cpu_model() {
+  static const std::string model = [] {
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    std::string brand;
+    if (__get_cpuid(0x80000000u, &a, &b, &c, &d) && a >= 0x80000004u) {
+      char text[49] = {};
+      for (unsigned leaf = 0; leaf < 3; ++leaf) {
+        __get_cpuid(0x80000002u + leaf, &a, &b, &c, &d);
+        const unsigned regs[4] = {a, b, c, d};
+        std::memcpy(text + 16 * leaf, regs, 16);
+      }
+      brand = text;
+      while (!brand.empty() && brand.back() == ' ') brand.pop_back();
+      brand.erase(0, brand.find_first_not_of(' '));
+    }
+    if (brand.empty()) brand = "unknown CPU";
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return brand;
+    // CPUID leaf 1's signature: the extended family adds to a base family of 15, the extended
+    // model goes above the base model on families 6 and 15 and later.
+    const unsigned base_family = (a >> 8) & 0xf, base_model = (a >> 4) & 0xf;
+    const unsigned family = base_family == 15 ? base_family + ((a >> 20) & 0xff) : base_family;
+    const unsigned model =
+        base_family >= 6 ? base_model | (((a >> 16) & 0xf) << 4) : base_model;
+    return brand + " (family " + std::to_string(family) + ", model " + std::to_string(model) +
+           ", stepping " + std::to_string(a & 0xf) + ")";
+  }();
+  return model;
 }
 
 }  // namespace cae

@@ -41,4 +41,10 @@ Isa cpu_isa();
 // One line for logs and benches: "avx2 (CPU: avx512, capped by CAE_MAX_ISA=avx2)".
 std::string isa_description();
 
+// The CPU by name, from CPUID: its brand string and its family, model and stepping, e.g.
+// "AMD EPYC 9R45 (family 26, model 2, stepping 1)". The brand alone does not tell two
+// generations apart on some clouds ("AMD EPYC"), the numbers do. Names the CPU beside every
+// measured figure and keys the kernel cache (src/ops/dnnl/kernel_choice.h).
+std::string cpu_model();
+
 }  // namespace cae

@@ -70,7 +70,10 @@ std::unique_ptr<ops::Executor> Model::make_executor(ops::Backend backend, int ba
 
 std::unique_ptr<ops::Executor> Model::make_inference_executor(ops::Backend backend,
                                                              int batch) const {
-  return has_batch_norm() ? folded().make_executor(backend, batch) : make_executor(backend, batch);
+  ops::ExecutorOptions options = ops::executor_options_from_env();
+  options.forward_only = true;  // a measured kernel choice times the forward pass alone
+  return has_batch_norm() ? folded().make_executor(backend, batch, options)
+                          : make_executor(backend, batch, options);
 }
 
 bool Model::has_batch_norm() const {

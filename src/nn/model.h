@@ -50,7 +50,8 @@ class Model {
 
   // An executor of the model for inference: that of folded(), so that a batchnorm runs as the
   // running statistics' scale and shift inside the conv before it; make_executor(backend,
-  // batch) itself for a model without one.
+  // batch) itself for a model without one. The options from the environment, marked
+  // forward_only.
   std::unique_ptr<ops::Executor> make_inference_executor(ops::Backend backend, int batch) const;
 
   // Whether some layer is a batchnorm.

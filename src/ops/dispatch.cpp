@@ -102,6 +102,18 @@ T env_choice(const char* name, const char* const (&values)[N], const T (&results
   throw Error(std::string(name) + "='" + v + "': expected " + accepted + " (or unset)");
 }
 
+// CAE_KERNEL_CACHE, else $XDG_CACHE_HOME/cae/kernels.json, else $HOME/.cache/cae/kernels.json;
+// "none", or no home at all: "" (measure every time, keep nothing).
+std::string default_kernel_cache() {
+  if (const char* v = std::getenv("CAE_KERNEL_CACHE"); v && *v)
+    return std::strcmp(v, "none") == 0 ? "" : v;
+  if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg && *xdg)
+    return std::string(xdg) + "/cae/kernels.json";
+  if (const char* home = std::getenv("HOME"); home && *home)
+    return std::string(home) + "/.cache/cae/kernels.json";
+  return "";
+}
+
 }  // namespace
 
 ExecutorOptions executor_options_from_env() {
@@ -113,7 +125,31 @@ ExecutorOptions executor_options_from_env() {
   o.thin_convs = env_choice("CAE_THIN_CONV", {"cae", "dnnl"}, {true, false}, o.thin_convs);
   o.cuda_graphs = env_choice("CAE_CUDA_GRAPH", {"1", "0"}, {true, false}, o.cuda_graphs);
   o.cuda_tf32 = env_choice("CAE_CUDA_TF32", {"0", "1"}, {false, true}, o.cuda_tf32);
+  using K = ExecutorOptions::Kernels;
+  o.kernels = env_choice("CAE_KERNELS", {"measured", "fixed"}, {K::measured, K::fixed}, K::measured);
+  o.kernel_cache = default_kernel_cache();
   return o;
+}
+
+const char* conv_kernel_name(ExecutorOptions::ConvKernel kernel) {
+  using C = ExecutorOptions::ConvKernel;
+  switch (kernel) {
+    case C::rule: return "rule";
+    case C::direct: return "direct";
+    case C::onednn_winograd: return "onednn-winograd";
+    case C::winograd4: return "winograd4";
+    case C::winograd2: return "winograd2";
+    case C::thin: return "thin";
+  }
+  return "unknown";
+}
+
+ExecutorOptions::ConvKernel parse_conv_kernel(const std::string& word) {
+  using C = ExecutorOptions::ConvKernel;
+  for (C kernel : {C::rule, C::direct, C::onednn_winograd, C::winograd4, C::winograd2, C::thin})
+    if (word == conv_kernel_name(kernel)) return kernel;
+  throw Error("unknown conv kernel '" + word +
+              "' (expected rule, direct, onednn-winograd, winograd4, winograd2 or thin)");
 }
 
 std::string backend_unavailable_reason(Backend backend) {

@@ -296,13 +296,48 @@ struct ExecutorOptions {
   // cuda: cuDNN may use TF32 tensor cores (about 10 bits of mantissa: too coarse for the parity
   // tests). CAE_CUDA_TF32=0|1.
   bool cuda_tf32 = false;
+
+  // dnnl: how each conv's kernel is chosen among its candidates (ConvKernel). fixed: the rules
+  // above (winograd, winograd_tile, thin_convs), the same on every run: deterministic, what the
+  // tests use and the library's default. measured: each candidate is timed on the net's own
+  // shapes, batch and thread count when the executor is built, and the fastest kept
+  // (src/ops/dnnl/kernel_choice.h); the CLI's, Python's and the bench's default through
+  // executor_options_from_env. CAE_KERNELS=measured|fixed.
+  enum class Kernels { fixed, measured };
+  Kernels kernels = Kernels::fixed;
+  // dnnl, measured: the cache of measured choices, a JSON file keyed by CPU model, ISA tier,
+  // thread count, batch, pass and op; empty: measure at every build and keep nothing.
+  // CAE_KERNEL_CACHE (default $XDG_CACHE_HOME/cae/kernels.json, else ~/.cache/cae/kernels.json;
+  // "none": no file).
+  std::string kernel_cache;
+  // dnnl, measured: the executor runs forward passes only (inference), so candidates are timed on
+  // the forward pass alone; false times forward and backward (training).
+  bool forward_only = false;
+
+  // dnnl: per op, the conv kernel to build, overriding the rule (the tuner's result, and the
+  // parity tests' way of running every candidate); empty, or ConvKernel::rule at an op, leaves
+  // the choice to `kernels`. An op that cannot run the kernel falls back and says so.
+  enum class ConvKernel { rule, direct, onednn_winograd, winograd4, winograd2, thin };
+  std::vector<ConvKernel> conv_kernels;
+  // For tests of the tuner: every step of this kernel waits slowed_ms longer, so that a
+  // measured choice can be shown never to pick it. rule: none.
+  ConvKernel slowed = ConvKernel::rule;
+  double slowed_ms = 0;
+
   bool operator==(const ExecutorOptions&) const = default;
 };
 
+// The word for a conv kernel in the cache, `cae info --kernels` and messages: "rule", "direct",
+// "onednn-winograd", "winograd4", "winograd2", "thin"; parse_conv_kernel reads it back (throws
+// cae::Error for another word).
+const char* conv_kernel_name(ExecutorOptions::ConvKernel kernel);
+ExecutorOptions::ConvKernel parse_conv_kernel(const std::string& word);
+
 // Requires nothing. Ensures the defaults of ExecutorOptions with each of CAE_WINOGRAD,
 // CAE_WINOGRAD_TILE, CAE_THIN_CONV, CAE_CUDA_GRAPH and CAE_CUDA_TF32 that is set and not empty
-// applied; throws cae::Error naming the variable, its value and the accepted values otherwise.
-// The only place that reads them.
+// applied, and kernels measured (CAE_KERNELS=fixed: the rules) with the cache of
+// CAE_KERNEL_CACHE or its default; throws cae::Error naming the variable, its value and the
+// accepted values otherwise. The only place that reads them.
 ExecutorOptions executor_options_from_env();
 
 // The single dispatch seam. Passes options to the backend. Throws cae::Error when the backend

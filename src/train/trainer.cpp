@@ -14,6 +14,7 @@
 #include "core/atomic_file.h"
 #include "core/rng.h"
 #include "io/model_file.h"
+#include "ops/dnnl/kernel_choice.h"
 #include "train/batch_statistics.h"
 #include "train/checkpoint.h"
 #include "train/evaluation.h"
@@ -460,6 +461,10 @@ std::vector<EpochStats> train(nn::Model& model, const data::Dataset& data,
       remove_stale_temporaries(config.out_dir + name);
   }
   auto exec = model.make_executor(config.backend, micro);
+  if (config.backend == ops::Backend::dnnl) {
+    const ops::KernelChoice choice = ops::dnnl_kernel_choice(*exec);
+    progress.on_kernels(ops::kernel_choice_line(choice), choice.measuring_ms);
+  }
   nn::Optimizer opt(config.optimizer, exec->params().size());
   Run run{model, data, config, *exec, opt, comm, config.out_dir + "/checkpoint.cae", {}};
   run.state.lr_state = initial_lr_state(config.optimizer.lr);

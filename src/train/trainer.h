@@ -114,6 +114,9 @@ class Progress {
   virtual void on_batch(int /*epoch*/, int /*batch*/, int /*batches*/, double /*loss*/,
                         double /*images_per_second*/) {}
   virtual void on_epoch(const EpochStats&) {}
+  // How the training executor's conv kernels were chosen (dnnl backend; ops::kernel_choice_line),
+  // and the milliseconds spent measuring them (0: fixed rules, or every choice cached).
+  virtual void on_kernels(const std::string& /*line*/, double /*measuring_ms*/) {}
 };
 
 // Trains model in place on data.train, or on each epoch's patches of data.train_whole (the

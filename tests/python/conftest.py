@@ -16,6 +16,10 @@ import pytest
 
 import cae
 
+# The tests compare runs bit for bit and with known values: the fixed kernel rules, not choices
+# measured (and so varying) from run to run (docs/performance.md, "Kernel choice").
+os.environ.setdefault("CAE_KERNELS", "fixed")
+
 MODULE_BUILD = pathlib.Path(cae.__file__).resolve().parents[2]
 CAE_EXE = pathlib.Path(os.environ.get("CAE_EXE", MODULE_BUILD / "cae"))
 REPO = pathlib.Path(__file__).resolve().parents[2]

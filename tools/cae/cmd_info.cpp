@@ -9,6 +9,7 @@
 #include "io/model_file.h"
 #include "nn/spec.h"
 #include "ops/dnnl/dnnl_executor.h"
+#include "ops/dnnl/kernel_choice.h"
 
 namespace cae::cli {
 
@@ -24,8 +25,10 @@ void add_info_command(CLI::App& app) {
                 "also print the dnnl backend's memory plan of a training pass: per activation and "
                 "gradient its bytes, first and last step, and the buffer it shares");
   cmd->add_flag("--kernels", *kernels,
-                "also print the kernel the backend runs at each step of a training pass, and "
-                "every op it runs on another kernel than its first choice, with why");
+                "also print the kernel the backend runs at each step of a training pass, every "
+                "op it runs on another kernel than its first choice, with why, and how each "
+                "conv's kernel was chosen: the times of its candidates when measured "
+                "(CAE_KERNELS, docs/performance.md)");
   cmd->add_option("--backend", *backend, "the backend of --kernels: dnnl (default), ref or cuda")
       ->check(one_of({"dnnl", "ref", "cuda"}));
   cmd->add_option("--batch", *batch,
@@ -68,6 +71,8 @@ void add_info_command(CLI::App& app) {
       const std::vector<std::string> fallbacks = exec->fallbacks();
       std::printf("fallbacks: %s\n", fallbacks.empty() ? "none" : "");
       for (const std::string& line : fallbacks) std::printf("  %s\n", line.c_str());
+      if (chosen == ops::Backend::dnnl)
+        std::printf("%s", ops::format_kernel_choice(ops::dnnl_kernel_choice(*exec), net).c_str());
     }
   });
 

@@ -68,6 +68,10 @@ class ConsoleProgress : public train::Progress {
                  format_duration(elapsed / done * (total - done)).c_str());
   }
 
+  void on_kernels(const std::string& line, double) override {
+    std::fprintf(stderr, "conv kernels %s\n", line.c_str());
+  }
+
   void on_epoch(const train::EpochStats& e) override {
     char val[64] = "";
     if (e.validated) std::snprintf(val, sizeof val, "  val loss %.5f", e.val.loss);
@@ -126,10 +130,19 @@ class StartNoting : public train::Progress {
     next_.on_batch(epoch, batch, batches, loss, ips);
   }
   void on_epoch(const train::EpochStats& e) override { next_.on_epoch(e); }
+  void on_kernels(const std::string& line, double measuring_ms) override {
+    kernels_ = line;
+    measuring_ms_ = measuring_ms;
+    next_.on_kernels(line, measuring_ms);
+  }
+  const std::string& kernels() const { return kernels_; }
+  double measuring_ms() const { return measuring_ms_; }
 
  private:
   train::Progress& next_;
   int first_epoch_ = 1;
+  std::string kernels_;
+  double measuring_ms_ = 0;
 };
 
 // The patch options the flags give; --augment and --patches-per-epoch need --patch.
@@ -271,6 +284,8 @@ TrainOutcome run_training(TrainOptions& o, dist::Communicator& comm, train::Prog
       {"ms_per_step", ms_per_step(train_seconds)},
       {"ms_blocked_in_communication_per_step", ms_per_step(comm.blocked_seconds())},
       {"wall_seconds_this_run", wall},
+      {"conv_kernels", noting.kernels()},
+      {"kernel_measuring_ms", noting.measuring_ms()},
   };
   // A schedule's name and the last epoch's lr (losses.csv keeps its columns: scripts read it).
   if (!config.lr_schedule.is_constant()) {

@@ -37,6 +37,7 @@
 
 #include "cae/error.h"
 #include "ops/dnnl/join_kernel.h"
+#include "ops/dnnl/kernel_choice.h"
 #include "ops/dnnl/onednn_isa.h"
 #include "ops/dnnl/resize_kernel.h"
 #include "ops/dnnl/thin_conv.h"
@@ -175,6 +176,7 @@ struct Step {
   std::size_t scratchpad_bytes = 0;
   std::function<void()> kernel;
   std::string impl;  // oneDNN's implementation ("jit_wino_4x3:avx512_core", ...) or ours ("cae:...")
+  double delay_ms = 0;  // ExecutorOptions::slowed: a wait planted after the step, for tests only
 };
 
 struct ParamSlot {
@@ -223,12 +225,19 @@ class DnnlExecutor final : public Executor {
   std::vector<KernelUse> kernels() const override;
   std::vector<std::string> fallbacks() const override { return fallbacks_; }
   std::vector<FlatRange> statistics_ranges() const override;
-  // One forward and backward with every step timed on its own (see profile_dnnl_steps).
-  void profile(const float* x, const float* d_output, std::vector<StepTime>& acc);
+  // One forward and, when `backward`, one backward with every step timed on its own (see
+  // profile_dnnl_steps).
+  void profile(const float* x, const float* d_output, std::vector<StepTime>& acc, bool backward);
+  // The conv kernel each op runs (ConvKernel::rule for an op that is not a conv).
+  const std::vector<ExecutorOptions::ConvKernel>& conv_kernels() const { return conv_ran_; }
+  KernelChoice& choice() { return choice_; }
 
  private:
+  // Op i, a conv, on the kernel options_.conv_kernels asks for, else by the rules.
+  void build_any_conv(int i);
+  // oneDNN's convolution (or deconvolution), in its Winograd algorithm when `winograd`.
   template <class Kinds>
-  void build_conv(int i);
+  void build_conv(int i, bool winograd);
   void build_pool(int i);
   void build_eltwise(int i);
   void build_resize(int i);
@@ -238,11 +247,14 @@ class DnnlExecutor final : public Executor {
   // after op k+1 has written it (or into d_input for the net's input).
   void add_skip_gradient(int i, int k, const memory& d_skip);
   // Our direct kernel for a 1 -> 16k or 16k -> 1 conv (thin_conv.h); false when op i is outside
-  // its family or its neighbours' layouts do not fit, and oneDNN builds it.
-  bool build_thin_conv(int i);
-  // Our Winograd kernel for a wide 3x3 conv where oneDNN has none (own_winograd_chosen); false
-  // when the input's layout does not fit, and oneDNN builds it.
-  bool build_own_winograd(int i);
+  // its family or its neighbours' layouts do not fit, and oneDNN builds it. `asked`: the kernel
+  // was asked for by name (ExecutorOptions::conv_kernels), so options_.thin_convs does not
+  // matter and a geometry outside the family is a fallback to note.
+  bool build_thin_conv(int i, bool asked);
+  // Our Winograd kernel for a wide 3x3 conv (own_winograd_chosen when tile is 0, else the
+  // F(tile x tile) kernel asked for by name); false when the op or the input's layout does not
+  // fit, and oneDNN builds it.
+  bool build_own_winograd(int i, int tile);
   void finish();
   // Derives the plan from the steps and binds every planned memory to its buffer.
   void make_memory_plan();
@@ -318,6 +330,8 @@ class DnnlExecutor final : public Executor {
   std::deque<WinogradPlan> winograd_plans_;  // likewise
   std::deque<ConcatPlan> concat_plans_;      // likewise
   const ExecutorOptions options_;            // which kernels, and whether the plan shares buffers
+  std::vector<ExecutorOptions::ConvKernel> conv_ran_;  // per op, what build_any_conv built
+  KernelChoice choice_;                                // how they were chosen (kernel_choice.h)
   std::vector<std::vector<Step>> op_fwd_, op_bwd_;
   std::vector<Step> forward_steps_, backward_steps_, input_grad_steps_;
   memory scratchpad_;
@@ -342,16 +356,17 @@ DnnlExecutor::DnnlExecutor(const NetDesc& net, const ExecutorOptions& options)
   d_output_user_ = memory(plain_md(net_.batch, net_.output()), engine_, DNNL_MEMORY_NONE);
   op_fwd_.resize(n_ops);
   op_bwd_.resize(n_ops);
+  conv_ran_.assign(n_ops, ExecutorOptions::ConvKernel::rule);
   relu_by_pool_ = relu_by_pool_rewrite(net_);
   for (int i = 0; i < n_ops; ++i) {
     const OpDesc& op = net_.ops[i];
     try {
       switch (op.kind) {
         case OpKind::conv:
-          if (!build_thin_conv(i) && !build_own_winograd(i)) build_conv<ConvKinds>(i);
+          build_any_conv(i);
           break;
         case OpKind::tconv:
-          build_conv<DeconvKinds>(i);
+          build_conv<DeconvKinds>(i, false);
           break;
         case OpKind::maxpool:
           build_pool(i);
@@ -380,6 +395,11 @@ DnnlExecutor::DnnlExecutor(const NetDesc& net, const ExecutorOptions& options)
                   "): " + e.what());
     }
   }
+  if (options_.slowed != ExecutorOptions::ConvKernel::rule)
+    for (int i = 0; i < n_ops; ++i)
+      if (conv_ran_[i] == options_.slowed)
+        for (auto* steps : {&op_fwd_[i], &op_bwd_[i]})
+          for (Step& s : *steps) s.delay_ms = options_.slowed_ms;
   double macs = 0;
   for (const OpDesc& op : net_.ops)
     if (op.kind == OpKind::conv || op.kind == OpKind::tconv)
@@ -464,8 +484,52 @@ ParamSlot& DnnlExecutor::add_param(const Md& md, const Md& canonical) {
   return slots_.back();
 }
 
+void DnnlExecutor::build_any_conv(int i) {
+  using C = ExecutorOptions::ConvKernel;
+  const OpDesc& op = net_.ops[i];
+  const C asked = i < int(options_.conv_kernels.size()) ? options_.conv_kernels[i] : C::rule;
+  switch (asked) {
+    case C::rule:
+      if (build_thin_conv(i, false)) {
+        conv_ran_[i] = C::thin;
+      } else if (build_own_winograd(i, 0)) {
+        conv_ran_[i] = own_winograd_tile(op, options_) == 2 ? C::winograd2 : C::winograd4;
+      } else {
+        const bool winograd = winograd_chosen(op, options_);
+        build_conv<ConvKinds>(i, winograd);
+        if (conv_ran_[i] == C::rule) conv_ran_[i] = winograd ? C::onednn_winograd : C::direct;
+      }
+      return;
+    case C::thin:
+      if (build_thin_conv(i, true)) {
+        conv_ran_[i] = C::thin;
+        return;
+      }
+      break;
+    case C::winograd4:
+    case C::winograd2:
+      if (build_own_winograd(i, asked == C::winograd2 ? 2 : 4)) {
+        conv_ran_[i] = asked;
+        return;
+      }
+      break;
+    case C::onednn_winograd:
+      if (!onednn_winograd_fits(op, true)) {
+        note_fallback(i, "asked for onednn-winograd, which oneDNN has not for this op here: direct");
+        break;
+      }
+      build_conv<ConvKinds>(i, true);
+      if (conv_ran_[i] == C::rule) conv_ran_[i] = C::onednn_winograd;
+      return;
+    case C::direct:
+      break;
+  }
+  build_conv<ConvKinds>(i, false);
+  conv_ran_[i] = C::direct;
+}
+
 template <class Kinds>
-void DnnlExecutor::build_conv(int i) {
+void DnnlExecutor::build_conv(int i, bool winograd) {
   using Fwd = typename Kinds::Fwd;
   using BwdData = typename Kinds::BwdData;
   using BwdWeights = typename Kinds::BwdWeights;
@@ -480,8 +544,7 @@ void DnnlExecutor::build_conv(int i) {
   const Md bias_md({op.out.c}, f32, Tag::x);
   const memory have = input_of(i);  // a copy: act_ grows below
   dnnl::algorithm alg = Kinds::alg;
-  if (Kinds::has_winograd && winograd_chosen(op, options_))
-    alg = dnnl::algorithm::convolution_winograd;
+  if (Kinds::has_winograd && winograd) alg = dnnl::algorithm::convolution_winograd;
 
   // A fresh attr: primitive_attr is a shared handle, so a copy of attr_ would put the post-op
   // on every later primitive.
@@ -517,6 +580,7 @@ void DnnlExecutor::build_conv(int i) {
       if (alg == Kinds::alg) throw;
       alg = Kinds::alg;  // no Winograd kernel for this layout: every pass direct
       note_fallback(i, "no Winograd forward for its layouts: every pass direct");
+      if (op.kind == OpKind::conv) conv_ran_[i] = ExecutorOptions::ConvKernel::direct;
       return make_fwd(first_src, any_md(dst_dims));
     }
   }();
@@ -668,14 +732,17 @@ void DnnlExecutor::build_conv(int i) {
   if (dsrc_reorder.prim) dsteps.push_back(std::move(dsrc_reorder));
 }
 
-bool DnnlExecutor::build_thin_conv(int i) {
+bool DnnlExecutor::build_thin_conv(int i, bool asked) {
   const OpDesc& op = net_.ops[i];
   const bool widen = op.in.c == 1 && op.out.c % 16 == 0;
   const bool narrow = op.out.c == 1 && op.in.c % 16 == 0;
+  if (!asked && !options_.thin_convs) return false;
   // narrow masks its ReLU's gradient itself: a rewrite that leaves it to a pool is oneDNN's.
-  if (!options_.thin_convs || !(widen || narrow) || op.stride != 1 ||
-      (op.act != Activation::none && op.act != Activation::relu) || (narrow && relu_by_pool_[i]))
+  if (!(widen || narrow) || op.stride != 1 ||
+      (op.act != Activation::none && op.act != Activation::relu) || (narrow && relu_by_pool_[i])) {
+    if (asked) note_fallback(i, "asked for thin, which is for 1 -> 16k or 16k -> 1 stride-1 convs: oneDNN's");
     return false;
+  }
   ThinConvGeom g;
   g.n = net_.batch;
   g.c = widen ? op.out.c : op.in.c;
@@ -694,7 +761,10 @@ bool DnnlExecutor::build_thin_conv(int i) {
                          "-channel blocks on this CPU (" + isa_description() + "): oneDNN's");
     return false;
   }
-  if (!dnnl_backend::thin_conv_supported(g)) return false;  // another geometry: oneDNN's own op
+  if (!dnnl_backend::thin_conv_supported(g)) {  // another geometry: oneDNN's own op
+    if (asked) note_fallback(i, "asked for thin, which has no kernel for this geometry: oneDNN's");
+    return false;
+  }
   const memory::dims src_dims{net_.batch, op.in.c, op.in.h, op.in.w};
   const memory::dims dst_dims{net_.batch, op.out.c, op.out.h, op.out.w};
   // The thin side is plain, the wide side dense nChw<lanes>c; the producer of the input must
@@ -794,9 +864,17 @@ bool DnnlExecutor::build_thin_conv(int i) {
   return true;
 }
 
-bool DnnlExecutor::build_own_winograd(int i) {
+bool DnnlExecutor::build_own_winograd(int i, int tile) {
   const OpDesc& op = net_.ops[i];
-  if (i == 0 || !own_winograd_chosen(op, options_)) return false;
+  if (tile == 0) {
+    if (i == 0 || !own_winograd_chosen(op, options_)) return false;
+    tile = own_winograd_tile(op, options_);
+  } else if (i == 0 || !own_winograd_fits(op, tile)) {
+    note_fallback(i, "asked for winograd" + std::to_string(tile) +
+                         ", which is for 3x3 'same' convs after the first with whole channel "
+                         "blocks: oneDNN's direct kernel");
+    return false;
+  }
   const memory::dims src_dims{net_.batch, op.in.c, op.in.h, op.in.w};
   const memory::dims dst_dims{net_.batch, op.out.c, op.out.h, op.out.w};
   const memory have = input_of(i);
@@ -815,7 +893,7 @@ bool DnnlExecutor::build_own_winograd(int i) {
                        op.in.h,
                        op.in.w,
                        op.act == Activation::relu,
-                       own_winograd_tile(op, options_),
+                       tile,
                        lanes};
   if (!dnnl_backend::winograd_supported(g)) {
     note_fallback(i, "no Winograd kernel of ours for " + std::to_string(lanes) +
@@ -1368,24 +1446,32 @@ void DnnlExecutor::run(std::span<Step> steps) {
   for (Step& s : steps) {
     if (s.kernel) {
       s.kernel();
-      continue;
+    } else {
+      const dnnl_status_t status =
+          dnnl_primitive_execute(s.prim.get(), stream_.get(), int(s.args.size()), s.args.data());
+      if (status != dnnl_success)
+        throw Error("dnnl backend: op " + std::to_string(s.op) + " " + s.name +
+                    " failed with oneDNN status " + std::to_string(int(status)));
     }
-    const dnnl_status_t status =
-        dnnl_primitive_execute(s.prim.get(), stream_.get(), int(s.args.size()), s.args.data());
-    if (status != dnnl_success)
-      throw Error("dnnl backend: op " + std::to_string(s.op) + " " + s.name +
-                  " failed with oneDNN status " + std::to_string(int(status)));
+    if (s.delay_ms > 0) {  // a planted slow kernel (tests of the tuner): waits, busy like a kernel
+      const auto until = std::chrono::steady_clock::now() +
+                         std::chrono::duration<double, std::milli>(s.delay_ms);
+      while (std::chrono::steady_clock::now() < until) {
+      }
+    }
   }
   if (dnnl_stream_wait(stream_.get()) != dnnl_success)
     throw Error("dnnl backend: waiting for the CPU stream failed");
 }
 
-void DnnlExecutor::profile(const float* x, const float* d_output, std::vector<StepTime>& acc) {
+void DnnlExecutor::profile(const float* x, const float* d_output, std::vector<StepTime>& acc,
+                           bool backward) {
   x_user_.set_data_handle(const_cast<float*>(x));
   d_output_user_.set_data_handle(const_cast<float*>(d_output));
   std::size_t k = 0;
   for (auto* list : {&forward_steps_, &backward_steps_}) {
     const bool fwd = list == &forward_steps_;
+    if (!fwd && !backward) break;
     for (Step& s : *list) {
       std::vector<Step> one;
       one.push_back(s);
@@ -1548,10 +1634,31 @@ DnnlExecutor& as_dnnl(Executor& exec, const char* caller) {
 
 }  // namespace
 
-std::unique_ptr<Executor> make_dnnl_executor(const NetDesc& net, const ExecutorOptions& options) {
+std::unique_ptr<Executor> build_dnnl_executor(const NetDesc& net, const ExecutorOptions& options) {
   dnnl_backend::apply_isa_cap();  // before the first primitive: oneDNN fixes its ISA then
-  return std::make_unique<DnnlExecutor>(net, options);
+  auto exec = std::make_unique<DnnlExecutor>(net, options);
+  KernelChoice& choice = exec->choice();
+  choice.forced = !options.conv_kernels.empty();
+  for (int i = 0; i < int(net.ops.size()); ++i)
+    if (net.ops[i].kind == OpKind::conv) choice.ops.push_back({i, exec->conv_kernels()[i], {}});
+  return exec;
 }
+
+std::unique_ptr<Executor> make_dnnl_executor(const NetDesc& net, const ExecutorOptions& options) {
+  if (options.kernels == ExecutorOptions::Kernels::measured && options.conv_kernels.empty())
+    return make_measured_dnnl_executor(net, options);
+  return build_dnnl_executor(net, options);
+}
+
+std::vector<ConvKernel> dnnl_conv_kernels(Executor& exec) {
+  return as_dnnl(exec, "dnnl_conv_kernels").conv_kernels();
+}
+
+void set_dnnl_kernel_choice(Executor& exec, KernelChoice choice) {
+  as_dnnl(exec, "set_dnnl_kernel_choice").choice() = std::move(choice);
+}
+
+KernelChoice dnnl_kernel_choice(Executor& exec) { return as_dnnl(exec, "dnnl_kernel_choice").choice(); }
 
 DnnlPlan dnnl_plan(Executor& exec) { return as_dnnl(exec, "dnnl_plan").plan(); }
 
@@ -1599,12 +1706,12 @@ std::string dnnl_isa() {
 }
 
 // oneDNN 2.6's Winograd (jit_wino_4x3) exists for AVX-512 only, for 16-channel blocks; on 7x7
-// maps it is no faster than its direct kernels.
-bool onednn_winograd_fits(const OpDesc& op) {
+// maps it is no faster than its direct kernels (the rule's bound; a measured choice times it).
+bool onednn_winograd_fits(const OpDesc& op, bool any_size) {
   dnnl_backend::apply_isa_cap();
   return dnnl_backend::onednn_isa_name().starts_with("avx512") && op.kind == OpKind::conv &&
          op.kernel == 3 && op.stride == 1 && op.in.c % 16 == 0 && op.out.c % 16 == 0 &&
-         op.out.h * op.out.w >= 14 * 14;
+         (any_size || op.out.h * op.out.w >= 14 * 14);
 }
 
 bool winograd_chosen(const OpDesc& op, const ExecutorOptions& options) {
@@ -1627,23 +1734,30 @@ bool own_winograd_chosen(const OpDesc& op, const ExecutorOptions& options) {
   if (options.winograd != ExecutorOptions::Winograd::cae) return false;
   dnnl_backend::apply_isa_cap();
   const bool avx512 = dnnl_backend::onednn_isa_name().starts_with("avx512");
-  const int tile = own_winograd_tile(op, options), lanes = avx512 ? 16 : 8;
+  return own_winograd_fits(op, own_winograd_tile(op, options)) &&
+         (avx512 ? op.out.h * op.out.w >= 14 * 14 : op.out.h >= 4 && op.out.w >= 4);
+}
+
+bool own_winograd_fits(const OpDesc& op, int tile) {
+  dnnl_backend::apply_isa_cap();
+  const int lanes = dnnl_backend::onednn_isa_name().starts_with("avx512") ? 16 : 8;
   const dnnl_backend::WinogradGeom g{1, op.in.c, op.out.c, op.in.h, op.in.w, false, tile, lanes};
   return op.kind == OpKind::conv && op.kernel == 3 && op.stride == 1 && op.pad_top == 1 &&
          op.pad_left == 1 && op.pad_bottom == 1 && op.pad_right == 1 && op.in.h == op.out.h &&
          op.in.w == op.out.w && (op.act == Activation::none || op.act == Activation::relu) &&
-         (avx512 ? op.out.h * op.out.w >= 14 * 14 : op.out.h >= 4 && op.out.w >= 4) &&
          dnnl_backend::winograd_supported(g);
 }
 
 std::vector<StepTime> profile_dnnl_steps(Executor& exec, const float* x, const float* d_output,
-                                         int reps) {
+                                         int reps, bool backward, bool warm_up) {
   DnnlExecutor& dnnl_exec = as_dnnl(exec, "profile_dnnl_steps");
   if (reps < 1) throw Error("profile_dnnl_steps: reps must be at least 1");
   std::vector<StepTime> acc;
-  dnnl_exec.profile(x, d_output, acc);  // warm-up, not counted
-  for (StepTime& t : acc) t.ms = 0;
-  for (int r = 0; r < reps; ++r) dnnl_exec.profile(x, d_output, acc);
+  if (warm_up) {
+    dnnl_exec.profile(x, d_output, acc, backward);  // not counted
+    for (StepTime& t : acc) t.ms = 0;
+  }
+  for (int r = 0; r < reps; ++r) dnnl_exec.profile(x, d_output, acc, backward);
   for (StepTime& t : acc) t.ms /= reps;
   return acc;
 }

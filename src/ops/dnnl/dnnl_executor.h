@@ -62,7 +62,8 @@ std::string dnnl_isa();
 // Whether oneDNN 2.6 has a Winograd kernel for op: 3x3, stride 1, channels in 16-blocks on both
 // sides, output at least 14x14, on an AVX-512 tier. Winograd rounds differently from the direct
 // sum: within 1e-4 of it per layer.
-bool onednn_winograd_fits(const OpDesc& op);
+// any_size drops the size bound (the measured choice times oneDNN's Winograd on every size).
+bool onednn_winograd_fits(const OpDesc& op, bool any_size = false);
 
 // Whether an executor built with options asks oneDNN for a Winograd convolution on op:
 // options.winograd == onednn and onednn_winograd_fits (it falls back to direct where oneDNN has
@@ -74,6 +75,9 @@ bool winograd_chosen(const OpDesc& op, const ExecutorOptions& options);
 // AVX-512), no activation or ReLU, output at least 4x4 on AVX2 and 14x14 on AVX-512, and
 // options.winograd == cae. Rounding: within 1e-5 of the direct sum per layer.
 bool own_winograd_chosen(const OpDesc& op, const ExecutorOptions& options);
+// Whether our F(tile x tile) Winograd kernel can run op at all (own_winograd_chosen without the
+// size bound or the option): what a measured choice may time, on an op after the first.
+bool own_winograd_fits(const OpDesc& op, int tile);
 // The output tile our Winograd kernel uses on op: options.winograd_tile, 4 (F(4x4, 3x3)) or 2
 // (F(2x2, 3x3)).
 int own_winograd_tile(const OpDesc& op, const ExecutorOptions& options);
@@ -87,10 +91,11 @@ struct StepTime {
 };
 
 // Requires exec from make_dnnl_executor, x and d_output of its net's sizes (NCHW). Runs forward
-// and backward (without d_input) reps times after one warm-up, each step timed on its own.
-// Ensures one entry per step in execution order. Throws cae::Error for another backend.
+// and, when `backward`, backward (without d_input) reps times after one warm-up (unless not
+// `warm_up`), each step timed on its own. Ensures one entry per step in execution order, its
+// mean. Throws cae::Error for another backend.
 std::vector<StepTime> profile_dnnl_steps(Executor& exec, const float* x, const float* d_output,
-                                         int reps);
+                                         int reps, bool backward = true, bool warm_up = true);
 
 // The bare oneDNN primitives of one conv (forward training with its bias and activation fused,
 // backward data, backward weights; layouts format_tag::any), as in DESIGN.md §5.
