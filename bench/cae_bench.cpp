@@ -87,7 +87,7 @@ double infer_rate(int batch, int warmup, int steps) {
   static std::map<std::pair<int, int>, std::unique_ptr<cae::ops::Executor>> cache;
   static const cae::nn::Model model = seed_model();
   auto& exec = cache[{batch, omp_get_max_threads()}];
-  if (!exec) exec = model.make_executor(cae::ops::Backend::dnnl, batch);
+  if (!exec) exec = model.make_inference_executor(cae::ops::Backend::dnnl, batch);
   std::vector<float> x(std::size_t(batch) * 784, 0.25f);
   for (int i = 0; i < warmup; ++i) exec->forward(x.data());
   const auto t0 = Clock::now();

@@ -228,6 +228,13 @@ def machine():
             flags = value.split()
             info["flags"] = " ".join(f for f in flags if f.startswith(("avx512", "amx", "avx2", "fma"))
                                      or f in ("avx_vnni",))
+    # The model by CPUID as well: a cloud's brand string ("AMD EPYC") may not tell two
+    # generations apart; family, model and stepping do (cae's own cpu_model() says the same).
+    with open("/proc/cpuinfo") as f:
+        fields = dict(line.split(":", 1) for line in f.read().split("\n\n")[0].splitlines() if ":" in line)
+    fields = {k.strip(): v.strip() for k, v in fields.items()}
+    info["Model name"] = (f"{fields.get('model name', info.get('Model name'))} (family {fields.get('cpu family')}, "
+                          f"model {fields.get('model')}, stepping {fields.get('stepping')})")
     flags = cpu_flags()
     info["tier"] = tier_of(flags)
     info["cpu_flags"] = {f: f in flags for f in REPORTED_FLAGS}

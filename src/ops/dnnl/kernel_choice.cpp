@@ -234,14 +234,10 @@ std::unique_ptr<Executor> make_measured_dnnl_executor(const NetDesc& net,
   choice.cache = options.kernel_cache;
   choice.machine = machine_key(net, options);
 
-  // The rule's build first: its kernels head each op's candidates, and it is the first
-  // candidate rank's build, so nothing is lost when nothing needs measuring.
-  std::unique_ptr<Executor> rule_exec = build_dnnl_executor(net, build);
-  const std::vector<ConvKernel> rule = dnnl_conv_kernels(*rule_exec);
+  // Every choice cached: one build. Which kernels an op may run does not depend on the rule.
   const int n = int(net.ops.size());
   std::vector<std::vector<ConvKernel>> candidates(n);
-  for (int i = 0; i < n; ++i) candidates[i] = conv_candidates(net, i, options, rule[i]);
-
+  for (int i = 0; i < n; ++i) candidates[i] = conv_candidates(net, i, options, ConvKernel::direct);
   Cache cache = read_cache(options.kernel_cache, choice.notes);
   std::vector<ConvKernel> chosen(n, ConvKernel::rule);
   std::vector<int> open;  // ops to measure
@@ -268,11 +264,14 @@ std::unique_ptr<Executor> make_measured_dnnl_executor(const NetDesc& net,
     return exec;
   };
   if (open.empty()) {
-    if (decided.empty()) return finish(std::move(rule_exec));
-    rule_exec.reset();
-    build.conv_kernels = chosen;
+    if (!decided.empty()) build.conv_kernels = chosen;
     return finish(build_dnnl_executor(net, build));
   }
+  // The rule's build: its kernels head each open op's candidates, and with no cached op it is
+  // the first candidate rank's build itself.
+  std::unique_ptr<Executor> rule_exec = build_dnnl_executor(net, build);
+  const std::vector<ConvKernel> rule = dnnl_conv_kernels(*rule_exec);
+  for (int i : open) candidates[i] = conv_candidates(net, i, options, rule[i]);
 
   // One build per candidate rank; an op keeps its last candidate after its own run out, a
   // cached op its cached kernel.
