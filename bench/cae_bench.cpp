@@ -10,7 +10,9 @@
 //   isa                      the tier our kernels and oneDNN run (core/isa.h)
 //   quit
 //
-//   cae_bench [PRESET]       the model of every command: a preset (default seed)
+//   cae_bench [PRESET [H W C]]   the model of every command: a preset (default seed) on images of
+//                                H x W x C (default 28 x 28 x 1, MNIST's; 64 64 3 for the photo
+//                                job's patches)
 #include <omp.h>
 
 #include <chrono>
@@ -36,11 +38,12 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// The preset every command runs: the first argument (default seed).
+// The preset every command runs and its images: the arguments (default seed, 28 x 28 x 1).
 std::string preset = "seed";
+cae::ops::Dims shape{1, 28, 28};
 
 cae::nn::Model seed_model() {
-  cae::nn::Model model(cae::nn::parse_spec(cae::nn::preset_spec(preset)), {1, 28, 28},
+  cae::nn::Model model(cae::nn::parse_spec(cae::nn::preset_spec(preset)), shape,
                        cae::nn::LossKind::bce);
   model.init_glorot(0);
   return model;
@@ -50,8 +53,10 @@ cae::nn::Model seed_model() {
 cae::data::ImageSet synthetic_images(int n) {
   cae::data::ImageSet set;
   set.n = n;
-  set.h = set.w = 28;
-  set.pixels.resize(std::size_t(n) * 784);
+  set.h = shape.h;
+  set.w = shape.w;
+  set.c = shape.c;
+  set.pixels.resize(std::size_t(n) * shape.size());
   std::uint32_t s = 12345;
   for (auto& p : set.pixels) {
     s = s * 1664525u + 1013904223u;
@@ -88,7 +93,7 @@ double infer_rate(int batch, int warmup, int steps) {
   static const cae::nn::Model model = seed_model();
   auto& exec = cache[{batch, omp_get_max_threads()}];
   if (!exec) exec = model.make_inference_executor(cae::ops::Backend::dnnl, batch);
-  std::vector<float> x(std::size_t(batch) * 784, 0.25f);
+  std::vector<float> x(std::size_t(batch) * shape.size(), 0.25f);
   for (int i = 0; i < warmup; ++i) exec->forward(x.data());
   const auto t0 = Clock::now();
   for (int i = 0; i < steps; ++i) exec->forward(x.data());
@@ -99,7 +104,7 @@ void layers(int batch, int reps) {
   const cae::nn::Model model = seed_model();
   auto exec = model.make_executor(cae::ops::Backend::dnnl, batch);
   const cae::ops::NetDesc& net = exec->desc();
-  std::vector<float> x(std::size_t(batch) * 784, 0.25f), dy(x.size(), 1e-4f);
+  std::vector<float> x(std::size_t(batch) * shape.size(), 0.25f), dy(x.size(), 1e-4f);
   for (const auto& t : cae::ops::profile_dnnl_steps(*exec, x.data(), dy.data(), reps)) {
     const char* layer = t.op >= 0 ? cae::ops::op_kind_name(net.ops[t.op].kind) : "edge";
     std::printf(
@@ -126,6 +131,7 @@ void layers(int batch, int reps) {
 
 int main(int argc, char** argv) {
   if (argc > 1) preset = argv[1];
+  if (argc > 4) shape = {std::stoi(argv[4]), std::stoi(argv[2]), std::stoi(argv[3])};
   std::string line;
   while (std::getline(std::cin, line)) {
     std::istringstream in(line);

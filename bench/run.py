@@ -284,7 +284,8 @@ def isa_lines(a, info, probes, own):
     missing = " ".join(f for f in REPORTED_FLAGS if not flags[f])
     lines = [f"Machine: {info.get('Model name')}, {info.get('CPU(s)')} CPUs; tier **{info['tier']}**; "
              f"flags: {present}" + (f" (no {missing})" if missing else "") + "  ",
-             f"Model: the `{a.preset}` preset on every side (PyTorch: bench/torch_seed.py)  "]
+             f"Model: the `{a.preset}` preset on every side (PyTorch: bench/torch_seed.py), images "
+             f"{a.shape} (HxWxC)  "]
     if a.isa == "native":
         lines.append("ISA: native (`--isa native`): every side runs the best kernels it has for this CPU  ")
     else:
@@ -397,12 +398,23 @@ def main():
     ap.add_argument("--versus-env", default=None, metavar="VAR=VALUE",
                     help="before/after: side B is cae_bench with this environment setting instead of "
                          "PyTorch (e.g. CAE_THIN_CONV=dnnl), and no ONNX Runtime")
+    ap.add_argument("--shape", default="28x28x1", metavar="HxWxC",
+                    help="the images every side trains and infers on (default MNIST's 28x28x1; 64x64x3 "
+                         "with --preset unet is the photo job's patches); another shape leaves out ONNX "
+                         "Runtime (its export is the 28x28 seed's) and the MNIST RSS runs")
     ap.add_argument("--data", default=os.path.join(os.environ.get("CAE_DATA", os.path.expanduser("~/.local/share/cae"))))
     a = ap.parse_args()
     flags = cpu_flags()
     if TIER_ORDER.index(tier_of(flags)) < TIER_ORDER.index(a.isa if a.isa != "native" else "baseline"):
         sys.exit(f"run.py: --isa {a.isa}: this CPU's tier is {tier_of(flags)}")
-    with_ort = not (a.no_ort or a.versus_env)
+    shape = [int(v) for v in a.shape.split("x")]
+    if len(shape) != 3 or min(shape) < 1:
+        sys.exit(f"run.py: --shape {a.shape}: expected HxWxC, e.g. 64x64x3")
+    mnist_shape = shape == [28, 28, 1]
+    shape_args = [] if mnist_shape else [str(v) for v in shape]
+    with_ort = not (a.no_ort or a.versus_env or not mnist_shape)
+    if not mnist_shape:
+        a.skip_rss = True
     if not a.skip_build:
         build(a.build_dir)
     ensure_torch()
@@ -413,19 +425,19 @@ def main():
         ensure_ort(ort_dir)
         onnx = seed_onnx(cae_exe, ort_dir, a.preset)
     env = dict(os.environ, **ISA_ENV[a.isa])
-    torch_argv = [PY, os.path.join(ROOT, "bench", "torch_bench.py"), a.preset]
+    torch_argv = [PY, os.path.join(ROOT, "bench", "torch_bench.py"), a.preset] + shape_args
     info = machine()
 
     # Which kernels each side runs, before any timing: oneDNN's own report in a process of its
     # own, then each server's answer to `isa`.
-    probes = {"cae": onednn_in_use([bench_exe, a.preset], env)}
+    probes = {"cae": onednn_in_use([bench_exe, a.preset] + shape_args, env)}
     if not a.versus_env:
         probes["torch"] = onednn_in_use(torch_argv, env)
     load_before = os.getloadavg()
-    sides = {"cae": Server("cae", [bench_exe, a.preset], env)}
+    sides = {"cae": Server("cae", [bench_exe, a.preset] + shape_args, env)}
     if a.versus_env:
         var, _, value = a.versus_env.partition("=")
-        sides["torch"] = Server(f"cae {a.versus_env}", [bench_exe, a.preset], dict(env, **{var: value}))
+        sides["torch"] = Server(f"cae {a.versus_env}", [bench_exe, a.preset] + shape_args, dict(env, **{var: value}))
     else:
         sides["torch"] = Server("PyTorch", torch_argv, env)
     if with_ort:
@@ -457,7 +469,8 @@ def main():
         for batch in infer_batches:
             results.append(compare(sides, "infer", batch, threads, a.reps))
             progress(results[-1])
-    layer_rows = [] if a.versus_env else sides["cae"].lines_until_end("layers 200 2 10")
+    layer_batch = 200 if mnist_shape else train_cfg[0][0] if train_cfg else infer_batches[0]
+    layer_rows = [] if a.versus_env else sides["cae"].lines_until_end(f"layers {layer_batch} 2 10")
     for side in sides.values():
         side.close()
     if a.versus_env:
@@ -517,7 +530,7 @@ def main():
         # Each step names its op's kind (cae_bench's layers), whatever the preset.
         net_ops = {r["op"]: r["layer"] for r in layer_rows if r.get("kind") == "step" and "layer" in r}
         lines, total, bare_conv = layer_table(layer_rows, net_ops)
-        md += ["", "### Per layer: one training step, batch 200, 2 threads", "",
+        md += ["", f"### Per layer: one training step, batch {layer_batch}, 2 threads", "",
                "cae: every step of the executor timed on its own (forward, fused activation backward, backward "
                "weights and data, reorders). Bare: the same conv as lone oneDNN primitives in layouts of their own "
                "choosing and oneDNN's best algorithm for it (its Winograd where `onednn_winograd_fits`), forward with "

@@ -17,14 +17,16 @@ sys.dont_write_bytecode = True  # no bench/__pycache__ in the work tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from torch_seed import MODELS  # noqa: E402
 
-# The model: the seed, or the preset named as the first argument (torch_seed.MODELS).
+# The model: the seed, or the preset named as the first argument (torch_seed.MODELS), on images
+# of H W C (the next three arguments; default 28 28 1, as cae_bench).
 Model = MODELS[sys.argv[1] if len(sys.argv) > 1 else "seed"]
+H, W, C = map(int, sys.argv[2:5]) if len(sys.argv) > 4 else (28, 28, 1)
 
 
 def synthetic_images(n):
     """MNIST-like bytes, about 80% zeros: speed does not depend on them."""
     rng = np.random.default_rng(12345)
-    raw = rng.integers(0, 256, size=(n, 1, 28, 28), dtype=np.uint8)
+    raw = rng.integers(0, 256, size=(n, C, H, W), dtype=np.uint8)
     raw[rng.random(raw.shape) < 0.8] = 0
     return torch.from_numpy(raw)
 
@@ -32,7 +34,7 @@ def synthetic_images(n):
 def train_rate(batch, warmup, steps):
     torch.manual_seed(0)
     train = synthetic_images((warmup + steps) * batch)
-    model = Model().to(memory_format=torch.channels_last)
+    model = Model(C).to(memory_format=torch.channels_last)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.9, 0.999), eps=1e-8)
     perm = torch.randperm(train.shape[0])
     model.train()
@@ -57,9 +59,9 @@ _models = {}
 def infer_rate(batch, warmup, steps):
     if "m" not in _models:
         torch.manual_seed(0)
-        _models["m"] = Model().to(memory_format=torch.channels_last).eval()
+        _models["m"] = Model(C).to(memory_format=torch.channels_last).eval()
     model = _models["m"]
-    x = torch.full((batch, 1, 28, 28), 0.25).contiguous(memory_format=torch.channels_last)
+    x = torch.full((batch, C, H, W), 0.25).contiguous(memory_format=torch.channels_last)
     with torch.no_grad():
         for _ in range(warmup):
             model(x)
