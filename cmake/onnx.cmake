@@ -1,4 +1,4 @@
-# ONNX export (src/io/onnx_export.cpp, `cae export`), written with the ONNX project's own protobuf
+# ONNX export (src/export/onnx_export.cpp, `cae export`), written with the ONNX project's own protobuf
 # types and checker (Debian libonnx-dev, which needs libprotobuf-dev). Its imported target brings
 # the defines its headers need (ONNX_NAMESPACE=onnx, ONNX_ML=1); it is linked PRIVATE so no
 # ONNX or protobuf type reaches a public header.

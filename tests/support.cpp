@@ -105,4 +105,32 @@ ScopedEnv::~ScopedEnv() {
     ::unsetenv(name_.c_str());
 }
 
+data::ImageSet random_images(int n, int h, int w, std::uint64_t seed) {
+  data::ImageSet set;
+  set.n = n, set.h = h, set.w = w, set.c = 3;
+  const std::vector<float> v = random_floats(std::size_t(n) * h * w * 3, seed, 0.f, 255.f);
+  for (float x : v) set.pixels.push_back(std::uint8_t(x));
+  return set;
+}
+
+std::vector<float> to_blocked(const std::vector<float>& a, int n, int c, int h, int w, int L) {
+  std::vector<float> b(a.size());
+  for (int i = 0; i < n; ++i)
+    for (int ch = 0; ch < c; ++ch)
+      for (int p = 0; p < h * w; ++p)
+        b[((std::size_t(i) * (c / L) + ch / L) * h * w + p) * L + ch % L] =
+            a[(std::size_t(i) * c + ch) * h * w + p];
+  return b;
+}
+
+std::vector<float> from_blocked(const std::vector<float>& b, int n, int c, int h, int w, int L) {
+  std::vector<float> a(b.size());
+  for (int i = 0; i < n; ++i)
+    for (int ch = 0; ch < c; ++ch)
+      for (int p = 0; p < h * w; ++p)
+        a[(std::size_t(i) * c + ch) * h * w + p] =
+            b[((std::size_t(i) * (c / L) + ch / L) * h * w + p) * L + ch % L];
+  return a;
+}
+
 }  // namespace cae::test

@@ -36,6 +36,14 @@ CommandResult run_shell(const std::string& command);
 CommandResult run_cae(const std::string& args);
 
 // n side×side gray images, each pixel `on` with probability 0.3 else `off`, fixed by seed.
+// n RGB images of h×w, random bytes, fixed by seed.
+data::ImageSet random_images(int n, int h, int w, std::uint64_t seed);
+
+// NCHW <-> nChw<L>c, oneDNN's blocked activation layout (c a multiple of L): what our kernels
+// read and write, for tests that call them directly.
+std::vector<float> to_blocked(const std::vector<float>& a, int n, int c, int h, int w, int L);
+std::vector<float> from_blocked(const std::vector<float>& b, int n, int c, int h, int w, int L);
+
 data::ImageSet binary_noise_images(int n, int side, std::uint64_t seed, std::uint8_t on = 255,
                                    std::uint8_t off = 0);
 

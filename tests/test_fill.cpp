@@ -16,7 +16,7 @@
 #include "data/dataset.h"
 #include "data/idx.h"
 #include "io/model_file.h"
-#include "io/onnx_export.h"
+#include "export/onnx_export.h"
 #include "nn/fill.h"
 #include "nn/model.h"
 #include "nn/spec.h"
@@ -32,13 +32,7 @@ using ::testing::HasSubstr;
 
 namespace {
 
-data::ImageSet random_images(int n, int h, int w, std::uint64_t seed) {
-  data::ImageSet set;
-  set.n = n, set.h = h, set.w = w, set.c = 3;
-  const std::vector<float> v = test::random_floats(std::size_t(n) * h * w * 3, seed, 0.f, 255.f);
-  for (float x : v) set.pixels.push_back(std::uint8_t(x));
-  return set;
-}
+using test::random_images;
 
 // An informed unet for 16x12 RGB tiles; its parameters are zero until init_glorot, so its net
 // outputs zero: with a fill, its repair is the fill's.

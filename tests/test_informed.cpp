@@ -28,14 +28,7 @@ using ::testing::HasSubstr;
 
 namespace {
 
-// n RGB images of h×w, random bytes.
-data::ImageSet random_images(int n, int h, int w, std::uint64_t seed) {
-  data::ImageSet set;
-  set.n = n, set.h = h, set.w = w, set.c = 3;
-  const std::vector<float> v = test::random_floats(std::size_t(n) * h * w * 3, seed, 0.f, 255.f);
-  for (float x : v) set.pixels.push_back(std::uint8_t(x));
-  return set;
-}
+using test::random_images;
 
 data::Corruption crosshair_and_noise() {
   return data::parse_corruption("gaussian sigma=0.1 + crosshair thickness=2");

@@ -18,7 +18,7 @@
 
 #include "core/atomic_file.h"
 #include "io/model_file.h"
-#include "io/onnx_export.h"
+#include "export/onnx_export.h"
 #include "models.h"
 #include "op_specs.h"
 #include "nn/model.h"

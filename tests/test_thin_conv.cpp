@@ -77,25 +77,8 @@ struct Naive {
   }
 };
 
-// NCHW <-> nChw<L>c (c a multiple of L).
-std::vector<float> to_blocked(const std::vector<float>& a, int n, int c, int h, int w, int L) {
-  std::vector<float> b(a.size());
-  for (int i = 0; i < n; ++i)
-    for (int ch = 0; ch < c; ++ch)
-      for (int p = 0; p < h * w; ++p)
-        b[((std::size_t(i) * (c / L) + ch / L) * h * w + p) * L + ch % L] =
-            a[(std::size_t(i) * c + ch) * h * w + p];
-  return b;
-}
-std::vector<float> from_blocked(const std::vector<float>& b, int n, int c, int h, int w, int L) {
-  std::vector<float> a(b.size());
-  for (int i = 0; i < n; ++i)
-    for (int ch = 0; ch < c; ++ch)
-      for (int p = 0; p < h * w; ++p)
-        a[(std::size_t(i) * c + ch) * h * w + p] =
-            b[((std::size_t(i) * (c / L) + ch / L) * h * w + p) * L + ch % L];
-  return a;
-}
+using test::from_blocked;
+using test::to_blocked;
 
 // Every tier's code runs in every test where the CPU (and CAE_MAX_ISA) allow it; the others are
 // skipped, saying so.

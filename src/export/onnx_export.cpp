@@ -1,4 +1,4 @@
-#include "io/onnx_export.h"
+#include "export/onnx_export.h"
 
 #include <onnx/checker.h>
 #include <onnx/onnx_pb.h>
@@ -170,8 +170,7 @@ class GraphBuilder {
   void add_activation(const ops::OpDesc& op, const std::string& name, const std::string& pre,
                       const std::string& out) {
     if (op.act == ops::Activation::none) return;
-    add_node(graph_, op.act == ops::Activation::relu ? "Relu" : "Sigmoid", name + " activation",
-             {pre}, out);
+    add_node(graph_, ops::activation_info(op.act).onnx, name + " activation", {pre}, out);
   }
 
   std::string add_op(int i, const ops::OpDesc& op, const std::string& x) {

@@ -457,9 +457,8 @@ std::string format_spec(const Architecture& arch) {
       return "";
     };
     auto act_word = [&]() -> std::string {
-      return l.act == ops::Activation::relu      ? " relu"
-             : l.act == ops::Activation::sigmoid ? " sigmoid"
-                                                 : "";
+      const char* word = ops::activation_info(l.act).spec_word;
+      return *word ? std::string(" ") + word : "";
     };
     const ops::OpInfo& info = ops::op_info(l.kind);
     std::string line = info.spec_word;

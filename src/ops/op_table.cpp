@@ -1,3 +1,4 @@
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -37,6 +38,24 @@ const std::vector<OpInfo>& op_table() {
        true, true, false},
   };
   return table;
+}
+
+const ActivationInfo& activation_info(Activation act) {
+  static const ActivationInfo table[] = {
+      {Activation::none, "", nullptr, OpKind::relu},
+      {Activation::relu, "relu", "Relu", OpKind::relu},
+      {Activation::sigmoid, "sigmoid", "Sigmoid", OpKind::sigmoid},
+  };
+  const auto index = std::size_t(act);
+  if (index >= std::size(table) || table[index].act != act)
+    throw Error("activation table: no row for activation " + std::to_string(int(act)));
+  return table[index];
+}
+
+Activation activation_of(OpKind kind) {
+  for (Activation act : {Activation::relu, Activation::sigmoid})
+    if (activation_info(act).op == kind) return act;
+  throw Error(std::string("activation_of: ") + op_kind_name(kind) + " is not an activation");
 }
 
 bool OpInfo::runs_on(Backend backend) const {

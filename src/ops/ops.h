@@ -99,7 +99,7 @@ struct OpInfo {
   Weights weights;
   bool join;               // reads a second operand, OpDesc::other
   bool fuses_activation;   // OpDesc::act may be set
-  const char* onnx;        // the ONNX operator it exports to (src/io/onnx_export.cpp)
+  const char* onnx;        // the ONNX operator it exports to (src/export/onnx_export.cpp)
   bool ref, dnnl, cuda;    // the backends that have its kernels
   bool runs_on(Backend backend) const;
 };
@@ -114,6 +114,18 @@ inline bool is_join(OpKind kind) { return op_info(kind).join; }
 inline const char* op_kind_name(OpKind kind) { return op_info(kind).name; }
 
 enum class Activation { none, relu, sigmoid };
+
+// One row per activation, in Activation order: everything that names it outside a kernel. A new
+// activation is a row here (and its element-wise op's row above, when it has one).
+struct ActivationInfo {
+  Activation act;
+  const char* spec_word;  // after a conv in a spec; "" for none (a spec may write "linear")
+  const char* onnx;       // the ONNX operator a fused one exports as; nullptr for none
+  OpKind op;              // the element-wise op computing it (OpKind::relu, ...); none: unused
+};
+const ActivationInfo& activation_info(Activation act);
+// The activation an element-wise op (relu, sigmoid) computes; throws cae::Error for another op.
+Activation activation_of(OpKind kind);
 
 // One op with all geometry resolved (the model's shape logic computes padding, not the backend).
 struct OpDesc {

@@ -1,9 +1,9 @@
-// cae export: a model file to an ONNX graph (src/io/onnx_export.h says what the graph holds).
+// cae export: a model file to an ONNX graph (src/export/onnx_export.h says what the graph holds).
 #include <cstdio>
 #include <memory>
 
 #include "commands.h"
-#include "io/onnx_export.h"
+#include "export/onnx_export.h"
 
 namespace cae::cli {
 

@@ -523,8 +523,12 @@ class CudaExecutor final : public Executor {
   }
 
   static ck::Act act_of(Activation a) {
-    return a == Activation::relu ? ck::Act::relu
-                                 : (a == Activation::sigmoid ? ck::Act::sigmoid : ck::Act::none);
+    switch (a) {
+      case Activation::none: return ck::Act::none;
+      case Activation::relu: return ck::Act::relu;
+      case Activation::sigmoid: return ck::Act::sigmoid;
+    }
+    throw Error("cuda backend: unknown activation " + std::to_string(int(a)));
   }
 
   // cuDNN's descriptors and algorithms for conv/tconv op k; grows workspace to what they need.

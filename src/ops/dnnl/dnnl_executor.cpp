@@ -186,6 +186,22 @@ struct ParamSlot {
   memory param, grad;      // views into params_ / grads_
 };
 
+// oneDNN's forward algorithm of an activation and the backward one that reads the forward's
+// output (so no copy of its input is kept); undef for none. Every activation named: a new one
+// fails to compile here until it has its oneDNN algorithms.
+std::pair<dnnl::algorithm, dnnl::algorithm> eltwise_algorithms(Activation act) {
+  switch (act) {
+    case Activation::none:
+      return {dnnl::algorithm::undef, dnnl::algorithm::undef};
+    case Activation::relu:
+      return {dnnl::algorithm::eltwise_relu, dnnl::algorithm::eltwise_relu_use_dst_for_bwd};
+    case Activation::sigmoid:
+      return {dnnl::algorithm::eltwise_logistic,
+              dnnl::algorithm::eltwise_logistic_use_dst_for_bwd};
+  }
+  throw Error("dnnl backend: unknown activation " + std::to_string(int(act)));
+}
+
 // The ReLU-by-pool rewrite, chosen before anything is built: a conv or tconv with a fused ReLU
 // whose only reader is the max pool after it leaves its ReLU's gradient to that pool. The pool's
 // output is the max of ReLU outputs, so the ReLU passes a gradient at the pool's chosen input
@@ -550,14 +566,7 @@ void DnnlExecutor::build_conv(int i, bool winograd) {
   // on every later primitive.
   dnnl::primitive_attr fwd_attr;
   fwd_attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
-  dnnl::algorithm act_alg = dnnl::algorithm::undef, act_bwd_alg = dnnl::algorithm::undef;
-  if (op.act == Activation::relu) {
-    act_alg = dnnl::algorithm::eltwise_relu;
-    act_bwd_alg = dnnl::algorithm::eltwise_relu_use_dst_for_bwd;
-  } else if (op.act == Activation::sigmoid) {
-    act_alg = dnnl::algorithm::eltwise_logistic;
-    act_bwd_alg = dnnl::algorithm::eltwise_logistic_use_dst_for_bwd;
-  }
+  const auto [act_alg, act_bwd_alg] = eltwise_algorithms(op.act);
   if (op.act != Activation::none) {
     dnnl::post_ops po;
     po.append_eltwise(1.f, act_alg, 0.f, 0.f);
@@ -1020,9 +1029,7 @@ void DnnlExecutor::build_eltwise(int i) {
   const memory have = input_of(i);  // a copy: act_ grows below
   const Md md = have.get_desc();
   // The *_use_dst_for_bwd forms let backward read the saved output; no copy of the input kept.
-  const dnnl::algorithm alg = op.kind == OpKind::relu
-                                  ? dnnl::algorithm::eltwise_relu_use_dst_for_bwd
-                                  : dnnl::algorithm::eltwise_logistic_use_dst_for_bwd;
+  const dnnl::algorithm alg = eltwise_algorithms(activation_of(op.kind)).second;
   dnnl::eltwise_forward::primitive_desc fwd(
       dnnl::eltwise_forward::desc(dnnl::prop_kind::forward_training, alg, md, 0.f, 0.f), attr_,
       engine_);

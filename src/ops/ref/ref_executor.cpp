@@ -163,9 +163,12 @@ class RefExecutor final : public Executor {
           d_other.resize(batch_size(net_.act_dims(op.other)));
           if (op.kind == OpKind::concat)
             ref::concat_backward(op, net_.batch, d_pre.data(), dx.data(), d_other.data());
+          else if (op.kind == OpKind::add)
+            ref::add_backward(dx.size(), d_pre.data(), dx.data(), d_other.data());
+          else if (op.kind == OpKind::sub)
+            ref::sub_backward(dx.size(), d_pre.data(), dx.data(), d_other.data());
           else
-            (op.kind == OpKind::add ? ref::add_backward : ref::sub_backward)(
-                dx.size(), d_pre.data(), dx.data(), d_other.data());
+            throw Error("ref backend: no backward for join " + std::string(op_kind_name(op.kind)));
           add_into(pending[op.other + 1], d_other);
           break;
         case OpKind::batchnorm: {
