@@ -128,3 +128,23 @@ TEST(OpTable, EachBackendRunsTheOpsItsColumnClaimsAndReportsTheirKernels) {
     }
   }
 }
+
+// The activation table: one row per activation in order, each element-wise op's activation its
+// own, each named in a spec (none by nothing) and, fused, exported as its op's ONNX operator.
+TEST(ActivationTable, OneRowPerActivationMatchingItsElementWiseOp) {
+  using cae::ops::Activation;
+  for (Activation act : {Activation::none, Activation::relu, Activation::sigmoid}) {
+    const cae::ops::ActivationInfo& info = cae::ops::activation_info(act);
+    EXPECT_EQ(info.act, act);
+    if (act == Activation::none) {
+      EXPECT_STREQ(info.spec_word, "");
+      EXPECT_EQ(info.onnx, nullptr);
+      continue;
+    }
+    EXPECT_EQ(cae::ops::activation_of(info.op), act);
+    EXPECT_STREQ(info.spec_word, cae::ops::op_info(info.op).spec_word);
+    EXPECT_STREQ(info.onnx, cae::ops::op_info(info.op).onnx);
+  }
+  EXPECT_THROW(cae::ops::activation_of(cae::ops::OpKind::conv), cae::Error);
+  EXPECT_THROW(cae::ops::activation_info(Activation(7)), cae::Error);
+}
