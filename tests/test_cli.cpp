@@ -122,6 +122,14 @@ TEST(Cli, GraphModelTrainsDenoisesInTilesAndPrintsItsPlan) {
   ASSERT_EQ(again.status, 0) << again.output;
   EXPECT_THAT(again.output, HasSubstr("measuring: 0 ms (every choice from the cache)"));
   EXPECT_THAT(again.output, HasSubstr("(cached)"));
+  // An inference pass is another entry: timed on the forward pass alone.
+  Result infer = test::run_shell(measured + " --inference");
+  ASSERT_EQ(infer.status, 0) << infer.output;
+  EXPECT_THAT(infer.output, HasSubstr("kernels (dnnl, batch 10, "));
+  EXPECT_THAT(infer.output, HasSubstr(", inference pass):"));
+  EXPECT_THAT(infer.output, ::testing::Not(::testing::ContainsRegex("\n  backward ")));
+  EXPECT_THAT(infer.output, HasSubstr("| inference"));
+  EXPECT_THAT(infer.output, ::testing::ContainsRegex("measuring: [0-9]+ ms\n"));
   Result ref_kernels = run("info " + dir + "/run/model.cae --kernels --backend ref");
   ASSERT_EQ(ref_kernels.status, 0) << ref_kernels.output;
   EXPECT_THAT(ref_kernels.output, ::testing::ContainsRegex("backward +0 +conv +backward +ref"));

@@ -17,6 +17,7 @@ void add_info_command(CLI::App& app) {
   auto path = std::make_shared<std::string>();
   auto plan = std::make_shared<bool>(false);
   auto kernels = std::make_shared<bool>(false);
+  auto inference = std::make_shared<bool>(false);
   auto backend = std::make_shared<std::string>("dnnl");
   auto batch = std::make_shared<int>(50);
   CLI::App* cmd = app.add_subcommand("info", "describe a model or checkpoint file");
@@ -29,13 +30,16 @@ void add_info_command(CLI::App& app) {
                 "op it runs on another kernel than its first choice, with why, and how each "
                 "conv's kernel was chosen: the times of its candidates when measured "
                 "(CAE_KERNELS, docs/performance.md)");
+  cmd->add_flag("--inference", *inference,
+                "--kernels of an inference pass (forward only, a batchnorm folded), as cae denoise, "
+                "repair and serve run it, instead of a training pass");
   cmd->add_option("--backend", *backend, "the backend of --kernels: dnnl (default), ref or cuda")
       ->check(one_of({"dnnl", "ref", "cuda"}));
   cmd->add_option("--batch", *batch,
                   "images per pass of the plan and the kernels (default 50: the passes of the "
                   "default batch 200)")
       ->check(in_range(1, 65536));
-  cmd->final_callback([path, plan, kernels, backend, batch] {
+  cmd->final_callback([path, plan, kernels, inference, backend, batch] {
     // Said before anything is printed.
     const ops::Backend chosen = ops::parse_backend(*backend);
     if (const std::string why = ops::backend_unavailable_reason(chosen); *kernels && !why.empty())
@@ -59,15 +63,18 @@ void add_info_command(CLI::App& app) {
                   ops::format_dnnl_plan(ops::dnnl_plan(*exec)).c_str());
     }
     if (*kernels) {
-      auto exec = model.make_executor(chosen, *batch);
+      auto exec = *inference ? model.make_inference_executor(chosen, *batch)
+                             : model.make_executor(chosen, *batch);
       const ops::NetDesc& net = exec->desc();
-      std::printf("kernels (%s, batch %d%s):\n", backend->c_str(), *batch,
-                  chosen == ops::Backend::dnnl ? (", " + ops::dnnl_isa()).c_str() : "");
+      std::printf("kernels (%s, batch %d%s, %s pass):\n", backend->c_str(), *batch,
+                  chosen == ops::Backend::dnnl ? (", " + ops::dnnl_isa()).c_str() : "",
+                  *inference ? "inference" : "training");
       for (const ops::KernelUse& k : exec->kernels())
-        std::printf("  %-15s %-4s %-8s %-34s %s\n", k.pass.c_str(),
-                    k.op < 0 ? "-" : std::to_string(k.op).c_str(),
-                    k.op < 0 ? "" : ops::op_kind_name(net.ops[k.op].kind), k.name.c_str(),
-                    k.impl.c_str());
+        if (!*inference || k.pass == "forward")
+          std::printf("  %-15s %-4s %-8s %-34s %s\n", k.pass.c_str(),
+                      k.op < 0 ? "-" : std::to_string(k.op).c_str(),
+                      k.op < 0 ? "" : ops::op_kind_name(net.ops[k.op].kind), k.name.c_str(),
+                      k.impl.c_str());
       const std::vector<std::string> fallbacks = exec->fallbacks();
       std::printf("fallbacks: %s\n", fallbacks.empty() ? "none" : "");
       for (const std::string& line : fallbacks) std::printf("  %s\n", line.c_str());

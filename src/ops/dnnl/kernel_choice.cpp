@@ -125,6 +125,8 @@ std::optional<OpChoice> cached_choice(const Cache& cache, const std::string& key
       return std::nullopt;
     for (const auto& [name, ms] : it->at("ms").items())
       choice.times.push_back({parse_conv_kernel(name), ms.get<double>()});
+    // In ConvKernel's order, as a fresh measurement lists them (JSON keeps them by name).
+    std::ranges::sort(choice.times, {}, &KernelTime::kernel);
     return choice;
   } catch (const std::exception&) {
     return std::nullopt;
