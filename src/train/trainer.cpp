@@ -215,13 +215,18 @@ void share_state(Run& run) {
 // backward where the backend announces finished ranges), and the optimizer steps.
 class BatchStep {
  public:
-  BatchStep(const nn::Model& model, const data::Dataset& data, const TrainConfig& config,
-            ops::Executor& exec, nn::Optimizer& opt, dist::Communicator& comm, int micro,
-            std::string checkpoint_path)
-      : model_(model), data_(data), config_(config), exec_(exec), opt_(opt), comm_(comm),
-        micro_(micro), passes_(config.batch / comm.size() / micro),
-        checkpoint_path_(std::move(checkpoint_path)), earlier_(exec.grads().size()),
-        statistics_(exec.statistics_ranges()) {
+  // data: what the steps draw from (run.data, or an epoch's patches of it).
+  BatchStep(Run& run, const data::Dataset& data, int micro)
+      : run_(run),
+        data_(data),
+        micro_(micro),
+        passes_(run.config.batch / run.comm.size() / micro),
+        earlier_(run.exec.grads().size()),
+        statistics_(run.exec.statistics_ranges()) {
+    const nn::Model& model = run.model;
+    const TrainConfig& config = run.config;
+    ops::Executor& exec = run.exec;
+    dist::Communicator& comm = run.comm;
     const std::size_t n = std::size_t(micro) * model.output().size();  // of images
     clean_.resize(n);
     noisy_.resize(n);
@@ -236,8 +241,8 @@ class BatchStep {
         // Earlier passes only add up in `earlier_`; in the last one a range is final once the
         // earlier passes' sum is added to it.
         if (!last_pass_) return;
-        earlier_.fold_into(ready, std::size_t(ready.data() - exec_.grads().data()));
-        comm_.start_sum(ready);
+        earlier_.fold_into(ready, std::size_t(ready.data() - run_.exec.grads().data()));
+        run_.comm.start_sum(ready);
         announced_ += ready.size();
       });
   }
@@ -251,32 +256,33 @@ class BatchStep {
     for (int u = 0; u < passes_; ++u) {
       last_pass_ = u + 1 == passes_;
       loss += pass(epoch, b, u, order) / passes_;
-      if (last_pass_ && comm_.size() > 1) {
-        batch_loss_ = loss / comm_.size();
-        comm_.start_sum(std::span<double>(&batch_loss_, 1));
+      if (last_pass_ && run_.comm.size() > 1) {
+        batch_loss_ = loss / run_.comm.size();
+        run_.comm.start_sum(std::span<double>(&batch_loss_, 1));
         announced_ = 0;
       }
-      exec_.backward(d_out_.data(), nullptr);
+      run_.exec.backward(d_out_.data(), nullptr);
       // Taken once: a device backend copies its gradients to the host on each grads() call.
-      grads = exec_.grads();
+      grads = run_.exec.grads();
       if (!last_pass_)
         earlier_.add(grads);
       else if (announced_ == 0)  // not folded range by range while backward() ran
         earlier_.fold_into(grads, 0);
     }
-    if (comm_.size() > 1) {
+    if (run_.comm.size() > 1) {
       // Without the overlap, or on a backend that announces no ranges, sum everything now.
-      if (announced_ == 0) comm_.start_sum(grads);
-      comm_.wait();
+      if (announced_ == 0) run_.comm.start_sum(grads);
+      run_.comm.wait();
       if (announced_ != 0 && announced_ != grads.size())
-        throw Error("the " + std::string(ops::backend_name(config_.backend)) + " backend handed " +
-                    std::to_string(announced_) + " of " + std::to_string(grads.size()) +
+        throw Error("the " + std::string(ops::backend_name(run_.config.backend)) +
+                    " backend handed " + std::to_string(announced_) + " of " +
+                    std::to_string(grads.size()) +
                     " gradient values to the gradient sums during backward()");
       loss = batch_loss_;
     }
-    const std::span<float> params = exec_.params();
-    fold_batch_statistics(statistics_, params, grads, comm_.size() * passes_);
-    opt_.step(params, grads);
+    const std::span<float> params = run_.exec.params();
+    fold_batch_statistics(statistics_, params, grads, run_.comm.size() * passes_);
+    run_.opt.step(params, grads);
     return loss;
   }
 
@@ -286,46 +292,44 @@ class BatchStep {
   double pass(int epoch, int b, int u, const std::vector<int>& order) {
     // Noise is keyed by the image's place in the whole batch, so it depends on neither ranks nor
     // micro-batches.
-    const std::size_t first = std::size_t(b) * config_.batch +
-                              std::size_t(comm_.rank()) * (config_.batch / comm_.size()) +
-                              std::size_t(u) * micro_;
+    const std::size_t first =
+        std::size_t(b) * run_.config.batch +
+        std::size_t(run_.comm.rank()) * (run_.config.batch / run_.comm.size()) +
+        std::size_t(u) * micro_;
     // Paired data: the images go in (damaged as set), their targets are what the loss sees.
     data::to_nchw(data_.train_clean(), order.data() + first, micro_, clean_.data());
     if (data_.paired()) data::to_nchw(data_.train, order.data() + first, micro_, input_.data());
-    const ops::Dims image = model_.output();
-    const bool informed = model_.informed();
-    data::corrupt(config_.corruption, data_.paired() ? input_.data() : clean_.data(),
-                  noisy_.data(), micro_, image, config_.seed, Stream::train_noise,
+    const ops::Dims image = run_.model.output();
+    const bool informed = run_.model.informed();
+    data::corrupt(run_.config.corruption, data_.paired() ? input_.data() : clean_.data(),
+                  noisy_.data(), micro_, image, run_.config.seed, Stream::train_noise,
                   std::uint64_t(epoch), first, informed ? mask_.data() : nullptr);
-    exec_.forward(informed ? informed_->input(noisy_.data(), mask_.data(), micro_) : noisy_.data());
+    run_.exec.forward(informed ? informed_->input(noisy_.data(), mask_.data(), micro_)
+                               : noisy_.data());
     // An informed repair keeps the undamaged pixels: its loss is over the damaged ones. With a
     // fill, the net's output is added to it; the loss's gradient is the same for both.
-    const double loss = informed ? nn::masked_loss_and_grad(
-                                       model_.loss(), informed_->output(exec_.output(), micro_),
-                                       clean_.data(), mask_.data(), micro_, image, d_out_.data())
-                                 : nn::loss_and_grad(model_.loss(), exec_.output(), clean_.data(),
-                                                     clean_.size(), d_out_.data());
+    const double loss = informed
+                            ? nn::masked_loss_and_grad(
+                                  run_.model.loss(), informed_->output(run_.exec.output(), micro_),
+                                  clean_.data(), mask_.data(), micro_, image, d_out_.data())
+                            : nn::loss_and_grad(run_.model.loss(), run_.exec.output(),
+                                                clean_.data(), clean_.size(), d_out_.data());
     if (!std::isfinite(loss))
       throw Error("training diverged: the loss is " + std::to_string(loss) + " at epoch " +
                   std::to_string(epoch) + ", step " + std::to_string(b + 1) +
-                  "; the last good checkpoint is " + checkpoint_path_);
+                  "; the last good checkpoint is " + run_.checkpoint_path);
     // Each pass's gradient is of its micro-batch's mean loss; scaled by 1/(ranks * passes), they
     // add up to the gradient of the whole batch's mean loss.
-    const float weight = 1.f / float(comm_.size() * passes_);
+    const float weight = 1.f / float(run_.comm.size() * passes_);
     if (weight != 1.f)
       for (float& g : d_out_) g *= weight;
     return loss;
   }
 
-  const nn::Model& model_;
+  Run& run_;
   const data::Dataset& data_;
-  const TrainConfig& config_;
-  ops::Executor& exec_;
-  nn::Optimizer& opt_;
-  dist::Communicator& comm_;
   const int micro_, passes_;
-  const std::string checkpoint_path_;
-  GradientSum earlier_;  // the earlier passes of a batch
+  GradientSum earlier_;                                     // the earlier passes of a batch
   const std::vector<ops::Executor::FlatRange> statistics_;  // batchnorm's running statistics
   std::vector<float> clean_, noisy_, d_out_, input_;
   std::vector<float> mask_;              // an informed model's damage mask
@@ -480,7 +484,7 @@ std::vector<EpochStats> train(nn::Model& model, const data::Dataset& data,
   // Patch training trains each epoch on that epoch's patches, the same on every rank.
   data::Dataset patches;
   const data::Dataset& steps_data = config.patches.on() ? patches : data;
-  BatchStep step(model, steps_data, config, *exec, opt, comm, micro, run.checkpoint_path);
+  BatchStep step(run, steps_data, micro);
   const int batches = epoch_images(config, data) / config.batch;
   progress.on_start(run.state.epoch + 1, config.epochs, batches);
 
