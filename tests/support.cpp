@@ -113,23 +113,31 @@ data::ImageSet random_images(int n, int h, int w, std::uint64_t seed) {
   return set;
 }
 
-std::vector<float> to_blocked(const std::vector<float>& a, int n, int c, int h, int w, int L) {
-  std::vector<float> b(a.size());
+namespace {
+
+// Calls f(nchw, blocked) with the index of every cell in NCHW and in nChw<L>c.
+template <class F>
+void for_blocked_cells(int n, int c, int h, int w, int L, F f) {
   for (int i = 0; i < n; ++i)
     for (int ch = 0; ch < c; ++ch)
       for (int p = 0; p < h * w; ++p)
-        b[((std::size_t(i) * (c / L) + ch / L) * h * w + p) * L + ch % L] =
-            a[(std::size_t(i) * c + ch) * h * w + p];
+        f((std::size_t(i) * c + ch) * h * w + p,
+          ((std::size_t(i) * (c / L) + ch / L) * h * w + p) * L + ch % L);
+}
+
+}  // namespace
+
+std::vector<float> to_blocked(const std::vector<float>& a, int n, int c, int h, int w, int L) {
+  std::vector<float> b(a.size());
+  for_blocked_cells(n, c, h, w, L,
+                    [&](std::size_t plain, std::size_t blocked) { b[blocked] = a[plain]; });
   return b;
 }
 
 std::vector<float> from_blocked(const std::vector<float>& b, int n, int c, int h, int w, int L) {
   std::vector<float> a(b.size());
-  for (int i = 0; i < n; ++i)
-    for (int ch = 0; ch < c; ++ch)
-      for (int p = 0; p < h * w; ++p)
-        a[(std::size_t(i) * c + ch) * h * w + p] =
-            b[((std::size_t(i) * (c / L) + ch / L) * h * w + p) * L + ch % L];
+  for_blocked_cells(n, c, h, w, L,
+                    [&](std::size_t plain, std::size_t blocked) { a[plain] = b[blocked]; });
   return a;
 }
 

@@ -12,6 +12,7 @@
 #include "cae/error.h"
 #include "core/atomic_file.h"
 #include "nn/model.h"
+#include "ops/net_check.h"
 
 #ifndef CAE_VERSION
 #error "CAE_VERSION must be defined (cmake/onnx.cmake)"
@@ -26,14 +27,10 @@ static_assert(std::endian::native == std::endian::little,
 
 const char* const kBatch = "batch";
 
-std::string dims_text(ops::Dims d) {
-  return std::to_string(d.c) + "x" + std::to_string(d.h) + "x" + std::to_string(d.w);
-}
-
 // What one op was, for messages: "op 3 (maxpool 7x7x32 -> 4x4x32)" in C x H x W.
 std::string op_text(int index, const ops::OpDesc& op) {
   return "op " + std::to_string(index) + " (" + ops::op_kind_name(op.kind) + " " +
-         dims_text(op.in) + " -> " + dims_text(op.out) + ")";
+         ops::dims_string(op.in) + " -> " + ops::dims_string(op.out) + ")";
 }
 
 // batch 0: the symbolic batch dimension.
@@ -404,7 +401,7 @@ void check_graph(const onnx::ModelProto& proto, onnx::ModelProto twin, const ops
     }
     if (!ok)
       throw Error("ONNX shape inference disagrees with cae on " + what + ": ONNX finds " + found +
-                  " (NCHW), cae 1x" + dims_text(want));
+                  " (NCHW), cae 1x" + ops::dims_string(want));
   }
 }
 

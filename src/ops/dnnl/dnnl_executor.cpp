@@ -743,13 +743,13 @@ void DnnlExecutor::build_conv(int i, bool winograd) {
 
 bool DnnlExecutor::build_thin_conv(int i, bool asked) {
   const OpDesc& op = net_.ops[i];
-  const bool widen = op.in.c == 1 && op.out.c % 16 == 0;
-  const bool narrow = op.out.c == 1 && op.in.c % 16 == 0;
+  const bool widen = op.in.c == 1, narrow = !widen;  // within thin_conv_fits
   if (!asked && !options_.thin_convs) return false;
   // narrow masks its ReLU's gradient itself: a rewrite that leaves it to a pool is oneDNN's.
-  if (!(widen || narrow) || op.stride != 1 ||
-      (op.act != Activation::none && op.act != Activation::relu) || (narrow && relu_by_pool_[i])) {
-    if (asked) note_fallback(i, "asked for thin, which is for 1 -> 16k or 16k -> 1 stride-1 convs: oneDNN's");
+  if (!thin_conv_fits(op) || (narrow && relu_by_pool_[i])) {
+    if (asked)
+      note_fallback(i, "asked for thin, which is for 1 -> 16k or 16k -> 1 stride-1 convs "
+                       "(16k -> 1 not before a pool that takes its ReLU): oneDNN's");
     return false;
   }
   ThinConvGeom g;
@@ -1743,6 +1743,13 @@ bool own_winograd_chosen(const OpDesc& op, const ExecutorOptions& options) {
   const bool avx512 = dnnl_backend::onednn_isa_name().starts_with("avx512");
   return own_winograd_fits(op, own_winograd_tile(op, options)) &&
          (avx512 ? op.out.h * op.out.w >= 14 * 14 : op.out.h >= 4 && op.out.w >= 4);
+}
+
+bool thin_conv_fits(const OpDesc& op) {
+  const bool widen = op.in.c == 1 && op.out.c % 16 == 0;
+  const bool narrow = op.out.c == 1 && op.in.c % 16 == 0;
+  return op.kind == OpKind::conv && (widen || narrow) && op.stride == 1 &&
+         (op.act == Activation::none || op.act == Activation::relu);
 }
 
 bool own_winograd_fits(const OpDesc& op, int tile) {

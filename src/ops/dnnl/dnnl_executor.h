@@ -75,6 +75,10 @@ bool winograd_chosen(const OpDesc& op, const ExecutorOptions& options);
 // AVX-512), no activation or ReLU, output at least 4x4 on AVX2 and 14x14 on AVX-512, and
 // options.winograd == cae. Rounding: within 1e-5 of the direct sum per layer.
 bool own_winograd_chosen(const OpDesc& op, const ExecutorOptions& options);
+// Whether op is in our thin kernels' family (thin_conv.h): 1 -> 16k or 16k -> 1 channels,
+// stride 1, no activation or ReLU. The executor also needs the layouts around it to fit.
+bool thin_conv_fits(const OpDesc& op);
+
 // Whether our F(tile x tile) Winograd kernel can run op at all (own_winograd_chosen without the
 // size bound or the option): what a measured choice may time, on an op after the first.
 bool own_winograd_fits(const OpDesc& op, int tile);

@@ -20,6 +20,7 @@
 #include "core/rng.h"
 #include "core/warn.h"
 #include "ops/dnnl/dnnl_executor.h"
+#include "ops/net_check.h"
 
 namespace cae::ops {
 namespace {
@@ -52,19 +53,15 @@ std::string machine_key(const NetDesc& net, const ExecutorOptions& options) {
          (options.forward_only ? "inference" : "training");
 }
 
-std::string dims_text(Dims d) {
-  return std::to_string(d.c) + "x" + std::to_string(d.h) + "x" + std::to_string(d.w);
-}
-
 // Everything about op i that its candidates' speed and feasibility depend on.
 std::string op_key(const NetDesc& net, int i) {
   const OpDesc& op = net.ops[i];
-  static const char* const acts[] = {"linear", "relu", "sigmoid"};
-  std::string key = "conv " + dims_text(op.in) + " -> " + dims_text(op.out) + " k" +
+  const char* act = activation_info(op.act).spec_word;
+  std::string key = "conv " + dims_string(op.in) + " -> " + dims_string(op.out) + " k" +
                     std::to_string(op.kernel) + " s" + std::to_string(op.stride) + " pad " +
                     std::to_string(op.pad_top) + "," + std::to_string(op.pad_left) + "," +
                     std::to_string(op.pad_bottom) + "," + std::to_string(op.pad_right) + " " +
-                    acts[int(op.act)] + (op.bias ? "" : " nobias");
+                    (*act ? act : "linear") + (op.bias ? "" : " nobias");
   if (i == 0) key += " first";
   if (i + 1 < int(net.ops.size()) && net.ops[i + 1].kind == OpKind::maxpool) key += " pooled";
   return key;
@@ -213,9 +210,7 @@ std::vector<ConvKernel> conv_candidates(const NetDesc& net, int i, const Executo
     if (std::find(out.begin(), out.end(), k) == out.end()) out.push_back(k);
   };
   add(ConvKernel::direct);
-  const bool widen = op.in.c == 1 && op.out.c % 16 == 0, narrow = op.out.c == 1 && op.in.c % 16 == 0;
-  if (options.thin_convs && (widen || narrow) && op.stride == 1 && op.act != Activation::sigmoid)
-    add(ConvKernel::thin);
+  if (options.thin_convs && thin_conv_fits(op)) add(ConvKernel::thin);
   if (i > 0 && winograd_allowed(options, true)) {
     if (own_winograd_fits(op, 4)) add(ConvKernel::winograd4);
     if (own_winograd_fits(op, 2)) add(ConvKernel::winograd2);
@@ -381,7 +376,7 @@ std::string format_kernel_choice(const KernelChoice& choice, const NetDesc& net)
     const OpDesc& op = net.ops[c.op];
     char head[160];
     std::snprintf(head, sizeof head, "  op %-3d %-24s %-16s", c.op,
-                  (dims_text(op.in) + " -> " + dims_text(op.out)).c_str(),
+                  (dims_string(op.in) + " -> " + dims_string(op.out)).c_str(),
                   conv_kernel_name(c.kernel));
     out += head;
     if (c.times.empty()) {
