@@ -98,9 +98,10 @@ TEST_P(EveryCandidate, MatchesRef) {
   expect_parity(Backend::dnnl, net, 31, Measure::max_abs, &exec, options);
   ASSERT_TRUE(exec);
   const std::vector<C> ran = dnnl_conv_kernels(*exec);
-  if (listed)
+  if (listed) {
     EXPECT_NE(std::ranges::find(ran, f.kernel), ran.end())
         << conv_kernel_name(f.kernel) << " is a candidate but ran nowhere";
+  }
   EXPECT_TRUE(dnnl_kernel_choice(*exec).forced);
 }
 
@@ -172,7 +173,9 @@ TEST(KernelChoice, TheChoiceIsCachedAndReusedWithoutMeasuring) {
   EXPECT_EQ(b.measuring_ms, 0);
   EXPECT_EQ(dnnl_conv_kernels(*first), dnnl_conv_kernels(*second));
   for (const OpChoice& c : b.ops)
-    if (c.times.size() > 1) EXPECT_TRUE(c.cached) << "op " << c.op;
+    if (c.times.size() > 1) {
+      EXPECT_TRUE(c.cached) << "op " << c.op;
+    }
   // Another batch is another shape to time: measured again, added beside the first.
   auto other = make_executor(Backend::dnnl, seed_net(2), measured(cache));
   EXPECT_GT(dnnl_kernel_choice(*other).measuring_ms, 0);
@@ -221,8 +224,9 @@ TEST(KernelChoice, ACachedKernelThatIsNoCandidateIsMeasuredAgain) {
   for (const OpChoice& c : b.ops) {
     const auto candidates = conv_candidates(net, c.op, {}, C::direct);
     EXPECT_NE(std::ranges::find(candidates, c.kernel), candidates.end()) << "op " << c.op;
-    if (std::ranges::find(candidates, C::thin) == candidates.end())
+    if (std::ranges::find(candidates, C::thin) == candidates.end()) {
       EXPECT_FALSE(c.cached) << "op " << c.op;
+    }
   }
 }
 

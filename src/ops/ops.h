@@ -321,7 +321,7 @@ struct ExecutorOptions {
   // thread count, batch, pass and op; empty: measure at every build and keep nothing.
   // CAE_KERNEL_CACHE (default $XDG_CACHE_HOME/cae/kernels.json, else ~/.cache/cae/kernels.json;
   // "none": no file).
-  std::string kernel_cache;
+  std::string kernel_cache{};
   // dnnl, measured: the executor runs forward passes only (inference), so candidates are timed on
   // the forward pass alone; false times forward and backward (training).
   bool forward_only = false;
@@ -330,7 +330,7 @@ struct ExecutorOptions {
   // parity tests' way of running every candidate); empty, or ConvKernel::rule at an op, leaves
   // the choice to `kernels`. An op that cannot run the kernel falls back and says so.
   enum class ConvKernel { rule, direct, onednn_winograd, winograd4, winograd2, thin };
-  std::vector<ConvKernel> conv_kernels;
+  std::vector<ConvKernel> conv_kernels{};
   // For tests of the tuner: every step of this kernel waits slowed_ms longer, so that a
   // measured choice can be shown never to pick it. rule: none.
   ConvKernel slowed = ConvKernel::rule;
