@@ -31,9 +31,7 @@ std::string shape_text(Shape s) {
          std::to_string(s.width);
 }
 
-bool is_upsampling(ops::OpKind kind) {
-  return kind == ops::OpKind::resize || kind == ops::OpKind::tconv;
-}
+bool is_upsampling(ops::OpKind kind) { return ops::op_info(kind).upsamples; }
 
 }  // namespace
 

@@ -170,95 +170,116 @@ class GraphBuilder {
     add_node(graph_, ops::activation_info(op.act).onnx, name + " activation", {pre}, out);
   }
 
-  std::string add_op(int i, const ops::OpDesc& op, const std::string& x) {
-    const std::string out = "op" + std::to_string(i);
-    const std::string name = op_text(i, op);
-    const char* onnx_type = ops::op_info(op.kind).onnx;  // the op table's ONNX column
-    switch (op.kind) {
-      case ops::OpKind::conv: {
-        const std::string pre = op.act != ops::Activation::none ? out + ".pre" : out;
-        onnx::NodeProto* node = add_node(graph_, onnx_type, name, weights(i, op, x), pre);
-        add_window(node, op);
-        add_ints(node, "pads", {op.pad_top, op.pad_left, op.pad_bottom, op.pad_right});
-        add_activation(op, name, pre, out);
-        break;
-      }
-      case ops::OpKind::tconv: {
-        // cae's padding is that of the forward conv, out = (in-1)*s + k - before - after, which
-        // is ONNX's pads exactly. But OpenCV (4.6) refuses asymmetric ConvTranspose pads, and
-        // TF 'same' puts the odd cell after (7 -> 14 pads 0 before, 1 after). So: pads
-        // `before` on both sides, which keeps output cell o at full-output cell o + before,
-        // then a Slice drops the (after - before) extra cells at the end.
-        if (op.pad_bottom < op.pad_top || op.pad_right < op.pad_left)
-          throw Error(name + ": transposed-conv padding larger before than after (" +
-                      std::to_string(op.pad_top) + "," + std::to_string(op.pad_left) + " before, " +
-                      std::to_string(op.pad_bottom) + "," + std::to_string(op.pad_right) +
-                      " after) has no export");
-        const bool crop = op.pad_bottom != op.pad_top || op.pad_right != op.pad_left;
-        const bool fused = op.act != ops::Activation::none;
-        const std::string full = crop ? out + ".full" : fused ? out + ".pre" : out;
-        onnx::NodeProto* node = add_node(graph_, onnx_type, name, weights(i, op, x), full);
-        add_window(node, op);
-        add_ints(node, "pads", {op.pad_top, op.pad_left, op.pad_top, op.pad_left});
-        std::string pre = full;
-        if (crop) {
-          pre = fused ? out + ".pre" : out;
-          const std::string prefix = out + ".crop";
-          add_int64_initializer(graph_, prefix + ".starts", {0, 0});
-          add_int64_initializer(graph_, prefix + ".ends", {op.out.h, op.out.w});
-          add_int64_initializer(graph_, prefix + ".axes", {2, 3});
-          add_node(graph_, "Slice", name + " crop",
-                   {full, prefix + ".starts", prefix + ".ends", prefix + ".axes"}, pre);
-        }
-        add_activation(op, name, pre, out);
-        break;
-      }
-      case ops::OpKind::maxpool: {
-        // ONNX MaxPool ignores padded cells, as cae's 'same' pooling does (7 -> 4 pads the
-        // bottom and right by one).
-        onnx::NodeProto* node = add_node(graph_, onnx_type, name, {x}, out);
-        add_ints(node, "kernel_shape", {op.kernel, op.kernel});
-        add_ints(node, "strides", {op.stride, op.stride});
-        add_ints(node, "pads", {op.pad_top, op.pad_left, op.pad_bottom, op.pad_right});
-        break;
-      }
-      case ops::OpKind::resize: {
-        // Explicit sizes, not scales: 4 -> 7 has no exact float scale in general, and ONNX
-        // derives the coordinate map from sizes as dst * in / out, TF1's map. Sizes must have
-        // the input's rank, so the batch entry comes from the input's runtime shape.
-        const std::string sizes = out + ".sizes";
-        if (fixed_batch_ > 0) {
-          add_int64_initializer(graph_, sizes, {fixed_batch_, op.out.c, op.out.h, op.out.w});
-        } else {
-          const std::string chw = out + ".chw";
-          add_int64_initializer(graph_, chw, {op.out.c, op.out.h, op.out.w});
-          add_int(add_node(graph_, "Concat", name + " sizes", {batch_dim(), chw}, sizes), "axis",
-                  0);
-        }
-        onnx::NodeProto* node = add_node(graph_, onnx_type, name, {x, "", "", sizes}, out);
-        add_string(node, "mode", "nearest");
-        add_string(node, "coordinate_transformation_mode", "asymmetric");
-        add_string(node, "nearest_mode", "floor");
-        break;
-      }
-      case ops::OpKind::relu:
-      case ops::OpKind::sigmoid:
-        add_node(graph_, onnx_type, name, {x}, out);
-        break;
-      case ops::OpKind::concat:
-        add_int(add_node(graph_, onnx_type, name, {x, tensor_of(op.other)}, out), "axis", 1);
-        break;
-      case ops::OpKind::add:
-        add_node(graph_, onnx_type, name, {x, tensor_of(op.other)}, out);
-        break;
-      case ops::OpKind::sub:  // the other operand minus x
-        add_node(graph_, onnx_type, name, {tensor_of(op.other), x}, out);
-        break;
-      default:
-        throw Error(name + ": no ONNX form for this op");
-    }
-    return out;
+  // One node (or a few) per op: op i, reading x, writes the tensor `out`; `name` names its nodes
+  // and `type` is the op table's ONNX column.
+  struct Node {
+    const ops::OpDesc& op;
+    int i;
+    const std::string& x;
+    const std::string& out;
+    const std::string& name;
+    const char* type;
+  };
+
+ public:
+  // The exporter's entry for an op kind (kOps, below the class, one per kind).
+  struct OnnxOp {
+    ops::OpKind kind;
+    void (GraphBuilder::*add)(const Node&);
+  };
+
+  void add_conv(const Node& n) {
+    const ops::OpDesc& op = n.op;
+    const std::string pre = op.act != ops::Activation::none ? n.out + ".pre" : n.out;
+    onnx::NodeProto* node = add_node(graph_, n.type, n.name, weights(n.i, op, n.x), pre);
+    add_window(node, op);
+    add_ints(node, "pads", {op.pad_top, op.pad_left, op.pad_bottom, op.pad_right});
+    add_activation(op, n.name, pre, n.out);
   }
+
+  void add_tconv(const Node& n) {
+    const ops::OpDesc& op = n.op;
+    const std::string& out = n.out;
+    const std::string& name = n.name;
+    // cae's padding is that of the forward conv, out = (in-1)*s + k - before - after, which
+    // is ONNX's pads exactly. But OpenCV (4.6) refuses asymmetric ConvTranspose pads, and
+    // TF 'same' puts the odd cell after (7 -> 14 pads 0 before, 1 after). So: pads
+    // `before` on both sides, which keeps output cell o at full-output cell o + before,
+    // then a Slice drops the (after - before) extra cells at the end.
+    if (op.pad_bottom < op.pad_top || op.pad_right < op.pad_left)
+      throw Error(name + ": transposed-conv padding larger before than after (" +
+                  std::to_string(op.pad_top) + "," + std::to_string(op.pad_left) + " before, " +
+                  std::to_string(op.pad_bottom) + "," + std::to_string(op.pad_right) +
+                  " after) has no export");
+    const bool crop = op.pad_bottom != op.pad_top || op.pad_right != op.pad_left;
+    const bool fused = op.act != ops::Activation::none;
+    const std::string full = crop ? out + ".full" : fused ? out + ".pre" : out;
+    onnx::NodeProto* node = add_node(graph_, n.type, name, weights(n.i, op, n.x), full);
+    add_window(node, op);
+    add_ints(node, "pads", {op.pad_top, op.pad_left, op.pad_top, op.pad_left});
+    std::string pre = full;
+    if (crop) {
+      pre = fused ? out + ".pre" : out;
+      const std::string prefix = out + ".crop";
+      add_int64_initializer(graph_, prefix + ".starts", {0, 0});
+      add_int64_initializer(graph_, prefix + ".ends", {op.out.h, op.out.w});
+      add_int64_initializer(graph_, prefix + ".axes", {2, 3});
+      add_node(graph_, "Slice", name + " crop",
+               {full, prefix + ".starts", prefix + ".ends", prefix + ".axes"}, pre);
+    }
+    add_activation(op, name, pre, out);
+  }
+
+  void add_maxpool(const Node& n) {
+    // ONNX MaxPool ignores padded cells, as cae's 'same' pooling does (7 -> 4 pads the
+    // bottom and right by one).
+    const ops::OpDesc& op = n.op;
+    onnx::NodeProto* node = add_node(graph_, n.type, n.name, {n.x}, n.out);
+    add_ints(node, "kernel_shape", {op.kernel, op.kernel});
+    add_ints(node, "strides", {op.stride, op.stride});
+    add_ints(node, "pads", {op.pad_top, op.pad_left, op.pad_bottom, op.pad_right});
+  }
+
+  void add_resize(const Node& n) {
+    // Explicit sizes, not scales: 4 -> 7 has no exact float scale in general, and ONNX
+    // derives the coordinate map from sizes as dst * in / out, TF1's map. Sizes must have
+    // the input's rank, so the batch entry comes from the input's runtime shape.
+    const ops::OpDesc& op = n.op;
+    const std::string sizes = n.out + ".sizes";
+    if (fixed_batch_ > 0) {
+      add_int64_initializer(graph_, sizes, {fixed_batch_, op.out.c, op.out.h, op.out.w});
+    } else {
+      const std::string chw = n.out + ".chw";
+      add_int64_initializer(graph_, chw, {op.out.c, op.out.h, op.out.w});
+      add_int(add_node(graph_, "Concat", n.name + " sizes", {batch_dim(), chw}, sizes), "axis",
+              0);
+    }
+    onnx::NodeProto* node = add_node(graph_, n.type, n.name, {n.x, "", "", sizes}, n.out);
+    add_string(node, "mode", "nearest");
+    add_string(node, "coordinate_transformation_mode", "asymmetric");
+    add_string(node, "nearest_mode", "floor");
+  }
+
+  void add_elementwise(const Node& n) { add_node(graph_, n.type, n.name, {n.x}, n.out); }
+
+  void add_concat(const Node& n) {
+    add_int(add_node(graph_, n.type, n.name, {n.x, tensor_of(n.op.other)}, n.out), "axis", 1);
+  }
+
+  // Add is x + y; Sub, y - x, is the ONNX Sub of (y, x): the row's sign says which.
+  void add_sum(const Node& n) {
+    const std::string y = tensor_of(n.op.other);
+    const bool minus_x = ops::op_info(n.op.kind).join_sign < 0;
+    add_node(graph_, n.type, n.name, minus_x ? std::vector<std::string>{y, n.x}
+                                             : std::vector<std::string>{n.x, y},
+             n.out);
+  }
+
+  // Batch norm has no node of its own: nn::Model::folded() puts it into the conv before it.
+  void add_none(const Node& n) { throw Error(n.name + ": no ONNX form for this op"); }
+
+ private:
+  std::string add_op(int i, const ops::OpDesc& op, const std::string& x);
 
   // The tensor holding activation k: op k's output, or the net's input.
   std::string tensor_of(int k) const {
@@ -349,6 +370,30 @@ class GraphBuilder {
   std::string net_input_;    // what the net's first op (and a join's "input") reads
   bool batch_dim_made_ = false;
 };
+
+using B = GraphBuilder;
+
+// One entry per op kind, in OpKind order (checked below).
+constexpr B::OnnxOp kOps[] = {
+    {ops::OpKind::conv, &B::add_conv},
+    {ops::OpKind::tconv, &B::add_tconv},
+    {ops::OpKind::maxpool, &B::add_maxpool},
+    {ops::OpKind::resize, &B::add_resize},
+    {ops::OpKind::relu, &B::add_elementwise},
+    {ops::OpKind::sigmoid, &B::add_elementwise},
+    {ops::OpKind::concat, &B::add_concat},
+    {ops::OpKind::add, &B::add_sum},
+    {ops::OpKind::sub, &B::add_sum},
+    {ops::OpKind::batchnorm, &B::add_none},
+};
+static_assert(ops::one_per_op_kind(kOps), "the ONNX export needs one entry per OpKind, in order");
+
+std::string GraphBuilder::add_op(int i, const ops::OpDesc& op, const std::string& x) {
+  const std::string out = "op" + std::to_string(i);
+  const std::string name = op_text(i, op);
+  (this->*kOps[std::size_t(op.kind)].add)({op, i, x, out, name, ops::op_info(op.kind).onnx});
+  return out;
+}
 
 void add_meta(onnx::ModelProto& proto, const std::string& key, const std::string& value) {
   for (const auto& entry : proto.metadata_props())

@@ -178,10 +178,8 @@ LayerSpec parse_line(const std::vector<std::string>& tokens, int line) {
       layer.size = SizeRule::mirror;
     } else if (transposed && parse_size(t, layer.out_h, layer.out_w)) {
       layer.size = SizeRule::fixed;
-    } else if (is_conv && (t == "relu" || t == "sigmoid" || t == "linear")) {
-      layer.act = t == "relu"      ? ops::Activation::relu
-                  : t == "sigmoid" ? ops::Activation::sigmoid
-                                   : ops::Activation::none;
+    } else if (const auto act = ops::activation_by_spec_word(t); is_conv && act) {
+      layer.act = *act;
     } else if (is_conv && t == "nobias") {
       layer.bias = false;
     } else {
@@ -419,7 +417,7 @@ ops::NetDesc build_net(const Architecture& arch, ops::Dims input, int batch,
         if (!info.fuses_activation) op.act = ops::Activation::none;
         if (info.weights == ops::Weights::norm) op.bias = false;
         op.out = cur;
-        if (!info.join) break;
+        if (info.join == ops::Join::none) break;
         op.other = l.joins_layer;
         const bool concat = info.shape == ops::ShapeRule::concat;
         const ops::Dims y = op.other == ops::OpDesc::kNetInput ? input : net.ops[op.other].out;

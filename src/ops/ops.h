@@ -18,7 +18,9 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
+#include <string_view>
 #include <string>
 #include <utility>
 #include <vector>
@@ -48,7 +50,9 @@ enum class OpKind {
   // with the batch's own statistics (training); inference folds it into the conv before it
   // (nn::Model::folded()), so no executor runs it with running statistics.
   batchnorm,
+  count,  // not an op: the number of kinds, which the table and every per-op array are checked against
 };
+inline constexpr std::size_t kOpKinds = std::size_t(OpKind::count);
 
 // PyTorch's BatchNorm2d defaults: what cae's measurement of batch normalisation used.
 inline constexpr float kBatchNormEpsilon = 1e-5f;
@@ -59,9 +63,10 @@ inline constexpr float kBatchNormMomentum = 0.1f;
 enum class Backend { ref, dnnl, cuda };
 
 // ---- The op table: everything about an op that is not a kernel, in one row per op ----
-// Adding an op: its OpKind above, its row in op_table() (src/ops/op_table.cpp), its ref kernel,
-// the kernels of each backend its row names, and their tests (tests/test_op_table.cpp checks
-// that each backend builds exactly the ops its column claims).
+// Adding an op (docs/architecture.md, "How to add an op"): its OpKind above, its row in
+// op_table() (src/ops/op_table.cpp), its entry in each backend's kernel array (ref, dnnl, cuda)
+// and in the ONNX exporter's, and the docs. Each array is checked against kOpKinds at compile
+// time (one_per_op_kind); its tests come from the row (tests/test_op_rows.cpp).
 
 // How an op's output dims follow from its input and geometry (check_net_desc, build_net).
 enum class ShapeRule {
@@ -89,6 +94,13 @@ enum class SpecArgs {
   norm,     // [relu|linear]; follows a conv or tconv line that has no activation and no name
 };
 
+// How a join combines the previous op's output x with its second operand y (OpDesc::other).
+enum class Join {
+  none,    // not a join
+  concat,  // [x ; y] along channels
+  sum,     // join_sign * x + y, element by element: linear, so its gradient is the signs
+};
+
 struct OpInfo {
   OpKind kind;
   const char* name;        // in messages and dumps: "conv", "maxpool", ...
@@ -97,23 +109,57 @@ struct OpInfo {
   int kernel, stride;      // the spec's defaults for an op with a window
   ShapeRule shape;
   Weights weights;
-  bool join;               // reads a second operand, OpDesc::other
+  Join join;               // whether it reads a second operand, OpDesc::other, and how
+  float join_sign;         // Join::sum: x's sign (add 1, sub -1); else 0
+  bool convolution;        // a conv or tconv: weights over a window, the bulk of the work
+  bool upsamples;          // its output is larger than its input (a decoder's op)
   bool fuses_activation;   // OpDesc::act may be set
   const char* onnx;        // the ONNX operator it exports to (src/export/onnx_export.cpp)
   bool ref, dnnl, cuda;    // the backends that have its kernels
+  // The tests generated from the row (tests/test_op_rows.cpp), on its one-op net: a backend's
+  // forward output and gradients within `parity` (absolute, after scaling by the largest
+  // reference value when that is above 1) of the ref backend's, and each backend's gradients
+  // within `gradient` (relative) of central finite differences.
+  float parity, gradient;
   bool runs_on(Backend backend) const;
 };
 
 // Every op, in OpKind order.
-const std::vector<OpInfo>& op_table();
+std::span<const OpInfo> op_table();
 const OpInfo& op_info(OpKind kind);
 // The op whose spec keyword is word, or nullptr.
 const OpInfo* op_by_spec_word(const std::string& word);
 
-inline bool is_join(OpKind kind) { return op_info(kind).join; }
+inline bool is_join(OpKind kind) { return op_info(kind).join != Join::none; }
 inline const char* op_kind_name(OpKind kind) { return op_info(kind).name; }
 
-enum class Activation { none, relu, sigmoid };
+// Whether a per-op array (a backend's kernels, the exporter's) has one entry per OpKind, in
+// OpKind order, each naming its kind: where each array is defined, static_assert checks it, so
+// that an op without a kernel there does not compile.
+template <class Entry, std::size_t N>
+constexpr bool one_per_op_kind(const Entry (&entries)[N]) {
+  if (N != kOpKinds) return false;
+  for (std::size_t i = 0; i < N; ++i)
+    if (entries[i].kind != OpKind(i)) return false;
+  return true;
+}
+
+enum class Activation {
+  none,
+  relu,
+  sigmoid,
+  count,  // not an activation: the number of them
+};
+inline constexpr std::size_t kActivations = std::size_t(Activation::count);
+
+// Whether a per-activation array has one entry per Activation, in order (as one_per_op_kind).
+template <class Entry, std::size_t N>
+constexpr bool one_per_activation(const Entry (&entries)[N]) {
+  if (N != kActivations) return false;
+  for (std::size_t i = 0; i < N; ++i)
+    if (entries[i].act != Activation(i)) return false;
+  return true;
+}
 
 // One row per activation, in Activation order: everything that names it outside a kernel. A new
 // activation is a row here (and its element-wise op's row above, when it has one).
@@ -121,11 +167,13 @@ struct ActivationInfo {
   Activation act;
   const char* spec_word;  // after a conv in a spec; "" for none (a spec may write "linear")
   const char* onnx;       // the ONNX operator a fused one exports as; nullptr for none
-  OpKind op;              // the element-wise op computing it (OpKind::relu, ...); none: unused
+  OpKind op;              // the element-wise op computing it (OpKind::relu, ...); none: count
 };
 const ActivationInfo& activation_info(Activation act);
 // The activation an element-wise op (relu, sigmoid) computes; throws cae::Error for another op.
 Activation activation_of(OpKind kind);
+// The activation a spec names after a conv ("relu", "sigmoid", "linear" for none), or nothing.
+std::optional<Activation> activation_by_spec_word(std::string_view word);
 
 // One op with all geometry resolved (the model's shape logic computes padding, not the backend).
 struct OpDesc {

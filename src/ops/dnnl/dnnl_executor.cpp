@@ -21,6 +21,35 @@
 
 namespace cae::ops::dnnl_exec {
 
+namespace {
+
+using Alg = dnnl::algorithm;
+using E = DnnlExecutor;
+
+// One entry per op kind, in OpKind order (checked below).
+constexpr DnnlOp kOps[] = {
+    {OpKind::conv, &E::build_any_conv},
+    {OpKind::tconv, &E::build_tconv},
+    {OpKind::maxpool, &E::build_pool},
+    {OpKind::resize, &E::build_resize},
+    {OpKind::relu, &E::build_eltwise, Alg::eltwise_relu, Alg::eltwise_relu_use_dst_for_bwd},
+    {OpKind::sigmoid, &E::build_eltwise, Alg::eltwise_logistic,
+     Alg::eltwise_logistic_use_dst_for_bwd},
+    {OpKind::concat, &E::build_join},
+    {OpKind::add, &E::build_join},
+    {OpKind::sub, &E::build_join},
+    {OpKind::batchnorm, &E::build_batchnorm},
+};
+static_assert(one_per_op_kind(kOps), "the dnnl backend needs one entry per OpKind, in order");
+
+}  // namespace
+
+const DnnlOp& dnnl_op(OpKind kind) {
+  if (std::size_t(kind) >= kOpKinds)
+    throw Error("dnnl backend: no entry for op kind " + std::to_string(int(kind)));
+  return kOps[std::size_t(kind)];
+}
+
 DnnlExecutor::DnnlExecutor(const NetDesc& net, const ExecutorOptions& options)
     : net_(net), options_(options) {
   check_net_desc(net_);
@@ -39,32 +68,7 @@ DnnlExecutor::DnnlExecutor(const NetDesc& net, const ExecutorOptions& options)
   for (int i = 0; i < n_ops; ++i) {
     const OpDesc& op = net_.ops[i];
     try {
-      switch (op.kind) {
-        case OpKind::conv:
-          build_any_conv(i);
-          break;
-        case OpKind::tconv:
-          build_tconv(i);
-          break;
-        case OpKind::maxpool:
-          build_pool(i);
-          break;
-        case OpKind::resize:
-          build_resize(i);
-          break;
-        case OpKind::relu:
-        case OpKind::sigmoid:
-          build_eltwise(i);
-          break;
-        case OpKind::concat:
-        case OpKind::add:
-        case OpKind::sub:
-          build_join(i);
-          break;
-        case OpKind::batchnorm:
-          build_batchnorm(i);
-          break;
-      }
+      (this->*dnnl_op(op.kind).build)(i);
     } catch (const dnnl::error& e) {
       throw Error("dnnl backend: op " + std::to_string(i) + " (" + op_kind_name(op.kind) + ", " +
                   dims_string(op.in) + " -> " + dims_string(op.out) + "): " + e.what());
@@ -80,7 +84,7 @@ DnnlExecutor::DnnlExecutor(const NetDesc& net, const ExecutorOptions& options)
           for (Step& s : *steps) s.delay_ms = options_.slowed_ms;
   double macs = 0;
   for (const OpDesc& op : net_.ops)
-    if (op.kind == OpKind::conv || op.kind == OpKind::tconv)
+    if (op_info(op.kind).convolution)
       macs += double(net_.batch) * op.out.size() * op.in.c * op.kernel * op.kernel;
   alone_ = macs < kAloneMacs;
   try {

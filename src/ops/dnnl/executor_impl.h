@@ -132,8 +132,8 @@ struct ParamSlot {
 };
 
 // oneDNN's forward algorithm of an activation and the backward one that reads the forward's
-// output (so no copy of its input is kept); undef for none. Every activation named: a new one
-// fails to compile here until it has its oneDNN algorithms.
+// output (so no copy of its input is kept), those of kOps' entry for the activation's
+// element-wise op; undef for none.
 std::pair<dnnl::algorithm, dnnl::algorithm> eltwise_algorithms(Activation act);
 
 // The ReLU-by-pool rewrite, chosen before anything is built: a conv or tconv with a fused ReLU
@@ -172,7 +172,8 @@ class DnnlExecutor final : public Executor {
   const std::vector<ExecutorOptions::ConvKernel>& conv_kernels() const { return conv_ran_; }
   KernelChoice& choice() { return choice_; }
 
- private:
+  // The builders of kOps (dnnl_executor.cpp), one per op kind: each appends op i's forward and
+  // backward steps.
   // Op i, a conv, on the kernel options_.conv_kernels asks for, else by the rules.
   void build_any_conv(int i);
   // oneDNN's convolution (or deconvolution), in its Winograd algorithm when `winograd`.
@@ -185,6 +186,8 @@ class DnnlExecutor final : public Executor {
   void build_resize(int i);
   void build_join(int i);
   void build_batchnorm(int i);
+
+ private:
   // The gradient a join hands to its second operand, activation k, summed into d(act k) right
   // after op k+1 has written it (or into d_input for the net's input).
   void add_skip_gradient(int i, int k, const memory& d_skip);
@@ -284,6 +287,18 @@ class DnnlExecutor final : public Executor {
   static constexpr double kAloneMacs = 16e6;
   bool alone_ = false;
 };
+
+// The dnnl backend's entry for an op kind: its builder and, for an element-wise op, oneDNN's
+// algorithms for it (forward, and the backward that reads the forward's output), which a conv's
+// fused activation of that op takes too.
+struct DnnlOp {
+  OpKind kind;
+  void (DnnlExecutor::*build)(int);
+  dnnl::algorithm eltwise_forward = dnnl::algorithm::undef;
+  dnnl::algorithm eltwise_backward = dnnl::algorithm::undef;
+};
+// kOps' entry for kind (dnnl_executor.cpp).
+const DnnlOp& dnnl_op(OpKind kind);
 
 // exec as this backend's executor, for the functions of dnnl_executor.h that only it answers.
 DnnlExecutor& as_dnnl(Executor& exec, const char* caller);

@@ -3,20 +3,10 @@
 
 namespace cae::ops::dnnl_exec {
 
-// oneDNN's forward algorithm of an activation and the backward one that reads the forward's
-// output (so no copy of its input is kept); undef for none. Every activation named: a new one
-// fails to compile here until it has its oneDNN algorithms.
 std::pair<dnnl::algorithm, dnnl::algorithm> eltwise_algorithms(Activation act) {
-  switch (act) {
-    case Activation::none:
-      return {dnnl::algorithm::undef, dnnl::algorithm::undef};
-    case Activation::relu:
-      return {dnnl::algorithm::eltwise_relu, dnnl::algorithm::eltwise_relu_use_dst_for_bwd};
-    case Activation::sigmoid:
-      return {dnnl::algorithm::eltwise_logistic,
-              dnnl::algorithm::eltwise_logistic_use_dst_for_bwd};
-  }
-  throw Error("dnnl backend: unknown activation " + std::to_string(int(act)));
+  if (act == Activation::none) return {dnnl::algorithm::undef, dnnl::algorithm::undef};
+  const DnnlOp& entry = dnnl_op(activation_info(act).op);
+  return {entry.eltwise_forward, entry.eltwise_backward};
 }
 
 // The ReLU-by-pool rewrite, chosen before anything is built: a conv or tconv with a fused ReLU
@@ -31,7 +21,7 @@ std::vector<bool> relu_by_pool_rewrite(const NetDesc& net) {
   std::vector<bool> rewrite(net.ops.size(), false);
   for (int i = 0; i + 1 < int(net.ops.size()); ++i) {
     const OpDesc& op = net.ops[i];
-    rewrite[i] = (op.kind == OpKind::conv || op.kind == OpKind::tconv) &&
+    rewrite[i] = op_info(op.kind).convolution &&
                  op.act == Activation::relu && net.ops[i + 1].kind == OpKind::maxpool &&
                  readers[i + 1].empty();
   }
@@ -101,7 +91,7 @@ void DnnlExecutor::build_eltwise(int i) {
   const memory have = input_of(i);  // a copy: act_ grows below
   const Md md = have.get_desc();
   // The *_use_dst_for_bwd forms let backward read the saved output; no copy of the input kept.
-  const dnnl::algorithm alg = eltwise_algorithms(activation_of(op.kind)).second;
+  const dnnl::algorithm alg = dnnl_op(op.kind).eltwise_backward;
   dnnl::eltwise_forward::primitive_desc fwd(
       dnnl::eltwise_forward::desc(dnnl::prop_kind::forward_training, alg, md, 0.f, 0.f), attr_,
       engine_);
@@ -259,7 +249,8 @@ void DnnlExecutor::build_join(int i) {
   Md z_md;
   const std::string other_name =
       op.other == OpDesc::kNetInput ? "the input" : "act " + std::to_string(op.other);
-  if (op.kind == OpKind::concat) {
+  const OpInfo& info = op_info(op.kind);
+  if (info.join == Join::concat) {
     // Block copies: y's blocks follow x's, both in x's block family.
     auto fits = [&](const Md& a, const Md& b) {
       const auto av = blocked_view(a), bv = blocked_view(b);
@@ -301,12 +292,12 @@ void DnnlExecutor::build_join(int i) {
   const memory dst = new_activation(i, z_md);
   auto ptr = [](const memory& m) { return static_cast<float*>(m.get_data_handle()); };
   const std::size_t floats = z_md.get_size() / sizeof(float);
-  const float sign = op.kind == OpKind::sub ? -1.f : 1.f;
+  const float sign = info.join_sign;  // Join::sum: sign * x + y
   const ConcatPlan* plan = nullptr;
-  if (op.kind == OpKind::concat)
+  if (info.join == Join::concat)
     plan = &concat_plans_.emplace_back(ConcatPlan{
         *blocked_view(xs.get_desc()), *blocked_view(ys.get_desc()), *blocked_view(z_md)});
-  const char* impl = op.kind == OpKind::concat ? "cae:concat" : "cae:add";
+  const char* impl = info.join == Join::concat ? "cae:concat" : "cae:add";
   Step fwd;
   fwd.op = i;
   fwd.name = "forward";

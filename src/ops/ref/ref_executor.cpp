@@ -15,6 +15,122 @@ namespace {
 
 constexpr std::size_t no_param = std::size_t(-1);
 
+// What one op's forward kernel reads and writes: NCHW, the batch's images one after another.
+struct Forward {
+  const OpDesc& op;
+  int batch;
+  const float* in;     // the previous op's output (the net's input for op 0)
+  const float* other;  // a join's second operand, else null
+  const float* weight;
+  const float* bias;  // null: none
+  float* out;
+  float* mean;  // a batchnorm's batch statistics, kept for backward; else null
+  float* var;
+};
+
+// What one op's backward kernel reads and writes. dy is the gradient of the op's output before
+// its fused activation (the executor applies that first).
+struct Backward {
+  const OpDesc& op;
+  int batch;
+  const float* in;
+  const float* out;
+  const float* dy;
+  const float* weight;
+  const float* mean;
+  const float* var;
+  float* dx;        // written unless !want_dx (only op 0's, when the caller wants no d_input)
+  bool want_dx;
+  float* d_other;   // a join's gradient of its second operand
+  float* dweight;   // gradients of the parameters, overwritten
+  float* dbias;     // null: no bias; a batchnorm's is followed by its running statistics' slots
+};
+
+std::size_t count(const OpDesc& op, int batch) { return std::size_t(batch) * op.out.size(); }
+
+void conv_forward(const Forward& f) {
+  ref::conv_forward(f.op, f.batch, f.in, f.weight, f.bias, f.out);
+}
+void conv_backward(const Backward& b) {
+  ref::conv_backward_weights(b.op, b.batch, b.in, b.dy, b.dweight, b.dbias);
+  if (b.want_dx) ref::conv_backward_data(b.op, b.batch, b.dy, b.weight, b.dx);
+}
+void tconv_forward(const Forward& f) {
+  ref::tconv_forward(f.op, f.batch, f.in, f.weight, f.bias, f.out);
+}
+void tconv_backward(const Backward& b) {
+  ref::tconv_backward_weights(b.op, b.batch, b.in, b.dy, b.dweight, b.dbias);
+  if (b.want_dx) ref::tconv_backward_data(b.op, b.batch, b.dy, b.weight, b.dx);
+}
+void maxpool_forward(const Forward& f) { ref::maxpool_forward(f.op, f.batch, f.in, f.out); }
+void maxpool_backward(const Backward& b) {
+  ref::maxpool_backward(b.op, b.batch, b.in, b.dy, b.dx);
+}
+void resize_forward(const Forward& f) { ref::resize_forward(f.op, f.batch, f.in, f.out); }
+void resize_backward(const Backward& b) { ref::resize_backward(b.op, b.batch, b.dy, b.dx); }
+void relu_forward(const Forward& f) { ref::relu_forward(count(f.op, f.batch), f.in, f.out); }
+void relu_backward(const Backward& b) {
+  ref::relu_backward(count(b.op, b.batch), b.out, b.dy, b.dx);
+}
+void sigmoid_forward(const Forward& f) {
+  ref::sigmoid_forward(count(f.op, f.batch), f.in, f.out);
+}
+void sigmoid_backward(const Backward& b) {
+  ref::sigmoid_backward(count(b.op, b.batch), b.out, b.dy, b.dx);
+}
+void concat_forward(const Forward& f) {
+  ref::concat_forward(f.op, f.batch, f.in, f.other, f.out);
+}
+void concat_backward(const Backward& b) {
+  ref::concat_backward(b.op, b.batch, b.dy, b.dx, b.d_other);
+}
+void add_forward(const Forward& f) { ref::add_forward(count(f.op, f.batch), f.in, f.other, f.out); }
+void add_backward(const Backward& b) {
+  ref::add_backward(count(b.op, b.batch), b.dy, b.dx, b.d_other);
+}
+void sub_forward(const Forward& f) { ref::sub_forward(count(f.op, f.batch), f.in, f.other, f.out); }
+void sub_backward(const Backward& b) {
+  ref::sub_backward(count(b.op, b.batch), b.dy, b.dx, b.d_other);
+}
+void batchnorm_forward(const Forward& f) {
+  ref::batchnorm_forward(f.op, f.batch, f.in, f.weight, f.bias, f.out, f.mean, f.var);
+}
+void batchnorm_backward(const Backward& b) {
+  ref::batchnorm_backward(b.op, b.batch, b.in, b.dy, b.weight, b.mean, b.var, b.dx, b.dweight,
+                          b.dbias);
+  // The running statistics' slots: the batch mean, then the unbiased variance.
+  const int c = b.op.out.c;
+  const double n = double(b.batch) * b.op.out.h * b.op.out.w;
+  const double unbias = n > 1 ? n / (n - 1) : 1.0;
+  float* stats = b.dbias + c;
+  for (int j = 0; j < c; ++j) {
+    stats[j] = b.mean[j];
+    stats[c + j] = float(b.var[j] * unbias);
+  }
+}
+
+// The ref backend's kernels, one entry per op kind in OpKind order.
+struct RefKernels {
+  OpKind kind;
+  void (*forward)(const Forward&);
+  void (*backward)(const Backward&);
+};
+constexpr RefKernels kKernels[] = {
+    {OpKind::conv, conv_forward, conv_backward},
+    {OpKind::tconv, tconv_forward, tconv_backward},
+    {OpKind::maxpool, maxpool_forward, maxpool_backward},
+    {OpKind::resize, resize_forward, resize_backward},
+    {OpKind::relu, relu_forward, relu_backward},
+    {OpKind::sigmoid, sigmoid_forward, sigmoid_backward},
+    {OpKind::concat, concat_forward, concat_backward},
+    {OpKind::add, add_forward, add_backward},
+    {OpKind::sub, sub_forward, sub_backward},
+    {OpKind::batchnorm, batchnorm_forward, batchnorm_backward},
+};
+static_assert(one_per_op_kind(kKernels), "the ref backend needs one entry per OpKind, in order");
+
+const RefKernels& kernels_of(OpKind kind) { return kKernels[std::size_t(kind)]; }
+
 // Runs a NetDesc with the naive kernels. Parameters live in one flat buffer that is already the
 // canonical tensors of param_infos() concatenated, so the canonical conversions only split and
 // join.
@@ -37,7 +153,7 @@ class RefExecutor final : public Executor {
     batch_mean_.resize(net_.ops.size());
     batch_var_.resize(net_.ops.size());
     for (std::size_t k = 0; k < net_.ops.size(); ++k)
-      if (net_.ops[k].kind == OpKind::batchnorm) {
+      if (op_info(net_.ops[k].kind).weights == Weights::norm) {
         batch_mean_[k].resize(net_.ops[k].out.c);
         batch_var_[k].resize(net_.ops[k].out.c);
       }
@@ -55,40 +171,17 @@ class RefExecutor final : public Executor {
       const float* other = !is_join(op.kind)               ? nullptr
                            : op.other == OpDesc::kNetInput ? x
                                                            : acts_[op.other].data();
-      switch (op.kind) {
-        case OpKind::conv:
-          ref::conv_forward(op, net_.batch, in, weight(k), bias(k), out);
-          break;
-        case OpKind::tconv:
-          ref::tconv_forward(op, net_.batch, in, weight(k), bias(k), out);
-          break;
-        case OpKind::maxpool:
-          ref::maxpool_forward(op, net_.batch, in, out);
-          break;
-        case OpKind::resize:
-          ref::resize_forward(op, net_.batch, in, out);
-          break;
-        case OpKind::relu:
-          ref::relu_forward(batch_size(op.out), in, out);
-          break;
-        case OpKind::sigmoid:
-          ref::sigmoid_forward(batch_size(op.out), in, out);
-          break;
-        case OpKind::concat:
-          ref::concat_forward(op, net_.batch, in, other, out);
-          break;
-        case OpKind::add:
-          ref::add_forward(batch_size(op.out), in, other, out);
-          break;
-        case OpKind::sub:
-          ref::sub_forward(batch_size(op.out), in, other, out);
-          break;
-        case OpKind::batchnorm:
-          ref::batchnorm_forward(op, net_.batch, in, weight(k), bias(k), out,
-                                 batch_mean_[k].data(), batch_var_[k].data());
-          break;
+      const bool norm = op_info(op.kind).weights == Weights::norm;
+      kernels_of(op.kind).forward({op, net_.batch, in, other, weight(k), bias(k), out,
+                                   norm ? batch_mean_[k].data() : nullptr,
+                                   norm ? batch_var_[k].data() : nullptr});
+      // The fused activation: its element-wise op's kernel, in place.
+      if (op.act != Activation::none) {
+        OpDesc act_op = op;
+        act_op.kind = activation_info(op.act).op;
+        kernels_of(act_op.kind).forward(
+            {act_op, net_.batch, out, nullptr, nullptr, nullptr, out, nullptr, nullptr});
       }
-      ref::activation_forward(op.act, batch_size(op.out), out);
     }
   }
 
@@ -130,63 +223,25 @@ class RefExecutor final : public Executor {
       const float* in = k ? acts_[k - 1].data() : x_;
       const float* out = acts_[k].data();
       d_pre.resize(dy.size());
-      ref::activation_backward(op.act, dy.size(), out, dy.data(), d_pre.data());
+      if (op.act == Activation::none) {
+        std::copy(dy.begin(), dy.end(), d_pre.begin());
+      } else {
+        OpDesc act_op = op;
+        act_op.kind = activation_info(op.act).op;
+        kernels_of(act_op.kind).backward({act_op, net_.batch, out, out, dy.data(), nullptr,
+                                          nullptr, nullptr, d_pre.data(), true, nullptr, nullptr,
+                                          nullptr});
+      }
       dx.resize(batch_size(op.in));
       // The first op's input gradient is only wanted when the caller asks for d_input.
       const bool want_dx = k > 0 || d_input;
-      switch (op.kind) {
-        case OpKind::conv:
-          ref::conv_backward_weights(op, net_.batch, in, d_pre.data(), weight_grad(k),
-                                     bias_grad(k));
-          if (want_dx) ref::conv_backward_data(op, net_.batch, d_pre.data(), weight(k), dx.data());
-          break;
-        case OpKind::tconv:
-          ref::tconv_backward_weights(op, net_.batch, in, d_pre.data(), weight_grad(k),
-                                      bias_grad(k));
-          if (want_dx) ref::tconv_backward_data(op, net_.batch, d_pre.data(), weight(k), dx.data());
-          break;
-        case OpKind::maxpool:
-          ref::maxpool_backward(op, net_.batch, in, d_pre.data(), dx.data());
-          break;
-        case OpKind::resize:
-          ref::resize_backward(op, net_.batch, d_pre.data(), dx.data());
-          break;
-        case OpKind::relu:
-          ref::relu_backward(dx.size(), out, d_pre.data(), dx.data());
-          break;
-        case OpKind::sigmoid:
-          ref::sigmoid_backward(dx.size(), out, d_pre.data(), dx.data());
-          break;
-        case OpKind::concat:
-        case OpKind::add:
-        case OpKind::sub:
-          d_other.resize(batch_size(net_.act_dims(op.other)));
-          if (op.kind == OpKind::concat)
-            ref::concat_backward(op, net_.batch, d_pre.data(), dx.data(), d_other.data());
-          else if (op.kind == OpKind::add)
-            ref::add_backward(dx.size(), d_pre.data(), dx.data(), d_other.data());
-          else if (op.kind == OpKind::sub)
-            ref::sub_backward(dx.size(), d_pre.data(), dx.data(), d_other.data());
-          else
-            throw Error("ref backend: no backward for join " + std::string(op_kind_name(op.kind)));
-          add_into(pending[op.other + 1], d_other);
-          break;
-        case OpKind::batchnorm: {
-          ref::batchnorm_backward(op, net_.batch, in, d_pre.data(), weight(k),
-                                  batch_mean_[k].data(), batch_var_[k].data(), dx.data(),
-                                  weight_grad(k), bias_grad(k));
-          // The running statistics' slots: the batch mean, then the unbiased variance.
-          const int c = op.out.c;
-          const double count = double(net_.batch) * op.out.h * op.out.w;
-          const double unbias = count > 1 ? count / (count - 1) : 1.0;
-          float* stats = bias_grad(k) + c;
-          for (int j = 0; j < c; ++j) {
-            stats[j] = batch_mean_[k][j];
-            stats[c + j] = float(batch_var_[k][j] * unbias);
-          }
-          break;
-        }
-      }
+      if (is_join(op.kind)) d_other.assign(batch_size(net_.act_dims(op.other)), 0.f);
+      const bool norm = op_info(op.kind).weights == Weights::norm;
+      kernels_of(op.kind).backward({op, net_.batch, in, out, d_pre.data(), weight(k),
+                                    norm ? batch_mean_[k].data() : nullptr,
+                                    norm ? batch_var_[k].data() : nullptr, dx.data(), want_dx,
+                                    d_other.data(), weight_grad(k), bias_grad(k)});
+      if (is_join(op.kind)) add_into(pending[op.other + 1], d_other);
       // An op's weight and bias lie side by side, weight first: one range.
       if (grads_ready_ && weight_at_[k] != no_param)
         grads_ready_(
@@ -215,9 +270,12 @@ class RefExecutor final : public Executor {
  private:
   std::size_t batch_size(const Dims& d) const { return std::size_t(net_.batch) * d.size(); }
 
-  float* weight(int k) { return params_.data() + weight_at_[k]; }
+  // Null for an op without parameters.
+  float* weight(int k) { return weight_at_[k] == no_param ? nullptr : params_.data() + weight_at_[k]; }
   float* bias(int k) { return bias_at_[k] == no_param ? nullptr : params_.data() + bias_at_[k]; }
-  float* weight_grad(int k) { return grads_.data() + weight_at_[k]; }
+  float* weight_grad(int k) {
+    return weight_at_[k] == no_param ? nullptr : grads_.data() + weight_at_[k];
+  }
   float* bias_grad(int k) {
     return bias_at_[k] == no_param ? nullptr : grads_.data() + bias_at_[k];
   }

@@ -342,26 +342,6 @@ void batchnorm_backward(const OpDesc& op, int batch, const float* x, const float
   }
 }
 
-void activation_forward(Activation act, std::size_t n, float* y) {
-  if (act == Activation::relu) relu_forward(n, y, y);
-  if (act == Activation::sigmoid) sigmoid_forward(n, y, y);
-}
-
-void activation_backward(Activation act, std::size_t n, const float* y, const float* dy,
-                         float* dx) {
-  switch (act) {
-    case Activation::none:
-      std::copy(dy, dy + n, dx);
-      return;
-    case Activation::relu:
-      relu_backward(n, y, dy, dx);
-      return;
-    case Activation::sigmoid:
-      sigmoid_backward(n, y, dy, dx);
-      return;
-  }
-}
-
 void concat_forward(const OpDesc& op, int batch, const float* x, const float* y, float* z) {
   const std::size_t xs = op.in.size(), ys = op.out.size() - op.in.size();
   for (int n = 0; n < batch; ++n) {

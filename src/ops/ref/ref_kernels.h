@@ -78,9 +78,5 @@ void batchnorm_backward(const OpDesc& op, int batch, const float* x, const float
                         const float* scale, const float* mean, const float* var, float* dx,
                         float* dscale, float* dshift);
 
-// The fused activation of a conv / tconv, in place on y[n]; Activation::none leaves y alone.
-void activation_forward(Activation act, std::size_t n, float* y);
-// dx[n] = dy through the activation, from its output y; Activation::none copies dy.
-void activation_backward(Activation act, std::size_t n, const float* y, const float* dy, float* dx);
 
 }  // namespace cae::ops::ref
