@@ -12,6 +12,7 @@
 #include "ops/ops.h"
 #include "ops/ref/ref_executor.h"
 #include "ops/ref/ref_kernels.h"
+#include "gradient_check.h"
 #include "support.h"
 
 namespace cae::ops {
@@ -405,105 +406,9 @@ TEST(RefEltwise, ReluAndSigmoidValues) {
 // ---------------------------------------------------------------------------------------------
 // Finite-difference gradient checks
 
-// Which side of every kink the net is on: the relu masks and, for every pool output, the position
-// in its channel of the input cell it copied (found by value, so the test needs no window
-// geometry). The net is smooth between two points with the same pattern.
-std::vector<long> kink_pattern(Executor& ex, const std::vector<float>& x) {
-  const NetDesc& net = ex.desc();
-  std::vector<long> pattern;
-  std::vector<float> before = x, after;
-  for (int k = 0; k < int(net.ops.size()); ++k) {
-    const OpDesc& op = net.ops[k];
-    after.resize(batch_size(net, op.out));
-    ex.read_activation(k, after.data());
-    if (op.kind == OpKind::relu || op.act == Activation::relu)
-      for (float v : after) pattern.push_back(v > 0.f);
-    if (op.kind == OpKind::maxpool) {
-      const std::size_t in_area = std::size_t(op.in.h) * op.in.w;
-      const std::size_t out_area = std::size_t(op.out.h) * op.out.w;
-      for (std::size_t channel = 0; channel < std::size_t(net.batch) * op.in.c; ++channel) {
-        std::map<float, long> first_at;  // emplace keeps the first position of a value
-        for (std::size_t i = 0; i < in_area; ++i)
-          first_at.emplace(before[channel * in_area + i], long(i));
-        for (std::size_t i = 0; i < out_area; ++i) {
-          const auto found = first_at.find(after[channel * out_area + i]);
-          pattern.push_back(found == first_at.end() ? -1 : found->second);
-        }
-      }
-    }
-    before = after;
-  }
-  return pattern;
-}
-
-struct GradCheckResult {
-  int checked = 0, skipped = 0;
-  double worst = 0;  // largest |numeric - analytic| / scale among the checked
-  std::vector<std::string> failures;
-};
-
-// Central differences of L = sum(g ⊙ output), accumulated in double, against backward() for
-// every input element and every parameter. Elements whose perturbation crosses a kink are
-// skipped, as in Caffe's checker.
-GradCheckResult check_gradients(const NetDesc& net, std::uint64_t seed) {
-  constexpr float step = 1e-2f;
-  constexpr double tolerance = 2e-3, scale_floor = 0.1;
-  auto ex = make_ref_executor(net);
-  std::vector<float> x = random_floats(batch_size(net, net.input), seed);
-  const std::vector<float> g = random_floats(batch_size(net, net.output()), seed + 1);
-  const std::vector<float> p = random_floats(ex->params().size(), seed + 2, -0.5f, 0.5f);
-  std::copy(p.begin(), p.end(), ex->params().begin());
-
-  std::vector<float> dx(x.size());
-  ex->forward(x.data());
-  ex->backward(g.data(), dx.data());
-  const std::vector<float> dparams(ex->grads().begin(), ex->grads().end());
-  const std::vector<long> base_pattern = kink_pattern(*ex, x);
-
-  GradCheckResult result;
-  // Perturbs *value (an input or parameter the next forward reads) and compares with analytic.
-  const auto check = [&](float* value, double analytic, const std::string& what) {
-    const float original = *value;
-    double loss[2];
-    bool kink = false;
-    const float shifted[2] = {original + step, original - step};
-    for (int side = 0; side < 2; ++side) {
-      *value = shifted[side];
-      ex->forward(x.data());
-      const float* y = ex->output();
-      double sum = 0;
-      for (std::size_t i = 0; i < g.size(); ++i) sum += double(g[i]) * y[i];
-      loss[side] = sum;
-      kink = kink || kink_pattern(*ex, x) != base_pattern;
-    }
-    *value = original;
-    if (kink) {
-      ++result.skipped;
-      return;
-    }
-    ++result.checked;
-    const double numeric = (loss[0] - loss[1]) / (double(shifted[0]) - double(shifted[1]));
-    const double scale = std::max({std::abs(numeric), std::abs(analytic), scale_floor});
-    const double error = std::abs(numeric - analytic) / scale;
-    result.worst = std::max(result.worst, error);
-    if (error > tolerance && result.failures.size() < 10)
-      result.failures.push_back(what + ": numeric " + std::to_string(numeric) + ", analytic " +
-                                std::to_string(analytic));
-  };
-  for (std::size_t i = 0; i < x.size(); ++i)
-    check(&x[i], dx[i], "d input[" + std::to_string(i) + "]");
-  // A batchnorm's running statistics are not read by a training forward: their slots carry the
-  // batch's statistics (BatchNorm tests check those), not gradients.
-  std::vector<bool> statistic(dparams.size(), false);
-  for (const auto& range : ex->statistics_ranges())
-    std::fill_n(statistic.begin() + std::ptrdiff_t(range.offset), range.size, true);
-  for (std::size_t i = 0; i < dparams.size(); ++i)
-    if (!statistic[i]) check(&ex->params()[i], dparams[i], "d param[" + std::to_string(i) + "]");
-  return result;
-}
-
 void expect_gradients_match(const NetDesc& net, std::uint64_t seed = 7) {
-  const GradCheckResult r = check_gradients(net, seed);
+  auto ex = make_ref_executor(net);
+  const test::GradCheckResult r = test::check_gradients(*ex, seed, {.tolerance = 2e-3});
   for (const std::string& f : r.failures) ADD_FAILURE() << f;
   const int total = r.checked + r.skipped;
   // A check that skipped most elements would prove nothing.
