@@ -34,8 +34,9 @@ if [[ "${HARDENING_SKIP_SANITIZE:-0}" != 1 ]]; then
   say "sanitizer build (address, undefined) in $sanitize_dir"
   # CUDA stays off: the sanitizers instrument host code, and CI machines have no GPU. So does the
   # Python module: an instrumented extension cannot load into Debian's uninstrumented python3.
+  # The toy op of docs/architecture.md is on: its tests come from its row (test_op_rows.cpp).
   cmake -S . -B "$sanitize_dir" -DCMAKE_BUILD_TYPE=Release -DCAE_SANITIZE=ON -DCAE_CUDA=OFF \
-    -DCAE_PYTHON=OFF "${launcher[@]}" >/dev/null
+    -DCAE_PYTHON=OFF -DCAE_TOY_OP=ON "${launcher[@]}" >/dev/null
   cmake --build "$sanitize_dir" -j"$jobs"
   say "unit tests under the sanitizers"
   # Left out: Install.* builds a consumer against the installed library without the sanitizer

@@ -10,6 +10,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <random>
 
 #include "core/rng.h"
@@ -22,6 +24,11 @@ std::vector<float> random_floats(std::size_t n, std::uint64_t seed, float lo, fl
   std::vector<float> v(n);
   for (float& x : v) x = dist(gen);
   return v;
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
 std::string scratch_dir() {

@@ -19,6 +19,9 @@ std::vector<float> random_floats(std::size_t n, std::uint64_t seed, float lo = -
 // A fresh empty directory under the build tree, named after the running test.
 std::string scratch_dir();
 
+// The bytes of a file; "" when it cannot be read.
+std::string read_file(const std::string& path);
+
 // A smooth picture with some texture, h×w×c bytes, fixed by seed: a stand-in photo.
 data::Image textured_photo(int h, int w, int c, int seed);
 

@@ -97,11 +97,6 @@ Exit wait_for(pid_t pid) {
   return e;
 }
 
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
 Exit run_to_end(const std::vector<std::string>& args, const std::string& log,
                 rlim_t file_size_limit = 0) {
   return wait_for(spawn(args, log, file_size_limit));
@@ -180,7 +175,7 @@ TEST(Crash, KilledAnywhereResumesToTheUninterruptedWeights) {
   const auto t0 = std::chrono::steady_clock::now();
   ASSERT_EQ(run_to_end(train_args(ds, dir + "/reference", false), dir + "/reference.log").status,
             0)
-      << slurp(dir + "/reference.log");
+      << test::read_file(dir + "/reference.log");
   const auto full_run = std::chrono::steady_clock::now() - t0;
   const auto full_ms = std::chrono::duration_cast<std::chrono::milliseconds>(full_run).count();
 
@@ -218,7 +213,7 @@ TEST(Crash, KilledAnywhereResumesToTheUninterruptedWeights) {
       const Exit e = wait_for(pid);
       if (!e.killed) {
         // The run ended before the kill: it must have finished cleanly.
-        ASSERT_EQ(e.status, 0) << slurp(out + "/run.log");
+        ASSERT_EQ(e.status, 0) << test::read_file(out + "/run.log");
         if (!resume)
           span_ms = std::min<long>(span_ms, std::max<long>(
               50, std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -256,24 +251,24 @@ TEST(Crash, FullDiskDuringACheckpointKeepsThePreviousOne) {
   const std::string ds = make_dataset(dir);
   const std::string out = dir + "/run";
   ASSERT_EQ(run_to_end(train_args(ds, out, false, 2), dir + "/first.log").status, 0);
-  const std::string before = slurp(out + "/checkpoint.cae");
+  const std::string before = test::read_file(out + "/checkpoint.cae");
   ASSERT_FALSE(before.empty());
 
   // Room for the small files (losses.csv, metrics.json), not for a checkpoint.
   const Exit e = run_to_end(train_args(ds, out, true, 4), dir + "/full.log", before.size() / 2);
-  const std::string log = slurp(dir + "/full.log");
+  const std::string log = test::read_file(dir + "/full.log");
   EXPECT_EQ(e.status, 1) << log;
   EXPECT_THAT(log, HasSubstr("cae: error: cannot write '" + out + "/checkpoint.cae'"));
   EXPECT_THAT(log, HasSubstr("File too large"));
-  EXPECT_EQ(slurp(out + "/checkpoint.cae"), before) << "the previous checkpoint changed";
+  EXPECT_EQ(test::read_file(out + "/checkpoint.cae"), before) << "the previous checkpoint changed";
   for (const auto& entry : fs::directory_iterator(out))
     EXPECT_EQ(entry.path().filename().string().find(".tmp."), std::string::npos)
         << "a temporary file was left behind: " << entry.path();
 
   // Space again: the run resumes from the kept checkpoint and finishes.
   const Exit again = run_to_end(train_args(ds, out, true, 4), dir + "/again.log");
-  EXPECT_EQ(again.status, 0) << slurp(dir + "/again.log");
-  EXPECT_THAT(slurp(dir + "/again.log"), HasSubstr("resuming at epoch 3 of 4"));
+  EXPECT_EQ(again.status, 0) << test::read_file(dir + "/again.log");
+  EXPECT_THAT(test::read_file(dir + "/again.log"), HasSubstr("resuming at epoch 3 of 4"));
 }
 
 TEST(Crash, FullDiskDuringTheModelWriteKeepsThePreviousModel) {
@@ -281,14 +276,14 @@ TEST(Crash, FullDiskDuringTheModelWriteKeepsThePreviousModel) {
   const std::string ds = make_dataset(dir);
   const std::string out = dir + "/run";
   ASSERT_EQ(run_to_end(train_args(ds, out, false, 2), dir + "/first.log").status, 0);
-  const std::string model_before = slurp(out + "/model.cae");
+  const std::string model_before = test::read_file(out + "/model.cae");
   // Resuming a finished run writes no checkpoint, only model.cae: fill the disk there.
   const Exit e =
       run_to_end(train_args(ds, out, true, 2), dir + "/full.log", model_before.size() / 2);
-  const std::string log = slurp(dir + "/full.log");
+  const std::string log = test::read_file(dir + "/full.log");
   EXPECT_EQ(e.status, 1) << log;
   EXPECT_THAT(log, HasSubstr("cae: error: cannot write '" + out + "/model.cae'"));
-  EXPECT_EQ(slurp(out + "/model.cae"), model_before) << "the previous model changed";
+  EXPECT_EQ(test::read_file(out + "/model.cae"), model_before) << "the previous model changed";
 }
 
 TEST(Crash, DivergenceStopsNamingEpochAndStepAndKeepsTheLastGoodCheckpoint) {
@@ -303,13 +298,13 @@ TEST(Crash, DivergenceStopsNamingEpochAndStepAndKeepsTheLastGoodCheckpoint) {
     if (t.name.rfind("op", 0) == 0)
       for (float& x : t.data) x = x >= 0 ? 3e37f : -3e37f;
   io::write_model_file(out + "/checkpoint.cae", cp);
-  const std::string good = slurp(out + "/checkpoint.cae");
+  const std::string good = test::read_file(out + "/checkpoint.cae");
 
   const Exit e = run_to_end(train_args(ds, out, true, 4), dir + "/diverge.log");
-  const std::string log = slurp(dir + "/diverge.log");
+  const std::string log = test::read_file(dir + "/diverge.log");
   EXPECT_EQ(e.status, 1) << log;
   EXPECT_THAT(log, HasSubstr("cae: error: training diverged"));
   EXPECT_THAT(log, HasSubstr("at epoch 3, step 1"));
   EXPECT_THAT(log, HasSubstr("the last good checkpoint is " + out + "/checkpoint.cae"));
-  EXPECT_EQ(slurp(out + "/checkpoint.cae"), good) << "the last good checkpoint was replaced";
+  EXPECT_EQ(test::read_file(out + "/checkpoint.cae"), good) << "the last good checkpoint was replaced";
 }

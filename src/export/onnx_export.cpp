@@ -385,6 +385,9 @@ constexpr B::OnnxOp kOps[] = {
     {ops::OpKind::add, &B::add_sum},
     {ops::OpKind::sub, &B::add_sum},
     {ops::OpKind::batchnorm, &B::add_none},
+#ifdef CAE_TOY_OP
+    {ops::OpKind::toy, &B::add_elementwise},
+#endif
 };
 static_assert(ops::one_per_op_kind(kOps), "the ONNX export needs one entry per OpKind, in order");
 

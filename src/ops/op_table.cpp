@@ -71,6 +71,13 @@ constexpr OpInfo kTable[] = {
      .join_sign = 0, .convolution = false, .upsamples = false, .fuses_activation = true,
      .onnx = "Conv", .ref = true, .dnnl = true, .cuda = false, .parity = 1e-4f,
      .gradient = 2e-2f},
+#ifdef CAE_TOY_OP
+    {.kind = OpKind::toy, .name = "toy", .spec_word = "toy", .spec_args = A::nothing,
+     .kernel = 1, .stride = 1, .shape = S::same, .weights = W::none, .join = Join::none,
+     .join_sign = 0, .convolution = false, .upsamples = false, .fuses_activation = false,
+     .onnx = "Tanh", .ref = true, .dnnl = true, .cuda = false, .parity = 1e-5f,
+     .gradient = 1e-2f},
+#endif
 };
 static_assert(one_per_op_kind(kTable), "the op table needs one row per OpKind, in order");
 

@@ -50,6 +50,9 @@ enum class OpKind {
   // with the batch's own statistics (training); inference folds it into the conv before it
   // (nn::Model::folded()), so no executor runs it with running statistics.
   batchnorm,
+#ifdef CAE_TOY_OP
+  toy,  // tanh: the op docs/architecture.md adds in "How to add an op" (CAE_TOY_OP test builds)
+#endif
   count,  // not an op: the number of kinds, which the table and every per-op array are checked against
 };
 inline constexpr std::size_t kOpKinds = std::size_t(OpKind::count);

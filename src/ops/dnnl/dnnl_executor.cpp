@@ -39,6 +39,9 @@ constexpr DnnlOp kOps[] = {
     {OpKind::add, &E::build_join},
     {OpKind::sub, &E::build_join},
     {OpKind::batchnorm, &E::build_batchnorm},
+#ifdef CAE_TOY_OP
+    {OpKind::toy, &E::build_eltwise, Alg::eltwise_tanh, Alg::eltwise_tanh_use_dst_for_bwd},
+#endif
 };
 static_assert(one_per_op_kind(kOps), "the dnnl backend needs one entry per OpKind, in order");
 

@@ -109,6 +109,13 @@ void batchnorm_backward(const Backward& b) {
   }
 }
 
+#ifdef CAE_TOY_OP
+void toy_forward(const Forward& f) { ref::tanh_forward(count(f.op, f.batch), f.in, f.out); }
+void toy_backward(const Backward& b) {
+  ref::tanh_backward(count(b.op, b.batch), b.out, b.dy, b.dx);
+}
+#endif
+
 // The ref backend's kernels, one entry per op kind in OpKind order.
 struct RefKernels {
   OpKind kind;
@@ -126,6 +133,9 @@ constexpr RefKernels kKernels[] = {
     {OpKind::add, add_forward, add_backward},
     {OpKind::sub, sub_forward, sub_backward},
     {OpKind::batchnorm, batchnorm_forward, batchnorm_backward},
+#ifdef CAE_TOY_OP
+    {OpKind::toy, toy_forward, toy_backward},
+#endif
 };
 static_assert(one_per_op_kind(kKernels), "the ref backend needs one entry per OpKind, in order");
 

@@ -290,6 +290,16 @@ void sigmoid_backward(std::size_t n, const float* y, const float* dy, float* dx)
   for (std::size_t i = 0; i < n; ++i) dx[i] = float(double(dy[i]) * y[i] * (1.0 - y[i]));
 }
 
+#ifdef CAE_TOY_OP
+void tanh_forward(std::size_t n, const float* x, float* y) {
+  for (std::size_t i = 0; i < n; ++i) y[i] = std::tanh(x[i]);
+}
+
+void tanh_backward(std::size_t n, const float* y, const float* dy, float* dx) {
+  for (std::size_t i = 0; i < n; ++i) dx[i] = dy[i] * (1.f - y[i] * y[i]);
+}
+#endif
+
 void batchnorm_forward(const OpDesc& op, int batch, const float* x, const float* scale,
                        const float* shift, float* y, float* mean, float* var) {
   const std::size_t plane = std::size_t(op.in.h) * op.in.w, image = plane * op.in.c;

@@ -56,6 +56,11 @@ void relu_backward(std::size_t n, const float* y, const float* dy, float* dx);
 // sigmoid: y = 1 / (1 + exp(-x)), dx = dy * y * (1 - y).
 void sigmoid_forward(std::size_t n, const float* x, float* y);
 void sigmoid_backward(std::size_t n, const float* y, const float* dy, float* dx);
+#ifdef CAE_TOY_OP
+// y = tanh(x); dx = dy (1 - y^2), from the output.
+void tanh_forward(std::size_t n, const float* x, float* y);
+void tanh_backward(std::size_t n, const float* y, const float* dy, float* dx);
+#endif
 
 // Joins of x[N][C][H][W] (the previous op's output) and y[N][D][H][W] (an earlier activation).
 // concat: z[N][C+D][H][W] = [x ; y] per image, x's channels first; backward splits dz back.
