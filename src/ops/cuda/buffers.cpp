@@ -73,7 +73,7 @@ CudaExecutor::CudaExecutor(const NetDesc& net, const ExecutorOptions& options)
     // A join's gradient for its second operand, summed into the chain's later.
     skip_grads_.emplace_back(is_join(op.kind) ? batch_size(net_.act_dims(op.other)) : 0);
     if (op.kind == OpKind::maxpool) argmax_[k] = DeviceBuffer<int>(batch_size(op.out));
-    if (op.kind != OpKind::conv && op.kind != OpKind::tconv) continue;
+    if (!op_info(op.kind).convolution) continue;
     plans_[k] = std::make_unique<ConvPlan>(make_plan(k, workspace));
     if (plans_[k]->padded) pad_scratch = std::max(pad_scratch, batch_size(plans_[k]->x_dims));
     if (op.bias)

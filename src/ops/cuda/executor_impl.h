@@ -1,10 +1,10 @@
-// The CUDA executor's private header: the class and the conv plans its files share. Included
+// The CUDA executor's private header: the class and the per-op structs its files share. Included
 // only by the files of src/ops/cuda/ that build or run it:
 //   cuda_executor.cpp  the public functions of cuda_executor.h
 //   buffers.cpp        the constructor (every buffer and plan, made once) and the Executor calls
 //                      that move activations, gradients and parameters between host and device
 //   conv_plans.cpp     cuDNN's descriptors and algorithms per conv / tconv, and its calls
-//   op_kernels.cpp     the kernels of each op kind, enqueue_forward / enqueue_backward
+//   op_kernels.cpp     the kernels of each op kind (kOps), enqueue_forward / enqueue_backward
 //   fused_step.cpp     whole training steps (noise, forward, loss, backward, Adam) and their
 //                      CUDA graphs
 #pragma once
@@ -42,6 +42,27 @@ struct ConvPlan {
   DeviceBuffer<float> xp;  // conv: the padded input, kept for backward; tconv: the padded output
 };
 
+// What op k's forward kernels read and write, on the device, NCHW.
+struct OpForward {
+  int k;
+  const OpDesc& op;
+  const float* in;    // the previous op's output (the net's input for op 0)
+  float* out;         // overwritten
+  std::size_t count;  // floats of out
+};
+
+// What op k's backward kernels read and write. dy is the gradient of the op's output before its
+// fused bias and activation (enqueue_backward applies their gradient first).
+struct OpBackward {
+  int k;
+  const OpDesc& op;
+  const float* in;
+  const float* out;
+  const float* dy;
+  float* dx;          // d(input), overwritten; null for op 0's when no d_input is wanted
+  std::size_t count;  // floats of out
+};
+
 class CudaExecutor final : public Executor {
  public:
   CudaExecutor(const NetDesc& net, const ExecutorOptions& options);
@@ -72,6 +93,27 @@ class CudaExecutor final : public Executor {
   double fused_step(const float* clean, const float* noisy, const NoiseKey& key) override;
   double fused_end(std::span<float> m, std::span<float> v) override;
 
+  // The kernels of kOps (op_kernels.cpp), one pair per op kind: each enqueues op k's forward,
+  // or its backward, on stream_. A conv's or tconv's bias and fused activation are
+  // enqueue_forward's and enqueue_backward's, around these.
+  void forward_conv(const OpForward& f);
+  void backward_conv(const OpBackward& b);
+  void forward_tconv(const OpForward& f);
+  void backward_tconv(const OpBackward& b);
+  void forward_maxpool(const OpForward& f);
+  void backward_maxpool(const OpBackward& b);
+  void forward_resize(const OpForward& f);
+  void backward_resize(const OpBackward& b);
+  void forward_eltwise(const OpForward& f);  // relu, sigmoid: the ck::Act of kOps' entry
+  void backward_eltwise(const OpBackward& b);
+  void forward_concat(const OpForward& f);
+  void backward_concat(const OpBackward& b);
+  void forward_sum(const OpForward& f);  // add, sub: the row's join_sign
+  void backward_sum(const OpBackward& b);
+  // Throw: make_executor refuses a net with batchnorm (the op table's cuda column).
+  void forward_batchnorm(const OpForward& f);
+  void backward_batchnorm(const OpBackward& b);
+
  private:
   static constexpr std::size_t no_param = std::size_t(-1);
   enum class Fresh { both, host, device };  // where the current parameters are
@@ -94,8 +136,6 @@ class CudaExecutor final : public Executor {
   const float* other_of(const OpDesc& op) const {
     return op.other == OpDesc::kNetInput ? x_dev_.get() : acts_[op.other].get();
   }
-
-  static ck::Act act_of(Activation a);
 
   // cuDNN's descriptors and algorithms for conv/tconv op k; grows workspace to what they need.
   ConvPlan make_plan(int k, std::size_t& workspace);
