@@ -48,7 +48,13 @@ if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES)
 endif()
 enable_language(CUDA)
 
-add_library(cae_cuda STATIC src/ops/cuda/cuda_executor.cpp src/ops/cuda/kernels.cu)
+add_library(cae_cuda STATIC
+  src/ops/cuda/cuda_executor.cpp
+  src/ops/cuda/buffers.cpp
+  src/ops/cuda/conv_plans.cpp
+  src/ops/cuda/op_kernels.cpp
+  src/ops/cuda/fused_step.cpp
+  src/ops/cuda/kernels.cu)
 set_target_properties(cae_cuda PROPERTIES POSITION_INDEPENDENT_CODE ON CUDA_STANDARD 17
                                           CUDA_STANDARD_REQUIRED ON)
 target_include_directories(cae_cuda PRIVATE include src ${CAE_CUDNN_INCLUDE_DIR})

@@ -1,7 +1,8 @@
 // The CUDA backend: cuDNN convolutions and the small kernels of kernels.cu, activations NCHW on
 // the device, parameters in the canonical layout (so the flat buffer is the canonical tensors
-// concatenated, as in the ref backend). The only place that includes CUDA and cuDNN headers
-// besides kernels.cu; built when CMake's CAE_CUDA is on (cmake/cuda.cmake).
+// concatenated, as in the ref backend). This header includes neither CUDA's nor cuDNN's; only
+// the files of src/ops/cuda/ do (executor_impl.h lists them). Built when CMake's CAE_CUDA is on
+// (cmake/cuda.cmake).
 #pragma once
 
 #include <memory>
