@@ -110,9 +110,10 @@ class CudaExecutor final : public Executor {
   void backward_concat(const OpBackward& b);
   void forward_sum(const OpForward& f);  // add, sub: the row's join_sign
   void backward_sum(const OpBackward& b);
-  // Throw: make_executor refuses a net with batchnorm (the op table's cuda column).
-  void forward_batchnorm(const OpForward& f);
-  void backward_batchnorm(const OpBackward& b);
+  // An op without a CUDA kernel (batchnorm; the test build's toy op): throw, naming it. Never
+  // reached: make_executor refuses such a net (the op table's cuda column).
+  void forward_none(const OpForward& f);
+  void backward_none(const OpBackward& b);
 
  private:
   static constexpr std::size_t no_param = std::size_t(-1);

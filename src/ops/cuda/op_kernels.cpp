@@ -32,7 +32,10 @@ constexpr CudaOp kOps[] = {
     {OpKind::concat, &E::forward_concat, &E::backward_concat},
     {OpKind::add, &E::forward_sum, &E::backward_sum},
     {OpKind::sub, &E::forward_sum, &E::backward_sum},
-    {OpKind::batchnorm, &E::forward_batchnorm, &E::backward_batchnorm},
+    {OpKind::batchnorm, &E::forward_none, &E::backward_none},
+#ifdef CAE_TOY_OP
+    {OpKind::toy, &E::forward_none, &E::backward_none},
+#endif
 };
 static_assert(one_per_op_kind(kOps), "the cuda backend needs one entry per OpKind, in order");
 
@@ -136,11 +139,11 @@ void CudaExecutor::backward_sum(const OpBackward& b) {
 }
 
 // Refused by make_executor (the op table's cuda column), so never reached.
-void CudaExecutor::forward_batchnorm(const OpForward&) {
-  throw Error("cuda backend: no batchnorm kernel");
+void CudaExecutor::forward_none(const OpForward& f) {
+  throw Error(std::string("cuda backend: no ") + op_kind_name(f.op.kind) + " kernel");
 }
-void CudaExecutor::backward_batchnorm(const OpBackward&) {
-  throw Error("cuda backend: no batchnorm kernel");
+void CudaExecutor::backward_none(const OpBackward& b) {
+  throw Error(std::string("cuda backend: no ") + op_kind_name(b.op.kind) + " kernel");
 }
 
 void CudaExecutor::enqueue_forward() {
