@@ -28,6 +28,7 @@
 #include "cae/error.h"
 #include "core/isa.h"
 #include "data/dataset.h"
+#include "environment.h"
 #include "nn/model.h"
 #include "nn/spec.h"
 #include "ops/dnnl/dnnl_executor.h"
@@ -130,6 +131,8 @@ void layers(int batch, int reps) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // The edge (tools/environment.h): the instruction-set cap before any kernel.
+  cae::apply_isa_cap_from_environment();
   if (argc > 1) preset = argv[1];
   if (argc > 4) shape = {std::stoi(argv[4]), std::stoi(argv[2]), std::stoi(argv[3])};
   std::string line;

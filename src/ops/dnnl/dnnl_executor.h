@@ -51,7 +51,8 @@ struct DnnlMemory {
 // Requires exec from make_dnnl_executor; throws cae::Error for another backend.
 DnnlMemory dnnl_memory(Executor& exec);
 
-// oneDNN's instruction set in this process after the CAE_MAX_ISA cap: "avx512_core", "avx2", ...
+// oneDNN's instruction set in this process after the process's cap (core/isa.h, CAE_MAX_ISA):
+// "avx512_core", "avx2", ...
 std::string dnnl_isa();
 
 // Which Winograd kernels the executor uses is ExecutorOptions::winograd's (CAE_WINOGRAD through
