@@ -1,8 +1,9 @@
-// ExecutorOptions from the environment: executor_options_from_env() reads each CAE_* executor
-// variable's accepted values, leaves the defaults where one is unset or empty, and refuses any
-// other value naming the variable and what it accepts; and the variables reach an executor that
-// nn::Model::make_executor builds (the path of the CLI, the trainer and the Python module), while
-// ops::make_executor reads nothing but the struct it is given.
+// ExecutorOptions from the environment, read at the edge: executor_options_from_environment()
+// (tools/environment.h) reads each CAE_* executor variable's accepted values, leaves the defaults
+// where one is unset or empty, and refuses any other value naming the variable and what it
+// accepts; and the variables reach the executors built with what it returns (the path of the CLI,
+// the trainer and the Python module), while ops::make_executor reads nothing but the struct it is
+// given.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -11,6 +12,7 @@
 
 #include "cae/error.h"
 #include "core/isa.h"
+#include "environment.h"
 #include "nn/model.h"
 #include "nn/spec.h"
 #include "ops/dnnl/dnnl_executor.h"
@@ -47,12 +49,12 @@ ExecutorOptions env_defaults() {
 
 ExecutorOptions from_env_with(const char* name, const char* value) {
   const test::ScopedEnv set(name, value);
-  return executor_options_from_env();
+  return executor_options_from_environment();
 }
 
 TEST(ExecutorOptionsFromEnv, UnsetOrEmptyGivesTheDefaults) {
   const CleanEnv clean;
-  EXPECT_EQ(executor_options_from_env(), env_defaults());
+  EXPECT_EQ(executor_options_from_environment(), env_defaults());
   for (const char* name : kVariables) EXPECT_EQ(from_env_with(name, ""), env_defaults()) << name;
 }
 
@@ -77,7 +79,7 @@ TEST(ExecutorOptionsFromEnv, ReadsEveryAcceptedValue) {
   EXPECT_EQ(from_env_with("XDG_CACHE_HOME", "/c").kernel_cache, "/c/cae/kernels.json");
   {
     const test::ScopedEnv no_home("HOME", nullptr);
-    EXPECT_EQ(executor_options_from_env().kernel_cache, "");
+    EXPECT_EQ(executor_options_from_environment().kernel_cache, "");
   }
   // One variable changes its own field only.
   ExecutorOptions want = env_defaults();
@@ -98,17 +100,19 @@ TEST(ExecutorOptionsFromEnv, RefusesOtherValuesNamingTheVariableAndTheAcceptedOn
   for (const auto& [name, accepted] : cases)
     for (const char* bad : {"bogus", "off", "3", " 0", "CAE"}) {
       const test::ScopedEnv set(name, bad);
-      const std::string message = test::error_of([] { executor_options_from_env(); });
+      const std::string message = test::error_of([] { executor_options_from_environment(); });
       EXPECT_THAT(message, HasSubstr(std::string(name) + "='" + bad + "'"));
       EXPECT_THAT(message, HasSubstr(accepted)) << name;
     }
 }
 
-// The dnnl steps' kernels of the seed at batch 2, built the way the CLI builds them.
+// The dnnl steps' kernels of the seed at batch 2, built the way the CLI builds them: with the
+// options the edge reads from the environment.
 std::vector<std::string> model_step_impls() {
   nn::Model model(nn::parse_spec(nn::preset_spec("seed")), {1, 28, 28}, nn::LossKind::bce);
   std::vector<std::string> impls;
-  for (const KernelUse& s : model.make_executor(Backend::dnnl, 2)->kernels())
+  for (const KernelUse& s :
+       model.make_executor(Backend::dnnl, 2, executor_options_from_environment())->kernels())
     impls.push_back(s.impl);
   return impls;
 }

@@ -55,8 +55,8 @@ DnnlMemory dnnl_memory(Executor& exec);
 // "avx512_core", "avx2", ...
 std::string dnnl_isa();
 
-// Which Winograd kernels the executor uses is ExecutorOptions::winograd's (CAE_WINOGRAD through
-// executor_options_from_env): cae (the default) ours on every tier with AVX2
+// Which Winograd kernels the executor uses is ExecutorOptions::winograd's (CAE_WINOGRAD, read at
+// the edge by executor_options_from_environment): cae (the default) ours on every tier with AVX2
 // (own_winograd_chosen), onednn oneDNN's where it has one (winograd_chosen), off none: every
 // layer direct. The last two are for comparison.
 //
