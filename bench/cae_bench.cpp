@@ -28,6 +28,7 @@
 #include "cae/error.h"
 #include "core/isa.h"
 #include "data/dataset.h"
+#include "environment.h"
 #include "nn/model.h"
 #include "nn/spec.h"
 #include "ops/dnnl/dnnl_executor.h"
@@ -72,7 +73,7 @@ class StepClock : public cae::train::Progress {
   void on_batch(int, int, int, double, double) override { ends.push_back(Clock::now()); }
 };
 
-double train_rate(int batch, int warmup, int steps) {
+double train_rate(const cae::ops::ExecutorOptions& options, int batch, int warmup, int steps) {
   cae::nn::Model model = seed_model();
   cae::data::Dataset data;
   data.train = synthetic_images((warmup + steps) * batch);
@@ -80,6 +81,7 @@ double train_rate(int batch, int warmup, int steps) {
   cae::train::TrainConfig config;
   config.epochs = 1;
   config.batch = batch;
+  config.executor = options;
   config.out_dir = (std::filesystem::temp_directory_path() / "cae_bench").string();
   StepClock clock;
   cae::train::train(model, data, config, clock);
@@ -88,11 +90,11 @@ double train_rate(int batch, int warmup, int steps) {
   return double(steps) * batch / seconds;
 }
 
-double infer_rate(int batch, int warmup, int steps) {
+double infer_rate(const cae::ops::ExecutorOptions& options, int batch, int warmup, int steps) {
   static std::map<std::pair<int, int>, std::unique_ptr<cae::ops::Executor>> cache;
   static const cae::nn::Model model = seed_model();
   auto& exec = cache[{batch, omp_get_max_threads()}];
-  if (!exec) exec = model.make_inference_executor(cae::ops::Backend::dnnl, batch);
+  if (!exec) exec = model.make_inference_executor(cae::ops::Backend::dnnl, batch, options);
   std::vector<float> x(std::size_t(batch) * shape.size(), 0.25f);
   for (int i = 0; i < warmup; ++i) exec->forward(x.data());
   const auto t0 = Clock::now();
@@ -100,9 +102,9 @@ double infer_rate(int batch, int warmup, int steps) {
   return double(steps) * batch / std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
-void layers(int batch, int reps) {
+void layers(const cae::ops::ExecutorOptions& options, int batch, int reps) {
   const cae::nn::Model model = seed_model();
-  auto exec = model.make_executor(cae::ops::Backend::dnnl, batch);
+  auto exec = model.make_executor(cae::ops::Backend::dnnl, batch, options);
   const cae::ops::NetDesc& net = exec->desc();
   std::vector<float> x(std::size_t(batch) * shape.size(), 0.25f), dy(x.size(), 1e-4f);
   for (const auto& t : cae::ops::profile_dnnl_steps(*exec, x.data(), dy.data(), reps)) {
@@ -130,6 +132,9 @@ void layers(int batch, int reps) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // The edge (tools/environment.h): the instruction-set cap before any kernel, and the executor
+  // variables at each command, so that a bad one is that command's error.
+  cae::apply_isa_cap_from_environment();
   if (argc > 1) preset = argv[1];
   if (argc > 4) shape = {std::stoi(argv[4]), std::stoi(argv[2]), std::stoi(argv[3])};
   std::string line;
@@ -147,12 +152,14 @@ int main(int argc, char** argv) {
         continue;
       }
       omp_set_num_threads(threads);
+      const cae::ops::ExecutorOptions options = cae::executor_options_from_environment();
       if (cmd == "train" || cmd == "infer") {
         if (a < 1 || b < 1) throw cae::Error("warm-up and steps must be at least 1");
-        const double rate = cmd == "train" ? train_rate(batch, a, b) : infer_rate(batch, a, b);
+        const double rate =
+            cmd == "train" ? train_rate(options, batch, a, b) : infer_rate(options, batch, a, b);
         std::printf("{\"images_per_second\":%.3f}\n", rate);
       } else if (cmd == "layers") {
-        layers(batch, a);
+        layers(options, batch, a);
         std::printf("{\"kind\":\"end\"}\n");
       } else {
         throw cae::Error("unknown command '" + cmd + "'");

@@ -13,6 +13,10 @@
 # the header and -lcae, nothing more. A version script exports only the public API (cae::version,
 # cae::Shape, cae::Autoencoder, cae::Error), so the engine's internals are no part of the ABI and
 # cannot clash with a consumer's own symbols. Extend the list when a public header grows.
+#
+# libcae.so also carries the edge's reader of the environment (cae_environment,
+# tools/environment.cpp): EngineOptions::from_environment(), the API's default options, is
+# defined there, so the engine itself (cae_lib) reads no variable.
 include(GNUInstallDirs)
 include(CMakePackageConfigHelpers)
 
@@ -22,6 +26,7 @@ file(WRITE "${CAE_EXPORT_MAP}" [=[{
     extern "C++" {
       cae::version*;
       cae::Shape::*;
+      cae::EngineOptions::*;
       cae::Autoencoder::*;
       cae::Error::*;
       "typeinfo for cae::Error";
@@ -31,9 +36,10 @@ file(WRITE "${CAE_EXPORT_MAP}" [=[{
   local: *;
 };
 ]=])
-# add_library needs a source; all the code comes from cae_lib.
+# add_library needs a source; all the code comes from cae_lib and cae_environment.
 set(CAE_SHARED_STUB "${CMAKE_BINARY_DIR}/cae-shared-stub.cpp")
-file(WRITE "${CAE_SHARED_STUB}" "// libcae.so is cae_lib linked whole (cmake/install.cmake).\n")
+file(WRITE "${CAE_SHARED_STUB}"
+     "// libcae.so is cae_lib and cae_environment linked whole (cmake/install.cmake).\n")
 
 add_library(cae_shared SHARED "${CAE_SHARED_STUB}")
 set_target_properties(cae_shared PROPERTIES
@@ -42,7 +48,10 @@ set_target_properties(cae_shared PROPERTIES
   VERSION ${PROJECT_VERSION}
   SOVERSION ${PROJECT_VERSION_MAJOR}
   LINK_DEPENDS "${CAE_EXPORT_MAP}")
-target_link_libraries(cae_shared PRIVATE "$<LINK_LIBRARY:WHOLE_ARCHIVE,cae_lib>")
+target_link_libraries(cae_shared PRIVATE "$<LINK_LIBRARY:WHOLE_ARCHIVE,cae_environment>"
+                      "$<LINK_LIBRARY:WHOLE_ARCHIVE,cae_lib>")
+# cae_environment links cae_lib itself, without a feature: the whole archive wins.
+set_property(TARGET cae_shared PROPERTY LINK_LIBRARY_OVERRIDE_cae_lib WHOLE_ARCHIVE)
 target_link_options(cae_shared PRIVATE "LINKER:--version-script=${CAE_EXPORT_MAP}"
                     "LINKER:--no-undefined")
 target_include_directories(cae_shared INTERFACE

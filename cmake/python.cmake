@@ -38,7 +38,8 @@ if(CAE_PYTHON)
   target_include_directories(cae_python PRIVATE src python)
   target_compile_options(cae_python PRIVATE -Wall -Wextra)
   target_compile_definitions(cae_python PRIVATE CAE_VERSION="${PROJECT_VERSION}")
-  # cae_lib (and cae_cli, whose parser cae.train() and cae.evaluate() use) are linked in whole;
+  # cae_lib (and cae_cli, whose parser cae.train() and cae.evaluate() use, and cae_environment,
+  # the edge's reader of the environment) are linked in whole;
   # their symbols stay inside the module, so they cannot meet those of another extension (or of
   # libcae.so) loaded into the same interpreter.
   target_link_libraries(cae_python PRIVATE cae_cli cae_lib)

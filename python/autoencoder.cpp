@@ -5,6 +5,7 @@
 #include "arrays.h"
 #include "bindings.h"
 #include "core/atomic_file.h"
+#include "environment.h"
 #include "io/model_file.h"
 #include "io/model_store.h"
 #include "nn/model.h"
@@ -134,7 +135,9 @@ py::array repair(const Model& m, const py::handle& image_in, const py::handle& m
 }  // namespace
 
 Model model_from_bytes(std::vector<std::uint8_t> file, const std::string& name) {
-  Autoencoder engine = Autoencoder::load_bytes(file, name);
+  // The CAE_* variables as they are now (the instruction-set cap was set at import).
+  Autoencoder engine =
+      Autoencoder::load_bytes(file, name, engine_options_from_environment_without_isa());
   return Model{name, std::move(file), std::move(engine)};
 }
 
@@ -276,7 +279,9 @@ that does not fit, before any work.)")
       "models",
       [] {
         py::list all;
-        for (const ShippedModel& s : Autoencoder::shipped_models())
+        EngineOptions only;  // the folder alone: a listing builds no executor
+        only.models = models_folder_from_environment();
+        for (const ShippedModel& s : Autoencoder::shipped_models(only))
           all.append(py::dict(py::arg("name") = s.name, py::arg("path") = s.path));
         return all;
       },
@@ -288,7 +293,7 @@ that does not fit, before any work.)")
       [](const py::object& what) {
         const std::string text = path_text("load_model", what);
         py::gil_scoped_release release;
-        const std::string path = io::resolve_model(text, io::models_env());
+        const std::string path = io::resolve_model(text, models_folder_from_environment());
         return model_from_bytes(read_file(path), path);
       },
       py::arg("name"),

@@ -4,9 +4,14 @@
 
 #include "bindings.h"
 #include "cae/error.h"
+#include "environment.h"
 
 PYBIND11_MODULE(_cae, m) {
   namespace py = pybind11;
+  // The module is the edge (tools/environment.h): the process's instruction-set cap from
+  // CAE_MAX_ISA or ONEDNN_MAX_CPU_ISA, set once at import, before any kernel (a bad value is
+  // reported by the first call that runs one); the other variables are read by each call.
+  cae::apply_isa_cap_from_environment();
   m.doc() = "cae: convolutional autoencoders on oneDNN, with NumPy arrays in and out";
   // Every failure of the library, and a file system error on its way (a directory that cannot
   // be made), is a cae.Error, a RuntimeError carrying the library's message.

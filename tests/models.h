@@ -38,7 +38,7 @@ inline nn::Model random_model(const std::string& spec, ops::Dims input, nn::Loss
 // inference computes it (a batchnorm folded, by its running statistics).
 inline std::vector<float> model_images(const nn::Model& model, ops::Backend backend,
                                        const std::vector<float>& x, int count) {
-  auto exec = model.make_inference_executor(backend, count);
+  auto exec = model.make_inference_executor(backend, count, {});
   exec->forward(x.data());
   std::vector<float> y(std::size_t(count) * model.output().size());
   nn::output_to_image(model.loss(), exec->output(), y.data(), y.size());

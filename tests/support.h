@@ -51,7 +51,7 @@ data::ImageSet binary_noise_images(int n, int side, std::uint64_t seed, std::uin
                                    std::uint8_t off = 0);
 
 // Sets (or, with value null, unsets) an environment variable for one scope, then puts back what
-// was there: for the CAE_* variables that executor_options_from_env() reads.
+// was there: for the CAE_* variables that the edge reads (tools/environment.h).
 class ScopedEnv {
  public:
   ScopedEnv(const char* name, const char* value);

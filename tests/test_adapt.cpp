@@ -101,7 +101,7 @@ double loss_on_photo(const nn::Model& model, const train::DamagedPhoto& p,
   data::to_nchw(source.draw(count, 99, 0, 0), order.data(), count, clean.data());
   data::corrupt(training, clean.data(), noisy.data(), count, in, 99, Stream::test_noise, 0, 0,
                 mask.data());
-  auto exec = model.make_executor(ops::Backend::dnnl, count);
+  auto exec = model.make_executor(ops::Backend::dnnl, count, {});
   train::InformedRun run(model, count);
   exec->forward(run.input(noisy.data(), mask.data(), count));
   return nn::masked_loss_and_grad(model.loss(), run.output(exec->output(), count), clean.data(),

@@ -68,7 +68,7 @@ TEST(Api, EncodeIsTheActivationBeforeTheFirstUpsamplingAndDecodeFinishesIt) {
     const auto x = test::random_floats(count * kMnist.size(), 20, 0.f, 1.f);
 
     // The seed's op 5 is the third pool (ops: conv pool conv pool conv pool | upsampling ...).
-    auto exec = model.make_executor(ops::Backend::ref, count);
+    auto exec = model.make_executor(ops::Backend::ref, count, {});
     exec->forward(x.data());
     std::vector<float> pooled(std::size_t(count) * 16 * 4 * 4);
     exec->read_activation(5, pooled.data());

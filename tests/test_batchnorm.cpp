@@ -51,7 +51,7 @@ class BatchnormBackends : public ::testing::TestWithParam<ops::Backend> {};
 TEST_P(BatchnormBackends, ForwardNormalisesAndBackwardLeavesTheBatchStatistics) {
   const int batch = 3;
   const nn::Model model = test::random_model(kSpec, kInput, nn::LossKind::bce, 5);
-  auto exec = model.make_executor(GetParam(), batch);
+  auto exec = model.make_executor(GetParam(), batch, {});
   const ops::NetDesc& net = exec->desc();
   const std::vector<float> x = test::random_floats(batch * kInput.size(), 6, 0.f, 1.f);
   exec->forward(x.data());
@@ -93,7 +93,7 @@ TEST_P(BatchnormBackends, ForwardNormalisesAndBackwardLeavesTheBatchStatistics) 
 TEST_P(BatchnormBackends, TheFoldedNetIsTheTrainingPassWhenTheRunningStatisticsAreTheBatchs) {
   const int batch = 4;
   nn::Model model = test::random_model(kSpec, kInput, nn::LossKind::bce, 8);
-  auto exec = model.make_executor(GetParam(), batch);
+  auto exec = model.make_executor(GetParam(), batch, {});
   const std::vector<float> x = test::random_floats(batch * kInput.size(), 9, 0.f, 1.f);
   exec->forward(x.data());
   const std::vector<float> trained(exec->output(),
@@ -112,12 +112,12 @@ TEST_P(BatchnormBackends, TheFoldedNetIsTheTrainingPassWhenTheRunningStatisticsA
   const nn::Model folded = model.folded();
   EXPECT_FALSE(folded.has_batch_norm());
   EXPECT_EQ(folded.arch().layers.size(), 4u);
-  auto infer = folded.make_executor(GetParam(), batch);
+  auto infer = folded.make_executor(GetParam(), batch, {});
   infer->forward(x.data());
   for (std::size_t i = 0; i < trained.size(); ++i)
     ASSERT_NEAR(infer->output()[i], trained[i], 1e-4f) << i;
   // make_inference_executor is that folded net.
-  auto same = model.make_inference_executor(GetParam(), batch);
+  auto same = model.make_inference_executor(GetParam(), batch, {});
   same->forward(x.data());
   for (std::size_t i = 0; i < trained.size(); ++i)
     ASSERT_EQ(same->output()[i], infer->output()[i]) << i;

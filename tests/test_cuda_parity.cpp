@@ -696,8 +696,8 @@ TEST(CudaTrain, ResumesExactlyAndItsModelRunsOnTheCpu) {
   // The GPU's model file, scored by the CPU backend and the GPU, gives the same numbers.
   const nn::Model saved =
       nn::Model::from_file(io::read_model_file(dir + "/whole/model.cae"), "model.cae");
-  auto cpu = saved.make_executor(Backend::dnnl, 8);
-  auto gpu = saved.make_executor(Backend::cuda, 8);
+  auto cpu = saved.make_executor(Backend::dnnl, 8, {});
+  auto gpu = saved.make_executor(Backend::cuda, 8, {});
   const train::EvalStats a = train::evaluate(saved, *cpu, ds.test, config.corruption, config.seed);
   const train::EvalStats b = train::evaluate(saved, *gpu, ds.test, config.corruption, config.seed);
   EXPECT_NEAR(a.loss, b.loss, 1e-4 * a.loss);

@@ -1,21 +1,26 @@
-// ExecutorOptions from the environment: executor_options_from_env() reads each CAE_* executor
-// variable's accepted values, leaves the defaults where one is unset or empty, and refuses any
-// other value naming the variable and what it accepts; and the variables reach an executor that
-// nn::Model::make_executor builds (the path of the CLI, the trainer and the Python module), while
-// ops::make_executor reads nothing but the struct it is given.
+// ExecutorOptions from the environment, read at the edge: executor_options_from_environment()
+// (tools/environment.h) reads each CAE_* executor variable's accepted values, leaves the defaults
+// where one is unset or empty, and refuses any other value naming the variable and what it
+// accepts; the variables reach the executors built with what it returns (the path of the CLI, the
+// trainer and the Python module), while the library (ops::make_executor, nn::Model, the trainer,
+// the C++ API given its options) reads nothing but the structs it is given.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <string>
 #include <vector>
 
+#include "cae/cae.h"
 #include "cae/error.h"
 #include "core/isa.h"
+#include "environment.h"
+#include "io/model_file.h"
 #include "nn/model.h"
 #include "nn/spec.h"
 #include "ops/dnnl/dnnl_executor.h"
 #include "ops/ops.h"
 #include "support.h"
+#include "train/trainer.h"
 
 namespace cae::ops {
 namespace {
@@ -47,12 +52,12 @@ ExecutorOptions env_defaults() {
 
 ExecutorOptions from_env_with(const char* name, const char* value) {
   const test::ScopedEnv set(name, value);
-  return executor_options_from_env();
+  return executor_options_from_environment();
 }
 
 TEST(ExecutorOptionsFromEnv, UnsetOrEmptyGivesTheDefaults) {
   const CleanEnv clean;
-  EXPECT_EQ(executor_options_from_env(), env_defaults());
+  EXPECT_EQ(executor_options_from_environment(), env_defaults());
   for (const char* name : kVariables) EXPECT_EQ(from_env_with(name, ""), env_defaults()) << name;
 }
 
@@ -77,7 +82,7 @@ TEST(ExecutorOptionsFromEnv, ReadsEveryAcceptedValue) {
   EXPECT_EQ(from_env_with("XDG_CACHE_HOME", "/c").kernel_cache, "/c/cae/kernels.json");
   {
     const test::ScopedEnv no_home("HOME", nullptr);
-    EXPECT_EQ(executor_options_from_env().kernel_cache, "");
+    EXPECT_EQ(executor_options_from_environment().kernel_cache, "");
   }
   // One variable changes its own field only.
   ExecutorOptions want = env_defaults();
@@ -98,17 +103,19 @@ TEST(ExecutorOptionsFromEnv, RefusesOtherValuesNamingTheVariableAndTheAcceptedOn
   for (const auto& [name, accepted] : cases)
     for (const char* bad : {"bogus", "off", "3", " 0", "CAE"}) {
       const test::ScopedEnv set(name, bad);
-      const std::string message = test::error_of([] { executor_options_from_env(); });
+      const std::string message = test::error_of([] { executor_options_from_environment(); });
       EXPECT_THAT(message, HasSubstr(std::string(name) + "='" + bad + "'"));
       EXPECT_THAT(message, HasSubstr(accepted)) << name;
     }
 }
 
-// The dnnl steps' kernels of the seed at batch 2, built the way the CLI builds them.
+// The dnnl steps' kernels of the seed at batch 2, built the way the CLI builds them: with the
+// options the edge reads from the environment.
 std::vector<std::string> model_step_impls() {
   nn::Model model(nn::parse_spec(nn::preset_spec("seed")), {1, 28, 28}, nn::LossKind::bce);
   std::vector<std::string> impls;
-  for (const KernelUse& s : model.make_executor(Backend::dnnl, 2)->kernels())
+  for (const KernelUse& s :
+       model.make_executor(Backend::dnnl, 2, executor_options_from_environment())->kernels())
     impls.push_back(s.impl);
   return impls;
 }
@@ -157,6 +164,94 @@ TEST(ExecutorOptionsFromEnv, MakeExecutorReadsNoVariable) {
     impls.push_back(s.impl);
   EXPECT_TRUE(any_has(impls, "cae:winograd_4x3"));
   EXPECT_TRUE(any_has(impls, "cae:thin_conv"));
+}
+
+// What a model's executor runs and gives, built with the options given: its kernels, and its
+// output (the training executor's gradients too) on fixed inputs.
+struct Ran {
+  std::vector<std::string> impls;
+  std::vector<float> out, grads;
+  bool operator==(const Ran&) const = default;
+};
+
+Ran run_model(const nn::Model& model, bool inference, const ExecutorOptions& options) {
+  auto exec = inference ? model.make_inference_executor(Backend::dnnl, 2, options)
+                        : model.make_executor(Backend::dnnl, 2, options);
+  Ran r;
+  for (const KernelUse& s : exec->kernels()) r.impls.push_back(s.impl);
+  const std::vector<float> x = test::random_floats(2 * model.input().size(), 5, 0.f, 1.f);
+  exec->forward(x.data());
+  r.out.assign(exec->output(), exec->output() + x.size());
+  if (!inference) {
+    const std::vector<float> dy = test::random_floats(x.size(), 6);
+    exec->backward(dy.data(), nullptr);
+    r.grads.assign(exec->grads().begin(), exec->grads().end());
+  }
+  return r;
+}
+
+// One epoch of the trainer on a few images: the kernel line it reports, and the epoch's loss.
+std::pair<std::string, double> train_briefly(const nn::Model& start, const std::string& dir) {
+  struct Kernels : train::Progress {
+    std::string line;
+    void on_kernels(const std::string& l, double) override { line = l; }
+  } progress;
+  nn::Model model = start;
+  data::Dataset ds;
+  ds.name = "noise";
+  ds.train = test::binary_noise_images(4, 12, 1);
+  ds.test = test::binary_noise_images(2, 12, 2);
+  train::TrainConfig config;  // executor: the library's defaults, the fixed rules
+  config.epochs = 1;
+  config.batch = 2;
+  config.out_dir = dir;
+  const double loss = train::train(model, ds, config, progress).back().train_loss;
+  return {progress.line, loss};
+}
+
+// The library reads no variable: with every variable it once read set to a value the edge
+// refuses, the model's executors, the trainer, the C++ API given its options and the search for
+// shipped models run exactly as without them, on what they are given; the edge's readers still
+// refuse the values with the cae program's messages.
+TEST(ExecutorOptionsFromEnv, TheLibraryReadsNoVariableOnlyTheEdgeDoes) {
+  nn::Model model(nn::parse_spec(nn::preset_spec("seed")), {1, 12, 12}, nn::LossKind::bce);
+  model.init_glorot(1);
+  const ExecutorOptions fixed;  // the library's defaults: the fixed rules
+  const Ran training = run_model(model, false, fixed), inference = run_model(model, true, fixed);
+  const auto trained = train_briefly(model, test::scratch_dir() + "/clean");
+  const std::vector<std::uint8_t> file = io::encode_model_file(model.to_file());
+  const std::vector<float> x = test::random_floats(2 * model.input().size(), 7, 0.f, 1.f);
+  const EngineOptions engine{.kernels = EngineOptions::Kernels::fixed};
+  const std::vector<float> denoised = Autoencoder::load_bytes(file, "m", engine).denoise(x, 2);
+  const std::size_t shipped = Autoencoder::shipped_models(EngineOptions{}).size();
+  EXPECT_GT(shipped, 0u);  // the source tree's models/
+
+  const test::ScopedEnv kernels("CAE_KERNELS", "garbage"), winograd("CAE_WINOGRAD", "garbage"),
+      tile("CAE_WINOGRAD_TILE", "garbage"), thin("CAE_THIN_CONV", "garbage"),
+      graph("CAE_CUDA_GRAPH", "garbage"), tf32("CAE_CUDA_TF32", "garbage"),
+      cache("CAE_KERNEL_CACHE", "/nonexistent/kernels.json"), isa("CAE_MAX_ISA", "garbage"),
+      models("CAE_MODELS", "/nonexistent");
+  EXPECT_THAT(test::error_of([] { executor_options_from_environment(); }),
+              HasSubstr("CAE_WINOGRAD='garbage': expected cae|onednn|0 (or unset)"));
+  EXPECT_THAT(test::error_of([] { EngineOptions::from_environment(); }),
+              HasSubstr("CAE_WINOGRAD='garbage': expected cae|onednn|0 (or unset)"));
+  {
+    const test::ScopedEnv no_winograd("CAE_WINOGRAD", nullptr),
+        no_tile("CAE_WINOGRAD_TILE", nullptr), no_thin("CAE_THIN_CONV", nullptr),
+        no_graph("CAE_CUDA_GRAPH", nullptr), no_tf32("CAE_CUDA_TF32", nullptr);
+    EXPECT_THAT(test::error_of([] { executor_options_from_environment(); }),
+                HasSubstr("CAE_KERNELS='garbage': expected measured|fixed (or unset)"));
+  }
+  EXPECT_THAT(isa_cap_from_environment().error,
+              HasSubstr("CAE_MAX_ISA: 'garbage' is not an instruction-set tier"));
+  EXPECT_EQ(models_folder_from_environment(), "/nonexistent");
+
+  EXPECT_EQ(run_model(model, false, fixed), training);
+  EXPECT_EQ(run_model(model, true, fixed), inference);
+  EXPECT_EQ(train_briefly(model, test::scratch_dir() + "/garbage"), trained);
+  EXPECT_EQ(Autoencoder::load_bytes(file, "m", engine).denoise(x, 2), denoised);
+  EXPECT_EQ(Autoencoder::shipped_models(EngineOptions{}).size(), shipped);
+  EXPECT_NO_THROW(isa_cap());  // the process's cap is the one the tests' main set
 }
 
 }  // namespace

@@ -127,7 +127,7 @@ TEST(Fill, EvaluationScoresAZeroNetAsTheFill) {
   const nn::Model model = fill_unet("telea r=3");
   const ops::Dims d = model.output();
   const data::ImageSet test = random_images(5, d.h, d.w, 7);
-  auto exec = model.make_executor(ops::Backend::ref, 2);
+  auto exec = model.make_executor(ops::Backend::ref, 2, {});
   const train::EvalStats st = train::evaluate(model, *exec, test, kDamage, 9);
   double se = 0;
   for (int i = 0; i < test.n; ++i) {

@@ -19,6 +19,7 @@
 #include "data/image_io.h"
 #include "data/jpeg_io.h"
 #include "data/png_io.h"
+#include "environment.h"
 #include "support.h"
 
 using namespace cae;
@@ -279,7 +280,7 @@ TEST(Images, FashionMnistEndToEnd) {
 // scripts/setup-data.sh installs the photos (test.sh runs it); each file of the split is listed
 // with a free licence, and the set loads as one RGB dataset at a working size.
 TEST(Images, PhotosDatasetIsTheInstalledSplitWithItsLicences) {
-  const std::string dir = data::data_dir("");
+  const std::string dir = cae::data_dir_from_environment();  // as the cae program finds it
   const fs::path photos = fs::path(dir) / "photos";
   if (!fs::exists(photos / "LICENSES.md"))
     GTEST_SKIP() << "no photos in " << photos << " (scripts/setup-data.sh installs them)";

@@ -114,11 +114,11 @@ TEST(Informed, EvaluationGivesTheMaskAndScoresTheRepairWithTheUndamagedPixelsKep
   const nn::Model model = informed_unet();
   const data::ImageSet test = random_images(5, 16, 12, 1);
   const data::Corruption c = crosshair_and_noise();
-  auto exec = model.make_executor(ops::Backend::ref, 2);
+  auto exec = model.make_executor(ops::Backend::ref, 2, {});
   const train::EvalStats st = train::evaluate(model, *exec, test, c, 9);
 
   const ops::Dims d = model.output();
-  auto one = model.make_executor(ops::Backend::ref, 1);
+  auto one = model.make_executor(ops::Backend::ref, 1, {});
   double se = 0;
   for (int i = 0; i < test.n; ++i) {
     std::vector<float> clean(d.size()), noisy(d.size()), mask(d.h * d.w), input(4 * d.h * d.w);

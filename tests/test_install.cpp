@@ -66,7 +66,7 @@ TEST(Install, ConsumerBuildsAndRunsAgainstTheInstalledPackage) {
   io::write_model_file(dir + "/m.cae", model.to_file());
   std::vector<float> x(2 * dims.size());
   for (std::size_t i = 0; i < x.size(); ++i) x[i] = (i / 3 % 7 < 3) ? 230 / 255.f : 20 / 255.f;
-  auto exec = model.make_executor(ops::Backend::ref, 2);
+  auto exec = model.make_executor(ops::Backend::ref, 2, {});
   exec->forward(x.data());
   std::vector<float> y(x.size());
   nn::output_to_image(model.loss(), exec->output(), y.data(), y.size());

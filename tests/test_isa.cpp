@@ -1,7 +1,7 @@
-// The instruction-set tiers (src/core/isa.h): names, the cap's order, and a bad CAE_MAX_ISA
-// ending the program with one clear message. That every tier's kernels are right is checked
-// where the kernels are tested (test_thin_conv, test_loss_accuracy), and CI runs the whole suite
-// again under CAE_MAX_ISA=avx2 on machines with AVX-512.
+// The instruction-set tiers (src/core/isa.h): names, the cap's order, the cap fixed once the
+// kernels run, and a bad CAE_MAX_ISA ending the program with one clear message. That every tier's
+// kernels are right is checked where the kernels are tested (test_thin_conv, test_loss_accuracy),
+// and CI runs the whole suite again under CAE_MAX_ISA=avx2 on machines with AVX-512.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -9,6 +9,7 @@
 
 #include "core/isa.h"
 #include "data/idx.h"
+#include "environment.h"
 #include "ops/dnnl/dnnl_executor.h"
 #include "support.h"
 
@@ -37,6 +38,44 @@ TEST(Isa, TheKernelsTierIsTheCpusCappedAndOneDnnFollowsIt) {
     case Isa::avx2: EXPECT_THAT(onednn, ::testing::StartsWith("avx2")); break;
     case Isa::baseline: EXPECT_THAT(onednn, ::testing::AnyOf("sse41", "avx")); break;
   }
+}
+
+// The cap is the process's, set at the edge (the tests' main sets CAE_MAX_ISA's) before any
+// kernel: once the kernels run, the same cap again changes nothing and another is refused, not
+// ignored.
+TEST(Isa, TheCapIsFixedOnceTheKernelsRunAndAnotherIsRefused) {
+  const IsaCap in_force = isa_cap_in_force();  // fixes it, if no kernel has yet
+  EXPECT_NO_THROW(set_isa_cap(in_force));
+  IsaCap other = in_force;
+  other.isa = in_force.isa == Isa::baseline ? Isa::avx2 : Isa::baseline;
+  other.source = "--isa " + std::string(isa_name(other.isa));
+  EXPECT_THAT(test::error_of([&] { set_isa_cap(other); }),
+              HasSubstr("instruction-set cap " + other.source +
+                        ": the kernels already run under "
+                        "cap "));
+  EXPECT_EQ(isa_cap_in_force(), in_force);
+}
+
+// What the edge reads: CAE_MAX_ISA caps oneDNN too; ONEDNN_MAX_CPU_ISA alone caps ours to its
+// tier (oneDNN reads it itself); a name of no tier is an error kept for the first kernel.
+TEST(Isa, TheEdgeReadsTheCapFromTheEnvironment) {
+  {
+    const test::ScopedEnv own("CAE_MAX_ISA", "AVX2"), dnnl("ONEDNN_MAX_CPU_ISA", "SSE41");
+    EXPECT_EQ(isa_cap_from_environment(), (IsaCap{Isa::avx2, "CAE_MAX_ISA=AVX2", true, ""}));
+  }
+  {
+    const test::ScopedEnv own("CAE_MAX_ISA", nullptr), dnnl("ONEDNN_MAX_CPU_ISA", "AVX2_VNNI");
+    EXPECT_EQ(isa_cap_from_environment(),
+              (IsaCap{Isa::avx2, "ONEDNN_MAX_CPU_ISA=AVX2_VNNI", false, ""}));
+  }
+  {
+    const test::ScopedEnv own("CAE_MAX_ISA", ""), dnnl("ONEDNN_MAX_CPU_ISA", nullptr);
+    EXPECT_EQ(isa_cap_from_environment(), IsaCap{});
+  }
+  const test::ScopedEnv bad("CAE_MAX_ISA", "avx3");
+  EXPECT_EQ(isa_cap_from_environment().error,
+            "CAE_MAX_ISA: 'avx3' is not an instruction-set tier (expected avx512, avx2 or "
+            "baseline)");
 }
 
 TEST(Isa, ABadCapIsOneClearErrorAndACapTrainsOnThatTier) {

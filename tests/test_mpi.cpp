@@ -48,7 +48,7 @@ TEST_P(GradsReady, RangesAreFinalDisjointAndCoverAllGradients) {
     nn::Model model(nn::parse_spec(nn::preset_spec(preset)), {1, 12, 12}, nn::LossKind::bce);
     model.init_glorot(3);
     const int batch = 3;
-    auto exec = model.make_executor(GetParam(), batch);
+    auto exec = model.make_executor(GetParam(), batch, {});
     const std::size_t n_in = batch * model.input().size();
     const std::vector<float> x = test::random_floats(n_in, 1, 0.f, 1.f);
     const std::vector<float> dy = test::random_floats(n_in, 2, -1e-3f, 1e-3f);

@@ -284,7 +284,7 @@ TEST(WholeImages, ScoresOfModelSizedImagesAreTheBatchedScores) {
   set.n = 4, set.h = 12, set.w = 12, set.c = 1;
   for (const auto& image : list.images)
     set.pixels.insert(set.pixels.end(), image.pixels.begin(), image.pixels.end());
-  auto exec = model.make_inference_executor(ops::Backend::dnnl, 3);
+  auto exec = model.make_inference_executor(ops::Backend::dnnl, 3, {});
   const data::Corruption c;
   const train::EvalStats batched = train::eval_stats(
       train::evaluate_sums(model, *exec, set, set, 0, 4, c, 5, Stream::val_noise));
@@ -301,7 +301,7 @@ TEST(WholeImages, ScoresOfModelSizedImagesAreTheBatchedScores) {
 TEST(WholeImages, SharesOfImagesOfDifferentSizesAddUp) {
   const nn::Model model = seed_model({1, 12, 12}, 3);
   const data::ImageList list = rectangle_list({{12, 30}, {20, 17}, {9, 9}}, 4);
-  auto exec = model.make_inference_executor(ops::Backend::dnnl, 4);
+  auto exec = model.make_inference_executor(ops::Backend::dnnl, 4, {});
   const data::Corruption c;
   train::EvalSums all =
       train::evaluate_whole_sums(model, *exec, list, 0, 3, c, 5, Stream::test_noise);
@@ -492,7 +492,7 @@ TEST(FixedSizeTraining, AValidationSplitIsScoredAndBestIsKeptAndNoneChangesNothi
   const auto h = train::train(m, ds, cfg, quiet);
   ASSERT_TRUE(h[1].validated);
   EXPECT_EQ(h[1].val.images, 7);
-  auto exec = m.make_executor(ops::Backend::dnnl, 20);
+  auto exec = m.make_executor(ops::Backend::dnnl, 20, {});
   const train::EvalStats val = train::eval_stats(
       train::evaluate_sums(m, *exec, ds.val, ds.val, 0, 7, cfg.corruption, 7, Stream::val_noise));
   EXPECT_NEAR(h[1].val.loss, val.loss, 1e-6) << "the last epoch's weights, the val stream";

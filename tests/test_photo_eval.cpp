@@ -197,7 +197,7 @@ TEST(Tiling, AnInformedModelGetsTheMaskAsItsLastChannel) {
   train::TileOptions opt;
   opt.backend = ops::Backend::ref;
   const auto tiled = train::denoise_tiled(m, damaged.data(), d, opt, mask.data());
-  auto exec = m.make_inference_executor(ops::Backend::ref, 1);
+  auto exec = m.make_inference_executor(ops::Backend::ref, 1, {});
   exec->forward(x.data());
   std::vector<float> own(d.size());
   nn::output_to_image(m.loss(), exec->output(), own.data(), own.size());

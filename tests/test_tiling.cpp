@@ -29,7 +29,7 @@ std::vector<float> tile_output(const nn::Model& m, const std::vector<float>& ima
   std::vector<float> tile(144), out(144);
   for (int r = 0; r < 12; ++r)
     for (int q = 0; q < 12; ++q) tile[r * 12 + q] = image[(y0 + r) * w + x0 + q];
-  auto exec = m.make_executor(ops::Backend::ref, 1);
+  auto exec = m.make_executor(ops::Backend::ref, 1, {});
   exec->forward(tile.data());
   nn::output_to_image(m.loss(), exec->output(), out.data(), 144);
   return out;
@@ -186,7 +186,7 @@ TEST(Tiling, InformedModelRunsOnlyTheTilesThatHoldDamage) {
         tile[r * 12 + q] = image[(y0 + r) * w + x0 + q];
         tile[144 + r * 12 + q] = mask[(y0 + r) * w + x0 + q];
       }
-    auto exec = m.make_executor(ops::Backend::ref, 1);
+    auto exec = m.make_executor(ops::Backend::ref, 1, {});
     exec->forward(tile.data());
     float own = 0;
     nn::output_to_image(m.loss(), exec->output() + (y - y0) * 12 + (x - x0), &own, 1);
@@ -227,7 +227,7 @@ TEST(Tiling, InformedWindowsEqualTheWholePhotoDoneThePlainWay) {
   const std::vector<int> ys = train::tile_starts(h, t, 4), xs = train::tile_starts(w, t, 4);
   std::vector<float> sum(d.size(), 0.f), weight(plane, 0.f);
   int run = 0;
-  auto exec = m.make_executor(ops::Backend::ref, 1);
+  auto exec = m.make_executor(ops::Backend::ref, 1, {});
   for (int i = 0; i < int(ys.size()); ++i)
     for (int j = 0; j < int(xs.size()); ++j) {
       std::vector<float> tile(4 * t * t), y(3 * t * t), shifted(3 * t * t);

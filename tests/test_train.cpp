@@ -183,7 +183,7 @@ TEST(Train, BatchnormRunningStatisticsMoveResumeAndTestScoresAreTheFoldedModels)
   train::train(resumed, ds, cfg, quiet);
   EXPECT_EQ(resumed.params(), full.params());
 
-  auto exec = full.make_inference_executor(ops::Backend::dnnl, 10);
+  auto exec = full.make_inference_executor(ops::Backend::dnnl, 10, {});
   const train::EvalStats eval = train::evaluate(full, *exec, ds.test, cfg.corruption, cfg.seed);
   EXPECT_NEAR(eval.loss, history.back().test.loss, 1e-6);
   EXPECT_NEAR(eval.psnr_output, history.back().test.psnr_output, 1e-4);
@@ -368,8 +368,8 @@ TEST(Evaluate, DoesNotDependOnTheBatchSize) {
   data::Dataset ds = small_dataset();
   nn::Model m = seed_model(ds.dims(), 5);
   data::Corruption c;
-  auto e7 = m.make_executor(ops::Backend::dnnl, 7);  // 30 = 4·7 + 2: a padded last batch
-  auto e30 = m.make_executor(ops::Backend::dnnl, 30);
+  auto e7 = m.make_executor(ops::Backend::dnnl, 7, {});  // 30 = 4·7 + 2: a padded last batch
+  auto e30 = m.make_executor(ops::Backend::dnnl, 30, {});
   train::EvalStats a = train::evaluate(m, *e7, ds.test, c, 1);
   train::EvalStats b = train::evaluate(m, *e30, ds.test, c, 1);
   EXPECT_EQ(a.images, 30);
@@ -389,7 +389,7 @@ TEST(Train, LearnsToDenoiseRealMnist) {
   data::truncate(ds.test, 500);
   Quiet quiet;
   nn::Model m = seed_model(ds.dims(), 0);
-  auto e = m.make_executor(ops::Backend::dnnl, 100);
+  auto e = m.make_executor(ops::Backend::dnnl, 100, {});
   const train::EvalStats before = train::evaluate(m, *e, ds.test, {}, 0);
   train::TrainConfig cfg;
   cfg.epochs = 3;

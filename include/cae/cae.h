@@ -9,6 +9,11 @@
 //
 // Threads. One Autoencoder may be shared between threads: calls on it run one at a time. The
 // kernels use OpenMP; OMP_NUM_THREADS (or omp_set_num_threads) sets how many threads they use.
+//
+// Environment. The library reads no environment variable of its own. The functions that load
+// models take an EngineOptions, by default EngineOptions::from_environment(), which runs in the
+// calling program where the call is made and reads the CAE_* variables the cae program reads
+// (docs/usage.md, "Environment"); pass EngineOptions{} or your own to leave the environment out.
 #pragma once
 
 #include <cstddef>
@@ -51,6 +56,44 @@ struct RepairReport {
   bool adapted = false;
 };
 
+// How the engine runs the models it loads: which convolution kernels (docs/performance.md,
+// "Kernel choice by measurement"), on which instruction-set tier, and where shipped models are
+// found. Each field names the environment variable the cae program takes it from.
+struct EngineOptions {
+  // measured: each conv's candidate kernels are timed on the model's own shapes, batch and
+  // threads when an executor is first built, and the fastest kept; fixed: fixed rules, the same
+  // bits on every run and machine of a kind. CAE_KERNELS=measured|fixed.
+  enum class Kernels { measured, fixed };
+  Kernels kernels = Kernels::measured;
+  // The file measured choices are kept in and read back from; empty: measure at every build
+  // and keep nothing. CAE_KERNEL_CACHE (from_environment(): else
+  // $XDG_CACHE_HOME/cae/kernels.json, else ~/.cache/cae/kernels.json; "none": empty).
+  std::string kernel_cache{};
+  // Whose Winograd kernels the 3x3 convs may use: cae's own, oneDNN's (AVX-512 only), or none
+  // (direct convs). CAE_WINOGRAD=cae|onednn|0.
+  enum class Winograd { cae, onednn, off };
+  Winograd winograd = Winograd::cae;
+  int winograd_tile = 4;   // cae's Winograd output tile, 4 or 2. CAE_WINOGRAD_TILE=4|2.
+  bool thin_convs = true;  // cae's kernels for 1->C and C->1 convs; false: oneDNN's.
+                           // CAE_THIN_CONV=cae|dnnl.
+  // The highest instruction-set tier any kernel of this process runs: avx512, avx2 or baseline;
+  // empty: leave the process's cap as it is (none unless set). The cap belongs to the process,
+  // as OMP_NUM_THREADS does: it is fixed when the first kernel runs, and a different one after
+  // that is a cae::Error. CAE_MAX_ISA.
+  std::string max_isa{};
+  // The one folder shipped_models() and load_shipped() search; empty: the install's
+  // share/cae/models, then the source tree's models/. CAE_MODELS.
+  std::string models{};
+
+  // Requires nothing. Ensures the options the environment gives, read as the cae program reads
+  // it: each variable above that is set and not empty, the defaults otherwise (kernels measured,
+  // cached in the user's cache folder). Throws cae::Error naming a variable whose value is not
+  // one it takes, and the values it takes (e.g. "CAE_WINOGRAD='bogus': expected cae|onednn|0
+  // (or unset)"). It is the edge's code (tools/environment.cpp, linked into libcae), not the
+  // engine's: the engine only sees the struct.
+  static EngineOptions from_environment();
+};
+
 // A model that ships with cae (docs/models.md): its name, for load_shipped(), and its file.
 struct ShippedModel {
   std::string name, path;
@@ -59,21 +102,27 @@ struct ShippedModel {
 class Autoencoder {
  public:
   // Requires path to name a cae model file (or a training checkpoint: its current weights).
-  // Ensures a model ready to run; throws cae::Error naming the file when it cannot be read, is
-  // not a cae model, is corrupt, or holds an architecture this version does not know.
-  static Autoencoder load(const std::string& path);
+  // Ensures a model ready to run, whose kernels run as options say (options.max_isa, when given,
+  // set as the process's cap); throws cae::Error naming the file when it cannot be read, is not
+  // a cae model, is corrupt, or holds an architecture this version does not know, and for an
+  // options.max_isa that is no tier or conflicts with the cap already in force.
+  static Autoencoder load(const std::string& path,
+                          const EngineOptions& options = EngineOptions::from_environment());
 
   // Same as load(), from the bytes of a model file in memory; `what` names it in messages.
-  static Autoencoder load_bytes(std::span<const std::uint8_t> file, const std::string& what);
+  static Autoencoder load_bytes(std::span<const std::uint8_t> file, const std::string& what,
+                                const EngineOptions& options = EngineOptions::from_environment());
 
   // Ensures the models that ship with cae, sorted by name: NAME.cae in share/cae/models of the
   // install, then in the source tree's models/ (a build tree), a name found twice taken from the
-  // first; or, when $CAE_MODELS is set, in that folder only.
-  static std::vector<ShippedModel> shipped_models();
+  // first; or, when options.models is not empty ($CAE_MODELS by default), in that folder only.
+  static std::vector<ShippedModel> shipped_models(
+      const EngineOptions& options = EngineOptions::from_environment());
 
-  // Ensures the shipped model `name` ("inpaint", "denoise": shipped_models()), loaded as by
-  // load(); throws cae::Error listing the shipped models when none has that name.
-  static Autoencoder load_shipped(const std::string& name);
+  // Ensures the shipped model `name` ("inpaint", "denoise": shipped_models(options)), loaded as
+  // by load(); throws cae::Error listing the shipped models when none has that name.
+  static Autoencoder load_shipped(const std::string& name,
+                                  const EngineOptions& options = EngineOptions::from_environment());
 
   Autoencoder(Autoencoder&&) noexcept;
   Autoencoder& operator=(Autoencoder&&) noexcept;

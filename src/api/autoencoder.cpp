@@ -8,6 +8,7 @@
 
 #include "cae/cae.h"
 #include "core/atomic_file.h"
+#include "core/isa.h"
 #include "io/model_file.h"
 #include "io/model_store.h"
 #include "nn/model.h"
@@ -33,6 +34,27 @@ std::string shape_text(Shape s) {
 
 bool is_upsampling(ops::OpKind kind) { return ops::op_info(kind).upsamples; }
 
+// The engine's struct for the public one (the fields the API's dnnl executors read).
+ops::ExecutorOptions executor_options(const EngineOptions& o) {
+  using K = ops::ExecutorOptions::Kernels;
+  using W = ops::ExecutorOptions::Winograd;
+  ops::ExecutorOptions e;
+  e.kernels = o.kernels == EngineOptions::Kernels::fixed ? K::fixed : K::measured;
+  e.kernel_cache = o.kernel_cache;
+  e.winograd = o.winograd == EngineOptions::Winograd::cae      ? W::cae
+               : o.winograd == EngineOptions::Winograd::onednn ? W::onednn
+                                                               : W::off;
+  e.winograd_tile = o.winograd_tile;
+  e.thin_convs = o.thin_convs;
+  return e;
+}
+
+// options.max_isa, when given, as the process's cap (core/isa.h): oneDNN's too, as CAE_MAX_ISA.
+void apply_max_isa(const EngineOptions& o) {
+  if (o.max_isa.empty()) return;
+  set_isa_cap({parse_isa(o.max_isa, "EngineOptions::max_isa"), "max_isa=" + o.max_isa, true, ""});
+}
+
 }  // namespace
 
 struct Autoencoder::Impl {
@@ -42,17 +64,15 @@ struct Autoencoder::Impl {
   int split = -1;                // index of the first upsampling op, -1 when there is none
   int crossing_join = -1;        // a decoder op joining an encoder activation (a skip), or -1
   std::size_t encoder_params = 0;
-  // Read when the model is loaded, so that a bad CAE_WINOGRAD etc. fails there and not at the
-  // first call that builds an executor. Inference only: a measured choice times forward passes.
-  ops::ExecutorOptions options = [] {
-    ops::ExecutorOptions o = ops::executor_options_from_env();
-    o.forward_only = true;
-    return o;
-  }();
+  // The load's options: repair's adaptation trains with them, its tiles run inference. The
+  // parts' executors run forward passes only, so a measured choice times those alone.
+  ops::ExecutorOptions engine, forward;
   std::mutex mutex;
   std::map<std::pair<Part, int>, std::unique_ptr<ops::Executor>> executors;
 
-  explicit Impl(const nn::Model& m) : source(m), model(m.folded()) {
+  Impl(const nn::Model& m, const ops::ExecutorOptions& o)
+      : source(m), model(m.folded()), engine(o), forward(o) {
+    forward.forward_only = true;
     ops = model.net(1).ops;
     for (std::size_t i = 0; i < ops.size() && split < 0; ++i)
       if (is_upsampling(ops[i].kind)) split = int(i);
@@ -87,7 +107,7 @@ struct Autoencoder::Impl {
         executors.clear();
         return executor(part, batch);
       }
-      slot = ops::make_executor(ops::Backend::dnnl, part_net(part, batch), options);
+      slot = ops::make_executor(ops::Backend::dnnl, part_net(part, batch), forward);
       const auto& all = model.params();
       const std::size_t first = part == Part::decoder ? encoder_params : 0;
       const std::size_t last = part == Part::encoder ? encoder_params : all.size();
@@ -130,6 +150,7 @@ struct Autoencoder::Impl {
                         std::span<const std::uint8_t> mask, const RepairOptions& options,
                         RepairReport* report) {
     train::RepairOptions o;
+    o.tiles.executor = engine;
     o.tiles.overlap = options.overlap;
     o.tiles.ensemble = train::ensemble_size(options.ensemble);
     if (options.adapt < 0 || options.adapt_near < 0 || !(options.adapt_lr > 0))
@@ -140,6 +161,7 @@ struct Autoencoder::Impl {
     o.adapt.lr = options.adapt_lr;
     o.adapt.near = options.adapt_near;
     o.adapt.seed = options.seed;
+    o.adapt.executor = engine;
     o.adapt.training = train::model_corruption(source);
     train::RepairReport r;
     std::lock_guard lock(mutex);
@@ -178,23 +200,28 @@ Autoencoder::Autoencoder(Autoencoder&&) noexcept = default;
 Autoencoder& Autoencoder::operator=(Autoencoder&&) noexcept = default;
 Autoencoder::~Autoencoder() = default;
 
-Autoencoder Autoencoder::load(const std::string& path) { return load_bytes(read_file(path), path); }
+Autoencoder Autoencoder::load(const std::string& path, const EngineOptions& options) {
+  return load_bytes(read_file(path), path, options);
+}
 
-std::vector<ShippedModel> Autoencoder::shipped_models() {
+std::vector<ShippedModel> Autoencoder::shipped_models(const EngineOptions& options) {
   std::vector<ShippedModel> all;
-  for (const io::ShippedModel& m : io::shipped_models(io::models_env())) all.push_back({m.name, m.path});
+  for (const io::ShippedModel& m : io::shipped_models(options.models))
+    all.push_back({m.name, m.path});
   return all;
 }
 
-Autoencoder Autoencoder::load_shipped(const std::string& name) {
+Autoencoder Autoencoder::load_shipped(const std::string& name, const EngineOptions& options) {
   if (!io::is_model_name(name))
     throw Error("load_shipped: '" + name + "' is not a model name (letters, digits, - and _)");
-  return load(io::shipped_path(name, io::models_env()));
+  return load(io::shipped_path(name, options.models), options);
 }
 
-Autoencoder Autoencoder::load_bytes(std::span<const std::uint8_t> file, const std::string& what) {
-  return Autoencoder(
-      std::make_unique<Impl>(nn::Model::from_file(io::decode_model_file(file, what), what)));
+Autoencoder Autoencoder::load_bytes(std::span<const std::uint8_t> file, const std::string& what,
+                                    const EngineOptions& options) {
+  apply_max_isa(options);
+  return Autoencoder(std::make_unique<Impl>(
+      nn::Model::from_file(io::decode_model_file(file, what), what), executor_options(options)));
 }
 
 Shape Autoencoder::image_shape() const { return shape_of(impl_->model.output()); }

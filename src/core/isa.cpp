@@ -1,11 +1,12 @@
 #include "core/isa.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cctype>
 #include <cpuid.h>
 
-#include <cstdlib>
 #include <cstring>
+#include <mutex>
 
 #include "cae/error.h"
 
@@ -18,38 +19,15 @@ std::string lower(std::string_view s) {
   return out;
 }
 
-struct Cap {
-  Isa isa = Isa::avx512;
-  std::string source;  // "" (none), "CAE_MAX_ISA=...", "ONEDNN_MAX_CPU_ISA=..."
-  std::string error;   // a bad CAE_MAX_ISA, reported on every use
-};
+// The process's cap: set by set_isa_cap until its first use fixes it, read without the lock after.
+std::mutex cap_mutex;
+IsaCap cap_value;
+std::atomic<bool> cap_fixed{false};
 
-// oneDNN's names (dnnl_cpu_isa_t, as ONEDNN_MAX_CPU_ISA takes them) by the tier they allow.
-Isa tier_of_onednn_name(std::string_view name) {
-  const std::string n = lower(name);
-  if (n.starts_with("avx512") || n.starts_with("amx") || n == "all") return Isa::avx512;
-  if (n.starts_with("avx2")) return Isa::avx2;
-  return Isa::baseline;  // sse41, avx: below our AVX2 code
-}
-
-const Cap& cap() {
-  static const Cap value = [] {
-    Cap c;
-    if (const char* own = std::getenv("CAE_MAX_ISA"); own && *own) {
-      c.source = std::string("CAE_MAX_ISA=") + own;
-      try {
-        c.isa = parse_isa(own, "CAE_MAX_ISA");
-      } catch (const Error& e) {
-        c.error = e.what();
-      }
-    } else if (const char* dnnl = std::getenv("ONEDNN_MAX_CPU_ISA"); dnnl && *dnnl) {
-      c.source = std::string("ONEDNN_MAX_CPU_ISA=") + dnnl;
-      c.isa = tier_of_onednn_name(dnnl);
-    }
-    return c;
-  }();
-  if (!value.error.empty()) throw Error(value.error);
-  return value;
+// How a message names a cap.
+std::string cap_words(const IsaCap& c) {
+  if (!c.error.empty()) return "'" + c.source + "'";
+  return c.source.empty() ? std::string("none") : c.source;
 }
 
 }  // namespace
@@ -84,15 +62,37 @@ Isa detected_isa() {
   return isa;
 }
 
-Isa isa_cap() { return cap().isa; }
+void set_isa_cap(IsaCap cap) {
+  const std::lock_guard lock(cap_mutex);
+  // The same effect (the same tier, and oneDNN capped alike: capping it to avx512 caps nothing)
+  // keeps the cap as it is, with its source.
+  const bool same_onednn = cap.onednn == cap_value.onednn || cap.isa == Isa::avx512;
+  if (cap.error == cap_value.error && cap.isa == cap_value.isa && same_onednn) return;
+  if (!cap_fixed.load(std::memory_order_acquire)) {
+    cap_value = std::move(cap);
+    return;
+  }
+  throw Error("instruction-set cap " + cap_words(cap) + ": the kernels already run under cap " +
+              cap_words(cap_value) + ", fixed when the first kernel was chosen; set the cap " +
+              "before that (it holds for the whole process)");
+}
 
-bool isa_cap_is_cae_own() { return cap().source.starts_with("CAE_MAX_ISA"); }
+const IsaCap& isa_cap_in_force() {
+  if (!cap_fixed.load(std::memory_order_acquire)) {
+    const std::lock_guard lock(cap_mutex);
+    cap_fixed.store(true, std::memory_order_release);
+  }
+  if (!cap_value.error.empty()) throw Error(cap_value.error);
+  return cap_value;
+}
+
+Isa isa_cap() { return isa_cap_in_force().isa; }
 
 Isa cpu_isa() { return std::min(detected_isa(), isa_cap()); }
 
 std::string isa_description() {
   std::string s = std::string(isa_name(cpu_isa())) + " (CPU: " + isa_name(detected_isa());
-  if (!cap().source.empty()) s += ", capped by " + cap().source;
+  if (const IsaCap& cap = isa_cap_in_force(); !cap.source.empty()) s += ", capped by " + cap.source;
   return s + ")";
 }
 

@@ -1,10 +1,12 @@
 // The vector instruction set cae's own kernels run on, chosen at run time: the best the CPU has,
-// capped by the environment so that one machine can exercise every tier (tests, bench).
+// capped so that one machine can exercise every tier (tests, bench).
 //
-// The cap is read once, on first use, from CAE_MAX_ISA (avx512 | avx2 | baseline), else from
-// oneDNN's own ONEDNN_MAX_CPU_ISA (AVX2, AVX512_CORE, ...; so capping oneDNN alone caps ours
-// too). The dnnl backend applies CAE_MAX_ISA to oneDNN as well (dnnl::set_max_cpu_isa), so one
-// switch moves both. Like OMP_NUM_THREADS, it is a property of the process, not of a call.
+// The cap is the process's, like OMP_NUM_THREADS, not a call's: the edge sets it (set_isa_cap)
+// before the first kernel runs, and it is fixed from then on. The library reads no variable:
+// the cae program, the Python module, the bench programs and the tests' main read CAE_MAX_ISA
+// (avx512 | avx2 | baseline), else oneDNN's own ONEDNN_MAX_CPU_ISA (so capping oneDNN alone caps
+// ours too), in isa_cap_from_environment() (tools/environment.h). The dnnl backend applies a cap
+// that says so to oneDNN as well (dnnl::set_max_cpu_isa), so one switch moves both.
 #pragma once
 
 #include <string>
@@ -28,12 +30,33 @@ Isa parse_isa(std::string_view name, std::string_view what);
 // The best tier this CPU runs.
 Isa detected_isa();
 
-// The cap from the environment (see above); Isa::avx512 when neither variable is set. Throws
-// cae::Error, on every call, when CAE_MAX_ISA holds something else than a tier's name.
-Isa isa_cap();
+// A cap on the tier, as the edge chose it.
+struct IsaCap {
+  Isa isa = Isa::avx512;  // no kernel runs a tier above this one
+  std::string source{};   // where it came from, for logs and messages: "CAE_MAX_ISA=avx2"; "": none
+  bool onednn = false;    // cap oneDNN to it too (CAE_MAX_ISA); false where oneDNN caps itself
+                          // (ONEDNN_MAX_CPU_ISA, which oneDNN reads) or is left alone
+  // Not empty: the cap asked for names no tier (a bad CAE_MAX_ISA). Every use of the tier then
+  // throws cae::Error with this message, so that the run fails where a kernel is first chosen
+  // and a command that runs none is not stopped by it.
+  std::string error{};
+  bool operator==(const IsaCap&) const = default;
+};
 
-// Whether CAE_MAX_ISA (not only ONEDNN_MAX_CPU_ISA) set the cap.
-bool isa_cap_is_cae_own();
+// Requires nothing. Ensures `cap` is the process's cap from the first use of the tier on
+// (isa_cap, cpu_isa, isa_description, the dnnl backend's first primitive), which fixes it. A cap
+// of the same effect as the one set (its tier, oneDNN capped alike) changes nothing, whenever it
+// comes; another replaces it before the first use, and throws cae::Error naming both after it:
+// oneDNN cannot be capped once it has chosen its instruction set, and kernels built for one tier
+// must not meet layouts of another.
+void set_isa_cap(IsaCap cap);
+
+// The cap in force (IsaCap{}, no cap, unless set_isa_cap gave one), fixed by this call. Throws
+// cae::Error, on every call, with the cap's error when it has one.
+const IsaCap& isa_cap_in_force();
+
+// isa_cap_in_force().isa: Isa::avx512 when no cap was set.
+Isa isa_cap();
 
 // min(detected_isa(), isa_cap()): the tier the kernels use.
 Isa cpu_isa();

@@ -1,6 +1,5 @@
 #include "data/dataset.h"
 
-#include <cstdlib>
 #include <filesystem>
 
 #include "cae/error.h"
@@ -9,14 +8,6 @@
 namespace cae::data {
 
 namespace fs = std::filesystem;
-
-std::string data_dir(const std::string& override_dir) {
-  if (!override_dir.empty()) return override_dir;
-  if (const char* env = std::getenv("CAE_DATA"); env && *env) return env;
-  if (const char* home = std::getenv("HOME"); home && *home)
-    return std::string(home) + "/.local/share/cae";
-  return ".";
-}
 
 namespace {
 

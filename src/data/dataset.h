@@ -72,16 +72,13 @@ struct FolderOptions {
   int min_h = 0, min_w = 0;
 };
 
-// --data DIR if given, else $CAE_DATA, else $HOME/.local/share/cae (where scripts/setup-data.sh
-// installs MNIST).
-std::string data_dir(const std::string& override_dir);
-
 // "mnist" (<data_dir>/mnist), "fashion-mnist" (Debian's /usr/share/datasets/fashion-mnist, or
 // <data_dir>/fashion-mnist), "photos" (<data_dir>/photos, an image folder), or a directory
 // holding train-images-idx3-ubyte[.gz] and t10k-images-idx3-ubyte[.gz], or a folder of PNG/JPEG
 // images (data/folder.h says how it is
 // split and sized; folder options apply to it only). Throws cae::Error saying where it looked
-// and how to install.
+// and how to install. data_dir is the caller's: --data DIR, else $CAE_DATA or
+// ~/.local/share/cae as the edge reads them (data_dir_from_environment, tools/environment.h).
 Dataset load_dataset(const std::string& name, const std::string& data_dir,
                      const FolderOptions& folder = {});
 

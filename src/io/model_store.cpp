@@ -3,7 +3,6 @@
 #include <dlfcn.h>
 
 #include <algorithm>
-#include <cstdlib>
 #include <filesystem>
 
 #include "cae/error.h"
@@ -36,11 +35,6 @@ std::vector<std::string> beside_this_binary() {
 }
 
 }  // namespace
-
-std::string models_env() {
-  const char* dir = std::getenv("CAE_MODELS");
-  return dir ? dir : "";
-}
 
 std::vector<std::string> model_folders(const std::string& only) {
   std::vector<std::string> folders, candidates = {only};

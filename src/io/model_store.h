@@ -9,12 +9,9 @@
 
 namespace cae::io {
 
-// $CAE_MODELS, or "" when it is unset: the one folder the CLI, the API and Python search when
-// it is set.
-std::string models_env();
-
 // The folders searched for shipped models, first match wins: only `only` when it is not empty
-// (the CLI, the API and the Python module pass $CAE_MODELS); else the configured install
+// (the CLI and the Python module pass $CAE_MODELS, read by models_folder_from_environment() in
+// tools/environment.h; the API its EngineOptions::models); else the configured install
 // prefix's share/cae/models, share/cae/models beside the program or library (a tree installed
 // under another prefix), then the source tree's models/ (so a build tree finds them before any
 // install). Folders that do not exist are left out.

@@ -68,12 +68,12 @@ std::unique_ptr<ops::Executor> Model::make_executor(ops::Backend backend, int ba
   return exec;
 }
 
-std::unique_ptr<ops::Executor> Model::make_inference_executor(ops::Backend backend,
-                                                             int batch) const {
-  ops::ExecutorOptions options = ops::executor_options_from_env();
-  options.forward_only = true;  // a measured kernel choice times the forward pass alone
-  return has_batch_norm() ? folded().make_executor(backend, batch, options)
-                          : make_executor(backend, batch, options);
+std::unique_ptr<ops::Executor> Model::make_inference_executor(
+    ops::Backend backend, int batch, const ops::ExecutorOptions& options) const {
+  ops::ExecutorOptions forward = options;
+  forward.forward_only = true;  // a measured kernel choice times the forward pass alone
+  return has_batch_norm() ? folded().make_executor(backend, batch, forward)
+                          : make_executor(backend, batch, forward);
 }
 
 bool Model::has_batch_norm() const {

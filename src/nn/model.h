@@ -39,20 +39,18 @@ class Model {
     return build_net(arch_, input_, batch, informed_ ? input_.c - 1 : 0);
   }
 
-  // An executor with this model's parameters loaded, built with the given options, or with
-  // ops::executor_options_from_env() (throws cae::Error for a bad CAE_WINOGRAD etc.): the path
-  // the CLI, the trainer and the Python module take, so the variables reach every executor there.
+  // An executor with this model's parameters loaded, built with the given options (the caller's:
+  // the library reads no environment variable; the cae program, the Python module and the bench
+  // pass what executor_options_from_environment() read at their edge).
   std::unique_ptr<ops::Executor> make_executor(ops::Backend backend, int batch,
                                                const ops::ExecutorOptions& options) const;
-  std::unique_ptr<ops::Executor> make_executor(ops::Backend backend, int batch) const {
-    return make_executor(backend, batch, ops::executor_options_from_env());
-  }
 
   // An executor of the model for inference: that of folded(), so that a batchnorm runs as the
   // running statistics' scale and shift inside the conv before it; make_executor(backend,
-  // batch) itself for a model without one. The options from the environment, marked
-  // forward_only.
-  std::unique_ptr<ops::Executor> make_inference_executor(ops::Backend backend, int batch) const;
+  // batch, ...) itself for a model without one. Built with options marked forward_only (a
+  // measured kernel choice times the forward pass alone).
+  std::unique_ptr<ops::Executor> make_inference_executor(ops::Backend backend, int batch,
+                                                         const ops::ExecutorOptions& options) const;
 
   // Whether some layer is a batchnorm.
   bool has_batch_norm() const;

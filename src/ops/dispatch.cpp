@@ -1,8 +1,5 @@
 #include "ops/ops.h"
 
-#include <cstdlib>
-#include <cstring>
-
 #include "cae/error.h"
 #include "ops/dnnl/dnnl_executor.h"
 #include "ops/ref/ref_executor.h"
@@ -83,52 +80,6 @@ std::unique_ptr<Executor> make_executor(Backend backend, const NetDesc& net,
 #endif
   }
   throw Error("unknown backend");
-}
-
-namespace {
-
-// The value of one executor variable among its accepted spellings (values[i] gives results[i]);
-// unset or empty: fallback. Anything else throws, naming the variable and what it takes.
-template <class T, std::size_t N>
-T env_choice(const char* name, const char* const (&values)[N], const T (&results)[N], T fallback) {
-  const char* v = std::getenv(name);
-  if (!v || !*v) return fallback;
-  std::string accepted;
-  for (std::size_t i = 0; i < N; ++i) {
-    if (std::strcmp(v, values[i]) == 0) return results[i];
-    if (i) accepted += '|';
-    accepted += values[i];
-  }
-  throw Error(std::string(name) + "='" + v + "': expected " + accepted + " (or unset)");
-}
-
-// CAE_KERNEL_CACHE, else $XDG_CACHE_HOME/cae/kernels.json, else $HOME/.cache/cae/kernels.json;
-// "none", or no home at all: "" (measure every time, keep nothing).
-std::string default_kernel_cache() {
-  if (const char* v = std::getenv("CAE_KERNEL_CACHE"); v && *v)
-    return std::strcmp(v, "none") == 0 ? "" : v;
-  if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg && *xdg)
-    return std::string(xdg) + "/cae/kernels.json";
-  if (const char* home = std::getenv("HOME"); home && *home)
-    return std::string(home) + "/.cache/cae/kernels.json";
-  return "";
-}
-
-}  // namespace
-
-ExecutorOptions executor_options_from_env() {
-  using W = ExecutorOptions::Winograd;
-  ExecutorOptions o;
-  o.winograd =
-      env_choice("CAE_WINOGRAD", {"cae", "onednn", "0"}, {W::cae, W::onednn, W::off}, o.winograd);
-  o.winograd_tile = env_choice("CAE_WINOGRAD_TILE", {"4", "2"}, {4, 2}, o.winograd_tile);
-  o.thin_convs = env_choice("CAE_THIN_CONV", {"cae", "dnnl"}, {true, false}, o.thin_convs);
-  o.cuda_graphs = env_choice("CAE_CUDA_GRAPH", {"1", "0"}, {true, false}, o.cuda_graphs);
-  o.cuda_tf32 = env_choice("CAE_CUDA_TF32", {"0", "1"}, {false, true}, o.cuda_tf32);
-  using K = ExecutorOptions::Kernels;
-  o.kernels = env_choice("CAE_KERNELS", {"measured", "fixed"}, {K::measured, K::fixed}, K::measured);
-  o.kernel_cache = default_kernel_cache();
-  return o;
 }
 
 const char* conv_kernel_name(ExecutorOptions::ConvKernel kernel) {

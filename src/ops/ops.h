@@ -333,11 +333,10 @@ class Executor {
 // debugging. Each backend reads its own fields and ignores the rest (ref reads none); the
 // defaults are the fast paths.
 //
-// The environment variables of the same names (CAE_WINOGRAD, ...) reach an executor only
-// through executor_options_from_env(), called by nn::Model::make_executor(backend, batch) (the
-// CLI, `cae info --plan/--kernels` included, the trainer, the Python module, cae_bench) and by
-// the C++ API (src/api/autoencoder.cpp) when it loads a model. make_executor() itself never
-// reads the environment: tests and library code pass the struct.
+// The library reads no environment variable: the variables of the same names (CAE_WINOGRAD, ...)
+// are read at the edge, by executor_options_from_environment() (tools/environment.h) in the cae
+// program, the Python module, the bench programs and the tests, and the struct is carried down
+// from there (train::TrainConfig::executor, TileOptions, AdaptOptions, ...) to make_executor().
 struct ExecutorOptions {
   // dnnl: whose Winograd kernels the 3x3 convs use. cae: ours (winograd.h) where
   // own_winograd_chosen; onednn: oneDNN's where it has one (winograd_chosen, AVX-512 only);
@@ -365,7 +364,7 @@ struct ExecutorOptions {
   // tests use and the library's default. measured: each candidate is timed on the net's own
   // shapes, batch and thread count when the executor is built, and the fastest kept
   // (src/ops/dnnl/kernel_choice.h); the CLI's, Python's and the bench's default through
-  // executor_options_from_env. CAE_KERNELS=measured|fixed.
+  // executor_options_from_environment. CAE_KERNELS=measured|fixed.
   enum class Kernels { fixed, measured };
   Kernels kernels = Kernels::fixed;
   // dnnl, measured: the cache of measured choices, a JSON file keyed by CPU model, ISA tier,
@@ -395,13 +394,6 @@ struct ExecutorOptions {
 // cae::Error for another word).
 const char* conv_kernel_name(ExecutorOptions::ConvKernel kernel);
 ExecutorOptions::ConvKernel parse_conv_kernel(const std::string& word);
-
-// Requires nothing. Ensures the defaults of ExecutorOptions with each of CAE_WINOGRAD,
-// CAE_WINOGRAD_TILE, CAE_THIN_CONV, CAE_CUDA_GRAPH and CAE_CUDA_TF32 that is set and not empty
-// applied, and kernels measured (CAE_KERNELS=fixed: the rules) with the cache of
-// CAE_KERNEL_CACHE or its default; throws cae::Error naming the variable, its value and the
-// accepted values otherwise. The only place that reads them.
-ExecutorOptions executor_options_from_env();
 
 // The single dispatch seam. Passes options to the backend. Throws cae::Error when the backend
 // cannot run the net.

@@ -50,7 +50,7 @@ std::vector<std::uint8_t> repaired(const Img& photo, const ServedModel& served,
 
 std::vector<std::uint8_t> repair_png(const ServedModel& served, const RepairRequest& request,
                                      const JobLimits& limits, ops::Backend backend,
-                                     JobReport* report) {
+                                     const ops::ExecutorOptions& executor, JobReport* report) {
   const nn::Model& model = served.model;
   if (!model.informed())
     throw RequestError(400, "model '" + served.name +
@@ -65,9 +65,11 @@ std::vector<std::uint8_t> repair_png(const ServedModel& served, const RepairRequ
   // cae repair's options, flag for flag (cmd_repair.cpp run(), AdaptFlags::options).
   train::RepairOptions options;
   options.tiles.backend = backend;
+  options.tiles.executor = executor;
   options.adapt.steps = request.adapt;
   options.adapt.seed = request.seed;
   options.adapt.backend = backend;
+  options.adapt.executor = executor;
   options.adapt.training = train::model_corruption(model);
 
   const int bits = data::image_bits(request.image, "image") <= 8 ? 8 : 16;
@@ -81,7 +83,8 @@ std::vector<std::uint8_t> repair_png(const ServedModel& served, const RepairRequ
 
 std::vector<std::uint8_t> denoise_png(const ServedModel& served,
                                       std::span<const std::uint8_t> image, const JobLimits& limits,
-                                      ops::Backend backend, JobReport* report) {
+                                      ops::Backend backend, const ops::ExecutorOptions& executor,
+                                      JobReport* report) {
   const nn::Model& model = served.model;
   if (model.informed())
     throw RequestError(400, "model '" + served.name +
@@ -101,6 +104,7 @@ std::vector<std::uint8_t> denoise_png(const ServedModel& served,
   train::from_image(img, x.data());
   train::TileOptions tiles;
   tiles.backend = backend;
+  tiles.executor = executor;
   train::TileStats stats;
   const std::vector<float> y = train::denoise_photo(model, x.data(), image_dims, tiles, &stats);
   if (report) {

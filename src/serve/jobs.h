@@ -61,13 +61,15 @@ struct JobReport {
 // limits.max_pixels), naming the field ("image", "mask", "grow", "adapt") and the problem.
 std::vector<std::uint8_t> repair_png(const ServedModel& served, const RepairRequest& request,
                                      const JobLimits& limits, ops::Backend backend,
+                                     const ops::ExecutorOptions& executor,
                                      JobReport* report = nullptr);
 
 // Requires a blind model. Ensures the PNG bytes `cae denoise IMAGE -m MODEL` writes (8-bit,
 // the image's channels, which must be the model's). Throws as repair_png.
 std::vector<std::uint8_t> denoise_png(const ServedModel& served,
                                       std::span<const std::uint8_t> image, const JobLimits& limits,
-                                      ops::Backend backend, JobReport* report = nullptr);
+                                      ops::Backend backend, const ops::ExecutorOptions& executor,
+                                      JobReport* report = nullptr);
 
 // The noise a blind model was trained for: its meta "corruption"'s Gaussian sigma (samples in
 // [0, 1]), or 0 when it names none (a model trained on other damage).

@@ -184,8 +184,10 @@ void Server::Impl::job(const Request& req, Response& res, JobKind kind) {
     std::vector<std::uint8_t> png;
     // The request's bytes live in req until the answer is sent, so the job may point into them.
     std::optional<std::future<void>> done = jobs.submit([&] {
-      png = repair ? repair_png(served, request, options.limits, options.backend, &report)
-                   : denoise_png(served, request.image, options.limits, options.backend, &report);
+      png = repair ? repair_png(served, request, options.limits, options.backend, options.executor,
+                                &report)
+                   : denoise_png(served, request.image, options.limits, options.backend,
+                                 options.executor, &report);
     });
     if (!done) {
       const JobQueue::Load load = jobs.load();

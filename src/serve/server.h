@@ -26,6 +26,8 @@ struct ServeOptions {
   int queue = kDefaultQueue;       // jobs that may wait; more are answered 503
   int threads = 1;                 // OpenMP threads of each worker's job
   ops::Backend backend = ops::Backend::dnnl;
+  ops::ExecutorOptions executor{};  // how backend builds each job's executors (cae serve: from the
+                                    // environment, read once at start)
   std::size_t max_upload_bytes = kDefaultMaxUploadMiB << 20;
   JobLimits limits;
   std::string web_dir;  // "": the page built into the binary; else its files from this folder

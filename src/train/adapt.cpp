@@ -67,7 +67,7 @@ nn::Model adapt_to_photo(const nn::Model& model, const float* damaged, const flo
                 ", so there is nothing to adapt to");
 
   const int batch = options.batch;
-  auto exec = model.make_executor(options.backend, batch);
+  auto exec = model.make_executor(options.backend, batch, options.executor);
   nn::OptimizerConfig adam;
   adam.lr = float(options.lr);
   nn::Optimizer opt(adam, exec->params().size());

@@ -22,6 +22,7 @@ struct AdaptOptions {
   int near = 0;      // > 0: crops only from windows within this many pixels of the damage
   std::uint64_t seed = 0;
   ops::Backend backend = ops::Backend::dnnl;
+  ops::ExecutorOptions executor{};  // how backend builds the adaptation's executor
   data::Corruption training;  // the damage the model learnt to repair: each crop gets it anew
   bool on() const { return steps > 0; }
 };

@@ -146,7 +146,7 @@ Comparison compare(const std::vector<NamedModel>& models, const data::ImageSet& 
   for (const auto& named : models) {
     const ops::Dims in = named.model->input();
     const int batch = std::min(options.batch, n);
-    auto exec = named.model->make_inference_executor(options.backend, batch);
+    auto exec = named.model->make_inference_executor(options.backend, batch, options.executor);
     std::vector<float> x(std::size_t(batch) * in.size());
     std::optional<InformedRun> run;
     if (named.model->informed()) run.emplace(*named.model, batch);

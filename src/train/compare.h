@@ -50,6 +50,7 @@ struct CompareOptions {
   int tune_images = 100;  // baseline parameters are chosen by mean PSNR on this many images
   int batch = 200;
   ops::Backend backend = ops::Backend::dnnl;
+  ops::ExecutorOptions executor{};  // how backend builds the models' executors
   // Paired data: the clean image each test image is scored against (one per image, of its
   // shape), the test images being damaged as given. Null: the test images are the clean ones.
   const data::ImageSet* targets = nullptr;

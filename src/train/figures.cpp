@@ -77,13 +77,14 @@ FigureInput figure_input(const std::string& what, const data::ImageSet& set, ops
 }  // namespace
 
 data::Image denoising_figure(const nn::Model& model, ops::Backend backend,
-                             const data::ImageSet& set, const data::Corruption& corruption,
-                             std::uint64_t seed, int count, int scale) {
+                             const ops::ExecutorOptions& options, const data::ImageSet& set,
+                             const data::Corruption& corruption, std::uint64_t seed, int count,
+                             int scale) {
   const ops::Dims dims = model.input();
   const std::size_t image = dims.size();
   const auto [clean, noisy] = figure_input("figure", set, dims, corruption, seed, count, scale);
   std::vector<float> out(count * image);
-  auto exec = model.make_inference_executor(backend, count);
+  auto exec = model.make_inference_executor(backend, count, options);
   exec->forward(noisy.data());
   nn::output_to_image(model.loss(), exec->output(), out.data(), count * image);
   std::vector<std::vector<data::Image>> rows(3);
@@ -115,7 +116,8 @@ data::Image plane_image(const float* plane, int ph, int pw, int h, int w, float 
 
 }  // namespace
 
-data::Image latent_figure(const nn::Model& model, ops::Backend backend, const data::ImageSet& set,
+data::Image latent_figure(const nn::Model& model, ops::Backend backend,
+                          const ops::ExecutorOptions& options, const data::ImageSet& set,
                           const data::Corruption& corruption, std::uint64_t seed, int count,
                           int scale) {
   const ops::Dims dims = model.input();
@@ -130,7 +132,7 @@ data::Image latent_figure(const nn::Model& model, ops::Backend backend, const da
       latent = k;
   const ops::Dims code = net.ops[latent].out;
   std::vector<float> codes(count * code.size());
-  auto exec = model.make_inference_executor(backend, count);
+  auto exec = model.make_inference_executor(backend, count, options);
   exec->forward(noisy.data());
   exec->read_activation(latent, codes.data());
   const std::size_t plane = std::size_t(code.h) * code.w;
@@ -152,8 +154,9 @@ data::Image latent_figure(const nn::Model& model, ops::Backend backend, const da
 }
 
 data::Image comparison_figure(const std::vector<const nn::Model*>& models, ops::Backend backend,
-                              const data::ImageSet& set, const data::Corruption& corruption,
-                              std::uint64_t seed, int count, int scale, float gain) {
+                              const ops::ExecutorOptions& options, const data::ImageSet& set,
+                              const data::Corruption& corruption, std::uint64_t seed, int count,
+                              int scale, float gain) {
   const ops::Dims dims{set.c, set.h, set.w};
   const std::size_t image = dims.size();
   const auto [clean, noisy] = figure_input("figure", set, dims, corruption, seed, count, scale);
@@ -166,12 +169,12 @@ data::Image comparison_figure(const std::vector<const nn::Model*>& models, ops::
   std::vector<float> flat(image, 0.5f), flat_out(image);
   for (std::size_t m = 0; m < models.size(); ++m) {
     if (!(models[m]->input() == dims)) throw Error("figure: a model takes another image shape");
-    auto exec = models[m]->make_inference_executor(backend, count);
+    auto exec = models[m]->make_inference_executor(backend, count, options);
     exec->forward(noisy.data());
     nn::output_to_image(models[m]->loss(), exec->output(), out.data(), count * image);
     for (int b = 0; b < count; ++b)
       rows[m + 1].push_back(upscale(to_image(out.data() + b * image, dims), scale));
-    auto one = models[m]->make_inference_executor(backend, 1);
+    auto one = models[m]->make_inference_executor(backend, 1, options);
     one->forward(flat.data());
     nn::output_to_image(models[m]->loss(), one->output(), flat_out.data(), image);
     const double mean = std::accumulate(flat_out.begin(), flat_out.end(), 0.0) / double(image);

@@ -22,15 +22,17 @@ void from_image(const data::Image& image, float* nchw);
 // The tutorial's figure: rows noisy / reconstructed / clean for the first `count` images of set,
 // noise drawn as evaluate() draws it (fixed per image by seed), each pixel drawn scale×scale.
 data::Image denoising_figure(const nn::Model& model, ops::Backend backend,
-                             const data::ImageSet& set, const data::Corruption& corruption,
-                             std::uint64_t seed, int count, int scale);
+                             const ops::ExecutorOptions& options, const data::ImageSet& set,
+                             const data::Corruption& corruption, std::uint64_t seed, int count,
+                             int scale);
 
 // The encoder's codes: for each of the first `count` images of set (damaged as evaluate() damages
 // them), a row of the model input (scale× magnified) then every channel of the latent activation
 // (the first op whose output is the smallest in h·w: 4×4×16 for the seed on 28×28), each map
 // magnified to the input's height. A channel's maps share one gray scale from 0 (black) to its
 // largest value over the shown images (white), so rows compare. Throws cae::Error on bad counts.
-data::Image latent_figure(const nn::Model& model, ops::Backend backend, const data::ImageSet& set,
+data::Image latent_figure(const nn::Model& model, ops::Backend backend,
+                          const ops::ExecutorOptions& options, const data::ImageSet& set,
                           const data::Corruption& corruption, std::uint64_t seed, int count,
                           int scale);
 
@@ -39,8 +41,9 @@ data::Image latent_figure(const nn::Model& model, ops::Backend backend, const da
 // mean magnified `gain` times around mid-gray, where a checkerboard artefact stands out. Requires
 // models sharing the set's shape.
 data::Image comparison_figure(const std::vector<const nn::Model*>& models, ops::Backend backend,
-                              const data::ImageSet& set, const data::Corruption& corruption,
-                              std::uint64_t seed, int count, int scale, float gain);
+                              const ops::ExecutorOptions& options, const data::ImageSet& set,
+                              const data::Corruption& corruption, std::uint64_t seed, int count,
+                              int scale, float gain);
 
 // The figure of one repaired photo (`cae repair`): a top row damaged | cae | Telea | original at
 // the photo's size, and below it the same four zoomed `zoom`× (nearest neighbour) on the window

@@ -146,7 +146,8 @@ std::vector<float> denoise_tiled(const nn::Model& model, const float* image, ops
     if (stats) *stats = ran;
     return out;
   }
-  auto exec = model.make_inference_executor(options.backend, std::clamp(options.batch, 1, tiles));
+  auto exec = model.make_inference_executor(options.backend, std::clamp(options.batch, 1, tiles),
+                                            options.executor);
   return denoise_tiled(model, *exec, image, d, options, mask, stats);
 }
 
@@ -451,8 +452,8 @@ TileStats repair_windows(const nn::Model& model, ops::Executor* exec, ops::Dims 
 
   std::unique_ptr<ops::Executor> own;
   if (!exec) {
-    own = model.make_inference_executor(options.backend,
-                                        std::clamp(options.batch, 1, int(todo.size())));
+    own = model.make_inference_executor(
+        options.backend, std::clamp(options.batch, 1, int(todo.size())), options.executor);
     exec = own.get();
   }
   // The tiles in row-major order, each with its window, run batch by batch.

@@ -17,6 +17,7 @@ struct TileOptions {
   int batch = 32;    // tiles per forward pass
   int ensemble = 1;  // symmetries averaged (1, 2, 4, 8): ensemble_size
   ops::Backend backend = ops::Backend::dnnl;
+  ops::ExecutorOptions executor{};  // how backend builds the tiles' executor, where one is made
 };
 
 // Requires tile >= 1 and 0 <= overlap < tile. Ensures the starts of the tiles along an axis of

@@ -411,7 +411,7 @@ EpochStats end_epoch(Run& run, int epoch, const StepTotals& steps, int batches,
   if (run.model.has_batch_norm() || data.whole()) {
     nn::Model now = run.model;
     now.params() = run.exec.to_canonical(run.exec.params());
-    inference = now.make_inference_executor(config.backend, run.exec.desc().batch);
+    inference = now.make_inference_executor(config.backend, run.exec.desc().batch, config.executor);
   }
   ops::Executor& scorer = inference ? *inference : run.exec;
   st.test = score(run, scorer, false);
@@ -464,7 +464,7 @@ std::vector<EpochStats> train(nn::Model& model, const data::Dataset& data,
     for (const char* name : {"/checkpoint.cae", "/losses.csv", "/model.cae", "/best.cae"})
       remove_stale_temporaries(config.out_dir + name);
   }
-  auto exec = model.make_executor(config.backend, micro);
+  auto exec = model.make_executor(config.backend, micro, config.executor);
   if (config.backend == ops::Backend::dnnl) {
     const ops::KernelChoice choice = ops::dnnl_kernel_choice(*exec);
     progress.on_kernels(ops::kernel_choice_line(choice), choice.measuring_ms);

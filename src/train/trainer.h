@@ -37,6 +37,10 @@ struct TrainConfig {
   data::Corruption corruption;    // Gaussian, sigma 0.5
   std::uint64_t seed = 0;
   ops::Backend backend = ops::Backend::dnnl;
+  // How the backend builds the run's executors (training, and inference for scoring): the
+  // caller's, as the edge read them (executor_options_from_environment() for the cae program and
+  // the Python module); the library's defaults (the fixed kernel rules) otherwise.
+  ops::ExecutorOptions executor{};
   // Patch training, for data of whole images (data::Dataset::whole()): each epoch's images are
   // crops drawn anew from the training images (data/patches.h), the model's input their size;
   // validation and test score whole images through the tiler. Off (h = w = 0) by default.

@@ -45,6 +45,7 @@ class EpochLines : public train::Progress {
 // Mean checkerboard measure of a model's outputs on the first n damaged test images, and of its
 // answer to a flat mid-gray image.
 std::pair<double, double> artefacts(const nn::Model& model, ops::Backend backend,
+                                    const ops::ExecutorOptions& executor,
                                     const data::ImageSet& test, const data::Corruption& corruption,
                                     std::uint64_t seed, int n) {
   const ops::Dims d = model.input();
@@ -53,13 +54,13 @@ std::pair<double, double> artefacts(const nn::Model& model, ops::Backend backend
   std::vector<float> clean(n * d.size()), noisy(n * d.size()), out(n * d.size());
   data::to_nchw(test, idx.data(), n, clean.data());
   data::corrupt(corruption, clean.data(), noisy.data(), n, d, seed, Stream::test_noise, 0, 0);
-  auto exec = model.make_inference_executor(backend, n);
+  auto exec = model.make_inference_executor(backend, n, executor);
   exec->forward(noisy.data());
   nn::output_to_image(model.loss(), exec->output(), out.data(), out.size());
   double on_test = 0;
   for (int b = 0; b < n; ++b) on_test += train::checkerboard(out.data() + b * d.size(), d) / n;
   std::vector<float> flat(d.size(), 0.5f), flat_out(d.size());
-  auto one = model.make_inference_executor(backend, 1);
+  auto one = model.make_inference_executor(backend, 1, executor);
   one->forward(flat.data());
   nn::output_to_image(model.loss(), one->output(), flat_out.data(), flat_out.size());
   return {on_test, train::checkerboard(flat_out.data(), d)};
@@ -73,6 +74,7 @@ void run(CheckerboardOptions& o) {
   data::Dataset ds = o.data.load();
   data::truncate(ds.train, o.limit);
   data::truncate(ds.test, o.test_limit);
+  config.executor = executor_options_from_environment();
   std::vector<std::unique_ptr<nn::Model>> models;
   const std::vector<std::string> presets = {"seed", "seed-tconv"};
   for (const std::string& preset : presets) {
@@ -86,6 +88,7 @@ void run(CheckerboardOptions& o) {
   }
   train::CompareOptions options;
   options.backend = config.backend;
+  options.executor = config.executor;
   options.baselines = false;
   const train::Comparison c =
       train::compare({{"seed", models[0].get()}, {"seed-tconv", models[1].get()}}, ds.test,
@@ -112,8 +115,8 @@ void run(CheckerboardOptions& o) {
                 }());
   table += line;
   for (std::size_t m = 0; m < models.size(); ++m) {
-    const auto [on_test, on_flat] =
-        artefacts(*models[m], config.backend, ds.test, config.corruption, config.seed, n);
+    const auto [on_test, on_flat] = artefacts(*models[m], config.backend, config.executor, ds.test,
+                                              config.corruption, config.seed, n);
     std::snprintf(line, sizeof line, "  %-12s outputs %.5f   flat gray input %.6f\n",
                   presets[m].c_str(), on_test, on_flat);
     table += line;
@@ -123,8 +126,8 @@ void run(CheckerboardOptions& o) {
   write_text(out_dir + "/checkerboard.txt", table);
   write_text(out_dir + "/checkerboard.json", j.dump(2) + "\n");
   const data::Image fig =
-      train::comparison_figure({models[0].get(), models[1].get()}, config.backend, ds.test,
-                               config.corruption, config.seed, o.count, o.scale, o.gain);
+      train::comparison_figure({models[0].get(), models[1].get()}, config.backend, config.executor,
+                               ds.test, config.corruption, config.seed, o.count, o.scale, o.gain);
   data::write_png(out_dir + "/checkerboard.png", fig);
   std::fprintf(stderr, "wrote %s/{checkerboard.txt,checkerboard.json,checkerboard.png}\n",
                out_dir.c_str());

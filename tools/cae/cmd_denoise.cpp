@@ -41,7 +41,7 @@ void denoise_idx(const nn::Model& model, ops::Backend backend, const std::string
   data::ImageSet set = data::read_idx_images(in);
   check_shape(in, set.h, set.w, set.c, dims);
   const int batch = std::min(set.n, nn::kInferenceChunk);  // as the API runs them
-  auto exec = model.make_inference_executor(backend, batch);
+  auto exec = model.make_inference_executor(backend, batch, executor_options_from_environment());
   std::vector<float> x(batch * image), y(batch * image);
   std::vector<int> idx(batch);
   data::ImageSet result = set;
@@ -83,6 +83,7 @@ void run(const DenoiseOptions& o) {
   tiles.overlap = o.overlap;
   tiles.ensemble = o.ensemble;
   tiles.backend = backend;
+  tiles.executor = executor_options_from_environment();
   for (const auto& path : o.inputs) {
     data::Image img = data::read_image(path);
     if (!train::takes_colours(model, img.c))  // gray goes through a colour model

@@ -15,7 +15,7 @@ namespace {
 // Whole photos of any size: the folder's test images (the first --limit), baselines tuned on
 // its val/ images when it has them.
 train::Comparison evaluate_photos(const EvalOptions& o, const std::string& dir,
-                                  const nn::Model& model, const train::CompareOptions& options,
+                                  const nn::Model& model, train::CompareOptions options,
                                   std::FILE* log) {
   train::PhotoSplit split = train::photo_split(dir);
   if (o.limit > 0 && std::size_t(o.limit) < split.test.size()) split.test.resize(o.limit);
@@ -30,10 +30,13 @@ train::Comparison evaluate_photos(const EvalOptions& o, const std::string& dir,
   if (log)
     std::fprintf(log, "evaluating %s on %zu whole test photos of %s (%zu validation photos)\n",
                  o.model_path.c_str(), test.size(), dir.c_str(), val.size());
+  options.executor = executor_options_from_environment();
   train::TileOptions tiles;
   tiles.backend = options.backend;
+  tiles.executor = options.executor;
   tiles.ensemble = o.ensemble;
-  const train::AdaptOptions adapt = o.adapt.options(model, options.backend, o.seed);
+  const train::AdaptOptions adapt =
+      o.adapt.options(model, options.backend, options.executor, o.seed);
   return train::compare_photos({{"cae", &model}}, test, names, val, corruption, o.seed, options,
                                tiles, adapt.on() ? &adapt : nullptr);
 }
@@ -42,7 +45,8 @@ train::Comparison evaluate_photos(const EvalOptions& o, const std::string& dir,
 train::Comparison evaluate_set(const EvalOptions& o, const nn::Model& model,
                                const data::Dataset* given, train::CompareOptions options,
                                std::FILE* log) {
-  if (o.adapt.options(model, options.backend, o.seed).on())  // it also checks --adapt-near
+  // It also checks --adapt-near (no executor is built from it).
+  if (o.adapt.options(model, options.backend, options.executor, o.seed).on())
     throw Error("eval --adapt: adapting to a photo needs whole photos, a folder without --size");
   if (o.ensemble > 1)
     throw Error("eval --ensemble: the symmetries' ensemble repairs whole photos, a folder "
@@ -55,6 +59,7 @@ train::Comparison evaluate_set(const EvalOptions& o, const nn::Model& model,
   if (log)
     std::fprintf(log, "evaluating %s on %d test images of %s\n", o.model_path.c_str(), ds.test.n,
                  ds.name.c_str());
+  options.executor = executor_options_from_environment();
   return train::compare({{"cae", &model}}, ds.test, corruption, o.seed, options);
 }
 

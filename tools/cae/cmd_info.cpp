@@ -57,14 +57,17 @@ void add_info_command(CLI::App& app) {
     for (const auto& [key, value] : file.meta)
       if (key != "history") std::printf("%s: %s\n", key.c_str(), value.c_str());
     std::printf("spec:\n%s", file.spec.c_str());
+    // The CAE_* options, where an executor is built: the plan and the kernels are the CLI's.
+    const ops::ExecutorOptions options =
+        *plan || *kernels ? executor_options_from_environment() : ops::ExecutorOptions{};
     if (*plan) {
-      auto exec = model.make_executor(ops::Backend::dnnl, *batch);  // with the CAE_* options
+      auto exec = model.make_executor(ops::Backend::dnnl, *batch, options);
       std::printf("memory plan (dnnl, batch %d, %s):\n%s", *batch, ops::dnnl_isa().c_str(),
                   ops::format_dnnl_plan(ops::dnnl_plan(*exec)).c_str());
     }
     if (*kernels) {
-      auto exec = *inference ? model.make_inference_executor(chosen, *batch)
-                             : model.make_executor(chosen, *batch);
+      auto exec = *inference ? model.make_inference_executor(chosen, *batch, options)
+                             : model.make_executor(chosen, *batch, options);
       const ops::NetDesc& net = exec->desc();
       std::printf("kernels (%s, batch %d%s, %s pass):\n", backend->c_str(), *batch,
                   chosen == ops::Backend::dnnl ? (", " + ops::dnnl_isa()).c_str() : "",

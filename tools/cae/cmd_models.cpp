@@ -34,10 +34,11 @@ void add_models_command(CLI::App& app) {
       "$CAE_MODELS names a folder to search instead. cae repair uses 'inpaint' and cae denoise "
       "'denoise' when no -m is given; docs/models.md has each model's card.");
   cmd->final_callback([] {
-    const std::vector<io::ShippedModel> all = io::shipped_models(io::models_env());
+    const std::string only = models_folder_from_environment();
+    const std::vector<io::ShippedModel> all = io::shipped_models(only);
     if (all.empty()) {
       std::printf("no shipped models found (looked in: ");
-      const std::vector<std::string> folders = io::model_folders(io::models_env());
+      const std::vector<std::string> folders = io::model_folders(only);
       for (std::size_t i = 0; i < folders.size(); ++i)
         std::printf("%s%s", i ? ", " : "", folders[i].c_str());
       std::printf("%s)\n", folders.empty() ? "no folder exists" : "");

@@ -221,9 +221,10 @@ void run(const RepairCommand& o) {
                 "denoise); repairing a mask needs an informed model (trained with --informed)");
   train::RepairOptions options;
   options.tiles.backend = backend;
+  options.tiles.executor = executor_options_from_environment();
   options.tiles.overlap = o.overlap;
   options.tiles.ensemble = o.ensemble;
-  options.adapt = o.adapt.options(model, backend, o.seed);
+  options.adapt = o.adapt.options(model, backend, options.tiles.executor, o.seed);
 
   // A folder this run makes is removed again when the run writes nothing into it.
   const bool folder = lower_extension(o.out) != ".png", made = folder && !fs::exists(o.out);

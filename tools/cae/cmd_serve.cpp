@@ -72,6 +72,7 @@ void run(ServeCommand& o) {
   const ops::Backend backend = o.common.apply();
   serve::ServeOptions& s = o.serve;
   s.backend = backend;
+  s.executor = executor_options_from_environment();  // once, for every job
   const int cores = o.common.threads > 0 ? o.common.threads
                                          : int(std::max(1u, std::thread::hardware_concurrency()));
   s.threads = std::max(1, cores / s.workers);
@@ -87,7 +88,8 @@ void run(ServeCommand& o) {
   std::string listed;
   std::vector<std::string> given = o.model_paths;
   if (given.empty())  // every shipped model (its file's stem is its name)
-    for (const io::ShippedModel& m : io::shipped_models(io::models_env())) given.push_back(m.path);
+    for (const io::ShippedModel& m : io::shipped_models(models_folder_from_environment()))
+      given.push_back(m.path);
   if (given.empty())
     throw Error("serve: no model: give one with -m FILE (no shipped model was found; cae models "
                 "says where it looked)");

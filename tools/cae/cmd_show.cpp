@@ -25,13 +25,14 @@ void run(const ShowOptions& o) {
   model.require_blind(o.model_path);  // cae show draws blind repairs only
   data::Dataset ds = o.data.load();
   const data::Corruption corruption = o.corruption.apply(model_corruption(model));
-  data::Image img =
-      train::denoising_figure(model, backend, ds.test, corruption, o.seed, o.count, o.scale);
+  const ops::ExecutorOptions executor = executor_options_from_environment();
+  data::Image img = train::denoising_figure(model, backend, executor, ds.test, corruption, o.seed,
+                                            o.count, o.scale);
   data::write_png(o.figure, img);
   std::fprintf(stderr, "wrote %s (%dx%d)\n", o.figure.c_str(), img.w, img.h);
   if (!o.latent.empty()) {
-    data::Image codes =
-        train::latent_figure(model, backend, ds.test, corruption, o.seed, o.latent_count, o.scale);
+    data::Image codes = train::latent_figure(model, backend, executor, ds.test, corruption, o.seed,
+                                             o.latent_count, o.scale);
     data::write_png(o.latent, codes);
     std::fprintf(stderr, "wrote %s (%dx%d)\n", o.latent.c_str(), codes.w, codes.h);
   }

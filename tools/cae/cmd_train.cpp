@@ -234,6 +234,8 @@ TrainOutcome run_training(TrainOptions& o, dist::Communicator& comm, train::Prog
                  o.informed ? ", the damage mask as input too" : "", config.epochs, config.batch,
                  ops::backend_name(config.backend), omp_get_max_threads(),
                  comm.size() > 1 ? (" x " + std::to_string(comm.size()) + " ranks").c_str() : "");
+  // After the header line, before the first executor: a bad CAE_WINOGRAD ends the run there.
+  config.executor = executor_options_from_environment();
   StartNoting noting(progress);
   const auto t0 = std::chrono::steady_clock::now();
   TrainOutcome outcome;

@@ -8,6 +8,7 @@
 #include "data/corrupt.h"
 #include "data/dataset.h"
 #include "data/patches.h"
+#include "environment.h"
 #include "nn/model.h"
 #include "ops/ops.h"
 #include "train/adapt.h"
@@ -77,18 +78,19 @@ struct AdaptFlags {
   double lr = 1e-3;
   int near = 0;
   void add(CLI::App* cmd);
-  // Ensures the adaptation of `model` (to the damage it was trained for) on backend, with the
-  // damage's seed; off (on() false) when steps is 0. Throws cae::Error for --adapt-near
-  // without --adapt.
+  // Ensures the adaptation of `model` (to the damage it was trained for) on backend, built with
+  // executor, with the damage's seed; off (on() false) when steps is 0. Throws cae::Error for
+  // --adapt-near without --adapt.
   train::AdaptOptions options(const nn::Model& model, ops::Backend backend,
-                              std::uint64_t seed) const;
+                              const ops::ExecutorOptions& executor, std::uint64_t seed) const;
 };
 
 // --ensemble N of cae eval, repair and denoise: each photo repaired under the first N of the
 // eight symmetries of the square and the repairs averaged (train/tiling.h, TileOptions).
 void add_ensemble_option(CLI::App* cmd, int& ensemble);
 
-// A model file, or a shipped model by name (io::resolve_model; or in $CAE_MODELS only, when set).
+// A model file, or a shipped model by name (io::resolve_model; or in $CAE_MODELS only, when set:
+// models_folder_from_environment()).
 nn::Model load_model(const std::string& what);
 // The extension of path's file name, lower case, with its dot ("" when it has none).
 std::string lower_extension(const std::string& path);

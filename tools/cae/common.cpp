@@ -56,12 +56,15 @@ data::Dataset DataOptions::load(const data::PatchOptions& patches) const {
   folder.whole = patches.on();
   folder.min_h = patches.h;
   folder.min_w = patches.w;
-  return data::load_dataset(dataset, data::data_dir(data_dir), folder);
+  return data::load_dataset(dataset, data_dir.empty() ? data_dir_from_environment() : data_dir,
+                            folder);
 }
 
 std::string DataOptions::photo_folder() const {
   if (!size.empty() || dataset == "mnist" || dataset == "fashion-mnist") return "";
-  const std::string dir = dataset == "photos" ? data::data_dir(data_dir) + "/photos" : dataset;
+  const std::string dir =
+      dataset != "photos" ? dataset
+                          : (data_dir.empty() ? data_dir_from_environment() : data_dir) + "/photos";
   // test/ (with or without train/ and val/) or images directly in the folder.
   const bool images = !data::list_images(dir).empty() || !data::list_images(dir + "/test").empty();
   return images ? dir : "";
@@ -84,6 +87,7 @@ void AdaptFlags::add(CLI::App* cmd) {
 }
 
 train::AdaptOptions AdaptFlags::options(const nn::Model& model, ops::Backend backend,
+                                        const ops::ExecutorOptions& executor,
                                         std::uint64_t seed) const {
   if (near > 0 && steps == 0) throw Error("--adapt-near needs --adapt STEPS");
   train::AdaptOptions a;
@@ -92,6 +96,7 @@ train::AdaptOptions AdaptFlags::options(const nn::Model& model, ops::Backend bac
   a.near = near;
   a.seed = seed;
   a.backend = backend;
+  a.executor = executor;
   a.training = model_corruption(model);
   return a;
 }
@@ -111,7 +116,7 @@ std::string lower_extension(const std::string& path) {
 }
 
 nn::Model load_model(const std::string& what) {
-  const std::string path = io::resolve_model(what, io::models_env());
+  const std::string path = io::resolve_model(what, models_folder_from_environment());
   return nn::Model::from_file(io::read_model_file(path), path);
 }
 

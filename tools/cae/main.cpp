@@ -1,12 +1,14 @@
-// The cae command: parses arguments, runs one subcommand, turns any error into one message and
-// a non-zero exit. The only code that exits. Exit status: 0 done (also --help, --version), 1 an
-// error in the input, data, model or files, 2 a usage error (docs/usage.md, Errors).
+// The cae command: parses arguments, reads the environment (tools/environment.h), runs one
+// subcommand, turns any error into one message and a non-zero exit. The only code that exits. Exit
+// status: 0 done (also --help, --version), 1 an error in the input, data, model or files, 2 a usage
+// error (docs/usage.md, Errors).
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <exception>
 
 #include "cae/error.h"
 #include "commands.h"
+#include "environment.h"
 #include "usage.h"
 
 int main(int argc, char** argv) {
@@ -14,6 +16,10 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.set_version_flag("--version", "cae " CAE_VERSION);
   cae::cli::add_all_commands(app);
+  // The process's instruction-set cap (CAE_MAX_ISA, ONEDNN_MAX_CPU_ISA), before any kernel runs.
+  // A bad value is reported where the first kernel is chosen, so a command that runs none (cae
+  // presets, cae models) still runs. The other variables are read where each command needs them.
+  cae::apply_isa_cap_from_environment();
   try {
     app.parse(argc, argv);  // runs the chosen subcommand's callback
   } catch (const CLI::Success& e) {

@@ -51,11 +51,12 @@ struct DnnlMemory {
 // Requires exec from make_dnnl_executor; throws cae::Error for another backend.
 DnnlMemory dnnl_memory(Executor& exec);
 
-// oneDNN's instruction set in this process after the CAE_MAX_ISA cap: "avx512_core", "avx2", ...
+// oneDNN's instruction set in this process after the process's cap (core/isa.h, CAE_MAX_ISA):
+// "avx512_core", "avx2", ...
 std::string dnnl_isa();
 
-// Which Winograd kernels the executor uses is ExecutorOptions::winograd's (CAE_WINOGRAD through
-// executor_options_from_env): cae (the default) ours on every tier with AVX2
+// Which Winograd kernels the executor uses is ExecutorOptions::winograd's (CAE_WINOGRAD, read at
+// the edge by executor_options_from_environment): cae (the default) ours on every tier with AVX2
 // (own_winograd_chosen), onednn oneDNN's where it has one (winograd_chosen), off none: every
 // layer direct. The last two are for comparison.
 //

@@ -26,16 +26,14 @@ Isa tier_of(dnnl::cpu_isa isa) {
 void apply_isa_cap() {
   static std::once_flag once;
   static std::string error;
-  const Isa cap = isa_cap();  // throws for a bad CAE_MAX_ISA, on every call
-  std::call_once(once, [cap] {
-    if (!isa_cap_is_cae_own() || cap == Isa::avx512) return;
-    const dnnl::cpu_isa want = cap == Isa::avx2 ? dnnl::cpu_isa::avx2 : dnnl::cpu_isa::sse41;
+  const IsaCap& cap = isa_cap_in_force();  // fixes the cap; throws for a bad one, on every call
+  std::call_once(once, [&cap] {
+    if (!cap.onednn || cap.isa == Isa::avx512) return;
+    const dnnl::cpu_isa want = cap.isa == Isa::avx2 ? dnnl::cpu_isa::avx2 : dnnl::cpu_isa::sse41;
     if (dnnl::set_max_cpu_isa(want) != dnnl::status::success)
-      error = std::string("CAE_MAX_ISA=") + isa_name(cap) +
-              ": oneDNN refused the cap (it had already chosen its instruction set)";
-    else if (tier_of(dnnl::get_effective_cpu_isa()) > cap)
-      error = std::string("CAE_MAX_ISA=") + isa_name(cap) + ": oneDNN still runs " +
-              onednn_isa_name();
+      error = cap.source + ": oneDNN refused the cap (it had already chosen its instruction set)";
+    else if (tier_of(dnnl::get_effective_cpu_isa()) > cap.isa)
+      error = cap.source + ": oneDNN still runs " + onednn_isa_name();
   });
   if (!error.empty()) throw Error(error);
 }

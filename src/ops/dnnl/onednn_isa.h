@@ -8,9 +8,10 @@
 namespace cae::ops::dnnl_backend {
 
 // Requires nothing. Ensures, before oneDNN's first primitive in this process, that oneDNN
-// dispatches to no tier above CAE_MAX_ISA when that variable is set (ONEDNN_MAX_CPU_ISA alone is
-// oneDNN's own business and it reads it itself). Throws cae::Error when CAE_MAX_ISA is not a
-// tier's name, or when oneDNN refuses the cap or runs above it anyway.
+// dispatches to no tier above the process's cap (core/isa.h) when the cap says so (IsaCap::onednn:
+// CAE_MAX_ISA does; ONEDNN_MAX_CPU_ISA alone is oneDNN's own business and it reads it itself).
+// Fixes the cap. Throws cae::Error with the cap's error (a bad CAE_MAX_ISA), or when oneDNN
+// refuses the cap or runs above it anyway.
 void apply_isa_cap();
 
 // oneDNN's effective tier in its own words: "avx512_core", "avx2", "sse41", ...
