@@ -55,6 +55,9 @@ remove_worktree() {
     git worktree remove --force "$worktree"
   fi
 }
+# One build of a base at a time: a second run waits for the first and reuses its build.
+exec {lock}>"$worktree.lock"
+flock "$lock"
 trap remove_worktree EXIT
 if [[ ! -f "$base/built-$sha" ]]; then
   echo "bit-identical: building base $short in $base (from worktree $worktree)"
@@ -73,6 +76,8 @@ if [[ ! -f "$base/built-$sha" ]]; then
   touch "$base/built-$sha"
   remove_worktree
 fi
+trap - EXIT  # past here the worktree path may be another run's
+exec {lock}>&-
 
 [[ -f "$candidate/CMakeCache.txt" ]] ||
   { echo "$candidate is not a cmake build directory: run scripts/build.sh first" >&2; exit 2; }
