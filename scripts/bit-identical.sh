@@ -55,6 +55,9 @@ remove_worktree() {
     git worktree remove --force "$worktree"
   fi
 }
+# One build of a base at a time: a second run waits for the first and reuses its build.
+exec {lock}>"$worktree.lock"
+flock "$lock"
 trap remove_worktree EXIT
 if [[ ! -f "$base/built-$sha" ]]; then
   echo "bit-identical: building base $short in $base (from worktree $worktree)"
@@ -73,6 +76,8 @@ if [[ ! -f "$base/built-$sha" ]]; then
   touch "$base/built-$sha"
   remove_worktree
 fi
+trap - EXIT  # past here the worktree path may be another run's
+exec {lock}>&-
 
 [[ -f "$candidate/CMakeCache.txt" ]] ||
   { echo "$candidate is not a cmake build directory: run scripts/build.sh first" >&2; exit 2; }
@@ -168,7 +173,7 @@ base, cand = sys.argv[1], sys.argv[2]
 TIMING_COLUMNS = {"seconds", "images_per_second"}  # losses.csv, a checkpoint's history
 TIMING_KEYS = {"train_images_per_second", "ms_per_step", "ms_blocked_in_communication_per_step",
                "wall_seconds_this_run", "kernel_measuring_ms"}  # metrics.json
-LOGS = {"train.log", "denoise.log"}
+LOGS = {"train.log", "denoise.log"}  # progress lines with timings
 
 def read_cae(path):
     """(kind, spec, {meta}, {name: (dims, bytes)}) of a cae model file (docs/model-format.md)."""
@@ -196,67 +201,86 @@ def read_cae(path):
         pos += length
     return kind, spec, meta, tensors
 
-def csv_without_timings(text):
-    rows = list(csv.DictReader(io.StringIO(text)))
-    return [{k: v for k, v in r.items() if k not in TIMING_COLUMNS} for r in rows]
-
-def first_difference(a, b):
-    """Where two deterministic CSV tables first differ, or None."""
+def table_difference(a, b):
+    """Where two CSV texts first differ, their timing columns left out; None if nowhere."""
+    a, b = ([{k: v for k, v in r.items() if k not in TIMING_COLUMNS}
+             for r in csv.DictReader(io.StringIO(t))] for t in (a, b))
     if len(a) != len(b):
         return f"{len(a)} rows against {len(b)}"
     for i, (ra, rb) in enumerate(zip(a, b)):
-        for k in sorted(set(ra) | set(rb)):
-            if ra.get(k) != rb.get(k):
-                return f"row {i + 1} {k}: {ra.get(k)} against {rb.get(k)}"
+        keys = [k for k in ra | rb if ra.get(k) != rb.get(k)]
+        if keys:
+            return f"row {i + 1}: {', '.join(keys)} (first {ra.get(keys[0])} against {rb.get(keys[0])})"
     return None
 
-def tensor_difference(name, a, b):
-    (da, xa), (db, xb) = a, b
-    if da != db:
-        return f"{name} is {list(da)} against {list(db)}"
-    fa = struct.unpack(f"<{len(xa) // 4}f", xa)
-    fb = struct.unpack(f"<{len(xb) // 4}f", xb)
-    differ = [abs(p - q) for p, q in zip(fa, fb) if struct.pack("<f", p) != struct.pack("<f", q)]
-    return f"{name}: {len(differ)} of {len(fa)} floats, max |diff| {max(differ):.3g}"
+def tensors_difference(ta, tb):
+    """How many tensors and floats differ and by how much at most; None if none."""
+    if [(n, d) for n, (d, _) in ta.items()] != [(n, d) for n, (d, _) in tb.items()]:
+        return "tensor names or shapes"
+    tensors = floats = total = 0
+    worst, where = 0.0, ""
+    for name, (_, xa) in ta.items():
+        xb = tb[name][1]
+        total += len(xa) // 4
+        if xa == xb:
+            continue
+        tensors += 1
+        for i, (p, q) in enumerate(zip(struct.iter_unpack("<f", xa), struct.iter_unpack("<f", xb))):
+            if xa[4 * i:4 * i + 4] != xb[4 * i:4 * i + 4]:
+                floats += 1
+                if not abs(p[0] - q[0]) <= worst:  # NaN counts as the worst
+                    worst, where = abs(p[0] - q[0]), name
+    if not tensors:
+        return None
+    return (f"{tensors} of {len(ta)} tensors, {floats} of {total} floats, "
+            f"largest |diff| {worst:.3g} in {where}")
 
-def cae_difference(a, b, skip_meta=()):
-    """What differs between two model files, apart from the meta keys in skip_meta."""
+def cae_difference(a, b):
+    """What differs between two model files; a checkpoint's history without its timings."""
     (ka, sa, ma, ta), (kb, sb, mb, tb) = read_cae(a), read_cae(b)
-    found = []
+    found = [tensors_difference(ta, tb)]
     if ka != kb: found.append(f"kind {ka} against {kb}")
-    if sa != sb: found.append("the spec")
-    keys = [k for k in list(ma) + [k for k in mb if k not in ma] if k not in skip_meta]
-    found += [f"meta {k}: {ma.get(k)!r} against {mb.get(k)!r}" for k in keys if ma.get(k) != mb.get(k)]
-    if list(ta) != list(tb):
-        found.append(f"tensor names {list(ta)} against {list(tb)}")
-    found += [tensor_difference(n, ta[n], tb[n]) for n in ta if n in tb and ta[n] != tb[n]]
-    return "; ".join(found) or None
+    if sa != sb: found.append("spec")
+    keys = [k for k in ma | mb if ma.get(k) != mb.get(k)]
+    if "history" in keys:
+        history = table_difference(ma.get("history", ""), mb.get("history", ""))
+        keys.remove("history")
+        if history: found.append(f"history {history}")
+    if keys:
+        found.append("meta " + ", ".join(f"{k} {ma.get(k)!r} against {mb.get(k)!r}" for k in keys))
+    return "; ".join(f for f in found if f) or None
+
+def flat(d, prefix=""):
+    out = {}
+    for k, v in d.items():
+        out.update(flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {prefix + k: v})
+    return out
 
 def compare(rel):
+    """What differs at base/rel and cand/rel (a file or a folder of files); None if nothing."""
     a, b = os.path.join(base, rel), os.path.join(cand, rel)
     name = os.path.basename(rel)
+    if not os.path.exists(b):
+        return "missing in the candidate"
     if os.path.isdir(a):
-        fa, fb = sorted(os.listdir(a)), sorted(os.listdir(b)) if os.path.isdir(b) else []
+        fa, fb = sorted(os.listdir(a)), sorted(os.listdir(b))
         if fa != fb:
             return f"files {fa} against {fb}"
         bad = [f for f in fa if open(os.path.join(a, f), "rb").read() != open(os.path.join(b, f), "rb").read()]
-        return f"{', '.join(bad)} of {len(fa)} files" if bad else None
-    if not os.path.exists(b):
-        return "missing in the candidate"
-    if name == "checkpoint.cae":  # its history holds the seconds of each epoch
-        d = cae_difference(a, b, skip_meta={"history"})
-        h = first_difference(*(csv_without_timings(read_cae(p)[2].get("history", "")) for p in (a, b)))
-        return "; ".join(x for x in (d, h and f"history {h}") if x) or None
+        return f"{len(bad)} of {len(fa)} files: {', '.join(bad)}" if bad else None
     if name == "losses.csv":
-        return first_difference(*(csv_without_timings(open(p).read()) for p in (a, b)))
+        return table_difference(open(a).read(), open(b).read())
     if name == "metrics.json":
-        ja, jb = ({k: v for k, v in json.load(open(p)).items() if k not in TIMING_KEYS} for p in (a, b))
-        keys = [k for k in sorted(set(ja) | set(jb)) if ja.get(k) != jb.get(k)]
-        return ", ".join(f"{k}: {ja.get(k)} against {jb.get(k)}" for k in keys) or None
+        ja, jb = ({k: v for k, v in flat(json.load(open(p))).items() if k not in TIMING_KEYS}
+                  for p in (a, b))
+        keys = [k for k in ja | jb if ja.get(k) != jb.get(k)]
+        return f"{', '.join(keys)} (first {ja.get(keys[0])} against {jb.get(keys[0])})" if keys else None
+    if name == "checkpoint.cae":  # its history holds the seconds of each epoch
+        return cae_difference(a, b)
     if open(a, "rb").read() == open(b, "rb").read():
         return None
     if name.endswith(".cae"):
-        return cae_difference(a, b) or "the bytes (the fields read the same)"
+        return cae_difference(a, b) or "the bytes, not the fields"
     return "the bytes"
 
 items = [("presets.txt", None)]  # (item, its verdict where known without comparing)
@@ -270,7 +294,8 @@ differences = 0
 for item, difference in items:
     difference = difference or compare(item)
     differences += difference is not None
-    print(f"{item:<34} {'same' if difference is None else 'DIFFERENT: ' + difference}")
+    verdict = "same" if difference is None else "DIFFERENT: " + difference
+    print(f"{item:<30} {verdict if len(verdict) <= 220 else verdict[:217] + '...'}")
 print(f"{len(items) - differences} of {len(items)} items the same")
 sys.exit(1 if differences else 0)
 PY
