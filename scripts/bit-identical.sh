@@ -26,7 +26,8 @@
 # default 0), and every CAE_ variable as set, CAE_MAX_ISA too: on an AVX-512 machine run it
 # once natively and once with CAE_MAX_ISA=avx2. MNIST is read from CAE_DATA or
 # ~/.local/share/cae (scripts/setup-data.sh). OUT: default out/bit-identical. JOBS: build jobs
-# (default nproc). The runs take about 4 minutes on 2 idle cores; the first base build 10 more.
+# (default nproc). The runs take about 3 minutes on 2 idle cores (4 with CAE_MAX_ISA=avx2);
+# building a base the first time takes about 8 minutes more.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
