@@ -6,6 +6,12 @@
 #
 #   scripts/check-deps.sh [BUILD_DIR]      configure and build cae into a fresh BUILD_DIR
 #                                          (default build-depcheck) under strace, then check
+#   scripts/check-deps.sh --main BUILD_DIR configure and build the main build (Release, as
+#                                          scripts/build.sh does) into BUILD_DIR, which must not
+#                                          exist yet, under strace, then check: scripts/test.sh
+#                                          uses it on a fresh clone, so that CI builds once;
+#                                          exit status 3, having done nothing, where BUILD_DIR
+#                                          exists
 #   scripts/check-deps.sh --files PATH...  check only the given files (no build)
 #
 # Every file the build opens for reading or executes, outside the repository, BUILD_DIR, /tmp,
@@ -281,13 +287,29 @@ if [[ "${1:-}" == --files ]]; then
   exit
 fi
 
-(($# <= 1)) || die "usage: $0 [BUILD_DIR] | --files PATH..."
+main=0
+if [[ "${1:-}" == --main ]]; then
+  main=1
+  shift
+  (($# == 1)) || die "usage: $0 --main BUILD_DIR"
+fi
+(($# <= 1)) || die "usage: $0 [BUILD_DIR] | --main BUILD_DIR | --files PATH..."
 build=${1:-build-depcheck}
-[[ "$build" != build && "$build" != "${BUILD_DIR:-build}" ]] ||
-  die "$build is the main build; the check needs a build directory of its own"
-# It is emptied first: refuse anything that is not a build directory.
-[[ ! -e "$build" || -f "$build/CMakeCache.txt" || -z "$(ls -A -- "$build")" ]] ||
-  die "$build is not a CMake build directory; not emptying it"
+if ((main)); then
+  # Only a build traced from its first configure shows everything it reads (an incremental
+  # build reads only what changed), and the main build is never emptied.
+  # Refused with exit status 3, before anything is done, so that a caller can build as usual.
+  if [[ -e "$build" ]]; then
+    say "$build exists; --main traces a main build from its start"
+    exit 3
+  fi
+else
+  [[ "$build" != build && "$build" != "${BUILD_DIR:-build}" ]] ||
+    die "$build is the main build; the check needs a build directory of its own"
+  # It is emptied first: refuse anything that is not a build directory.
+  [[ ! -e "$build" || -f "$build/CMakeCache.txt" || -z "$(ls -A -- "$build")" ]] ||
+    die "$build is not a CMake build directory; not emptying it"
+fi
 command -v strace >/dev/null || die "strace not found (Debian strace: scripts/install-deps.sh)"
 self_test
 
@@ -298,19 +320,26 @@ trace="$build/strace.log"
 # shellcheck disable=SC2054  # the commas belong to strace's syscall list
 tracer=(strace -f -qq -z -y --seccomp-bpf -e signal=none -s 0
         -e trace=open,openat,openat2,execve -o "$trace" --)
-# The configuration differs from scripts/build.sh's in three ways, none of which changes which
-# Debian packages it reads:
-#  - CUDA off, and CMake's probe for it too (cmake/cuda.cmake and check_language run nvcc from
-#    /usr/local/cuda unless CMAKE_CUDA_COMPILER is defined): the CUDA toolkit is no Debian
-#    package and is documented apart (docs/gpu.md). What is checked is the Debian build, so a
-#    read of /usr/local/cuda left in it fails as a file no package owns.
-#  - -O0: a compile reads the same headers and libraries at every optimisation level, and takes
-#    40% less time than at -O3.
-#  - LC_ALL=C: the runner's locale would add glibc's and gettext's locale files, which any build
-#    does without.
-say "configuring and building cae in $build under strace"
-LC_ALL=C "${tracer[@]}" cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DCAE_CUDA=OFF \
-  -DCMAKE_CUDA_COMPILER= -DCMAKE_CXX_FLAGS_RELEASE="-O0 -DNDEBUG" >"$build/configure.log" 2>&1 ||
+if ((main)); then
+  # scripts/build.sh's configuration; LC_ALL=C as below.
+  config=(-DCMAKE_BUILD_TYPE=Release)
+  say "configuring and building the main build in $build under strace"
+else
+  # The configuration differs from scripts/build.sh's in three ways, none of which changes which
+  # Debian packages it reads:
+  #  - CUDA off, and CMake's probe for it too (cmake/cuda.cmake and check_language run nvcc from
+  #    /usr/local/cuda unless CMAKE_CUDA_COMPILER is defined): the CUDA toolkit is no Debian
+  #    package and is documented apart (docs/gpu.md). What is checked is the Debian build, so a
+  #    read of /usr/local/cuda left in it fails as a file no package owns.
+  #  - -O0: a compile reads the same headers and libraries at every optimisation level, and
+  #    takes 40% less time than at -O3.
+  #  - LC_ALL=C: the runner's locale would add glibc's and gettext's locale files, which any
+  #    build does without.
+  config=(-DCMAKE_BUILD_TYPE=Release -DCAE_CUDA=OFF -DCMAKE_CUDA_COMPILER=
+          -DCMAKE_CXX_FLAGS_RELEASE="-O0 -DNDEBUG")
+  say "configuring and building cae in $build under strace"
+fi
+LC_ALL=C "${tracer[@]}" cmake -S . -B "$build" "${config[@]}" >"$build/configure.log" 2>&1 ||
   { tail -n 20 "$build/configure.log" >&2; die "configure failed (log: $build/configure.log)"; }
 mv "$trace" "$build/strace-configure.log"
 LC_ALL=C "${tracer[@]}" cmake --build "$build" -j"$(nproc)" >"$build/build.log" 2>&1 ||
@@ -318,8 +347,21 @@ LC_ALL=C "${tracer[@]}" cmake --build "$build" -j"$(nproc)" >"$build/build.log" 
 mv "$trace" "$build/strace-build.log"
 say "built in $((SECONDS - start)) s; checking what it read"
 
+# The main build compiles the CUDA backend where it finds the toolkit and cuDNN (cmake/cuda.cmake);
+# they are no Debian packages and are documented apart (docs/gpu.md), so their directories are
+# not checked. A build without them (Debian's) cannot read there at all.
+toolkit_dirs=()
+if ((main)) && grep -q '^CAE_CUDA:BOOL=ON$' "$build/CMakeCache.txt"; then
+  nvcc=$(sed -n 's/^CMAKE_CUDA_COMPILER:[A-Z]*=//p' "$build/CMakeCache.txt")
+  for d in "$(dirname "$(dirname "$nvcc")")" \
+           "$(sed -n 's/^CAE_CUDNN_INCLUDE_DIR:[A-Z]*=//p' "$build/CMakeCache.txt")" \
+           "$(dirname "$(sed -n 's/^CAE_CUDNN_LIBRARY:[A-Z]*=//p' "$build/CMakeCache.txt")")"; do
+    [[ -d "$d" ]] && toolkit_dirs+=("$d" "$(realpath -- "$d")")
+  done
+  say "the CUDA backend is built; not checked: ${toolkit_dirs[*]}"
+fi
 files=$(cat "$build/strace-configure.log" "$build/strace-build.log" | opened_files |
-  needed_files "${skip_dirs[@]}" "$(cd "$build" && pwd -P)")
+  needed_files "${skip_dirs[@]}" "$(cd "$build" && pwd -P)" "${toolkit_dirs[@]}")
 # A trace that shows neither CMake's modules nor the compiler means the parsing broke, not that
 # the build is clean.
 if ! grep -q '^/usr/share/cmake-[0-9.]*/Modules/' <<<"$files" ||

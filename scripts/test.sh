@@ -4,11 +4,20 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 scripts/setup-data.sh
-scripts/build.sh
+build=${BUILD_DIR:-build}
+# A fresh build, traced with strace, must read only what install-deps installs. On a fresh clone
+# (CI) that is the main build itself, built once; where the main build exists already, a build of
+# its own in build-depcheck.
+status=0
+scripts/check-deps.sh --main "$build" || status=$?
+if ((status == 3)); then
+  scripts/build.sh
+  scripts/check-deps.sh
+elif ((status != 0)); then
+  exit "$status"
+fi
 scripts/setup-ort.sh  # ONNX Runtime for the export tests (npm, into build/ort)
 scripts/setup-playwright.sh  # playwright-core for the page's browser test (npm, into build/playwright)
-scripts/check-deps.sh  # a fresh build, under strace, reads only what install-deps installs
-build=${BUILD_DIR:-build}
 # Once per instruction-set tier the machine has (src/core/isa.h): natively, and, where the CPU
 # has AVX-512, again with our kernels and oneDNN capped to AVX2, so that neither tier's code
 # can rot on machines of the other kind.
