@@ -63,6 +63,7 @@ ops::ExecutorOptions executor_options_from_environment() {
   o.cuda_tf32 = choice("CAE_CUDA_TF32", {"0", "1"}, {false, true}, o.cuda_tf32);
   o.kernels = choice("CAE_KERNELS", {"measured", "fixed"}, {K::measured, K::fixed}, K::measured);
   o.kernel_cache = kernel_cache();
+  if (const char* v = variable("CAE_PRECISION")) o.precision = ops::parse_precision(v, "CAE_PRECISION");
   return o;
 }
 

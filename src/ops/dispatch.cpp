@@ -67,6 +67,12 @@ std::unique_ptr<Executor> make_executor(Backend backend, const NetDesc& net,
     if (!op_info(net.ops[i].kind).runs_on(backend))
       throw Error(std::string(backend_name(backend)) + " backend: op " + std::to_string(i) +
                   " (" + op_kind_name(net.ops[i].kind) + ") has no kernel on this backend");
+  if (options.precision == ExecutorOptions::Precision::bf16) {
+    if (backend != Backend::dnnl)
+      throw Error(std::string(backend_name(backend)) +
+                  " backend: bf16 runs on the CPU's dnnl backend only (precision f32 here)");
+    if (const std::string why = bf16_unavailable_reason(); !why.empty()) throw Error(why);
+  }
   switch (backend) {
     case Backend::ref:
       return make_ref_executor(net);
@@ -91,16 +97,30 @@ const char* conv_kernel_name(ExecutorOptions::ConvKernel kernel) {
     case C::winograd4: return "winograd4";
     case C::winograd2: return "winograd2";
     case C::thin: return "thin";
+    case C::onednn_bf16: return "onednn-bf16";
   }
   return "unknown";
 }
 
 ExecutorOptions::ConvKernel parse_conv_kernel(const std::string& word) {
   using C = ExecutorOptions::ConvKernel;
-  for (C kernel : {C::rule, C::direct, C::onednn_winograd, C::winograd4, C::winograd2, C::thin})
+  for (C kernel : {C::rule, C::direct, C::onednn_winograd, C::winograd4, C::winograd2, C::thin,
+                   C::onednn_bf16})
     if (word == conv_kernel_name(kernel)) return kernel;
   throw Error("unknown conv kernel '" + word +
-              "' (expected rule, direct, onednn-winograd, winograd4, winograd2 or thin)");
+              "' (expected rule, direct, onednn-winograd, winograd4, winograd2, thin or "
+              "onednn-bf16)");
+}
+
+const char* precision_name(ExecutorOptions::Precision precision) {
+  return precision == ExecutorOptions::Precision::bf16 ? "bf16" : "f32";
+}
+
+ExecutorOptions::Precision parse_precision(const std::string& word, const std::string& what) {
+  using P = ExecutorOptions::Precision;
+  for (P p : {P::f32, P::bf16})
+    if (word == precision_name(p)) return p;
+  throw Error(what + " '" + word + "': expected f32 or bf16");
 }
 
 std::string backend_unavailable_reason(Backend backend) {

@@ -376,10 +376,26 @@ struct ExecutorOptions {
   // the forward pass alone; false times forward and backward (training).
   bool forward_only = false;
 
+  // dnnl: the number format of the convolutions' arithmetic. f32 everywhere, or bf16: every conv
+  // and tconv on oneDNN's bf16 kernels (inputs, weights and output gradients rounded to bf16,
+  // products summed in f32, outputs and weight gradients f32), everything else f32, the params
+  // and grads() f32 as for f32 (the master weights and Adam's state stay f32). bf16 needs
+  // oneDNN's avx512_core_bf16 tier (a CPU with AVX512_BF16, not capped below it): elsewhere,
+  // and on the ref and cuda backends, make_executor refuses it (cae::Error) rather than run it
+  // slowly. An op oneDNN has no bf16 JIT kernel for runs f32 and says so (fallbacks()). With
+  // bf16 adds oneDNN's direct bf16 kernel (ConvKernel::onednn_bf16) to each conv's candidates:
+  // the fixed rules run every conv on it, the measured choice keeps it where it is fastest
+  // (others stay f32). tconvs run bf16. The executor's threads flush denormals to zero (FTZ and
+  // DAZ, as the bf16 instructions do themselves) while it runs: denormal gradients made each
+  // small step 10-30x slower. CAE_PRECISION=f32|bf16; --precision on the commands that build
+  // executors.
+  enum class Precision { f32, bf16 };
+  Precision precision = Precision::f32;
+
   // dnnl: per op, the conv kernel to build, overriding the rule (the tuner's result, and the
   // parity tests' way of running every candidate); empty, or ConvKernel::rule at an op, leaves
   // the choice to `kernels`. An op that cannot run the kernel falls back and says so.
-  enum class ConvKernel { rule, direct, onednn_winograd, winograd4, winograd2, thin };
+  enum class ConvKernel { rule, direct, onednn_winograd, winograd4, winograd2, thin, onednn_bf16 };
   std::vector<ConvKernel> conv_kernels{};
   // For tests of the tuner: every step of this kernel waits slowed_ms longer, so that a
   // measured choice can be shown never to pick it. rule: none.
@@ -390,10 +406,20 @@ struct ExecutorOptions {
 };
 
 // The word for a conv kernel in the cache, `cae info --kernels` and messages: "rule", "direct",
-// "onednn-winograd", "winograd4", "winograd2", "thin"; parse_conv_kernel reads it back (throws
+// "onednn-winograd", "winograd4", "winograd2", "thin", "onednn-bf16"; parse_conv_kernel reads it back (throws
 // cae::Error for another word).
 const char* conv_kernel_name(ExecutorOptions::ConvKernel kernel);
 ExecutorOptions::ConvKernel parse_conv_kernel(const std::string& word);
+
+// "f32" | "bf16"; parse_precision reads it back (throws cae::Error naming `what`, the option or
+// variable it came from, for another word).
+const char* precision_name(ExecutorOptions::Precision precision);
+ExecutorOptions::Precision parse_precision(const std::string& word, const std::string& what);
+
+// Requires nothing. Returns "" when the dnnl backend runs bf16 convolutions on this CPU, under the
+// process's ISA cap (core/isa.h; fixes it), else why not: "bf16 needs a CPU with AVX512_BF16
+// (oneDNN runs avx2 here, ...)".
+std::string bf16_unavailable_reason();
 
 // The single dispatch seam. Passes options to the backend. Throws cae::Error when the backend
 // cannot run the net.

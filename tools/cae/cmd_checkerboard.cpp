@@ -74,7 +74,7 @@ void run(CheckerboardOptions& o) {
   data::Dataset ds = o.data.load();
   data::truncate(ds.train, o.limit);
   data::truncate(ds.test, o.test_limit);
-  config.executor = executor_options_from_environment();
+  config.executor = o.common.executor_options();
   std::vector<std::unique_ptr<nn::Model>> models;
   const std::vector<std::string> presets = {"seed", "seed-tconv"};
   for (const std::string& preset : presets) {

@@ -30,7 +30,7 @@ void run(const CompareOptions& o) {
   const nn::Model model = load_model(o.model_path);
   const data::Image photo = train::read_photos({o.photo}, model.output().c).front();
   const data::Corruption corruption = o.corruption.apply(model_corruption(model));
-  tiles.executor = executor_options_from_environment();
+  tiles.executor = o.common.executor_options();
   const train::AdaptOptions adapt = o.adapt.options(model, tiles.backend, tiles.executor, o.seed);
   const train::PhotoRepair r =
       train::repair_photo(model, photo, corruption, o.seed, tiles, adapt.on() ? &adapt : nullptr);

@@ -34,14 +34,15 @@ void check_shape(const std::string& what, int h, int w, int c, ops::Dims model) 
                 dims_text(model.h, model.w, model.c));
 }
 
-void denoise_idx(const nn::Model& model, ops::Backend backend, const std::string& in,
+void denoise_idx(const nn::Model& model, ops::Backend backend,
+                 const ops::ExecutorOptions& executor, const std::string& in,
                  const std::string& out) {
   const ops::Dims dims = model.input();
   const std::size_t image = dims.size();
   data::ImageSet set = data::read_idx_images(in);
   check_shape(in, set.h, set.w, set.c, dims);
   const int batch = std::min(set.n, nn::kInferenceChunk);  // as the API runs them
-  auto exec = model.make_inference_executor(backend, batch, executor_options_from_environment());
+  auto exec = model.make_inference_executor(backend, batch, executor);
   std::vector<float> x(batch * image), y(batch * image);
   std::vector<int> idx(batch);
   data::ImageSet result = set;
@@ -68,7 +69,7 @@ void run(const DenoiseOptions& o) {
   model.require_blind(o.model_path);
   if (!o.idx_in.empty() && o.ensemble > 1)
     throw Error("denoise --ensemble: the symmetries' ensemble is for PNG/JPEG files, not --idx");
-  if (!o.idx_in.empty()) return denoise_idx(model, backend, o.idx_in, o.out);
+  if (!o.idx_in.empty()) return denoise_idx(model, backend, o.common.executor_options(), o.idx_in, o.out);
   if (o.inputs.empty()) throw Error("denoise: give PNG/JPEG files or --idx FILE");
   const ops::Dims dims = model.input();
   // -o NAME.png writes the one input's result there; anything else is a folder of results.
@@ -83,7 +84,7 @@ void run(const DenoiseOptions& o) {
   tiles.overlap = o.overlap;
   tiles.ensemble = o.ensemble;
   tiles.backend = backend;
-  tiles.executor = executor_options_from_environment();
+  tiles.executor = o.common.executor_options();
   for (const auto& path : o.inputs) {
     data::Image img = data::read_image(path);
     if (!train::takes_colours(model, img.c))  // gray goes through a colour model

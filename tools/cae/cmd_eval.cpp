@@ -30,7 +30,7 @@ train::Comparison evaluate_photos(const EvalOptions& o, const std::string& dir,
   if (log)
     std::fprintf(log, "evaluating %s on %zu whole test photos of %s (%zu validation photos)\n",
                  o.model_path.c_str(), test.size(), dir.c_str(), val.size());
-  options.executor = executor_options_from_environment();
+  options.executor = o.common.executor_options();
   train::TileOptions tiles;
   tiles.backend = options.backend;
   tiles.executor = options.executor;
@@ -59,7 +59,7 @@ train::Comparison evaluate_set(const EvalOptions& o, const nn::Model& model,
   if (log)
     std::fprintf(log, "evaluating %s on %d test images of %s\n", o.model_path.c_str(), ds.test.n,
                  ds.name.c_str());
-  options.executor = executor_options_from_environment();
+  options.executor = o.common.executor_options();
   return train::compare({{"cae", &model}}, ds.test, corruption, o.seed, options);
 }
 

@@ -221,7 +221,7 @@ void run(const RepairCommand& o) {
                 "denoise); repairing a mask needs an informed model (trained with --informed)");
   train::RepairOptions options;
   options.tiles.backend = backend;
-  options.tiles.executor = executor_options_from_environment();
+  options.tiles.executor = o.common.executor_options();
   options.tiles.overlap = o.overlap;
   options.tiles.ensemble = o.ensemble;
   options.adapt = o.adapt.options(model, backend, options.tiles.executor, o.seed);

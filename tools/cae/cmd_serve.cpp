@@ -72,7 +72,7 @@ void run(ServeCommand& o) {
   const ops::Backend backend = o.common.apply();
   serve::ServeOptions& s = o.serve;
   s.backend = backend;
-  s.executor = executor_options_from_environment();  // once, for every job
+  s.executor = o.common.executor_options();  // once, for every job
   const int cores = o.common.threads > 0 ? o.common.threads
                                          : int(std::max(1u, std::thread::hardware_concurrency()));
   s.threads = std::max(1, cores / s.workers);

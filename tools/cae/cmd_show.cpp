@@ -25,7 +25,7 @@ void run(const ShowOptions& o) {
   model.require_blind(o.model_path);  // cae show draws blind repairs only
   data::Dataset ds = o.data.load();
   const data::Corruption corruption = o.corruption.apply(model_corruption(model));
-  const ops::ExecutorOptions executor = executor_options_from_environment();
+  const ops::ExecutorOptions executor = o.common.executor_options();
   data::Image img = train::denoising_figure(model, backend, executor, ds.test, corruption, o.seed,
                                             o.count, o.scale);
   data::write_png(o.figure, img);

@@ -235,7 +235,7 @@ TrainOutcome run_training(TrainOptions& o, dist::Communicator& comm, train::Prog
                  ops::backend_name(config.backend), omp_get_max_threads(),
                  comm.size() > 1 ? (" x " + std::to_string(comm.size()) + " ranks").c_str() : "");
   // After the header line, before the first executor: a bad CAE_WINOGRAD ends the run there.
-  config.executor = executor_options_from_environment();
+  config.executor = o.common.executor_options();
   StartNoting noting(progress);
   const auto t0 = std::chrono::steady_clock::now();
   TrainOutcome outcome;

@@ -36,7 +36,11 @@ struct CommonOptions {
   int threads = 0;
   std::string backend = "dnnl";
   std::string device = "cpu";  // cuda: the cuda backend, whatever --backend says
+  std::string precision;       // f32 | bf16; empty: $CAE_PRECISION, else f32
   void add(CLI::App* cmd);
+  // The executor options the environment gives (executor_options_from_environment), with
+  // --precision over $CAE_PRECISION. Throws cae::Error for a bad variable.
+  ops::ExecutorOptions executor_options() const;
   // Sets the thread count; returns the backend. Throws cae::Error saying why when the backend
   // cannot run here (no GPU, or built without CUDA).
   ops::Backend apply() const;

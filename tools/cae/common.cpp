@@ -23,6 +23,16 @@ void CommonOptions::add(CLI::App* cmd) {
   cmd->add_option("--device", device,
                   "cpu (the --backend kernels) or cuda (same as --backend cuda)")
       ->check(one_of({"cpu", "cuda"}));
+  cmd->add_option("--precision", precision,
+                  "the convolutions' arithmetic: f32 (default) or bf16 (CPUs with AVX512_BF16; "
+                  "default: $CAE_PRECISION, else f32)")
+      ->check(one_of({"f32", "bf16"}));
+}
+
+ops::ExecutorOptions CommonOptions::executor_options() const {
+  ops::ExecutorOptions options = executor_options_from_environment();
+  if (!precision.empty()) options.precision = ops::parse_precision(precision, "--precision");
+  return options;
 }
 
 ops::Backend CommonOptions::apply() const {

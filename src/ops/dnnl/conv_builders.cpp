@@ -7,15 +7,19 @@ void DnnlExecutor::build_any_conv(int i) {
   using C = ExecutorOptions::ConvKernel;
   const OpDesc& op = net_.ops[i];
   const C asked = i < int(options_.conv_kernels.size()) ? options_.conv_kernels[i] : C::rule;
+  const bool bf16 = options_.precision == ExecutorOptions::Precision::bf16;
   switch (asked) {
     case C::rule:
-      if (build_thin_conv(i, false)) {
+      if (bf16) {
+        build_conv<ConvKinds>(i, false, true);
+        if (conv_ran_[i] == C::rule) conv_ran_[i] = C::onednn_bf16;
+      } else if (build_thin_conv(i, false)) {
         conv_ran_[i] = C::thin;
       } else if (build_own_winograd(i, 0)) {
         conv_ran_[i] = own_winograd_tile(op, options_) == 2 ? C::winograd2 : C::winograd4;
       } else {
         const bool winograd = winograd_chosen(op, options_);
-        build_conv<ConvKinds>(i, winograd);
+        build_conv<ConvKinds>(i, winograd, false);
         if (conv_ran_[i] == C::rule) conv_ran_[i] = winograd ? C::onednn_winograd : C::direct;
       }
       return;
@@ -37,18 +41,26 @@ void DnnlExecutor::build_any_conv(int i) {
         note_fallback(i, "asked for onednn-winograd, which oneDNN has not for this op here: direct");
         break;
       }
-      build_conv<ConvKinds>(i, true);
+      build_conv<ConvKinds>(i, true, false);
       if (conv_ran_[i] == C::rule) conv_ran_[i] = C::onednn_winograd;
+      return;
+    case C::onednn_bf16:
+      if (!bf16) {
+        note_fallback(i, "asked for onednn-bf16 with precision f32: direct");
+        break;
+      }
+      build_conv<ConvKinds>(i, false, true);
+      if (conv_ran_[i] == C::rule) conv_ran_[i] = C::onednn_bf16;
       return;
     case C::direct:
       break;
   }
-  build_conv<ConvKinds>(i, false);
+  build_conv<ConvKinds>(i, false, false);
   conv_ran_[i] = C::direct;
 }
 
 template <class Kinds>
-void DnnlExecutor::build_conv(int i, bool winograd) {
+void DnnlExecutor::build_conv(int i, bool winograd, bool bf16) {
   using Fwd = typename Kinds::Fwd;
   using BwdData = typename Kinds::BwdData;
   using BwdWeights = typename Kinds::BwdWeights;
@@ -64,6 +76,11 @@ void DnnlExecutor::build_conv(int i, bool winograd) {
   const memory have = input_of(i);  // a copy: act_ grows below
   dnnl::algorithm alg = Kinds::alg;
   if (Kinds::has_winograd && winograd) alg = dnnl::algorithm::convolution_winograd;
+  // The type the conv computes in (ExecutorOptions::precision): with bf16 its input, weights and
+  // output gradient are rounded into bf16 copies by reorders, and it writes f32 outputs, input
+  // gradients and weight gradients, so that every other op, the params and grads() stay f32.
+  memory::data_type dt = bf16 ? memory::data_type::bf16 : f32;
+  const auto any_dt = [&](const memory::dims& dims) { return Md(dims, dt, Tag::any); };
 
   // A fresh attr: primitive_attr is a shared handle, so a copy of attr_ would put the post-op
   // on every later primitive.
@@ -78,13 +95,19 @@ void DnnlExecutor::build_conv(int i, bool winograd) {
 
   auto make_fwd = [&](const Md& src, const Md& dst) {
     auto d = op.bias ? typename Fwd::desc(dnnl::prop_kind::forward_training, alg, src,
-                                          any_md(w_dims), bias_md, dst, strides, pad_l, pad_r)
+                                          any_dt(w_dims), bias_md, dst, strides, pad_l, pad_r)
                      : typename Fwd::desc(dnnl::prop_kind::forward_training, alg, src,
-                                          any_md(w_dims), dst, strides, pad_l, pad_r);
+                                          any_dt(w_dims), dst, strides, pad_l, pad_r);
     return typename Fwd::primitive_desc(d, fwd_attr, engine_);
   };
-  // Op 0 reads x, whose layout is ours to choose; later ops take their input as it lies.
-  const Md first_src = i == 0 ? any_md(src_dims) : have.get_desc();
+  // Op 0 reads x, whose layout is ours to choose; later ops take their input as it lies (in
+  // bf16 it is copied anyway, into the layout the conv likes).
+  if (dt != f32 && is_ref(make_fwd(any_dt(src_dims), any_md(dst_dims)))) {
+    note_fallback(i, "no bf16 JIT kernel for its shape: f32");
+    dt = f32;
+    if (op.kind == OpKind::conv) conv_ran_[i] = ExecutorOptions::ConvKernel::direct;
+  }
+  const Md first_src = i == 0 || dt != f32 ? any_dt(src_dims) : have.get_desc();
   auto fwd = [&] {
     try {
       return make_fwd(first_src, any_md(dst_dims));
@@ -126,9 +149,29 @@ void DnnlExecutor::build_conv(int i, bool winograd) {
   std::vector<Step>& fsteps = op_fwd_[i];
   const memory src = converted_input(have, fwd.src_desc(), fsteps, i);
   const memory dst = new_activation(i, fwd.dst_desc());
-  ParamSlot& w_slot =
-      add_param(fwd.weights_desc(), Md(w_dims, f32, is_tconv ? Tag::iohw : Tag::oihw));
-  const memory weights = w_slot.param, d_weights = w_slot.grad;
+  // Weight gradients go straight into grads() in the params' layout when oneDNN has a fast
+  // kernel for it (it does for conv); deconvolution wants its own and is reordered after.
+  auto make_bwd_w_from = [&](const Md& bwd_src, const Md& dw, const Md& bwd_d_dst) {
+    auto d = op.bias ? typename BwdWeights::desc(alg, bwd_src, dw, bias_md, bwd_d_dst, strides,
+                                                 pad_l, pad_r)
+                     : typename BwdWeights::desc(alg, bwd_src, dw, bwd_d_dst, strides, pad_l,
+                                                 pad_r);
+    return typename BwdWeights::primitive_desc(d, attr_, engine_, fwd);
+  };
+  // The output gradient as the gradient kernels read it: d(dst) itself in f32, else a bf16 copy
+  // in its layout, made once for both (backward data runs after backward weights).
+  const Md bwd_dst_md = with_type(fwd.dst_desc(), dt);
+  auto make_bwd_w = [&](const Md& dw) { return make_bwd_w_from(fwd.src_desc(), dw, bwd_dst_md); };
+  // The params take the forward's weight layout. In bf16 that layout pads and pairs input
+  // channels, which oneDNN's f32 weight gradient does not write: there they take the layout the
+  // weight gradient is written in (f32), and a reorder before each forward rounds them into the
+  // bf16 copy it reads.
+  const Md param_md =
+      dt == f32 ? fwd.weights_desc() : make_bwd_w(any_md(w_dims)).diff_weights_desc();
+  // Copies: the slot's reference dies with the next add_param.
+  const ParamSlot& w_slot = add_param(param_md, Md(w_dims, f32, is_tconv ? Tag::iohw : Tag::oihw));
+  const memory w_param = w_slot.param, d_weights = w_slot.grad;
+  const memory weights = converted_input(w_param, fwd.weights_desc(), fsteps, i);
   memory bias, d_bias;
   if (op.bias) {
     ParamSlot& b_slot = add_param(bias_md, bias_md);
@@ -165,19 +208,7 @@ void DnnlExecutor::build_conv(int i, bool winograd) {
         {{DNNL_ARG_DIFF_DST, d_dst}, {DNNL_ARG_DST, dst}, {DNNL_ARG_DIFF_SRC, d_dst}}));
   }
 
-  // Weight gradients go straight into grads() in the params' layout when oneDNN has a fast
-  // kernel for it (it does for conv); deconvolution wants its own and is reordered after.
-  auto make_bwd_w_from = [&](const Md& bwd_src, const Md& dw, const Md& bwd_d_dst) {
-    auto d = op.bias ? typename BwdWeights::desc(alg, bwd_src, dw, bias_md, bwd_d_dst, strides,
-                                                 pad_l, pad_r)
-                     : typename BwdWeights::desc(alg, bwd_src, dw, bwd_d_dst, strides, pad_l,
-                                                 pad_r);
-    return typename BwdWeights::primitive_desc(d, attr_, engine_, fwd);
-  };
-  auto make_bwd_w = [&](const Md& dw) {
-    return make_bwd_w_from(fwd.src_desc(), dw, fwd.dst_desc());
-  };
-  auto bwd_w = with_fallback(make_bwd_w, fwd.weights_desc(), "backward weights");
+  auto bwd_w = with_fallback(make_bwd_w, param_md, "backward weights");
   if (is_ref(bwd_w)) {
     auto own_choice = make_bwd_w(any_md(w_dims));
     if (!is_ref(own_choice)) {
@@ -190,9 +221,11 @@ void DnnlExecutor::build_conv(int i, bool winograd) {
   // channels (an RGB photo and its damage mask) but a JIT weights gradient only from NHWC input
   // and output gradient, and its reference kernel ran the informed model 70x slower than the
   // blind one. Then the weights gradient reads both reordered to NHWC, and the fallback says so.
-  memory bwd_src = src, bwd_d_dst = d_dst;
+  memory bwd_src = src;
+  memory bwd_d_dst = converted_input(d_dst, bwd_dst_md, bsteps, i);
+  const memory d_dst_for_data = bwd_d_dst;
   if (i == 0 && is_ref(bwd_w) && alg == Kinds::alg) {
-    const Md src_nhwc(src_dims, f32, Tag::nhwc), dst_nhwc(dst_dims, f32, Tag::nhwc);
+    const Md src_nhwc(src_dims, dt, Tag::nhwc), dst_nhwc(dst_dims, dt, Tag::nhwc);
     auto from_nhwc = make_bwd_w_from(src_nhwc, any_md(w_dims), dst_nhwc);
     if (!is_ref(from_nhwc)) {
       note_fallback(i, "backward weights: no JIT kernel reads the forward's layouts; input and "
@@ -221,7 +254,7 @@ void DnnlExecutor::build_conv(int i, bool winograd) {
   // (OIhw16o16i vs OIhw16i16o): a reorder of the small weight tensor, once per step.
   const memory target = diff_input_of(i);
   auto make_bwd_d = [&](const Md& diff_src) {
-    typename BwdData::desc d(alg, diff_src, any_md(w_dims), fwd.dst_desc(), strides, pad_l, pad_r);
+    typename BwdData::desc d(alg, diff_src, any_dt(w_dims), bwd_dst_md, strides, pad_l, pad_r);
     return typename BwdData::primitive_desc(d, attr_, engine_, fwd);
   };
   auto bwd_d = with_fallback(make_bwd_d, target.get_desc(), "backward data");
@@ -234,16 +267,20 @@ void DnnlExecutor::build_conv(int i, bool winograd) {
     }
   }
   std::vector<Step>& dsteps = data_grad_steps(i);
-  const memory bwd_weights = converted_input(weights, bwd_d.weights_desc(), dsteps, i);
+  const memory bwd_weights = converted_input(w_param, bwd_d.weights_desc(), dsteps, i);
   Step dsrc_reorder;
   const memory d_src =
       converted_output(target, bwd_d.diff_src_desc(), dsrc_reorder, i, diff_scratch_is_view(i));
   dsteps.push_back(primitive_step(
       i, "backward data", typename BwdData::primitive(bwd_d), bwd_d,
-      {{DNNL_ARG_DIFF_DST, d_dst}, {DNNL_ARG_WEIGHTS, bwd_weights}, {DNNL_ARG_DIFF_SRC, d_src}}));
+      {{DNNL_ARG_DIFF_DST, d_dst_for_data},
+       {DNNL_ARG_WEIGHTS, bwd_weights},
+       {DNNL_ARG_DIFF_SRC, d_src}}));
   if (dsrc_reorder.prim) dsteps.push_back(std::move(dsrc_reorder));
 }
 
-void DnnlExecutor::build_tconv(int i) { build_conv<DeconvKinds>(i, false); }
+void DnnlExecutor::build_tconv(int i) {
+  build_conv<DeconvKinds>(i, false, options_.precision == ExecutorOptions::Precision::bf16);
+}
 
 }  // namespace cae::ops::dnnl_exec

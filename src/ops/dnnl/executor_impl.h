@@ -86,6 +86,9 @@ class FloatBuffer {
   std::size_t size_ = 0;
 };
 
+// md with its layout and dims, holding elements of type dt.
+Md with_type(Md md, memory::data_type dt);
+
 // The [n][cb][h][w][ci] view of an activation layout, or nothing when it is outside that family.
 std::optional<BlockedView> blocked_view(const Md& md);
 // nChw<block>c, for the block widths oneDNN uses.
@@ -176,9 +179,10 @@ class DnnlExecutor final : public Executor {
   // backward steps.
   // Op i, a conv, on the kernel options_.conv_kernels asks for, else by the rules.
   void build_any_conv(int i);
-  // oneDNN's convolution (or deconvolution), in its Winograd algorithm when `winograd`.
+  // oneDNN's convolution (or deconvolution), in its Winograd algorithm when `winograd`, on bf16
+  // data when `bf16` (ExecutorOptions::precision; f32 where oneDNN has no JIT kernel for it).
   template <class Kinds>
-  void build_conv(int i, bool winograd);
+  void build_conv(int i, bool winograd, bool bf16);
   // Op i, a tconv: oneDNN's deconvolution.
   void build_tconv(int i);
   void build_pool(int i);

@@ -46,11 +46,13 @@ double ms_since(Clock::time_point t0) {
 }
 
 // What, besides the op, decides which kernel is fastest: the CPU, the tier its kernels run on
-// (a cap included), the threads, the batch and whether backward runs.
+// (a cap included), the threads, the batch, whether backward runs and whether bf16 is among the
+// candidates (ExecutorOptions::precision).
 std::string machine_key(const NetDesc& net, const ExecutorOptions& options) {
   return cpu_model() + " | " + dnnl_isa() + " | threads " + std::to_string(omp_get_max_threads()) +
          " | batch " + std::to_string(net.batch) + " | " +
-         (options.forward_only ? "inference" : "training");
+         (options.forward_only ? "inference" : "training") +
+         (options.precision == ExecutorOptions::Precision::bf16 ? " | bf16" : "");
 }
 
 // Everything about op i that its candidates' speed and feasibility depend on.
@@ -217,6 +219,7 @@ std::vector<ConvKernel> conv_candidates(const NetDesc& net, int i, const Executo
   }
   if (winograd_allowed(options, false) && onednn_winograd_fits(op, true))
     add(ConvKernel::onednn_winograd);
+  if (options.precision == ExecutorOptions::Precision::bf16) add(ConvKernel::onednn_bf16);
   return out;
 }
 

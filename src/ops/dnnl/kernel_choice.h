@@ -49,8 +49,8 @@ struct KernelChoice {
 // The candidates for op i of net, a conv (empty for another op), the rule's kernel (`rule`)
 // first: direct always; thin for 1 -> 16k and 16k -> 1 stride-1 convs; our Winograd F(4x4) and
 // F(2x2) and oneDNN's where they fit (own_winograd_fits, onednn_winograd_fits without the size
-// bound). options.winograd off drops every Winograd, onednn drops ours; thin_convs false drops
-// thin.
+// bound); oneDNN's bf16 kernel when options.precision is bf16. options.winograd off drops every
+// Winograd, onednn drops ours; thin_convs false drops thin.
 std::vector<ConvKernel> conv_candidates(const NetDesc& net, int i, const ExecutorOptions& options,
                                         ConvKernel rule);
 

@@ -6,6 +6,12 @@ namespace cae::ops::dnnl_exec {
 Md plain_md(int batch, Dims d) { return Md({batch, d.c, d.h, d.w}, f32, Tag::nchw); }
 Md any_md(const memory::dims& dims) { return Md(dims, f32, Tag::any); }
 
+Md with_type(Md md, memory::data_type dt) {
+  // A blocked layout's strides count elements, so they hold for any element type.
+  md.data.data_type = static_cast<dnnl_data_type_t>(dt);
+  return md;
+}
+
 // oneDNN's reference kernels are correct but one or two orders of magnitude slower; the builder
 // treats them as "this layout is not supported" and tries another.
 bool is_ref(const dnnl::primitive_desc_base& pd) {

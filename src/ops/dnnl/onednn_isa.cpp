@@ -4,6 +4,7 @@
 
 #include "cae/error.h"
 #include "core/isa.h"
+#include "ops/ops.h"
 
 namespace cae::ops::dnnl_backend {
 namespace {
@@ -52,6 +53,24 @@ std::string onednn_isa_name() {
     default: return "other";
   }
 }
+
+}  // namespace cae::ops::dnnl_backend
+
+namespace cae::ops {
+
+std::string bf16_unavailable_reason() {
+  dnnl_backend::apply_isa_cap();
+  using dnnl::cpu_isa;
+  const cpu_isa isa = dnnl::get_effective_cpu_isa();
+  if (isa == cpu_isa::avx512_core_bf16 || isa == cpu_isa::avx512_core_amx) return "";
+  return "bf16 needs a CPU with AVX512_BF16 (oneDNN's avx512_core_bf16 kernels): oneDNN runs " +
+         dnnl_backend::onednn_isa_name() + " on this " + cpu_model() + " (cae's tier: " +
+         isa_description() + "); use --precision f32";
+}
+
+}  // namespace cae::ops
+
+namespace cae::ops::dnnl_backend {
 
 int conv_block_width(const dnnl::engine& engine, int n, int c, int h, int w) {
   using dnnl::memory;
