@@ -63,7 +63,9 @@ ops::ExecutorOptions executor_options_from_environment() {
   o.cuda_tf32 = choice("CAE_CUDA_TF32", {"0", "1"}, {false, true}, o.cuda_tf32);
   o.kernels = choice("CAE_KERNELS", {"measured", "fixed"}, {K::measured, K::fixed}, K::measured);
   o.kernel_cache = kernel_cache();
-  if (const char* v = variable("CAE_PRECISION")) o.precision = ops::parse_precision(v, "CAE_PRECISION");
+  o.precision = choice("CAE_PRECISION", {"f32", "bf16"},
+                       {ops::ExecutorOptions::Precision::f32, ops::ExecutorOptions::Precision::bf16},
+                       o.precision);
   return o;
 }
 
@@ -109,6 +111,8 @@ EngineOptions engine_options_from_environment_without_isa() {
                                          : EngineOptions::Winograd::off;
   o.winograd_tile = e.winograd_tile;
   o.thin_convs = e.thin_convs;
+  o.precision = e.precision == ops::ExecutorOptions::Precision::bf16 ? EngineOptions::Precision::bf16
+                                                                      : EngineOptions::Precision::f32;
   o.models = models_folder_from_environment();
   return o;
 }

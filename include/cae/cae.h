@@ -84,6 +84,11 @@ struct EngineOptions {
   // The one folder shipped_models() and load_shipped() search; empty: the install's
   // share/cae/models, then the source tree's models/. CAE_MODELS.
   std::string models{};
+  // The convolutions' arithmetic: f32, or bf16 where the CPU has AVX512_BF16 (oneDNN's bf16
+  // kernels, kept per conv where measured faster; weights stay f32). bf16 elsewhere: the first
+  // executor build throws cae::Error saying why. CAE_PRECISION=f32|bf16.
+  enum class Precision { f32, bf16 };
+  Precision precision = Precision::f32;
 
   // Requires nothing. Ensures the options the environment gives, read as the cae program reads
   // it: each variable above that is set and not empty, the defaults otherwise (kernels measured,
