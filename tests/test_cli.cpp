@@ -207,6 +207,27 @@ TEST(Cli, BadExecutorVariableEndsInOneClearMessage) {
   EXPECT_EQ(r.output.find("cae: error:"), r.output.rfind("cae: error:")) << r.output;
 }
 
+// bf16 where it cannot run ends in one message saying why, never in a slow run: on the ref
+// backend always, and on the dnnl backend capped to AVX2 (no AVX512_BF16 below AVX-512), also
+// when it comes from CAE_PRECISION.
+TEST(Cli, Bf16WhereItCannotRunEndsInOneClearMessage) {
+  const std::string dir = test::scratch_dir();
+  std::filesystem::create_directories(dir + "/ds");
+  data::write_idx_images(dir + "/ds/train-images-idx3-ubyte", binary_noise_images(20, 12, 1));
+  data::write_idx_images(dir + "/ds/t10k-images-idx3-ubyte", binary_noise_images(10, 12, 2));
+  const std::string train =
+      " train --dataset " + dir + "/ds --epochs 1 --batch 10 --threads 1 --out " + dir + "/run";
+  Result r = test::run_shell(CAE_EXE + train + " --precision bf16 --backend ref");
+  EXPECT_EQ(r.status, 1) << r.output;
+  EXPECT_THAT(r.output, ::testing::EndsWith("\ncae: error: ref backend: bf16 runs on the CPU's "
+                                            "dnnl backend only (precision f32 here)\n"));
+  r = test::run_shell("(CAE_MAX_ISA=avx2 CAE_PRECISION=bf16 " CAE_EXE + train + ")");
+  EXPECT_EQ(r.status, 1) << r.output;
+  EXPECT_THAT(r.output, ::testing::HasSubstr("\ncae: error: bf16 needs a CPU with AVX512_BF16"));
+  EXPECT_EQ(r.output.find("cae: error:"), r.output.rfind("cae: error:")) << r.output;
+  EXPECT_FALSE(std::filesystem::exists(dir + "/run/model.cae")) << "a refused run wrote a model";
+}
+
 // A command line cae cannot run ends, before any work, with exactly one line on stderr that names
 // the option or argument and says what was expected, and exit status 2.
 TEST(Cli, UsageErrorsAreOneLineAndExitTwo) {
@@ -230,6 +251,7 @@ TEST(Cli, UsageErrorsAreOneLineAndExitTwo) {
       {"train --limit -3", "--limit: value -3 is below 0" + see_train},
       {"train --seed abc", "--seed: 'abc' is not a non-negative integer" + see_train},
       {"train --backend frob", "--backend: 'frob' is not one of dnnl, ref, cuda" + see_train},
+      {"train --precision fp16", "--precision: 'fp16' is not one of f32, bf16" + see_train},
       {"train --preset frob",
        "--preset: 'frob' is not one of residual, seed, seed-tconv, unet, unet-bn, unet-deep, unet-wide" + see_train},
       {"denoise -m a.cae -o out --depth 12",
