@@ -1,5 +1,6 @@
 """cae.Autoencoder: the same bits as the cae program, every layout, no copies, threads."""
 
+import os
 import pickle
 import shutil
 import threading
@@ -282,3 +283,29 @@ def test_shipped_models_by_name(inpaint_model, gray_model, tmp_path, monkeypatch
     assert cae.load_model(inpaint_model).to_bytes() == model.to_bytes()  # a path works too
     with pytest.raises(cae.Error, match="no shipped model of that name .shipped: denoise, inpaint"):
         cae.load_model("nonesuch")
+
+
+def _bf16_here():
+    """Whether this CPU has AVX512_BF16 and no cap below AVX-512 is set (core/isa.h)."""
+    with open("/proc/cpuinfo") as f:
+        flags = next((line for line in f if line.startswith("flags")), "").split()
+    capped = os.environ.get("CAE_MAX_ISA", "") not in ("", "avx512") or \
+        os.environ.get("ONEDNN_MAX_CPU_ISA", "") not in ("", "ALL", "all")
+    return "avx512_bf16" in flags and not capped
+
+
+def test_bf16_from_the_environment_runs_close_to_f32_or_is_refused(gray_model, monkeypatch):
+    """CAE_PRECISION=bf16 reaches the Python module's executors: within bf16's rounding of the
+    f32 output where the CPU has AVX512_BF16, else the one error saying why."""
+    images = (np.random.default_rng(5).random((16, 28, 28, 1)) * 255).astype(np.uint8)
+    f32 = cae.Autoencoder.load(gray_model).denoise(images.astype(np.float32) / 255)
+    monkeypatch.setenv("CAE_PRECISION", "bf16")
+    model = cae.Autoencoder.load(gray_model)
+    if not _bf16_here():
+        with pytest.raises(cae.Error, match="bf16 needs a CPU with AVX512_BF16"):
+            model.denoise(images)
+        return
+    bf16 = model.denoise(images.astype(np.float32) / 255)
+    diff = np.abs(bf16 - f32)
+    assert diff.max() < 0.05 and diff.mean() < 5e-3
+    assert diff.max() > 0, "the same bits as f32: did bf16 run?"
