@@ -349,15 +349,18 @@ say "built in $((SECONDS - start)) s; checking what it read"
 
 # The main build compiles the CUDA backend where it finds the toolkit and cuDNN (cmake/cuda.cmake);
 # they are no Debian packages and are documented apart (docs/gpu.md), so their directories are
-# not checked. A build without them (Debian's) cannot read there at all.
+# not checked, nor the time zone its compilers (cudafe++, cicc) read. A build without them
+# (Debian's) cannot read there at all.
 toolkit_dirs=()
-if ((main)) && grep -q '^CAE_CUDA:BOOL=ON$' "$build/CMakeCache.txt"; then
-  nvcc=$(sed -n 's/^CMAKE_CUDA_COMPILER:[A-Z]*=//p' "$build/CMakeCache.txt")
-  for d in "$(dirname "$(dirname "$nvcc")")" \
-           "$(sed -n 's/^CAE_CUDNN_INCLUDE_DIR:[A-Z]*=//p' "$build/CMakeCache.txt")" \
-           "$(dirname "$(sed -n 's/^CAE_CUDNN_LIBRARY:[A-Z]*=//p' "$build/CMakeCache.txt")")"; do
-    [[ -d "$d" ]] && toolkit_dirs+=("$d" "$(realpath -- "$d")")
+cached() { sed -n "s/^$1:[A-Z]*=//p" "$build/CMakeCache.txt"; }
+if ((main)) && [[ "$(cached CAE_CUDA)" == ON ]]; then
+  for d in "$(dirname "$(cached CUDAToolkit_BIN_DIR)")" "$(cached CAE_CUDNN_INCLUDE_DIR)" \
+           "$(dirname "$(cached CAE_CUDNN_LIBRARY)")"; do
+    [[ "$d" == /?* && -d "$d" ]] || die "CUDA is on in $build, but its directory '$d' is not"
+    toolkit_dirs+=("$d" "$(realpath -- "$d")")
   done
+  mapfile -t toolkit_dirs < <(printf '%s\n' "${toolkit_dirs[@]}" | sort -u)
+  toolkit_dirs+=(/etc/localtime)
   say "the CUDA backend is built; not checked: ${toolkit_dirs[*]}"
 fi
 files=$(cat "$build/strace-configure.log" "$build/strace-build.log" | opened_files |
