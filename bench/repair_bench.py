@@ -12,6 +12,15 @@ the wall-clock time, with the CPU named. MODEL defaults to the shipped inpainter
 (docs/models.md). With --denoise it times `cae denoise photo.png -m MODEL -o out.png` instead,
 MODEL defaulting to the shipped `denoise`: every tile of the photo runs. A benchmark, not a test:
 nothing here passes or fails.
+
+With --torch, each cae run alternates with PyTorch (Debian's python3-torch, channels-last, under
+no_grad, the same thread count) running the shipped models' architecture (the unet preset:
+bench/torch_seed.py's Unet; 3 channels in and out, minus the input for `denoise`; RGB + mask in,
+RGB out for `inpaint`) on the whole photo as one tensor, with Glorot weights (the time does not
+depend on them): the uint8 photo to floats, the forward, back to uint8. PyTorch is timed in
+process, without start-up or PNG coding, and runs every pixel once, where cae runs tiles with
+overlaps (and, for repair, only the tiles the mask touches): the ratio says what a user waits
+for with each, not which kernels are faster.
 """
 import argparse, math, os, random, statistics, struct, subprocess, sys, tempfile, time, zlib
 
@@ -86,6 +95,7 @@ def main():
     ap.add_argument("--cae", default=os.path.join(ROOT, "build", "cae"))
     ap.add_argument("--adapt", type=int, default=0, help="--adapt STEPS for the timed command")
     ap.add_argument("--denoise", action="store_true", help="time cae denoise of the photo instead")
+    ap.add_argument("--torch", action="store_true", help="alternate with PyTorch on the whole photo")
     args = ap.parse_args()
     width, height = (int(v) for v in args.size.split("x"))
     work = tempfile.mkdtemp(prefix="cae-repair-bench-")
@@ -99,7 +109,8 @@ def main():
     if args.denoise:
         cmd = [args.cae, "denoise", photo, "-m", model, "-o", os.path.join(work, "out.png"),
                "--threads", str(args.threads)]
-    times, said = [], ""
+    peer = torch_peer(width, height, args.denoise, args.threads) if args.torch else None
+    times, peer_times, said = [], [], ""
     for _ in range(args.reps):
         start = time.perf_counter()
         proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -107,6 +118,10 @@ def main():
         if proc.returncode != 0:
             sys.exit(f"repair_bench: {' '.join(cmd)} failed: {proc.stderr.strip()}")
         said = proc.stderr.strip()
+        if peer:
+            start = time.perf_counter()
+            peer()
+            peer_times.append(time.perf_counter() - start)
     what = (f"cae denoise of a {width}x{height} RGB photo" if args.denoise else
             f"cae repair of a {width}x{height} RGB photo, {100 * covered:.2f}% damaged by brush strokes")
     print(f"{what}, {args.threads} threads, on {cpu_model()}:")
@@ -114,6 +129,43 @@ def main():
           f"min {min(times):.2f} s, max {max(times):.2f} s over {args.reps} runs")
     print(f"  cae said: {said.splitlines()[-1] if said else ''}")
     print(f"  model: {model}")
+    if peer_times:
+        import torch
+        print(f"  PyTorch {torch.__version__}, the same architecture on the whole photo in process: "
+              f"median {statistics.median(peer_times):.2f} s, min {min(peer_times):.2f} s, "
+              f"max {max(peer_times):.2f} s")
+        ratios = [p / c for c, p in zip(times, peer_times)]
+        print(f"  PyTorch / cae per round: median {statistics.median(ratios):.2f}x "
+              f"({min(ratios):.2f}-{max(ratios):.2f}x)")
+
+
+def torch_peer(width, height, denoise, threads):
+    """A function running the shipped models' unet in PyTorch on a width x height photo."""
+    import numpy as np
+    import torch
+    import torch.nn as nn
+    sys.dont_write_bytecode = True
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from torch_seed import Unet
+    torch.set_num_threads(threads)
+    net = Unet(3 if denoise else 4)
+    if not denoise:
+        net.out = nn.Conv2d(32, 3, 3, padding=1)
+    net = net.eval().to(memory_format=torch.channels_last)
+    photo = np.frombuffer(b"".join(photo_rows(width, height)), np.uint8).reshape(height, width, 3)
+    mask = np.zeros((height, width, 1), np.uint8)
+
+    def run():
+        with torch.no_grad():
+            x = torch.from_numpy(photo).permute(2, 0, 1)[None].float().div_(255)
+            if not denoise:
+                x = torch.cat([x, torch.from_numpy(mask).permute(2, 0, 1)[None].float()], 1)
+            x = x.contiguous(memory_format=torch.channels_last)
+            y = x - net(x) if denoise else net(x)
+            return (y.clamp_(0, 1) * 255 + 0.5).to(torch.uint8)[0].permute(1, 2, 0).contiguous()
+
+    run()  # warm-up: PyTorch chooses its kernels on the first call
+    return run
 
 
 if __name__ == "__main__":
