@@ -67,12 +67,9 @@ std::unique_ptr<Executor> make_executor(Backend backend, const NetDesc& net,
     if (!op_info(net.ops[i].kind).runs_on(backend))
       throw Error(std::string(backend_name(backend)) + " backend: op " + std::to_string(i) +
                   " (" + op_kind_name(net.ops[i].kind) + ") has no kernel on this backend");
-  if (options.precision == ExecutorOptions::Precision::bf16) {
-    if (backend != Backend::dnnl)
-      throw Error(std::string(backend_name(backend)) +
-                  " backend: bf16 runs on the CPU's dnnl backend only (precision f32 here)");
-    if (const std::string why = bf16_unavailable_reason(); !why.empty()) throw Error(why);
-  }
+  if (const std::string why = precision_unavailable_reason(backend, options.precision);
+      !why.empty())
+    throw Error(why);
   switch (backend) {
     case Backend::ref:
       return make_ref_executor(net);
@@ -121,6 +118,14 @@ ExecutorOptions::Precision parse_precision(const std::string& word, const std::s
   for (P p : {P::f32, P::bf16})
     if (word == precision_name(p)) return p;
   throw Error(what + " '" + word + "': expected f32 or bf16");
+}
+
+std::string precision_unavailable_reason(Backend backend, ExecutorOptions::Precision precision) {
+  if (precision == ExecutorOptions::Precision::f32) return "";
+  if (backend != Backend::dnnl)
+    return std::string(backend_name(backend)) +
+           " backend: bf16 runs on the CPU's dnnl backend only (precision f32 here)";
+  return bf16_unavailable_reason();
 }
 
 std::string backend_unavailable_reason(Backend backend) {

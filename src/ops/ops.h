@@ -421,6 +421,11 @@ ExecutorOptions::Precision parse_precision(const std::string& word, const std::s
 // (oneDNN runs avx2 here, ...)".
 std::string bf16_unavailable_reason();
 
+// Requires nothing. Returns "" when `backend` can run convolutions in `precision` here, else the
+// message make_executor refuses it with ("ref backend: bf16 runs on the CPU's dnnl backend only
+// ...", or bf16_unavailable_reason()). The commands ask it before they load anything.
+std::string precision_unavailable_reason(Backend backend, ExecutorOptions::Precision precision);
+
 // The single dispatch seam. Passes options to the backend. Throws cae::Error when the backend
 // cannot run the net.
 std::unique_ptr<Executor> make_executor(Backend backend, const NetDesc& net,

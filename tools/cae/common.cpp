@@ -32,6 +32,11 @@ void CommonOptions::add(CLI::App* cmd) {
 ops::ExecutorOptions CommonOptions::executor_options() const {
   ops::ExecutorOptions options = executor_options_from_environment();
   if (!precision.empty()) options.precision = ops::parse_precision(precision, "--precision");
+  // Said before any data is read or a server starts, as apply() says it of the backend.
+  const ops::Backend chosen = ops::parse_backend(device == "cuda" ? "cuda" : backend);
+  if (const std::string why = ops::precision_unavailable_reason(chosen, options.precision);
+      !why.empty())
+    throw Error(why);
   return options;
 }
 
