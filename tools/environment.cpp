@@ -63,9 +63,8 @@ ops::ExecutorOptions executor_options_from_environment() {
   o.cuda_tf32 = choice("CAE_CUDA_TF32", {"0", "1"}, {false, true}, o.cuda_tf32);
   o.kernels = choice("CAE_KERNELS", {"measured", "fixed"}, {K::measured, K::fixed}, K::measured);
   o.kernel_cache = kernel_cache();
-  o.precision = choice("CAE_PRECISION", {"f32", "bf16"},
-                       {ops::ExecutorOptions::Precision::f32, ops::ExecutorOptions::Precision::bf16},
-                       o.precision);
+  using P = ops::ExecutorOptions::Precision;
+  o.precision = choice("CAE_PRECISION", {"f32", "bf16"}, {P::f32, P::bf16}, o.precision);
   return o;
 }
 
@@ -111,8 +110,9 @@ EngineOptions engine_options_from_environment_without_isa() {
                                          : EngineOptions::Winograd::off;
   o.winograd_tile = e.winograd_tile;
   o.thin_convs = e.thin_convs;
-  o.precision = e.precision == ops::ExecutorOptions::Precision::bf16 ? EngineOptions::Precision::bf16
-                                                                      : EngineOptions::Precision::f32;
+  o.precision = e.precision == ops::ExecutorOptions::Precision::bf16
+                    ? EngineOptions::Precision::bf16
+                    : EngineOptions::Precision::f32;
   o.models = models_folder_from_environment();
   return o;
 }

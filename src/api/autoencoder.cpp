@@ -46,8 +46,8 @@ ops::ExecutorOptions executor_options(const EngineOptions& o) {
                                                                : W::off;
   e.winograd_tile = o.winograd_tile;
   e.thin_convs = o.thin_convs;
-  e.precision = o.precision == EngineOptions::Precision::bf16 ? ops::ExecutorOptions::Precision::bf16
-                                                               : ops::ExecutorOptions::Precision::f32;
+  using P = ops::ExecutorOptions::Precision;
+  e.precision = o.precision == EngineOptions::Precision::bf16 ? P::bf16 : P::f32;
   return e;
 }
 

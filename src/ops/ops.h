@@ -376,19 +376,18 @@ struct ExecutorOptions {
   // the forward pass alone; false times forward and backward (training).
   bool forward_only = false;
 
-  // dnnl: the number format of the convolutions' arithmetic. f32 everywhere, or bf16: every conv
-  // and tconv on oneDNN's bf16 kernels (inputs, weights and output gradients rounded to bf16,
-  // products summed in f32, outputs and weight gradients f32), everything else f32, the params
-  // and grads() f32 as for f32 (the master weights and Adam's state stay f32). bf16 needs
-  // oneDNN's avx512_core_bf16 tier (a CPU with AVX512_BF16, not capped below it): elsewhere,
-  // and on the ref and cuda backends, make_executor refuses it (cae::Error) rather than run it
-  // slowly. An op oneDNN has no bf16 JIT kernel for runs f32 and says so (fallbacks()). With
-  // bf16 adds oneDNN's direct bf16 kernel (ConvKernel::onednn_bf16) to each conv's candidates:
-  // the fixed rules run every conv on it, the measured choice keeps it where it is fastest
-  // (others stay f32). tconvs run bf16. The executor's threads flush denormals to zero (FTZ and
-  // DAZ, as the bf16 instructions do themselves) while it runs: denormal gradients made each
-  // small step 10-30x slower. CAE_PRECISION=f32|bf16; --precision on the commands that build
-  // executors.
+  // dnnl: the number format of the convolutions' arithmetic. f32 everywhere, or bf16: oneDNN's
+  // direct bf16 kernel (ConvKernel::onednn_bf16) joins each conv's candidates; the fixed rules
+  // run every conv on it, the measured choice keeps it where it is fastest (the others stay
+  // f32), and tconvs run it. A bf16 conv rounds its input, weights and output gradient into bf16
+  // copies, sums in f32 and writes f32 outputs and gradients: every other op, the params and
+  // grads() stay f32 (the master weights and Adam's state too). The executor's threads flush
+  // denormals to zero (FTZ and DAZ, as the bf16 instructions do themselves) while it runs:
+  // denormal gradients made each small f32 step 10-30x slower. bf16 needs oneDNN's
+  // avx512_core_bf16 tier (a CPU with AVX512_BF16, not capped below it): elsewhere, and on the
+  // ref and cuda backends, make_executor refuses it (cae::Error) rather than run it slowly. An
+  // op oneDNN has no bf16 JIT kernel for runs f32 and says so (fallbacks()).
+  // CAE_PRECISION=f32|bf16; --precision on the commands that build executors.
   enum class Precision { f32, bf16 };
   Precision precision = Precision::f32;
 
@@ -406,8 +405,8 @@ struct ExecutorOptions {
 };
 
 // The word for a conv kernel in the cache, `cae info --kernels` and messages: "rule", "direct",
-// "onednn-winograd", "winograd4", "winograd2", "thin", "onednn-bf16"; parse_conv_kernel reads it back (throws
-// cae::Error for another word).
+// "onednn-winograd", "winograd4", "winograd2", "thin", "onednn-bf16"; parse_conv_kernel reads it
+// back (throws cae::Error for another word).
 const char* conv_kernel_name(ExecutorOptions::ConvKernel kernel);
 ExecutorOptions::ConvKernel parse_conv_kernel(const std::string& word);
 

@@ -69,7 +69,8 @@ void run(const DenoiseOptions& o) {
   model.require_blind(o.model_path);
   if (!o.idx_in.empty() && o.ensemble > 1)
     throw Error("denoise --ensemble: the symmetries' ensemble is for PNG/JPEG files, not --idx");
-  if (!o.idx_in.empty()) return denoise_idx(model, backend, o.common.executor_options(), o.idx_in, o.out);
+  if (!o.idx_in.empty())
+    return denoise_idx(model, backend, o.common.executor_options(), o.idx_in, o.out);
   if (o.inputs.empty()) throw Error("denoise: give PNG/JPEG files or --idx FILE");
   const ops::Dims dims = model.input();
   // -o NAME.png writes the one input's result there; anything else is a folder of results.

@@ -39,11 +39,14 @@ struct CommonOptions {
   std::string precision;       // f32 | bf16; empty: $CAE_PRECISION, else f32
   void add(CLI::App* cmd);
   // The executor options the environment gives (executor_options_from_environment), with
-  // --precision over $CAE_PRECISION. Throws cae::Error for a bad variable.
+  // --precision over $CAE_PRECISION. Throws cae::Error for a bad variable, or a precision the
+  // backend cannot run here (ops::precision_unavailable_reason).
   ops::ExecutorOptions executor_options() const;
   // Sets the thread count; returns the backend. Throws cae::Error saying why when the backend
   // cannot run here (no GPU, or built without CUDA).
   ops::Backend apply() const;
+  // The backend --backend and --device name.
+  ops::Backend chosen_backend() const;
 };
 
 struct DataOptions {

@@ -32,18 +32,20 @@ void CommonOptions::add(CLI::App* cmd) {
 ops::ExecutorOptions CommonOptions::executor_options() const {
   ops::ExecutorOptions options = executor_options_from_environment();
   if (!precision.empty()) options.precision = ops::parse_precision(precision, "--precision");
-  // Said before any data is read or a server starts, as apply() says it of the backend.
-  const ops::Backend chosen = ops::parse_backend(device == "cuda" ? "cuda" : backend);
-  if (const std::string why = ops::precision_unavailable_reason(chosen, options.precision);
-      !why.empty())
-    throw Error(why);
+  // Said before a server starts, as apply() says it of the backend.
+  const std::string why = ops::precision_unavailable_reason(chosen_backend(), options.precision);
+  if (!why.empty()) throw Error(why);
   return options;
+}
+
+ops::Backend CommonOptions::chosen_backend() const {
+  return ops::parse_backend(device == "cuda" ? "cuda" : backend);
 }
 
 ops::Backend CommonOptions::apply() const {
   omp_set_num_threads(threads > 0 ? threads
                                   : int(std::max(1u, std::thread::hardware_concurrency())));
-  const ops::Backend chosen = ops::parse_backend(device == "cuda" ? "cuda" : backend);
+  const ops::Backend chosen = chosen_backend();
   // Said before any data is read, rather than after a minute of loading.
   if (const std::string why = ops::backend_unavailable_reason(chosen); !why.empty())
     throw Error(std::string(ops::backend_name(chosen)) + " backend: " + why);

@@ -80,7 +80,6 @@ void DnnlExecutor::build_conv(int i, bool winograd, bool bf16) {
   // output gradient are rounded into bf16 copies by reorders, and it writes f32 outputs, input
   // gradients and weight gradients, so that every other op, the params and grads() stay f32.
   memory::data_type dt = bf16 ? memory::data_type::bf16 : f32;
-  const auto any_dt = [&](const memory::dims& dims) { return Md(dims, dt, Tag::any); };
 
   // A fresh attr: primitive_attr is a shared handle, so a copy of attr_ would put the post-op
   // on every later primitive.
@@ -95,19 +94,19 @@ void DnnlExecutor::build_conv(int i, bool winograd, bool bf16) {
 
   auto make_fwd = [&](const Md& src, const Md& dst) {
     auto d = op.bias ? typename Fwd::desc(dnnl::prop_kind::forward_training, alg, src,
-                                          any_dt(w_dims), bias_md, dst, strides, pad_l, pad_r)
+                                          any_md(w_dims, dt), bias_md, dst, strides, pad_l, pad_r)
                      : typename Fwd::desc(dnnl::prop_kind::forward_training, alg, src,
-                                          any_dt(w_dims), dst, strides, pad_l, pad_r);
+                                          any_md(w_dims, dt), dst, strides, pad_l, pad_r);
     return typename Fwd::primitive_desc(d, fwd_attr, engine_);
   };
   // Op 0 reads x, whose layout is ours to choose; later ops take their input as it lies (in
   // bf16 it is copied anyway, into the layout the conv likes).
-  if (dt != f32 && is_ref(make_fwd(any_dt(src_dims), any_md(dst_dims)))) {
+  if (dt != f32 && is_ref(make_fwd(any_md(src_dims, dt), any_md(dst_dims)))) {
     note_fallback(i, "no bf16 JIT kernel for its shape: f32");
     dt = f32;
     if (op.kind == OpKind::conv) conv_ran_[i] = ExecutorOptions::ConvKernel::direct;
   }
-  const Md first_src = i == 0 || dt != f32 ? any_dt(src_dims) : have.get_desc();
+  const Md first_src = i == 0 || dt != f32 ? any_md(src_dims, dt) : have.get_desc();
   auto fwd = [&] {
     try {
       return make_fwd(first_src, any_md(dst_dims));
@@ -254,7 +253,7 @@ void DnnlExecutor::build_conv(int i, bool winograd, bool bf16) {
   // (OIhw16o16i vs OIhw16i16o): a reorder of the small weight tensor, once per step.
   const memory target = diff_input_of(i);
   auto make_bwd_d = [&](const Md& diff_src) {
-    typename BwdData::desc d(alg, diff_src, any_dt(w_dims), bwd_dst_md, strides, pad_l, pad_r);
+    typename BwdData::desc d(alg, diff_src, any_md(w_dims, dt), bwd_dst_md, strides, pad_l, pad_r);
     return typename BwdData::primitive_desc(d, attr_, engine_, fwd);
   };
   auto bwd_d = with_fallback(make_bwd_d, target.get_desc(), "backward data");

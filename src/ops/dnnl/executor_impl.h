@@ -50,7 +50,7 @@ using Tag = memory::format_tag;
 constexpr auto f32 = memory::data_type::f32;
 
 Md plain_md(int batch, Dims d);
-Md any_md(const memory::dims& dims);
+Md any_md(const memory::dims& dims, memory::data_type dt = f32);
 
 // oneDNN's reference kernels are correct but one or two orders of magnitude slower; the builder
 // treats them as "this layout is not supported" and tries another.
@@ -246,6 +246,8 @@ class DnnlExecutor final : public Executor {
   ParamSlot& add_param(const Md& md, const Md& canonical);
 
   void run(std::span<Step> steps);
+  // Whether forward, backward and profile run with denormals flushed (bf16: run.cpp).
+  bool flushes_denormals() const { return options_.precision == ExecutorOptions::Precision::bf16; }
   // backward_steps_ in pieces, announcing each op's gradients to grads_ready_ once final.
   void run_announcing_grads();
 

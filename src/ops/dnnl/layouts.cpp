@@ -4,7 +4,7 @@
 namespace cae::ops::dnnl_exec {
 
 Md plain_md(int batch, Dims d) { return Md({batch, d.c, d.h, d.w}, f32, Tag::nchw); }
-Md any_md(const memory::dims& dims) { return Md(dims, f32, Tag::any); }
+Md any_md(const memory::dims& dims, memory::data_type dt) { return Md(dims, dt, Tag::any); }
 
 Md with_type(Md md, memory::data_type dt) {
   // A blocked layout's strides count elements, so they hold for any element type.

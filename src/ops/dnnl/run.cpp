@@ -13,9 +13,11 @@ namespace {
 thread_local unsigned saved_csr = 0;
 
 // Flush-to-zero and denormals-are-zero (MXCSR bits 15 and 6) on every thread of the team the
-// steps run on, for the steps' duration, then each thread's own setting back. The bf16 kernels'
-// own instructions treat denormals so; the f32 ops around them (ReLU backward, reorders, the
-// resize's sums) met denormal gradients in bf16 training and ran each small step 10-30x slower.
+// steps run on, for one forward, backward or profile, then each thread's own setting back. The
+// bf16 kernels' own instructions treat denormals so; the f32 ops around them (ReLU backward,
+// reorders, the resize's sums) met denormal gradients in bf16 training and ran each small step
+// 10-30x slower. Set once per pass, not per run() of a few steps: its two parallel regions stay
+// out of the per-step times the tuner compares and out of each op's gradient announcement.
 class FlushDenormals {
  public:
   explicit FlushDenormals(bool on) : on_(on) {
@@ -42,7 +44,6 @@ class FlushDenormals {
 }  // namespace
 
 void DnnlExecutor::run(std::span<Step> steps) {
-  const FlushDenormals flush(options_.precision == ExecutorOptions::Precision::bf16);
   for (Step& s : steps) {
     if (s.kernel) {
       s.kernel();
@@ -66,6 +67,7 @@ void DnnlExecutor::run(std::span<Step> steps) {
 
 void DnnlExecutor::profile(const float* x, const float* d_output, std::vector<StepTime>& acc,
                            bool backward) {
+  const FlushDenormals flush(flushes_denormals());
   x_user_.set_data_handle(const_cast<float*>(x));
   d_output_user_.set_data_handle(const_cast<float*>(d_output));
   std::size_t k = 0;
@@ -89,6 +91,7 @@ void DnnlExecutor::profile(const float* x, const float* d_output, std::vector<St
 void DnnlExecutor::forward(const float* x) {
   // oneDNN only reads its sources; the const_cast lets x be bound without a copy.
   x_user_.set_data_handle(const_cast<float*>(x));
+  const FlushDenormals flush(flushes_denormals());
   if (!alone_) {
     run(forward_steps_);
     return;
@@ -107,6 +110,7 @@ void DnnlExecutor::forward(const float* x) {
 
 void DnnlExecutor::backward(const float* d_output, float* d_input) {
   d_output_user_.set_data_handle(const_cast<float*>(d_output));
+  const FlushDenormals flush(flushes_denormals());
   if (grads_ready_)
     run_announcing_grads();
   else
