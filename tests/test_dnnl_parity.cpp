@@ -2,7 +2,7 @@
 // activation, d_input and canonical gradients from the same canonical parameters. Buffers the
 // backend writes are poisoned with NaN first, so stale data cannot pass. Plus the properties the
 // optimizer and checkpoints rely on (flat layout round trips, zero padding, determinism), the
-// resize kernel on every layout of its family, and a few hand-computed cases.
+// resize and max-pool kernels on every layout of their family, and a few hand-computed cases.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <limits>
 #include <ostream>
 #include <sstream>
@@ -21,6 +22,7 @@
 #include "core/isa.h"
 #include "nn/spec.h"
 #include "ops/dnnl/dnnl_executor.h"
+#include "ops/dnnl/pool_kernel.h"
 #include "ops/dnnl/resize_kernel.h"
 #include "ops/ops.h"
 #include "net_builders.h"
@@ -586,6 +588,161 @@ TEST(DnnlResizeKernel, EveryLayoutMatchesTheCanonicalMap) {
     EXPECT_TRUE(std::ranges::none_of(dst, [](float v) { return std::isnan(v); }));
     EXPECT_TRUE(std::ranges::none_of(d_src, [](float v) { return std::isnan(v); }));
   }
+}
+
+
+// ---- the max-pool kernel on each layout of its family ----
+
+// The ref backend's rule (ref_kernels.cpp, pool_argmax): the first maximum of the window's
+// in-range cells in row-major order; {-1, -1} when none is in range.
+std::pair<int, int> first_max(const std::vector<float>& plane, int H, int W, int y0, int x0, int k) {
+  std::pair<int, int> best{-1, -1};
+  for (int ky = 0; ky < k; ++ky)
+    for (int kx = 0; kx < k; ++kx) {
+      const int h = y0 + ky, w = x0 + kx;
+      if (h < 0 || h >= H || w < 0 || w >= W) continue;
+      if (best.first < 0 || plane[h * W + w] > plane[best.first * W + best.second]) best = {h, w};
+    }
+  return best;
+}
+
+// Our kernel against the rule above, on every layout, tier and window shape it takes: 2x2
+// windows that tile the input (whole, cut by a 'same' pad, or offset by a pad before), 3x3
+// windows that overlap and 2x2 windows with gaps (each plane cleared, then summed into), with
+// and without the ReLU of the conv before folded in. Values are multiples of 0.5 in [-1, 1], so
+// ties and zeros are common: the first maximum must win, and a max of 0 under the ReLU passes no
+// gradient. Every cell is poisoned with NaN first.
+TEST(DnnlPoolKernel, EveryLayoutAndWindowMatchesTheReference) {
+  struct Window {
+    const char* name;
+    int h, w, kernel, stride, pad_top, pad_left, oh, ow;
+  };
+  const Window windows[] = {
+      {"2x2 s2 tiling", 6, 8, 2, 2, 0, 0, 3, 4},
+      {"2x2 s2 'same' 7 -> 4", 7, 7, 2, 2, 0, 0, 4, 4},
+      {"2x2 s2 pad before", 5, 5, 2, 2, 1, 1, 3, 3},
+      {"3x3 s2 overlapping", 7, 6, 3, 2, 1, 0, 4, 3},
+      {"2x2 s3 gaps", 8, 8, 2, 3, 0, 0, 3, 3},
+  };
+  const int N = 2;
+  for (const Window& g : windows)
+    for (int C : {5, 16})
+      for (const Layout& l : {Layout{"nchw", 0}, Layout{"nhwc", -1}, Layout{"nChw4c", 4},
+                              Layout{"nChw8c", 8}, Layout{"nChw16c", 16}})
+        for (bool relu : {false, true}) {
+          SCOPED_TRACE(std::string(g.name) + ", " + l.name + ", C " + std::to_string(C) +
+                       (relu ? ", ReLU folded in" : ""));
+          ASSERT_TRUE(dnnl_backend::pool_kernel_fits(g.kernel, g.stride, g.pad_top, g.pad_left,
+                                                     g.h, g.w, g.oh, g.ow));
+          const auto sv = view(l, N, C, g.h, g.w), dv = view(l, N, C, g.oh, g.ow);
+          const std::size_t src_n = std::size_t(sv.stride_n) * N;
+          const std::size_t dst_n = std::size_t(dv.stride_n) * N;
+          std::vector<float> src(src_n, 0.f), dst(dst_n, nan_f), d_dst(dst_n, 0.f),
+              d_src(src_n, nan_f);
+          auto values = test::random_floats(std::size_t(N) * C * g.h * g.w, 3, -1.f, 1.f);
+          for (float& v : values) v = std::round(v * 2) / 2;
+          const auto grads = test::random_floats(std::size_t(N) * C * g.oh * g.ow, 4);
+          for (int n = 0; n < N; ++n)
+            for (int c = 0; c < C; ++c) {
+              for (int h = 0; h < g.h; ++h)
+                for (int w = 0; w < g.w; ++w)
+                  src[offset(l, n, c, h, w, C, g.h, g.w)] =
+                      values[((n * C + c) * g.h + h) * g.w + w];
+              for (int p = 0; p < g.oh; ++p)
+                for (int q = 0; q < g.ow; ++q)
+                  d_dst[offset(l, n, c, p, q, C, g.oh, g.ow)] =
+                      grads[((n * C + c) * g.oh + p) * g.ow + q];
+            }
+          const auto plan = dnnl_backend::make_pool_plan(sv, dv, g.kernel, g.stride, g.pad_top,
+                                                         g.pad_left, relu);
+          std::vector<std::uint8_t> positions(dnnl_backend::pool_positions_bytes(plan), 0);
+          dnnl_backend::maxpool_forward(plan, src.data(), dst.data(), positions.data());
+          dnnl_backend::maxpool_backward(plan, d_dst.data(), positions.data(), d_src.data());
+          std::vector<double> expected(std::size_t(N) * C * g.h * g.w, 0.0);
+          for (int n = 0; n < N; ++n)
+            for (int c = 0; c < C; ++c) {
+              const std::vector<float> plane(values.begin() + (n * C + c) * g.h * g.w,
+                                             values.begin() + (n * C + c + 1) * g.h * g.w);
+              for (int p = 0; p < g.oh; ++p)
+                for (int q = 0; q < g.ow; ++q) {
+                  const auto [h, w] = first_max(plane, g.h, g.w, p * g.stride - g.pad_top,
+                                                q * g.stride - g.pad_left, g.kernel);
+                  ASSERT_GE(h, 0);
+                  const float max = plane[h * g.w + w];
+                  EXPECT_EQ(dst[offset(l, n, c, p, q, C, g.oh, g.ow)], max) << p << "," << q;
+                  if (!relu || max > 0.f)
+                    expected[((n * C + c) * g.h + h) * g.w + w] +=
+                        grads[((n * C + c) * g.oh + p) * g.ow + q];
+                }
+            }
+          for (int n = 0; n < N; ++n)
+            for (int c = 0; c < C; ++c)
+              for (int h = 0; h < g.h; ++h)
+                for (int w = 0; w < g.w; ++w)
+                  EXPECT_NEAR(d_src[offset(l, n, c, h, w, C, g.h, g.w)],
+                              expected[((n * C + c) * g.h + h) * g.w + w], 1e-6)
+                      << h << "," << w;
+          EXPECT_TRUE(std::ranges::none_of(dst, [](float v) { return std::isnan(v); }));
+          EXPECT_TRUE(std::ranges::none_of(d_src, [](float v) { return std::isnan(v); }));
+        }
+}
+
+// Windows our kernel does not take are refused by name, not run wrongly: a position must fit a
+// byte below kMasked, a pad must be smaller than the window, and every window must reach the
+// input.
+TEST(DnnlPoolKernel, RefusesWhatItDoesNotTake) {
+  EXPECT_TRUE(dnnl_backend::pool_kernel_fits(15, 15, 0, 0, 30, 30, 2, 2));
+  EXPECT_FALSE(dnnl_backend::pool_kernel_fits(16, 16, 0, 0, 32, 32, 2, 2));
+  EXPECT_FALSE(dnnl_backend::pool_kernel_fits(2, 2, 2, 0, 8, 8, 5, 4));
+  EXPECT_FALSE(dnnl_backend::pool_kernel_fits(2, 2, 0, 0, 8, 8, 5, 4));
+  const auto v = view(Layout{"nChw16c", 16}, 1, 16, 32, 32);
+  EXPECT_THROW(dnnl_backend::make_pool_plan(v, view(Layout{"nChw16c", 16}, 1, 16, 2, 2), 16, 16,
+                                            0, 0, false),
+               Error);
+  EXPECT_THROW(dnnl_backend::make_pool_plan(v, view(Layout{"nChw8c", 8}, 1, 16, 16, 16), 2, 2, 0,
+                                            0, false),
+               Error);
+}
+
+// Both pooling kernels of the dnnl backend against ref (ExecutorOptions::own_maxpool): the op
+// cases with a pool and the seed, ours by default and oneDNN's, with what ran checked by name;
+// and against each other bit for bit on the seed, output, d_input and gradients (the same
+// maxima, the same winners, the ReLU's gradient masked alike).
+TEST(DnnlPoolKernel, BothKernelsMatchRefAndEachOther) {
+  const ExecutorOptions onednn{.own_maxpool = false};
+  for (const Case& c : op_cases())
+    if (c.name.starts_with("maxpool")) {
+      SCOPED_TRACE(c.name);
+      expect_dnnl_parity(c.net, 17, Measure::max_abs, onednn);
+    }
+  expect_dnnl_parity(seed_net(3), 102, Measure::max_abs, onednn);
+  const NetDesc net = seed_net(4);
+  auto pool_steps = [&](Executor& e) {
+    std::vector<std::string> steps;
+    for (const KernelUse& s : e.kernels())
+      if (s.op >= 0 && net.ops[s.op].kind == OpKind::maxpool) steps.push_back(s.name + ": " + s.impl);
+    return steps;
+  };
+  const auto relu_step = ::testing::StartsWith("ReLU backward of the conv before");
+  auto ours = make_executor(Backend::dnnl, net), theirs = make_executor(Backend::dnnl, net, onednn);
+  EXPECT_THAT(pool_steps(*ours), ::testing::Each(::testing::HasSubstr(": cae:maxpool:")));
+  EXPECT_THAT(pool_steps(*ours), ::testing::Not(::testing::Contains(relu_step)));
+  EXPECT_THAT(pool_steps(*theirs), ::testing::Each(::testing::Not(::testing::HasSubstr("cae:"))));
+  EXPECT_THAT(pool_steps(*theirs), ::testing::Contains(relu_step).Times(3));
+  const auto tensors = random_params(net, 31);
+  const auto x = test::random_floats(batch_size(net, net.input), 32, 0.f, 1.f);
+  const auto dy = test::random_floats(batch_size(net, net.output()), 33);
+  auto run = [&](Executor& e) {
+    e.from_canonical(tensors, e.params());
+    std::vector<float> dx(x.size());
+    e.forward(x.data());
+    std::vector<float> out(e.output(), e.output() + batch_size(net, net.output()));
+    e.backward(dy.data(), dx.data());
+    std::vector<std::vector<float>> all{out, dx};
+    for (auto& g : e.to_canonical(e.grads())) all.push_back(std::move(g));
+    return all;
+  };
+  EXPECT_EQ(run(*ours), run(*theirs));
 }
 
 }  // namespace

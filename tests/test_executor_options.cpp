@@ -29,15 +29,15 @@ using ::testing::HasSubstr;
 using W = ExecutorOptions::Winograd;
 
 constexpr const char* kVariables[] = {"CAE_WINOGRAD",   "CAE_WINOGRAD_TILE", "CAE_THIN_CONV",
-                                      "CAE_CUDA_GRAPH", "CAE_CUDA_TF32",     "CAE_KERNELS",
-                                      "CAE_KERNEL_CACHE"};
+                                      "CAE_MAXPOOL",    "CAE_CUDA_GRAPH",    "CAE_CUDA_TF32",
+                                      "CAE_KERNELS",    "CAE_KERNEL_CACHE"};
 
 // Every executor variable unset for one scope, whatever the caller's environment holds (the
 // suite's CAE_KERNELS=fixed included), and the cache's home fixed.
 struct CleanEnv {
   test::ScopedEnv winograd{"CAE_WINOGRAD", nullptr}, tile{"CAE_WINOGRAD_TILE", nullptr},
-      thin{"CAE_THIN_CONV", nullptr}, graph{"CAE_CUDA_GRAPH", nullptr},
-      tf32{"CAE_CUDA_TF32", nullptr}, kernels{"CAE_KERNELS", nullptr},
+      thin{"CAE_THIN_CONV", nullptr}, pool{"CAE_MAXPOOL", nullptr},
+      graph{"CAE_CUDA_GRAPH", nullptr}, tf32{"CAE_CUDA_TF32", nullptr}, kernels{"CAE_KERNELS", nullptr},
       cache{"CAE_KERNEL_CACHE", nullptr}, xdg{"XDG_CACHE_HOME", nullptr}, home{"HOME", "/home/u"};
 };
 
@@ -70,6 +70,8 @@ TEST(ExecutorOptionsFromEnv, ReadsEveryAcceptedValue) {
   EXPECT_EQ(from_env_with("CAE_WINOGRAD_TILE", "2").winograd_tile, 2);
   EXPECT_TRUE(from_env_with("CAE_THIN_CONV", "cae").thin_convs);
   EXPECT_FALSE(from_env_with("CAE_THIN_CONV", "dnnl").thin_convs);
+  EXPECT_TRUE(from_env_with("CAE_MAXPOOL", "cae").own_maxpool);
+  EXPECT_FALSE(from_env_with("CAE_MAXPOOL", "dnnl").own_maxpool);
   EXPECT_TRUE(from_env_with("CAE_CUDA_GRAPH", "1").cuda_graphs);
   EXPECT_FALSE(from_env_with("CAE_CUDA_GRAPH", "0").cuda_graphs);
   EXPECT_FALSE(from_env_with("CAE_CUDA_TF32", "0").cuda_tf32);
@@ -97,6 +99,7 @@ TEST(ExecutorOptionsFromEnv, RefusesOtherValuesNamingTheVariableAndTheAcceptedOn
   const std::pair<const char*, const char*> cases[] = {{"CAE_WINOGRAD", "cae|onednn|0"},
                                                        {"CAE_WINOGRAD_TILE", "4|2"},
                                                        {"CAE_THIN_CONV", "cae|dnnl"},
+                                                       {"CAE_MAXPOOL", "cae|dnnl"},
                                                        {"CAE_CUDA_GRAPH", "1|0"},
                                                        {"CAE_CUDA_TF32", "0|1"},
                                                        {"CAE_KERNELS", "measured|fixed"}};

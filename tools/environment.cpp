@@ -59,6 +59,7 @@ ops::ExecutorOptions executor_options_from_environment() {
       choice("CAE_WINOGRAD", {"cae", "onednn", "0"}, {W::cae, W::onednn, W::off}, o.winograd);
   o.winograd_tile = choice("CAE_WINOGRAD_TILE", {"4", "2"}, {4, 2}, o.winograd_tile);
   o.thin_convs = choice("CAE_THIN_CONV", {"cae", "dnnl"}, {true, false}, o.thin_convs);
+  o.own_maxpool = choice("CAE_MAXPOOL", {"cae", "dnnl"}, {true, false}, o.own_maxpool);
   o.cuda_graphs = choice("CAE_CUDA_GRAPH", {"1", "0"}, {true, false}, o.cuda_graphs);
   o.cuda_tf32 = choice("CAE_CUDA_TF32", {"0", "1"}, {false, true}, o.cuda_tf32);
   o.kernels = choice("CAE_KERNELS", {"measured", "fixed"}, {K::measured, K::fixed}, K::measured);
@@ -110,6 +111,7 @@ EngineOptions engine_options_from_environment_without_isa() {
                                          : EngineOptions::Winograd::off;
   o.winograd_tile = e.winograd_tile;
   o.thin_convs = e.thin_convs;
+  o.own_maxpool = e.own_maxpool;
   o.precision = e.precision == ops::ExecutorOptions::Precision::bf16
                     ? EngineOptions::Precision::bf16
                     : EngineOptions::Precision::f32;

@@ -14,11 +14,12 @@
 namespace cae {
 
 // Requires nothing. Ensures the defaults of ops::ExecutorOptions with each of CAE_WINOGRAD
-// (cae|onednn|0), CAE_WINOGRAD_TILE (4|2), CAE_THIN_CONV (cae|dnnl), CAE_CUDA_GRAPH (1|0) and
-// CAE_CUDA_TF32 (0|1) that is set and not empty applied, and kernels measured (CAE_KERNELS=fixed:
-// the rules) with the cache of CAE_KERNEL_CACHE, else $XDG_CACHE_HOME/cae/kernels.json, else
-// $HOME/.cache/cae/kernels.json ("none", or no home: no cache). Throws cae::Error naming the
-// variable, its value and the accepted values for any other value.
+// (cae|onednn|0), CAE_WINOGRAD_TILE (4|2), CAE_THIN_CONV (cae|dnnl), CAE_MAXPOOL (cae|dnnl),
+// CAE_CUDA_GRAPH (1|0) and CAE_CUDA_TF32 (0|1) that is set and not empty applied, and kernels
+// measured (CAE_KERNELS=fixed: the rules) with the cache of CAE_KERNEL_CACHE, else
+// $XDG_CACHE_HOME/cae/kernels.json, else $HOME/.cache/cae/kernels.json ("none", or no home: no
+// cache). Throws cae::Error naming the variable, its value and the accepted values for any other
+// value.
 ops::ExecutorOptions executor_options_from_environment();
 
 // Requires nothing. Ensures the cap CAE_MAX_ISA names (and caps oneDNN to), else the tier of

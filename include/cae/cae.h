@@ -76,6 +76,7 @@ struct EngineOptions {
   int winograd_tile = 4;   // cae's Winograd output tile, 4 or 2. CAE_WINOGRAD_TILE=4|2.
   bool thin_convs = true;  // cae's kernels for 1->C and C->1 convs; false: oneDNN's.
                            // CAE_THIN_CONV=cae|dnnl.
+  bool own_maxpool = true;  // cae's max-pool kernel; false: oneDNN's. CAE_MAXPOOL=cae|dnnl.
   // The highest instruction-set tier any kernel of this process runs: avx512, avx2 or baseline;
   // empty: leave the process's cap as it is (none unless set). The cap belongs to the process,
   // as OMP_NUM_THREADS does: it is fixed when the first kernel runs, and a different one after

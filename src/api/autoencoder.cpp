@@ -46,6 +46,7 @@ ops::ExecutorOptions executor_options(const EngineOptions& o) {
                                                                : W::off;
   e.winograd_tile = o.winograd_tile;
   e.thin_convs = o.thin_convs;
+  e.own_maxpool = o.own_maxpool;
   using P = ops::ExecutorOptions::Precision;
   e.precision = o.precision == EngineOptions::Precision::bf16 ? P::bf16 : P::f32;
   return e;

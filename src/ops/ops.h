@@ -349,6 +349,10 @@ struct ExecutorOptions {
   // dnnl: our direct kernels for the thin convs 1->C and C->1 (thin_conv.h); false gives them
   // to oneDNN. CAE_THIN_CONV=cae|dnnl.
   bool thin_convs = true;
+  // dnnl: our max-pool kernel (pool_kernel.h: the ReLU backward of the conv before folded in,
+  // each input cell written once) on the layouts it takes; false gives the pools to oneDNN.
+  // CAE_MAXPOOL=cae|dnnl.
+  bool own_maxpool = true;
   // dnnl: the memory plan shares buffers between memories whose spans do not overlap; false
   // gives each memory a buffer of its own (to test that sharing changes no bit). No variable.
   bool share_buffers = true;

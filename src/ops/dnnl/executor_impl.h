@@ -31,6 +31,7 @@
 #include "ops/dnnl/join_kernel.h"
 #include "ops/dnnl/kernel_choice.h"
 #include "ops/dnnl/onednn_isa.h"
+#include "ops/dnnl/pool_kernel.h"
 #include "ops/dnnl/resize_kernel.h"
 #include "ops/dnnl/thin_conv.h"
 #include "ops/dnnl/winograd.h"
@@ -40,6 +41,7 @@ namespace cae::ops::dnnl_exec {
 using dnnl::memory;
 using dnnl_backend::BlockedView;
 using dnnl_backend::ConcatPlan;
+using dnnl_backend::PoolPlan;
 using dnnl_backend::ResizePlan;
 using dnnl_backend::ThinConvGeom;
 using dnnl_backend::ThinConvPlan;
@@ -186,6 +188,7 @@ class DnnlExecutor final : public Executor {
   // Op i, a tconv: oneDNN's deconvolution.
   void build_tconv(int i);
   void build_pool(int i);
+  bool build_own_pool(int i);
   void build_eltwise(int i);
   void build_resize(int i);
   void build_join(int i);
@@ -277,6 +280,7 @@ class DnnlExecutor final : public Executor {
   FloatBuffer params_, grads_;
 
   std::deque<ResizePlan> resize_plans_;  // deque: steps point into it
+  std::deque<PoolPlan> pool_plans_;      // likewise
   std::deque<ThinConvPlan> thin_plans_;  // likewise
   std::deque<WinogradPlan> winograd_plans_;  // likewise
   std::deque<ConcatPlan> concat_plans_;      // likewise

@@ -29,6 +29,7 @@ std::vector<bool> relu_by_pool_rewrite(const NetDesc& net) {
 }
 
 void DnnlExecutor::build_pool(int i) {
+  if (options_.own_maxpool && build_own_pool(i)) return;
   const OpDesc& op = net_.ops[i];
   const memory have = input_of(i);  // a copy: act_ grows below
   const memory::dims dst_dims{net_.batch, op.out.c, op.out.h, op.out.w};
@@ -84,6 +85,64 @@ void DnnlExecutor::build_pool(int i) {
       i, "backward", dnnl::pooling_backward(bwd), bwd,
       {{DNNL_ARG_DIFF_DST, d_dst}, {DNNL_ARG_WORKSPACE, workspace}, {DNNL_ARG_DIFF_SRC, d_src}}));
   if (reorder.prim) dsteps.push_back(std::move(reorder));
+}
+
+// Our kernel (pool_kernel.h) on the input's own layout: the output takes that layout, backward
+// writes d(input) in the layout of whatever receives it, and a ReLU left to this pool
+// (relu_by_pool_) is applied within it. False, with nothing built, where the geometry or a
+// layout is outside the kernel's family.
+bool DnnlExecutor::build_own_pool(int i) {
+  const OpDesc& op = net_.ops[i];
+  const memory have = input_of(i);  // copies: act_ and dact_ grow below
+  const memory target = diff_input_of(i);
+  const auto src_view = blocked_view(have.get_desc());
+  const auto target_view = blocked_view(target.get_desc());
+  if (!src_view || !target_view || target_view->cb != src_view->cb ||
+      target_view->ci != src_view->ci ||
+      !dnnl_backend::pool_kernel_fits(op.kernel, op.stride, op.pad_top, op.pad_left, op.in.h,
+                                      op.in.w, op.out.h, op.out.w)) {
+    note_fallback(i, "max-pool: geometry or layout outside cae's kernel; oneDNN's pooling");
+    return false;
+  }
+  const bool relu = i > 0 && relu_by_pool_[i - 1];
+  const Md dst_md = same_layout(have.get_desc(), {net_.batch, op.out.c, op.out.h, op.out.w});
+  const memory dst = new_activation(i, dst_md);
+  const auto dst_view = *blocked_view(dst_md);
+  const PoolPlan& fwd_plan = pool_plans_.emplace_back(dnnl_backend::make_pool_plan(
+      *src_view, dst_view, op.kernel, op.stride, op.pad_top, op.pad_left, relu));
+  const PoolPlan& bwd_plan = pool_plans_.emplace_back(dnnl_backend::make_pool_plan(
+      *target_view, dst_view, op.kernel, op.stride, op.pad_top, op.pad_left, relu));
+  const memory positions = new_memory(
+      Md({memory::dim(dnnl_backend::pool_positions_bytes(fwd_plan))}, memory::data_type::u8,
+         Tag::x));
+  const std::string impl = std::string("cae:maxpool:") + isa_name(fwd_plan.isa);
+  Step fwd;
+  fwd.op = i;
+  fwd.name = "forward";
+  fwd.impl = impl;
+  fwd.kernel = [&fwd_plan, have, dst, positions] {
+    dnnl_backend::maxpool_forward(fwd_plan, static_cast<const float*>(have.get_data_handle()),
+                                  static_cast<float*>(dst.get_data_handle()),
+                                  static_cast<std::uint8_t*>(positions.get_data_handle()));
+  };
+  fwd.mems = {have, dst, positions};
+  op_fwd_[i].push_back(std::move(fwd));
+
+  const memory d_dst = make_diff(i, dst_md, false);
+  dact_.push_back(d_dst);
+  Step bwd;
+  bwd.op = i;
+  bwd.name = relu ? "backward, the ReLU of the conv before folded in" : "backward";
+  bwd.impl = impl;
+  bwd.kernel = [&bwd_plan, d_dst, positions, target] {
+    dnnl_backend::maxpool_backward(
+        bwd_plan, static_cast<const float*>(d_dst.get_data_handle()),
+        static_cast<const std::uint8_t*>(positions.get_data_handle()),
+        static_cast<float*>(target.get_data_handle()));
+  };
+  bwd.mems = {d_dst, positions, target};
+  data_grad_steps(i).push_back(std::move(bwd));
+  return true;
 }
 
 void DnnlExecutor::build_eltwise(int i) {
