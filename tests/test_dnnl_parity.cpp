@@ -595,7 +595,8 @@ TEST(DnnlResizeKernel, EveryLayoutMatchesTheCanonicalMap) {
 
 // The ref backend's rule (ref_kernels.cpp, pool_argmax): the first maximum of the window's
 // in-range cells in row-major order; {-1, -1} when none is in range.
-std::pair<int, int> first_max(const std::vector<float>& plane, int H, int W, int y0, int x0, int k) {
+std::pair<int, int> first_max(const std::vector<float>& plane, int H, int W, int y0, int x0,
+                              int k) {
   std::pair<int, int> best{-1, -1};
   for (int ky = 0; ky < k; ++ky)
     for (int kx = 0; kx < k; ++kx) {
@@ -720,7 +721,8 @@ TEST(DnnlPoolKernel, BothKernelsMatchRefAndEachOther) {
   auto pool_steps = [&](Executor& e) {
     std::vector<std::string> steps;
     for (const KernelUse& s : e.kernels())
-      if (s.op >= 0 && net.ops[s.op].kind == OpKind::maxpool) steps.push_back(s.name + ": " + s.impl);
+      if (s.op >= 0 && net.ops[s.op].kind == OpKind::maxpool)
+        steps.push_back(s.name + ": " + s.impl);
     return steps;
   };
   const auto relu_step = ::testing::StartsWith("ReLU backward of the conv before");

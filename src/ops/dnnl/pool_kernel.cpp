@@ -136,9 +136,8 @@ CAE_INLINE void forward_2x2_run(const float* c0, const float* c1, std::ptrdiff_t
 // Backward of such a run, for windows that tile the input: each of the four cells written once.
 template <int L>
 CAE_INLINE void backward_2x2_run(float* c0, float* c1, std::ptrdiff_t sw, std::ptrdiff_t step,
-                                 const float* dy, std::ptrdiff_t dy_step,
-                                 const std::uint8_t* pos, int count,
-                                 const PositionTable<L>& position) {
+                                 const float* dy, std::ptrdiff_t dy_step, const std::uint8_t* pos,
+                                 int count, const PositionTable<L>& position) {
   const Lanes<L> at0 = position.at[0], at1 = position.at[1], at2 = position.at[2],
                  at3 = position.at[3];
   for (int x = 0; x < count; ++x, c0 += step, c1 += step, dy += dy_step, pos += L) {
@@ -209,10 +208,9 @@ CAE_INLINE void forward_rows(const PoolPlan& p, const float* src, float* dst,
       if (run.xb > run.xa) {
         const float* c0 = plane + std::ptrdiff_t(y0) * s.stride_h +
                           std::ptrdiff_t(run.xa * p.stride - p.pad_left) * s.stride_w;
-        forward_2x2_run<L>(c0, c0 + s.stride_h, s.stride_w, p.stride * s.stride_w,
-                           dst_row + run.xa * d.stride_w, d.stride_w,
-                           pos_row + std::size_t(run.xa) * ci, run.xb - run.xa, p.relu_mask,
-                           position);
+        forward_2x2_run<L>(
+            c0, c0 + s.stride_h, s.stride_w, p.stride * s.stride_w, dst_row + run.xa * d.stride_w,
+            d.stride_w, pos_row + std::size_t(run.xa) * ci, run.xb - run.xa, p.relu_mask, position);
         x = run.xb;
       }
     }
@@ -322,9 +320,9 @@ CAE_INLINE void backward_planes(const PoolPlan& p, const float* diff_dst,
 // Each kernel once per vector width, compiled for the tier that has it: 16 lanes AVX-512, 8
 // lanes AVX2, 4 lanes the baseline (SSE2). The bodies are always_inline, so each wrapper compiles
 // them for its own target; which one runs is the plan's, never a silent choice.
-#define CAE_POOL_TIERS(name, params, args)                      \
-  CAE_AVX512 void name##_16 params { name<16> args; }           \
-  CAE_AVX2 void name##_8 params { name<8> args; }               \
+#define CAE_POOL_TIERS(name, params, args)            \
+  CAE_AVX512 void name##_16 params { name<16> args; } \
+  CAE_AVX2 void name##_8 params { name<8> args; }     \
   void name##_4 params { name<4> args; }
 
 CAE_POOL_TIERS(forward_rows,
@@ -373,8 +371,8 @@ PoolPlan make_pool_plan(const BlockedView& src, const BlockedView& dst, int kern
                 std::to_string(src.w) + " -> " + std::to_string(dst.h) + "x" +
                 std::to_string(dst.w));
   PoolPlan p{src, dst, kernel, stride, pad_top, pad_left, relu_mask};
-  p.tiles = stride == kernel && dst.h * stride - pad_top >= src.h &&
-            dst.w * stride - pad_left >= src.w;
+  p.tiles =
+      stride == kernel && dst.h * stride - pad_top >= src.h && dst.w * stride - pad_left >= src.w;
   p.isa = cpu_isa();
   p.lanes = p.isa == Isa::avx512 && dst.ci % 16 == 0 ? 16
             : p.isa >= Isa::avx2 && dst.ci % 8 == 0  ? 8
@@ -388,7 +386,7 @@ std::size_t pool_positions_bytes(const PoolPlan& plan) {
 }
 
 void maxpool_forward(const PoolPlan& plan, const float* src, float* dst, std::uint8_t* positions) {
-  const auto rows = plan.lanes == 16 ? forward_rows_16
+  const auto rows = plan.lanes == 16  ? forward_rows_16
                     : plan.lanes == 8 ? forward_rows_8
                                       : forward_rows_4;
   parallel_blocks(long(plan.dst.n) * plan.dst.cb * plan.dst.h,
@@ -398,13 +396,13 @@ void maxpool_forward(const PoolPlan& plan, const float* src, float* dst, std::ui
 void maxpool_backward(const PoolPlan& plan, const float* diff_dst, const std::uint8_t* positions,
                       float* diff_src) {
   if (plan.tiles) {
-    const auto rows = plan.lanes == 16 ? backward_rows_16
+    const auto rows = plan.lanes == 16  ? backward_rows_16
                       : plan.lanes == 8 ? backward_rows_8
                                         : backward_rows_4;
     parallel_blocks(long(plan.dst.n) * plan.dst.cb * plan.dst.h,
                     [&](long a, long b) { rows(plan, diff_dst, positions, diff_src, a, b); });
   } else {
-    const auto planes = plan.lanes == 16 ? backward_planes_16
+    const auto planes = plan.lanes == 16  ? backward_planes_16
                         : plan.lanes == 8 ? backward_planes_8
                                           : backward_planes_4;
     parallel_blocks(long(plan.dst.n) * plan.dst.cb,

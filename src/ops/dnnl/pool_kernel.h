@@ -27,8 +27,8 @@ inline constexpr std::uint8_t kMasked = 255;
 struct PoolPlan {
   BlockedView src, dst;
   int kernel = 0, stride = 0, pad_top = 0, pad_left = 0;
-  bool relu_mask = false;  // forward marks windows whose max is not > 0 (the ReLU before)
-  bool tiles = false;      // the windows cover every input cell exactly once
+  bool relu_mask = false;   // forward marks windows whose max is not > 0 (the ReLU before)
+  bool tiles = false;       // the windows cover every input cell exactly once
   Isa isa = Isa::baseline;  // the tier the kernels run on: the CPU's, under the cap
   int lanes = 4;            // the vector width of that tier's kernel for this layout
 };
@@ -54,7 +54,7 @@ void maxpool_forward(const PoolPlan& plan, const float* src, float* dst, std::ui
 
 // diff_src (overwritten, in plan.src's layout) = each window's diff_dst at the position forward
 // chose, 0 elsewhere; summation order is fixed, so results do not depend on the thread count.
-void maxpool_backward(const PoolPlan& plan, const float* diff_dst,
-                      const std::uint8_t* positions, float* diff_src);
+void maxpool_backward(const PoolPlan& plan, const float* diff_dst, const std::uint8_t* positions,
+                      float* diff_src);
 
 }  // namespace cae::ops::dnnl_backend
