@@ -1,7 +1,7 @@
 // Max pooling with the ref backend's semantics (the first maximum of each window in row-major
 // order wins; padding cells take no part), run directly on the layouts oneDNN picks for
 // activations (BlockedView, resize_kernel.h), in place of oneDNN's pooling primitives where
-// ExecutorOptions::pool chooses ours.
+// ExecutorOptions::own_maxpool chooses ours.
 //
 // Forward writes the max and, per output value, the window position that won (one byte: ky *
 // kernel + kx). Backward hands each pooled gradient to that position, so it reads the pooled
