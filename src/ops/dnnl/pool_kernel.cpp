@@ -93,16 +93,40 @@ CAE_INLINE Span window_span(int start, int kernel, int size) {
   return {std::max(0, -start), std::min(kernel, size - start)};
 }
 
-// The outputs [xa, xb) of a row whose 2x2 windows lie wholly inside the input: x0 = x * stride
-// - pad_left >= 0 and x0 + 2 <= width.
-struct Run {
-  int xa, xb;
+// Output row r of the flattened (n, cb, y) range: its image, its channel block, and the input
+// rows its windows take.
+struct PoolRow {
+  int n, cb, y;
+  int y0;   // the input row of the windows' first row (negative in a pad)
+  Span ys;  // the window rows inside the input
 };
-CAE_INLINE Run whole_2x2_windows(int stride, int pad_left, int in_w, int out_w) {
-  const int xa = std::min(out_w, (pad_left + stride - 1) / stride);
-  const int last = in_w - 2 + pad_left;  // x * stride <= last
-  const int xb = last < 0 ? xa : std::max(xa, std::min(out_w, last / stride + 1));
-  return {xa, xb};
+CAE_INLINE PoolRow pool_row(const PoolPlan& p, long r) {
+  const BlockedView& d = p.dst;
+  const int y = int(r % d.h), y0 = y * p.stride - p.pad_top;
+  return {int(r / d.h / d.cb), int(r / d.h % d.cb), y, y0, window_span(y0, p.kernel, p.src.h)};
+}
+
+// Where input cell (h, w) lies in its image plane, in floats.
+CAE_INLINE std::ptrdiff_t cell_offset(const BlockedView& v, int h, int w) {
+  return std::ptrdiff_t(h) * v.stride_h + std::ptrdiff_t(w) * v.stride_w;
+}
+
+// Each output x of a row, in order, to any(x); but where `whole` (a 2x2 kernel, one vector of
+// channels per cell, both window rows inside the input), the run of windows that lie wholly
+// inside the input (x0 = x * stride - pad_left >= 0, x0 + 2 <= width) to run(xa, count) at once.
+template <class Any, class WholeRun>
+CAE_INLINE void each_output_of_row(const PoolPlan& p, bool whole, Any any, WholeRun run) {
+  const int out_w = p.dst.w;
+  int x = 0;
+  if (whole) {
+    const int xa = std::min(out_w, (p.pad_left + p.stride - 1) / p.stride);
+    const int last = p.src.w - 2 + p.pad_left;  // x * stride <= last
+    const int xb = last < 0 ? xa : std::max(xa, std::min(out_w, last / p.stride + 1));
+    for (; x < xa; ++x) any(x);
+    if (xb > xa) run(xa, xb - xa);
+    x = std::max(x, xb);
+  }
+  for (; x < out_w; ++x) any(x);
 }
 
 // The seed's pools: a run of whole 2x2 windows on one vector of channels per cell (ci == L),
@@ -159,20 +183,18 @@ CAE_INLINE void forward_rows(const PoolPlan& p, const float* src, float* dst,
   const int k = p.kernel, ci = d.ci;
   const PositionTable<L> position(ci >= L ? k * k : 0);
   for (long r = r0; r < r1; ++r) {
-    const int y = int(r % d.h), cb = int(r / d.h % d.cb), n = int(r / d.h / d.cb);
-    const int y0 = y * p.stride - p.pad_top;
-    const Span ys = window_span(y0, k, s.h);
-    const float* plane = src + n * s.stride_n + cb * s.stride_cb;
-    float* dst_row = dst + n * d.stride_n + cb * d.stride_cb + y * d.stride_h;
+    const PoolRow row = pool_row(p, r);
+    const int y0 = row.y0;
+    const Span ys = row.ys;
+    const float* plane = src + row.n * s.stride_n + row.cb * s.stride_cb;
+    float* dst_row = dst + row.n * d.stride_n + row.cb * d.stride_cb + row.y * d.stride_h;
     std::uint8_t* pos_row = positions + std::size_t(r) * d.w * ci;
     // Any window: its in-range cells, strictly greater wins (a later tie does not; the first
     // cell compares with itself).
     auto forward_any = [&](int x) {
       const int x0 = x * p.stride - p.pad_left;
       const Span xs = window_span(x0, k, s.w);
-      auto cell = [&](int ky, int kx) {
-        return plane + std::ptrdiff_t(y0 + ky) * s.stride_h + std::ptrdiff_t(x0 + kx) * s.stride_w;
-      };
+      auto cell = [&](int ky, int kx) { return plane + cell_offset(s, y0 + ky, x0 + kx); };
       float* out = dst_row + x * d.stride_w;
       std::uint8_t* pos = pos_row + std::size_t(x) * ci;
       int i = 0;
@@ -201,20 +223,13 @@ CAE_INLINE void forward_rows(const PoolPlan& p, const float* src, float* dst,
         pos[i] = std::uint8_t(at);
       }
     };
-    int x = 0;
-    if (k == 2 && ci == L && ys.hi - ys.lo == 2) {
-      const Run run = whole_2x2_windows(p.stride, p.pad_left, s.w, d.w);
-      for (; x < run.xa; ++x) forward_any(x);
-      if (run.xb > run.xa) {
-        const float* c0 = plane + std::ptrdiff_t(y0) * s.stride_h +
-                          std::ptrdiff_t(run.xa * p.stride - p.pad_left) * s.stride_w;
-        forward_2x2_run<L>(
-            c0, c0 + s.stride_h, s.stride_w, p.stride * s.stride_w, dst_row + run.xa * d.stride_w,
-            d.stride_w, pos_row + std::size_t(run.xa) * ci, run.xb - run.xa, p.relu_mask, position);
-        x = run.xb;
-      }
-    }
-    for (; x < d.w; ++x) forward_any(x);
+    each_output_of_row(
+        p, k == 2 && ci == L && ys.hi - ys.lo == 2, forward_any, [&](int xa, int count) {
+          const float* c0 = plane + cell_offset(s, y0, xa * p.stride - p.pad_left);
+          forward_2x2_run<L>(c0, c0 + s.stride_h, s.stride_w, p.stride * s.stride_w,
+                             dst_row + xa * d.stride_w, d.stride_w, pos_row + std::size_t(xa) * ci,
+                             count, p.relu_mask, position);
+        });
   }
 }
 
@@ -228,18 +243,16 @@ CAE_INLINE void backward_rows(const PoolPlan& p, const float* diff_dst,
   const int k = p.kernel, ci = d.ci;
   const PositionTable<L> position(ci >= L ? k * k : 0);
   for (long r = r0; r < r1; ++r) {
-    const int y = int(r % d.h), cb = int(r / d.h % d.cb), n = int(r / d.h / d.cb);
-    const int y0 = y * p.stride - p.pad_top;
-    const Span ys = window_span(y0, k, s.h);
-    float* plane = diff_src + n * s.stride_n + cb * s.stride_cb;
-    const float* dy_row = diff_dst + n * d.stride_n + cb * d.stride_cb + y * d.stride_h;
+    const PoolRow row = pool_row(p, r);
+    const int y0 = row.y0;
+    const Span ys = row.ys;
+    float* plane = diff_src + row.n * s.stride_n + row.cb * s.stride_cb;
+    const float* dy_row = diff_dst + row.n * d.stride_n + row.cb * d.stride_cb + row.y * d.stride_h;
     const std::uint8_t* pos_row = positions + std::size_t(r) * d.w * ci;
     auto backward_any = [&](int x) {
       const int x0 = x * p.stride - p.pad_left;
       const Span xs = window_span(x0, k, s.w);
-      auto cell = [&](int ky, int kx) {
-        return plane + std::ptrdiff_t(y0 + ky) * s.stride_h + std::ptrdiff_t(x0 + kx) * s.stride_w;
-      };
+      auto cell = [&](int ky, int kx) { return plane + cell_offset(s, y0 + ky, x0 + kx); };
       const float* g_at = dy_row + x * d.stride_w;
       const std::uint8_t* pos = pos_row + std::size_t(x) * ci;
       int i = 0;
@@ -255,20 +268,13 @@ CAE_INLINE void backward_rows(const PoolPlan& p, const float* diff_dst,
           for (int kx = xs.lo; kx < xs.hi; ++kx)
             cell(ky, kx)[i] = pos[i] == ky * k + kx ? g_at[i] : 0.f;
     };
-    int x = 0;
-    if (k == 2 && ci == L && ys.hi - ys.lo == 2) {
-      const Run run = whole_2x2_windows(p.stride, p.pad_left, s.w, d.w);
-      for (; x < run.xa; ++x) backward_any(x);
-      if (run.xb > run.xa) {
-        float* c0 = plane + std::ptrdiff_t(y0) * s.stride_h +
-                    std::ptrdiff_t(run.xa * p.stride - p.pad_left) * s.stride_w;
-        backward_2x2_run<L>(c0, c0 + s.stride_h, s.stride_w, p.stride * s.stride_w,
-                            dy_row + run.xa * d.stride_w, d.stride_w,
-                            pos_row + std::size_t(run.xa) * ci, run.xb - run.xa, position);
-        x = run.xb;
-      }
-    }
-    for (; x < d.w; ++x) backward_any(x);
+    each_output_of_row(p, k == 2 && ci == L && ys.hi - ys.lo == 2, backward_any,
+                       [&](int xa, int count) {
+                         float* c0 = plane + cell_offset(s, y0, xa * p.stride - p.pad_left);
+                         backward_2x2_run<L>(c0, c0 + s.stride_h, s.stride_w, p.stride * s.stride_w,
+                                             dy_row + xa * d.stride_w, d.stride_w,
+                                             pos_row + std::size_t(xa) * ci, count, position);
+                       });
   }
 }
 
@@ -287,17 +293,15 @@ CAE_INLINE void backward_planes(const PoolPlan& p, const float* diff_dst,
     for (int h = 0; h < s.h; ++h)
       for (int w = 0; w < s.w; ++w) std::fill_n(plane + h * s.stride_h + w * s.stride_w, ci, 0.f);
     for (int y = 0; y < d.h; ++y) {
-      const int y0 = y * p.stride - p.pad_top;
-      const Span ys = window_span(y0, k, s.h);
+      const PoolRow row = pool_row(p, q * d.h + y);
+      const int y0 = row.y0;
+      const Span ys = row.ys;
       const float* dy_row = diff_dst + n * d.stride_n + cb * d.stride_cb + y * d.stride_h;
       const std::uint8_t* pos_row = positions + (std::size_t(q) * d.h + y) * d.w * ci;
       for (int x = 0; x < d.w; ++x) {
         const int x0 = x * p.stride - p.pad_left;
         const Span xs = window_span(x0, k, s.w);
-        auto cell = [&](int ky, int kx) {
-          return plane + std::ptrdiff_t(y0 + ky) * s.stride_h +
-                 std::ptrdiff_t(x0 + kx) * s.stride_w;
-        };
+        auto cell = [&](int ky, int kx) { return plane + cell_offset(s, y0 + ky, x0 + kx); };
         const float* g_at = dy_row + x * d.stride_w;
         const std::uint8_t* pos = pos_row + std::size_t(x) * ci;
         int i = 0;
